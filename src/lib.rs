@@ -1,0 +1,20 @@
+//! healthgap: health-inequality evidence for Primary Care Networks.
+//!
+//! The crate mirrors the pipeline in `DESIGN.md`:
+//! `ingest → enrich → attribute → segment → measure → gradient → publish`.
+//!
+//! - [`ingest`] reads every input kind with a declared schema, header aliases and rejects.
+//! - [`stats`] holds the pure statistics (no polars, no I/O), checked against the national
+//!   reference methods (PHEindicatormethods).
+//! - [`cli`] is thin: it turns flags into settings and calls the library.
+//!
+//! Dependencies point one way: `cli` → `pipeline`/`ingest` → `stats`.
+
+#![deny(clippy::unwrap_used)]
+
+pub mod cli;
+pub mod error;
+pub mod ingest;
+pub mod output;
+pub mod schema;
+pub mod stats;
