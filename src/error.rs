@@ -24,6 +24,7 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause.is::<UserError>()
             || cause.is::<crate::ingest::InputError>()
+            || cause.is::<crate::config::ConfigError>()
             || cause.is::<crate::stats::StatsError>()
     })
 }

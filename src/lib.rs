@@ -13,8 +13,11 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod cli;
+pub mod conditions;
+pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod output;
+pub mod pipeline;
 pub mod schema;
 pub mod stats;

@@ -131,3 +131,45 @@ impl Printer {
         bar
     }
 }
+
+/// Write frames (stacked vertically) to a file whose extension picks the format: `.csv`,
+/// `.parquet` (zstd) or `.json` (an array of row objects).
+///
+/// # Errors
+/// If the file cannot be created, the extension is unknown, or the frames do not stack.
+pub fn write_table(
+    path: &std::path::Path,
+    frames: Vec<polars::prelude::DataFrame>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use polars::prelude::*;
+
+    let mut frames = frames.into_iter();
+    let mut df = frames.next().unwrap_or_default();
+    for next in frames {
+        anyhow::Context::context(df.vstack_mut(&next), "stacking tables")?;
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    match ext.as_str() {
+        "csv" => CsvWriter::new(file).finish(&mut df)?,
+        "parquet" => {
+            ParquetWriter::new(file)
+                .with_compression(ParquetCompression::Zstd(None))
+                .finish(&mut df)?;
+        }
+        "json" => JsonWriter::new(file)
+            .with_json_format(JsonFormat::Json)
+            .finish(&mut df)?,
+        other => anyhow::bail!(crate::error::UserError(format!(
+            "{}: unknown output format `.{other}`; use .csv, .parquet or .json",
+            path.display()
+        ))),
+    }
+    Ok(())
+}

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::output::{LogFormat, Printer};
 
+pub mod validate;
+
 /// healthgap: where health inequalities are in a PCN's population, and whether they are closing.
 ///
 /// Joins registered-list extracts with deprivation indices and outcome data, attributes patients
@@ -37,11 +39,15 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Check every input named in a config and report rejects, without running the pipeline
+    Validate(validate::ValidateArgs),
+}
 
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let printer = Printer::new(cli.quiet, cli.log_format);
-    let _ = &printer;
-    match cli.command {}
+    match cli.command {
+        Command::Validate(args) => validate::run(args, &printer),
+    }
 }

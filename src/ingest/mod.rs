@@ -1,6 +1,654 @@
-//! Reading inputs.
+//! ingest: read every input kind with a declared schema, header aliases and rejects.
+//!
+//! Owns the data contract of DESIGN §2: one [`InputContract`] per [`InputKind`] (in
+//! `deprivation`, `networks`, `registered`, `outcomes`, `geography`), the shared CSV/Parquet
+//! plumbing ([`source`]), the value checks ([`validate`]) and the rejects ([`report`]).
+//! Footprint polygons come from [`footprints`]. It does not join or derive anything beyond
+//! normalising codes: that is `crate::pipeline`'s enrich stage.
+//!
+//! Reading an input gives a [`Table`]: a lazy plan of the accepted rows with canonical, typed
+//! columns, the rejects (file, line, column, value, reason) and a report. The plan is not run
+//! here except to find the rejects.
 
-/// An input that cannot be used as given.
+pub mod contract;
+pub mod deprivation;
+pub mod footprints;
+pub mod geography;
+pub mod networks;
+pub mod outcomes;
+pub mod registered;
+pub mod report;
+pub mod source;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+pub use contract::InputContract;
+pub use footprints::{Footprint, Footprints, read_footprints};
+pub use report::{IngestReport, ReasonCount, Reject, rejects_frame};
+pub use source::Format;
+
+use crate::schema;
+use validate::{ColumnPlan, RowCheck};
+
+/// An input that cannot be used as given. The message names the file and what was expected.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InputError(pub String);
+pub enum InputError {
+    /// A problem with the file as a whole.
+    #[error("{}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in words.
+        message: String,
+    },
+    /// The file lacks columns the contract requires.
+    #[error("{}: {message}", path.display())]
+    MissingColumns {
+        /// The file.
+        path: PathBuf,
+        /// Which columns are required and which were found.
+        message: String,
+    },
+    /// The file could not be opened or read.
+    #[error("{}: {context}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        context: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// polars could not read the file.
+    #[error("{}: {context}: {}", path.display(), short_polars_message(source))]
+    Polars {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        context: String,
+        /// polars' error.
+        source: PolarsError,
+    },
+    /// More rows were refused than the configured limit allows.
+    #[error(
+        "{}: {rejected} of {read} rows refused ({rate:.2}%), above the limit of {limit:.2}%; most common: {top}",
+        path.display(),
+        rate = rate * 100.0,
+        limit = limit * 100.0
+    )]
+    TooManyRejects {
+        /// The file.
+        path: PathBuf,
+        /// Rows refused.
+        rejected: u64,
+        /// Rows read.
+        read: u64,
+        /// Share refused.
+        rate: f64,
+        /// Share allowed.
+        limit: f64,
+        /// The most common reasons, in words.
+        top: String,
+    },
+}
+
+impl InputError {
+    pub(crate) fn file(path: &Path, message: impl Into<String>) -> Self {
+        InputError::File {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn io(path: &Path, context: &str, source: std::io::Error) -> Self {
+        InputError::Io {
+            path: path.to_path_buf(),
+            context: context.to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn polars(path: &Path, context: &str, source: PolarsError) -> Self {
+        InputError::Polars {
+            path: path.to_path_buf(),
+            context: context.to_string(),
+            source,
+        }
+    }
+}
+
+/// The first line of a polars error: its message without the query plan it appends.
+pub fn short_polars_message(error: &PolarsError) -> String {
+    let text = error.to_string();
+    let first = text.split("\n\n").next().unwrap_or(&text);
+    first.lines().next().unwrap_or(first).trim().to_string()
+}
+
+/// Every tabular input kind of the data contract (DESIGN §2). Footprint polygons (GeoJSON) are
+/// read separately by [`read_footprints`].
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    /// Patient-level registered list.
+    Patients,
+    /// Patient conditions (long).
+    Conditions,
+    /// Patient outcomes (long).
+    Outcomes,
+    /// NHS Digital practice × LSOA registrations (weighted cells).
+    PracticeLsoa,
+    /// NHS Digital practice totals.
+    PracticeTotals,
+    /// Practice age profile (total, 16+, 65+).
+    PracticeAges,
+    /// Practice-level outcomes (Fingertips shape).
+    PracticeOutcomes,
+    /// English IoD2019 (LSOA 2011).
+    Iod2019,
+    /// English IoD2025 (LSOA 2021).
+    Iod2025,
+    /// Welsh WIMD 2019 (LSOA 2011).
+    Wimd2019,
+    /// ePCN practice → PCN memberships.
+    EpcnMembers,
+    /// ePCN PCN details.
+    EpcnPcns,
+    /// NHS Digital practice map.
+    PracticeMap,
+    /// ODS epraccur (no header).
+    Epraccur,
+    /// LSOA centroids.
+    LsoaCentroids,
+    /// LSOA → local authority lookup.
+    LsoaLookup,
+    /// Standard population (ESP2013).
+    Esp2013,
+}
+
+impl InputKind {
+    /// Every tabular input kind, in the order `validate` reports them.
+    pub const ALL: [InputKind; 17] = [
+        InputKind::Iod2019,
+        InputKind::Iod2025,
+        InputKind::Wimd2019,
+        InputKind::EpcnMembers,
+        InputKind::EpcnPcns,
+        InputKind::PracticeMap,
+        InputKind::Epraccur,
+        InputKind::PracticeTotals,
+        InputKind::PracticeAges,
+        InputKind::PracticeLsoa,
+        InputKind::Patients,
+        InputKind::Conditions,
+        InputKind::Outcomes,
+        InputKind::PracticeOutcomes,
+        InputKind::LsoaCentroids,
+        InputKind::LsoaLookup,
+        InputKind::Esp2013,
+    ];
+
+    /// The declared schema of this kind.
+    pub fn contract(self) -> &'static InputContract {
+        match self {
+            InputKind::Patients => &registered::PATIENTS_LIST,
+            InputKind::Conditions => &outcomes::CONDITIONS_LONG,
+            InputKind::Outcomes => &outcomes::PATIENT_OUTCOMES,
+            InputKind::PracticeLsoa => &registered::PRACTICE_LSOA,
+            InputKind::PracticeTotals => &registered::PRACTICE_TOTALS,
+            InputKind::PracticeAges => &registered::PRACTICE_AGES,
+            InputKind::PracticeOutcomes => &outcomes::PRACTICE_OUTCOMES,
+            InputKind::Iod2019 => &deprivation::IOD2019,
+            InputKind::Iod2025 => &deprivation::IOD2025,
+            InputKind::Wimd2019 => &deprivation::WIMD2019,
+            InputKind::EpcnMembers => &networks::EPCN_MEMBERS,
+            InputKind::EpcnPcns => &networks::EPCN_PCNS,
+            InputKind::PracticeMap => &networks::PRACTICE_MAP,
+            InputKind::Epraccur => &networks::EPRACCUR,
+            InputKind::LsoaCentroids => &geography::LSOA_CENTROIDS,
+            InputKind::LsoaLookup => &geography::LSOA_LOOKUP,
+            InputKind::Esp2013 => &geography::STANDARD_POPULATION,
+        }
+    }
+
+    /// The name used in config and messages (`iod2019`, `patients`, …).
+    pub fn name(self) -> &'static str {
+        self.contract().name
+    }
+}
+
+impl std::fmt::Display for InputKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How to read one input.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// The file format, when the extension does not tell.
+    pub format: Option<Format>,
+    /// The extract date: ages are computed at it from dates of birth, and later dates of birth
+    /// are refused.
+    pub extract_date: Option<chrono::NaiveDate>,
+}
+
+/// One input, read and checked: the accepted rows (lazy), the rejects and a report.
+pub struct Table {
+    /// What kind of input it is.
+    pub kind: InputKind,
+    /// The file.
+    pub path: PathBuf,
+    /// Accepted rows with canonical, typed columns. Lazy: nothing of it has run yet.
+    pub frame: LazyFrame,
+    /// Refused values.
+    pub rejects: Vec<Reject>,
+    /// Counts.
+    pub report: IngestReport,
+}
+
+impl Table {
+    /// Refuse the input when more than `limit` (a share, e.g. 0.01) of its rows were rejected.
+    ///
+    /// # Errors
+    /// [`InputError::TooManyRejects`] naming the file, the counts and the commonest reasons.
+    pub fn enforce_reject_limit(&self, limit: f64) -> Result<(), InputError> {
+        let rate = self.report.reject_rate();
+        if rate <= limit {
+            return Ok(());
+        }
+        let top = self
+            .report
+            .reasons
+            .iter()
+            .take(3)
+            .map(|r| format!("{} × {}: {}", r.count, r.column, r.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(InputError::TooManyRejects {
+            path: self.path.clone(),
+            rejected: self.report.rows_rejected,
+            read: self.report.rows_read,
+            rate,
+            limit,
+            top,
+        })
+    }
+
+    /// The rejects as a table with the published `rejects` schema.
+    ///
+    /// # Errors
+    /// If polars cannot build the frame.
+    pub fn rejects_frame(&self) -> PolarsResult<DataFrame> {
+        rejects_frame(self.kind.name(), &self.rejects)
+    }
+}
+
+/// Read one tabular input: open it, check every value, collect the rejects, and return the
+/// lazy plan of accepted rows.
+///
+/// # Errors
+/// [`InputError`] when the file cannot be read or lacks required columns. Bad rows are not
+/// errors: they are in [`Table::rejects`]; call [`Table::enforce_reject_limit`] to refuse an
+/// input with too many.
+pub fn read_table(
+    kind: InputKind,
+    path: &Path,
+    options: &ReadOptions,
+) -> Result<Table, InputError> {
+    let contract = kind.contract();
+    let mut raw = source::open(path, options.format, contract)?;
+    let file_schema = raw
+        .frame
+        .collect_schema()
+        .map_err(|e| InputError::polars(path, "cannot read the columns", e))?;
+
+    let mut plans: Vec<ColumnPlan> = contract
+        .columns
+        .iter()
+        .filter(|spec| raw.present.contains(&spec.name))
+        .map(ColumnPlan::from_spec)
+        .collect();
+    let mut text_extras = Vec::new();
+    let mut frame = raw.frame.clone();
+    let mut file_schema = (*file_schema).clone();
+    for extra in &raw.extras {
+        // A wide condition column on a patient list is a yes/no flag under its canonical code.
+        match (kind, crate::conditions::lookup(extra)) {
+            (InputKind::Patients, Some(condition))
+                if !plans.iter().any(|p| p.name == condition.code) =>
+            {
+                if condition.code != extra.as_str() {
+                    frame = frame.rename([extra.as_str()], [condition.code], true);
+                    // The renamed column keeps its stored type under the new name.
+                    if let Some(dtype) = file_schema.get(extra.as_str()).cloned() {
+                        file_schema.with_column(condition.code.into(), dtype);
+                    }
+                }
+                plans.push(ColumnPlan {
+                    name: condition.code.to_string(),
+                    ty: contract::ColumnType::Bool,
+                    nullable: true,
+                });
+            }
+            _ => text_extras.push(extra.clone()),
+        }
+    }
+    raw.frame = frame;
+
+    let row_checks = row_checks(kind, &raw.present, options)?;
+    let checked = validate::check(
+        raw.frame.clone(),
+        &plans,
+        &text_extras,
+        contract.unique_key,
+        &file_schema,
+        row_checks,
+    );
+
+    let structural: Vec<u64> = raw.structural_rejects.iter().map(|r| r.record).collect();
+    let structural_ok = if structural.is_empty() {
+        lit(true)
+    } else {
+        let rows = Series::new(
+            "structural".into(),
+            structural.iter().map(|&r| r as IdxSize).collect::<Vec<_>>(),
+        );
+        col(source::ROW_INDEX)
+            .is_in(lit(rows).implode(false), false)
+            .not()
+    };
+
+    let mut rejects = collect_rejects(&checked, structural_ok.clone(), &raw)?;
+    let file_label = path.display().to_string();
+    rejects.extend(raw.structural_rejects.iter().map(|s| Reject {
+        file: file_label.clone(),
+        line: s.line,
+        column: "(row)".into(),
+        value: String::new(),
+        reason: s.reason.clone(),
+    }));
+    rejects.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| a.column.cmp(&b.column)));
+
+    let mut warnings = Vec::new();
+    if raw.invalid_utf8_records > 0 {
+        warnings.push(format!(
+            "{} rows contain bytes that are not UTF-8 (e.g. Latin-1); they were read with replacement characters (\u{fffd})",
+            raw.invalid_utf8_records
+        ));
+    }
+    if raw.rows == 0 {
+        warnings.push("the file has a header but no data rows".to_string());
+    }
+    let report = IngestReport::from_rejects(kind.name(), path, raw.rows, &rejects, warnings);
+
+    let accepted = checked
+        .frame
+        .clone()
+        .filter(structural_ok.and(checked.row_ok()))
+        .select(
+            checked
+                .outputs
+                .iter()
+                .map(|c| col(c.as_str()))
+                .collect::<Vec<_>>(),
+        );
+    let frame = derive(kind, accepted, &raw.present, options)
+        .map_err(|e| InputError::polars(path, "cannot derive columns", e))?;
+    Ok(Table {
+        kind,
+        path: path.to_path_buf(),
+        frame,
+        rejects,
+        report,
+    })
+}
+
+/// Run the checks and turn every reason into a [`Reject`] with its physical line.
+fn collect_rejects(
+    checked: &validate::Checked,
+    structural_ok: Expr,
+    raw: &source::RawSource,
+) -> Result<Vec<Reject>, InputError> {
+    let path = raw.path.as_path();
+    let mut keep = vec![col(source::ROW_INDEX)];
+    let mut kept_raw: Vec<&str> = Vec::new();
+    for (_, reason, raw_col) in &checked.reasons {
+        keep.push(col(reason.as_str()));
+        if let Some(raw_col) = raw_col.as_deref().filter(|r| !kept_raw.contains(r)) {
+            kept_raw.push(raw_col);
+            keep.push(col(raw_col).cast(DataType::String));
+        }
+    }
+    let bad = checked
+        .frame
+        .clone()
+        .filter(structural_ok.and(checked.row_ok().not()))
+        .select(keep)
+        .collect()
+        .map_err(|e| InputError::polars(path, "cannot check the rows", e))?;
+    let rows = bad
+        .column(source::ROW_INDEX)
+        .and_then(|c| c.cast(&DataType::UInt64))
+        .map_err(|e| InputError::polars(path, "cannot read row numbers", e))?;
+    let rows = rows
+        .u64()
+        .map_err(|e| InputError::polars(path, "cannot read row numbers", e))?
+        .clone();
+    let file = path.display().to_string();
+    let mut rejects = Vec::new();
+    for (column, reason, raw_col) in &checked.reasons {
+        let reasons = bad
+            .column(reason.as_str())
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| InputError::polars(path, "cannot read reasons", e))?;
+        let values = match raw_col {
+            Some(raw_col) => Some(
+                bad.column(raw_col.as_str())
+                    .and_then(|c| c.str().cloned())
+                    .map_err(|e| InputError::polars(path, "cannot read values", e))?,
+            ),
+            None => None,
+        };
+        for (i, why) in reasons.iter().enumerate() {
+            let Some(why) = why else { continue };
+            let record = rows.get(i).unwrap_or(0);
+            let value = values
+                .as_ref()
+                .and_then(|v| v.get(i))
+                .unwrap_or("")
+                .to_string();
+            rejects.push(Reject {
+                file: file.clone(),
+                line: raw.lines.line_of(record),
+                column: column.clone(),
+                value,
+                reason: why.to_string(),
+            });
+        }
+    }
+    Ok(rejects)
+}
+
+/// Checks that involve more than one column, by kind.
+fn row_checks(
+    kind: InputKind,
+    present: &[&str],
+    options: &ReadOptions,
+) -> Result<Vec<RowCheck>, InputError> {
+    let has = |c: &str| present.contains(&c);
+    let mut checks = Vec::new();
+    if kind == InputKind::PracticeOutcomes {
+        let name_missing = if has(schema::INDICATOR_NAME) {
+            col(schema::INDICATOR_NAME).is_null()
+        } else {
+            lit(true)
+        };
+        checks.push(RowCheck {
+            column: schema::INDICATOR.to_string(),
+            reason: when(col(schema::INDICATOR).is_null().and(name_missing))
+                .then(lit(
+                    "missing value: neither indicator ID nor indicator name is given",
+                ))
+                .otherwise(lit(NULL).cast(DataType::String)),
+        });
+    }
+    if kind == InputKind::Patients {
+        let age_missing = if has(schema::AGE) {
+            col(schema::AGE).is_null()
+        } else {
+            lit(true)
+        };
+        let dob_missing = if has(schema::DATE_OF_BIRTH) {
+            col(schema::DATE_OF_BIRTH).is_null()
+        } else {
+            lit(true)
+        };
+        checks.push(RowCheck {
+            column: if has(schema::AGE) {
+                schema::AGE
+            } else {
+                schema::DATE_OF_BIRTH
+            }
+            .to_string(),
+            reason: when(age_missing.and(dob_missing))
+                .then(lit("missing value: neither age nor date of birth is given"))
+                .otherwise(lit(NULL).cast(DataType::String)),
+        });
+        if let (true, Some(extract)) = (has(schema::DATE_OF_BIRTH), options.extract_date) {
+            checks.push(RowCheck {
+                column: schema::DATE_OF_BIRTH.to_string(),
+                reason: when(col(schema::DATE_OF_BIRTH).gt(lit(extract)))
+                    .then(lit(format!(
+                        "date of birth after the extract date ({extract})"
+                    )))
+                    .when(age_from_dob(extract).gt(lit(120)))
+                    .then(lit("age above 120 at the extract date"))
+                    .otherwise(lit(NULL).cast(DataType::String)),
+            });
+        }
+    }
+    Ok(checks)
+}
+
+/// Whole years between a date of birth and the extract date.
+fn age_from_dob(extract: chrono::NaiveDate) -> Expr {
+    use chrono::Datelike;
+    let dob = col(schema::DATE_OF_BIRTH);
+    let years = lit(extract.year()) - dob.clone().dt().year();
+    let before_birthday = dob
+        .clone()
+        .dt()
+        .month()
+        .cast(DataType::Int32)
+        .gt(lit(extract.month() as i32))
+        .or(dob
+            .clone()
+            .dt()
+            .month()
+            .cast(DataType::Int32)
+            .eq(lit(extract.month() as i32))
+            .and(
+                dob.dt()
+                    .day()
+                    .cast(DataType::Int32)
+                    .gt(lit(extract.day() as i32)),
+            ));
+    (years - when(before_birthday).then(lit(1)).otherwise(lit(0))).cast(DataType::Int64)
+}
+
+/// Columns each kind adds or normalises after the checks.
+fn derive(
+    kind: InputKind,
+    frame: LazyFrame,
+    present: &[&str],
+    options: &ReadOptions,
+) -> PolarsResult<LazyFrame> {
+    let has = |c: &str| present.contains(&c);
+    Ok(match kind {
+        InputKind::Iod2019 => with_index_labels(frame, "E", "IoD2019", 2011),
+        InputKind::Iod2025 => with_index_labels(frame, "E", "IoD2025", 2021),
+        InputKind::Wimd2019 => with_index_labels(frame, "W", "WIMD2019", 2011),
+        InputKind::Patients => {
+            // Age at the extract date from the date of birth where age is not given.
+            match (
+                has(schema::AGE),
+                has(schema::DATE_OF_BIRTH),
+                options.extract_date,
+            ) {
+                (true, true, Some(extract)) => frame.with_column(
+                    coalesce(&[col(schema::AGE), age_from_dob(extract)]).alias(schema::AGE),
+                ),
+                (false, true, Some(extract)) => {
+                    frame.with_column(age_from_dob(extract).alias(schema::AGE))
+                }
+                _ => frame,
+            }
+        }
+        InputKind::PracticeMap if has(schema::PCN_CODE) => {
+            // NHS Digital marks practices outside any PCN with the placeholder "U".
+            frame.with_column(
+                when(col(schema::PCN_CODE).eq(lit("U")))
+                    .then(lit(NULL).cast(DataType::String))
+                    .otherwise(col(schema::PCN_CODE))
+                    .alias(schema::PCN_CODE),
+            )
+        }
+        InputKind::PracticeOutcomes if has(schema::INDICATOR_NAME) => {
+            // Later periods of a Fingertips export may leave the ID empty: take it from rows of
+            // the same indicator name, else use the name.
+            frame.with_column(
+                coalesce(&[
+                    col(schema::INDICATOR),
+                    col(schema::INDICATOR)
+                        .drop_nulls()
+                        .first()
+                        .over([col(schema::INDICATOR_NAME)])?,
+                    col(schema::INDICATOR_NAME),
+                ])
+                .alias(schema::INDICATOR),
+            )
+        }
+        InputKind::Esp2013 => {
+            // Band limits from labels such as "0-4", "85-89", "90+" where not given.
+            let label = col(schema::AGE_BAND);
+            let from = label
+                .clone()
+                .str()
+                .extract(lit(r"^(\d+)"), 1)
+                .cast(DataType::Int64);
+            let to = when(label.clone().str().contains(lit(r"\+$"), false))
+                .then(lit(120i64))
+                .otherwise(
+                    label
+                        .str()
+                        .extract(lit(r"-(\d+)$"), 1)
+                        .cast(DataType::Int64),
+                );
+            let from = if has(schema::AGE_FROM) {
+                coalesce(&[col(schema::AGE_FROM), from])
+            } else {
+                from
+            };
+            let to = if has(schema::AGE_TO) {
+                coalesce(&[col(schema::AGE_TO), to])
+            } else {
+                to
+            };
+            frame.with_columns([from.alias(schema::AGE_FROM), to.alias(schema::AGE_TO)])
+        }
+        _ => frame,
+    })
+}
+
+fn with_index_labels(frame: LazyFrame, nation: &str, index: &str, vintage: i32) -> LazyFrame {
+    frame.with_columns([
+        lit(nation).alias(schema::NATION),
+        lit(index).alias(schema::DEPRIVATION_INDEX),
+        lit(vintage).alias(schema::LSOA_VINTAGE),
+    ])
+}

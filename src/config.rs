@@ -1,0 +1,337 @@
+//! The run configuration (one TOML file, DESIGN §5): types, loading and validation.
+//!
+//! Paths in the file are relative to the file's own folder, so a config and its data can move
+//! together. Unknown keys are errors (a typo must not silently change a nightly run). Every key
+//! is documented in the README's configuration section; `healthgap.toml` at the top of the
+//! repository is a complete example.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ingest::{Format, InputKind};
+
+/// A configuration that cannot be used: the message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or a key is unknown or of the wrong type.
+    #[error("config {}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser reported (with line and column).
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config {}: `{key}`: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The offending key, dotted (`validation.max_reject_rate`).
+        key: String,
+        /// What was expected.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Run-wide settings.
+    pub run: RunConfig,
+    /// Input validation policy.
+    #[serde(default)]
+    pub validation: ValidationConfig,
+    /// Tabular inputs by kind (`[inputs.iod2019]`, `[inputs.patients]`, …).
+    #[serde(default)]
+    pub inputs: BTreeMap<InputKind, InputSource>,
+    /// Footprint polygons (`[[footprints]]`), e.g. ICB boundaries.
+    #[serde(default)]
+    pub footprints: Vec<FootprintSource>,
+    /// The folder the config file is in; relative paths were resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The config file itself.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// `[run]`: what the run is about.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The date the registered-list extract was taken (`YYYY-MM-DD`): ages are computed at it
+    /// and network membership is taken as at it.
+    pub extract_date: chrono::NaiveDate,
+    /// Which English deprivation index enrich joins: `iod2019` (LSOA 2011) or `iod2025`
+    /// (LSOA 2021). Welsh LSOAs use `wimd2019` when it is given.
+    #[serde(default = "default_deprivation")]
+    pub deprivation: InputKind,
+    /// Where run folders are written (`ROOT/<run_id>/`, `ROOT/latest`).
+    #[serde(default = "default_output_root")]
+    pub output_root: PathBuf,
+    /// Seed for every simulation (SII confidence limits), so runs are reproducible.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_deprivation() -> InputKind {
+    InputKind::Iod2019
+}
+
+fn default_output_root() -> PathBuf {
+    PathBuf::from("out")
+}
+
+fn default_seed() -> u64 {
+    20_240_401
+}
+
+/// `[validation]`: how strict ingest is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// Largest share of an input's rows that may be rejected before the run fails
+    /// (default 0.01, i.e. 1%). Per-input `max_reject_rate` overrides it.
+    #[serde(default = "default_max_reject_rate")]
+    pub max_reject_rate: f64,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        ValidationConfig {
+            max_reject_rate: default_max_reject_rate(),
+        }
+    }
+}
+
+fn default_max_reject_rate() -> f64 {
+    0.01
+}
+
+/// One tabular input file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSource {
+    /// The file (CSV, TSV or Parquet), relative to the config file.
+    pub path: PathBuf,
+    /// The format, when the extension does not tell (`csv`, `tsv`, `parquet`).
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Overrides `validation.max_reject_rate` for this input.
+    #[serde(default)]
+    pub max_reject_rate: Option<f64>,
+}
+
+/// One GeoJSON file of footprint polygons.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FootprintSource {
+    /// What the polygons are: `icb`, `pcn`, `neighbourhood`, … (the `footprint_kind` of the
+    /// attribution they produce).
+    pub kind: String,
+    /// The GeoJSON file, relative to the config file.
+    pub path: PathBuf,
+    /// Property holding each footprint's code (default: the first property ending in `CD`).
+    #[serde(default)]
+    pub code_property: Option<String>,
+    /// Property holding each footprint's name (default: the first property ending in `NM`).
+    #[serde(default)]
+    pub name_property: Option<String>,
+}
+
+impl Config {
+    /// Read, parse and check a config file; resolve relative paths against its folder.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the key at fault.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Parse a config from text as if it were read from `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the key at fault.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let base_dir = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        config.path = path.to_path_buf();
+        config.run.output_root = resolve(&base_dir, &config.run.output_root);
+        for source in config.inputs.values_mut() {
+            source.path = resolve(&base_dir, &source.path);
+        }
+        for footprint in &mut config.footprints {
+            footprint.path = resolve(&base_dir, &footprint.path);
+        }
+        config.base_dir = base_dir;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let rate_ok = |r: f64| (0.0..=1.0).contains(&r);
+        if !rate_ok(self.validation.max_reject_rate) {
+            return Err(self.invalid(
+                "validation.max_reject_rate",
+                format!(
+                    "must be a share between 0 and 1 (0.01 = 1%), found {}",
+                    self.validation.max_reject_rate
+                ),
+            ));
+        }
+        for (kind, source) in &self.inputs {
+            if let Some(rate) = source.max_reject_rate.filter(|r| !rate_ok(*r)) {
+                return Err(self.invalid(
+                    format!("inputs.{kind}.max_reject_rate"),
+                    format!("must be a share between 0 and 1, found {rate}"),
+                ));
+            }
+            if source.format == Some(Format::Geojson) {
+                return Err(self.invalid(
+                    format!("inputs.{kind}.format"),
+                    "GeoJSON files are footprints: list them under [[footprints]]",
+                ));
+            }
+        }
+        if !matches!(
+            self.run.deprivation,
+            InputKind::Iod2019 | InputKind::Iod2025
+        ) {
+            return Err(self.invalid(
+                "run.deprivation",
+                format!("must be iod2019 or iod2025, found {}", self.run.deprivation),
+            ));
+        }
+        let mut kinds: Vec<&str> = self.footprints.iter().map(|f| f.kind.as_str()).collect();
+        kinds.sort_unstable();
+        if let Some(pair) = kinds.windows(2).find(|w| w[0] == w[1]) {
+            return Err(self.invalid(
+                "footprints",
+                format!("footprint kind `{}` is listed twice", pair[0]),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The reject limit for one input.
+    pub fn reject_limit(&self, kind: InputKind) -> f64 {
+        self.inputs
+            .get(&kind)
+            .and_then(|s| s.max_reject_rate)
+            .unwrap_or(self.validation.max_reject_rate)
+    }
+}
+
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("conf/healthgap.toml"))
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let config = parse(
+            r#"
+            [run]
+            extract_date = "2023-02-01"
+            [inputs.iod2019]
+            path = "data/iod.parquet"
+            [[footprints]]
+            kind = "icb"
+            path = "/abs/icb.geojson"
+            "#,
+        )
+        .expect("valid config");
+        assert_eq!(
+            config.inputs[&InputKind::Iod2019].path,
+            Path::new("conf/data/iod.parquet")
+        );
+        assert_eq!(config.footprints[0].path, Path::new("/abs/icb.geojson"));
+        assert_eq!(config.run.output_root, Path::new("conf/out"));
+        assert!((config.reject_limit(InputKind::Iod2019) - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn unknown_input_kind_is_an_error_naming_it() {
+        let err = parse(
+            r#"
+            [run]
+            extract_date = "2023-02-01"
+            [inputs.iod2091]
+            path = "x.csv"
+            "#,
+        )
+        .expect_err("unknown kind");
+        let message = err.to_string();
+        assert!(message.contains("iod2091"), "{message}");
+    }
+
+    #[test]
+    fn reject_rate_out_of_range_names_the_key() {
+        let err = parse(
+            r#"
+            [run]
+            extract_date = "2023-02-01"
+            [validation]
+            max_reject_rate = 5
+            "#,
+        )
+        .expect_err("bad rate");
+        assert!(
+            err.to_string().contains("validation.max_reject_rate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_extract_date_is_a_parse_error() {
+        let err = parse("[run]\nextract_date = \"01/02/2023\"\n").expect_err("bad date");
+        assert!(err.to_string().contains("extract_date"), "{err}");
+    }
+}

@@ -1,0 +1,572 @@
+//! Opening an input file: format detection, the CSV structure pass, header matching.
+//!
+//! CSV files are read by polars' lazy CSV scanner with every column as text, so that
+//! [`super::validate`] can parse each value itself and reject rows with a reason instead of
+//! failing the whole file. Before that, one fast pass with the `csv` crate checks the file's
+//! structure: records with the wrong number of fields become rejects (polars would otherwise
+//! pad or fail), invalid UTF-8 is counted, and the physical line of every record is known even
+//! when quoted fields hold newlines.
+//!
+//! Parquet files are scanned lazily as they are; their typed columns are checked the same way.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use super::InputError;
+use super::contract::{ExtraColumns, HeaderMode, InputContract, normalise_header};
+
+/// The name of the row-index column added to every scan (0-based record number).
+pub const ROW_INDEX: &str = "__row";
+
+/// A file format healthgap reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Comma-separated text (UTF-8, with or without BOM, CRLF or LF).
+    Csv,
+    /// Tab-separated text.
+    Tsv,
+    /// Apache Parquet.
+    Parquet,
+    /// GeoJSON feature collection.
+    Geojson,
+}
+
+impl Format {
+    /// The format implied by a file's extension, if any.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" | "txt" => Some(Format::Csv),
+            "tsv" | "tab" => Some(Format::Tsv),
+            "parquet" | "pq" => Some(Format::Parquet),
+            "geojson" | "json" => Some(Format::Geojson),
+            _ => None,
+        }
+    }
+}
+
+/// A record whose shape is wrong before any value is looked at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StructuralReject {
+    /// 0-based data record number (the same numbering as [`ROW_INDEX`]).
+    pub record: u64,
+    /// Physical line where the record starts (the header is line 1).
+    pub line: u64,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// Maps 0-based data record numbers to the physical line where each starts.
+///
+/// Most files have one record per line, so only the records where the offset changes (after a
+/// quoted field with a newline) are stored.
+#[derive(Debug, Clone, Default)]
+pub struct LineMap {
+    /// Line of record 0.
+    first_line: u64,
+    /// `(record, extra lines before it)`, ascending, for records after a multi-line record.
+    shifts: Vec<(u64, u64)>,
+}
+
+impl LineMap {
+    /// One record per line from `first_line` (Parquet: row numbers start at 1).
+    pub fn simple(first_line: u64) -> Self {
+        LineMap {
+            first_line,
+            shifts: Vec::new(),
+        }
+    }
+
+    /// The physical line of a 0-based record.
+    pub fn line_of(&self, record: u64) -> u64 {
+        let extra = match self.shifts.partition_point(|&(r, _)| r <= record) {
+            0 => 0,
+            i => self.shifts.get(i - 1).map_or(0, |&(_, extra)| extra),
+        };
+        self.first_line + record + extra
+    }
+}
+
+/// An opened input: a lazy scan with canonical column names plus what the structure pass saw.
+pub struct RawSource {
+    /// The file.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: Format,
+    /// The scan, projected to the contract's columns (renamed to canonical names) plus kept
+    /// extra columns and [`ROW_INDEX`]. CSV columns are all text.
+    pub frame: LazyFrame,
+    /// Canonical names of the contract columns present in the file.
+    pub present: Vec<&'static str>,
+    /// Extra columns kept as text (normalised header names).
+    pub extras: Vec<String>,
+    /// The headers found in the file, as written.
+    pub headers_found: Vec<String>,
+    /// Data records in the file (CSV: counted by the structure pass; Parquet: metadata).
+    pub rows: u64,
+    /// Record → physical line.
+    pub lines: LineMap,
+    /// Records with the wrong number of fields.
+    pub structural_rejects: Vec<StructuralReject>,
+    /// Records containing bytes that are not UTF-8 (read with replacement characters).
+    pub invalid_utf8_records: u64,
+}
+
+/// Open a file for a contract: detect the format, check the structure, match the headers.
+///
+/// # Errors
+/// [`InputError`] when the file is missing, empty, unreadable, or lacks a required column.
+pub fn open(
+    path: &Path,
+    format: Option<Format>,
+    contract: &InputContract,
+) -> Result<RawSource, InputError> {
+    let format = match format.or_else(|| Format::from_path(path)) {
+        Some(f) => f,
+        None => {
+            return Err(InputError::file(
+                path,
+                "cannot tell the format from the extension; expected .csv, .tsv or .parquet (or set `format` in the config)",
+            ));
+        }
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| InputError::io(path, "cannot open the file", e))?;
+    if meta.is_dir() {
+        return Err(InputError::file(path, "is a directory, expected a file"));
+    }
+    match format {
+        Format::Csv | Format::Tsv => open_csv(path, format, contract),
+        Format::Parquet => open_parquet(path, contract),
+        Format::Geojson => Err(InputError::file(
+            path,
+            format!(
+                "{} is a table input; GeoJSON is only read as footprint polygons",
+                contract.name
+            ),
+        )),
+    }
+}
+
+/// What the structure pass learns about a CSV file.
+struct CsvStructure {
+    headers: Vec<String>,
+    rows: u64,
+    lines: LineMap,
+    structural_rejects: Vec<StructuralReject>,
+    invalid_utf8_records: u64,
+}
+
+/// One pass over the file with the `csv` crate: count records, record lines, find records with
+/// the wrong number of fields, count invalid UTF-8. Allocation-free per record.
+fn scan_csv_structure(
+    path: &Path,
+    separator: u8,
+    has_header: bool,
+) -> Result<CsvStructure, InputError> {
+    let file = File::open(path).map_err(|e| InputError::io(path, "cannot open the file", e))?;
+    let mut first = [0u8; 3];
+    let mut probe = BufReader::new(file);
+    let n = read_up_to(&mut probe, &mut first)
+        .map_err(|e| InputError::io(path, "cannot read the file", e))?;
+    if n == 0 {
+        return Err(InputError::file(
+            path,
+            "the file is empty (expected a header row and data rows)",
+        ));
+    }
+    let file = File::open(path).map_err(|e| InputError::io(path, "cannot open the file", e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(separator)
+        .buffer_capacity(1 << 20)
+        .from_reader(file);
+    let mut record = csv::ByteRecord::new();
+    let mut headers = Vec::new();
+    let mut expected_fields = None;
+    if has_header {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {
+                headers = record
+                    .iter()
+                    .map(|field| {
+                        String::from_utf8_lossy(field)
+                            .trim_start_matches('\u{feff}')
+                            .trim()
+                            .to_string()
+                    })
+                    .collect();
+                expected_fields = Some(record.len());
+            }
+            Ok(false) => {
+                return Err(InputError::file(
+                    path,
+                    "the file is empty (expected a header row)",
+                ));
+            }
+            Err(e) => {
+                return Err(InputError::file(
+                    path,
+                    format!("cannot read the header row: {e}"),
+                ));
+            }
+        }
+    }
+    let first_line = if has_header { 2 } else { 1 };
+    let mut lines = LineMap::simple(first_line);
+    let mut rows = 0u64;
+    let mut structural_rejects = Vec::new();
+    let mut invalid_utf8_records = 0u64;
+    let mut current_extra = 0u64;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                return Err(InputError::file(
+                    path,
+                    format!(
+                        "cannot read record {} (around line {}): {e}",
+                        rows + 1,
+                        first_line + rows + current_extra
+                    ),
+                ));
+            }
+        }
+        let line = record
+            .position()
+            .map_or(first_line + rows + current_extra, |p| p.line());
+        let extra = line.saturating_sub(first_line + rows);
+        if extra != current_extra {
+            lines.shifts.push((rows, extra));
+            current_extra = extra;
+        }
+        let expected = *expected_fields.get_or_insert(record.len());
+        if record.len() != expected {
+            structural_rejects.push(StructuralReject {
+                record: rows,
+                line,
+                reason: format!("expected {expected} fields, found {}", record.len()),
+            });
+        }
+        if std::str::from_utf8(record.as_slice()).is_err() {
+            invalid_utf8_records += 1;
+        }
+        rows += 1;
+    }
+    Ok(CsvStructure {
+        headers,
+        rows,
+        lines,
+        structural_rejects,
+        invalid_utf8_records,
+    })
+}
+
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Which file column (by position) supplies each contract column, and which extras are kept.
+struct HeaderMatch {
+    /// `(position in file, canonical name)`.
+    chosen: Vec<(usize, &'static str)>,
+    /// `(position in file, normalised name)` of kept extra columns.
+    extras: Vec<(usize, String)>,
+}
+
+/// Match file headers to a contract by normalised name and alias.
+fn match_headers(
+    path: &Path,
+    headers: &[String],
+    contract: &InputContract,
+) -> Result<HeaderMatch, InputError> {
+    let mut chosen: Vec<(usize, &'static str)> = Vec::new();
+    let mut extras = Vec::new();
+    match contract.header {
+        HeaderMode::Positional(positions) => {
+            for &(position, name) in positions {
+                if position < headers.len() {
+                    chosen.push((position, name));
+                }
+            }
+        }
+        HeaderMode::Named => {
+            let mut by_name: BTreeMap<String, &'static str> = BTreeMap::new();
+            for spec in contract.columns {
+                by_name.insert(normalise_header(spec.name), spec.name);
+                for alias in spec.aliases {
+                    by_name.insert(normalise_header(alias), spec.name);
+                }
+            }
+            for (position, header) in headers.iter().enumerate() {
+                let key = normalise_header(header);
+                match by_name.get(&key) {
+                    Some(&canonical) => {
+                        if let Some(&(earlier, _)) = chosen.iter().find(|(_, c)| *c == canonical) {
+                            let earlier_header = headers.get(earlier).map_or("", String::as_str);
+                            return Err(InputError::file(
+                                path,
+                                format!(
+                                    "columns \"{earlier_header}\" and \"{header}\" both supply `{canonical}`; keep one of them"
+                                ),
+                            ));
+                        }
+                        chosen.push((position, canonical));
+                    }
+                    None if contract.extra == ExtraColumns::KeepAsText
+                        && !key.is_empty()
+                        && !extras.iter().any(|(_, k)| *k == key) =>
+                    {
+                        extras.push((position, key));
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    let missing: Vec<&str> = contract
+        .columns
+        .iter()
+        .filter(|spec| spec.required && !chosen.iter().any(|(_, c)| *c == spec.name))
+        .map(|spec| spec.name)
+        .collect();
+    let missing_groups: Vec<String> = contract
+        .one_of
+        .iter()
+        .filter(|group| {
+            !group
+                .iter()
+                .any(|name| chosen.iter().any(|(_, c)| c == name))
+        })
+        .map(|group| group.join(" or "))
+        .collect();
+    if !missing.is_empty() || !missing_groups.is_empty() {
+        let mut wanted: Vec<String> = missing
+            .iter()
+            .map(|name| describe_column(contract, name))
+            .collect();
+        wanted.extend(missing_groups);
+        let found = if headers.is_empty() {
+            "none".to_string()
+        } else {
+            headers
+                .iter()
+                .map(|h| format!("\"{h}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let what = match contract.header {
+            HeaderMode::Positional(_) => format!(
+                "has {} columns per row, too few for a {} file (it has no header row; required: {})",
+                headers.len(),
+                contract.name,
+                wanted.join("; ")
+            ),
+            HeaderMode::Named => format!(
+                "missing required column(s) for a {} file: {}; columns found: {found}",
+                contract.name,
+                wanted.join("; ")
+            ),
+        };
+        return Err(InputError::MissingColumns {
+            path: path.to_path_buf(),
+            message: what,
+        });
+    }
+    Ok(HeaderMatch { chosen, extras })
+}
+
+/// `name` plus its accepted spellings, for the missing-column message.
+fn describe_column(contract: &InputContract, name: &str) -> String {
+    match contract.column(name) {
+        Some(spec) if !spec.aliases.is_empty() => {
+            let shown: Vec<String> = spec
+                .aliases
+                .iter()
+                .take(3)
+                .map(|a| format!("\"{a}\""))
+                .collect();
+            format!("{name} (also accepted: {})", shown.join(", "))
+        }
+        _ => name.to_string(),
+    }
+}
+
+fn open_csv(
+    path: &Path,
+    format: Format,
+    contract: &InputContract,
+) -> Result<RawSource, InputError> {
+    let separator = if format == Format::Tsv { b'\t' } else { b',' };
+    let has_header = matches!(contract.header, HeaderMode::Named);
+    let structure = scan_csv_structure(path, separator, has_header)?;
+    let headers = if has_header {
+        structure.headers.clone()
+    } else {
+        // Positional files: name the columns by 1-based position for messages.
+        let width = first_record_width(path, separator)?;
+        (1..=width).map(|i| format!("column {i}")).collect()
+    };
+    let matched = match_headers(path, &headers, contract)?;
+    let mut frame = LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
+        .with_has_header(has_header)
+        .with_separator(separator)
+        .with_infer_schema_length(Some(0))
+        .with_encoding(CsvEncoding::LossyUtf8)
+        .with_truncate_ragged_lines(true)
+        .with_missing_is_null(true)
+        .with_raise_if_empty(false)
+        .with_row_index(Some(RowIndex {
+            name: ROW_INDEX.into(),
+            offset: 0,
+        }))
+        .finish()
+        .map_err(|e| InputError::polars(path, "cannot scan the file", e))?;
+    // polars names header-less columns `column_1`…; named files keep (deduplicated) headers, so
+    // columns are selected by position in both cases.
+    let schema = frame
+        .collect_schema()
+        .map_err(|e| InputError::polars(path, "cannot read the header", e))?;
+    let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+    // names[0] is the row index.
+    let column_at = |position: usize| names.get(position + 1).cloned();
+    let frame = project(frame, &matched, column_at, path)?;
+    Ok(RawSource {
+        path: path.to_path_buf(),
+        format,
+        frame,
+        present: matched.chosen.iter().map(|(_, c)| *c).collect(),
+        extras: matched.extras.iter().map(|(_, k)| k.clone()).collect(),
+        headers_found: headers,
+        rows: structure.rows,
+        lines: structure.lines,
+        structural_rejects: structure.structural_rejects,
+        invalid_utf8_records: structure.invalid_utf8_records,
+    })
+}
+
+/// Width of the first record of a header-less file.
+fn first_record_width(path: &Path, separator: u8) -> Result<usize, InputError> {
+    let file = File::open(path).map_err(|e| InputError::io(path, "cannot open the file", e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(separator)
+        .from_reader(file);
+    let mut record = csv::ByteRecord::new();
+    match reader.read_byte_record(&mut record) {
+        Ok(true) => Ok(record.len()),
+        Ok(false) => Err(InputError::file(path, "the file is empty")),
+        Err(e) => Err(InputError::file(
+            path,
+            format!("cannot read the first record: {e}"),
+        )),
+    }
+}
+
+/// Select the matched columns (renamed to canonical names) and the kept extras.
+fn project(
+    frame: LazyFrame,
+    matched: &HeaderMatch,
+    column_at: impl Fn(usize) -> Option<String>,
+    path: &Path,
+) -> Result<LazyFrame, InputError> {
+    let mut select = vec![col(ROW_INDEX)];
+    for &(position, canonical) in &matched.chosen {
+        let source = column_at(position).ok_or_else(|| {
+            InputError::file(
+                path,
+                format!("column {} is beyond the file's width", position + 1),
+            )
+        })?;
+        select.push(col(source.as_str()).alias(canonical));
+    }
+    for (position, key) in &matched.extras {
+        if let Some(source) = column_at(*position) {
+            select.push(col(source.as_str()).alias(key.as_str()));
+        }
+    }
+    Ok(frame.select(select))
+}
+
+fn open_parquet(path: &Path, contract: &InputContract) -> Result<RawSource, InputError> {
+    let args = ScanArgsParquet {
+        row_index: Some(RowIndex {
+            name: ROW_INDEX.into(),
+            offset: 0,
+        }),
+        ..Default::default()
+    };
+    let mut frame = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)
+        .map_err(|e| InputError::polars(path, "cannot read the Parquet file", e))?;
+    let schema = frame
+        .collect_schema()
+        .map_err(|e| InputError::polars(path, "cannot read the Parquet schema", e))?;
+    let names: Vec<String> = schema
+        .iter_names()
+        .map(|n| n.to_string())
+        .filter(|n| n != ROW_INDEX)
+        .collect();
+    let matched = match_headers(path, &names, contract)?;
+    let column_at = |position: usize| names.get(position).cloned();
+    let frame = project(frame, &matched, column_at, path)?;
+    let rows = frame
+        .clone()
+        .select([len().alias("n")])
+        .collect()
+        .and_then(|df| df.column("n")?.u32().map(|c| c.get(0).unwrap_or(0)))
+        .map_err(|e| InputError::polars(path, "cannot count the Parquet rows", e))?;
+    Ok(RawSource {
+        path: path.to_path_buf(),
+        format: Format::Parquet,
+        frame,
+        present: matched.chosen.iter().map(|(_, c)| *c).collect(),
+        extras: matched.extras.iter().map(|(_, k)| k.clone()).collect(),
+        headers_found: names,
+        rows: u64::from(rows),
+        lines: LineMap::simple(1),
+        structural_rejects: Vec::new(),
+        invalid_utf8_records: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_map_shifts_after_multiline_records() {
+        let mut map = LineMap::simple(2);
+        map.shifts.push((3, 1));
+        map.shifts.push((7, 4));
+        assert_eq!(map.line_of(0), 2);
+        assert_eq!(map.line_of(2), 4);
+        assert_eq!(map.line_of(3), 6);
+        assert_eq!(map.line_of(6), 9);
+        assert_eq!(map.line_of(7), 13);
+    }
+
+    #[test]
+    fn format_from_extension() {
+        assert_eq!(Format::from_path(Path::new("a/b.CSV")), Some(Format::Csv));
+        assert_eq!(
+            Format::from_path(Path::new("a/b.parquet")),
+            Some(Format::Parquet)
+        );
+        assert_eq!(Format::from_path(Path::new("a/b")), None);
+    }
+}

@@ -1,0 +1,445 @@
+//! Turning a contract into checks: parse every value, give each bad one a reason.
+//!
+//! For every contract column present in the file this module builds two polars expressions:
+//! the parsed, typed value, and a *reason* (text, or null when the value is fine). A row with
+//! any reason is rejected; the accepted plan keeps the parsed columns only. The plan stays lazy:
+//! the rejects pass ([`collect_rejects`]) and the pipeline's own pass each run it.
+
+use polars::prelude::*;
+
+use super::contract::{ColumnSpec, ColumnType, EnumDomain, MISSING_MARKERS, Vocabulary};
+use super::source::ROW_INDEX;
+
+/// Prefix of the columns that carry the raw text of a contract column.
+pub const RAW_PREFIX: &str = "__raw_";
+/// Prefix of the columns that carry a column's reject reason.
+pub const REASON_PREFIX: &str = "__reason_";
+
+/// A row check beyond a single column's type: `column` names what the reject is about.
+pub struct RowCheck {
+    /// The column the reason refers to (shown in the rejects table).
+    pub column: String,
+    /// Text reason, or null when the row passes. Evaluated on parsed columns.
+    pub reason: Expr,
+}
+
+/// The checked plan of one input.
+pub struct Checked {
+    /// Row index, raw text, parsed values and reason columns.
+    pub frame: LazyFrame,
+    /// `(column shown in rejects, reason column name, raw column name if any)`.
+    pub reasons: Vec<(String, String, Option<String>)>,
+    /// Names of the output (parsed) columns, in contract order, then extras.
+    pub outputs: Vec<String>,
+}
+
+impl Checked {
+    /// A predicate true for rows with no reject reason.
+    pub fn row_ok(&self) -> Expr {
+        let all_null: Vec<Expr> = self
+            .reasons
+            .iter()
+            .map(|(_, reason, _)| col(reason.as_str()).is_null())
+            .collect();
+        all_null
+            .into_iter()
+            .reduce(|a, b| a.and(b))
+            .unwrap_or_else(|| lit(true))
+    }
+}
+
+/// One column to parse and check: a contract column present in the file, or a typed extra
+/// column found at run time (e.g. a wide condition flag on a patient list).
+#[derive(Debug, Clone)]
+pub struct ColumnPlan {
+    /// Canonical name (the output column).
+    pub name: String,
+    /// What it holds.
+    pub ty: ColumnType,
+    /// Whether an empty cell is allowed.
+    pub nullable: bool,
+}
+
+impl ColumnPlan {
+    /// The plan of a contract column.
+    pub fn from_spec(spec: &ColumnSpec) -> Self {
+        ColumnPlan {
+            name: spec.name.to_string(),
+            ty: spec.ty,
+            nullable: spec.nullable,
+        }
+    }
+}
+
+/// Build the checked plan: raw columns, parsed columns, one reason column per check.
+///
+/// `columns` are parsed and checked; `text_extras` are kept as trimmed text; rows sharing a
+/// `unique_key` are all rejected; `row_checks` run after parsing (they see the parsed columns
+/// by canonical name).
+pub fn check(
+    frame: LazyFrame,
+    columns: &[ColumnPlan],
+    text_extras: &[String],
+    unique_key: &[&str],
+    schema: &Schema,
+    row_checks: Vec<RowCheck>,
+) -> Checked {
+    let mut raw_cols = vec![col(ROW_INDEX)];
+    let mut text_cols = Vec::new();
+    let mut missing_cols = Vec::new();
+    let mut parsed_cols = Vec::new();
+    let mut reason_cols = Vec::new();
+    let mut reasons = Vec::new();
+    let mut outputs = Vec::new();
+
+    for plan in columns {
+        let raw_name = format!("{RAW_PREFIX}{}", plan.name);
+        let reason_name = format!("{REASON_PREFIX}{}", plan.name);
+        raw_cols.push(col(plan.name.as_str()).alias(raw_name.as_str()));
+        let source_dtype = schema
+            .get(plan.name.as_str())
+            .cloned()
+            .unwrap_or(DataType::String);
+        let parse = parse_column(plan, &raw_name, &source_dtype);
+        text_cols.push(parse.text);
+        missing_cols.push(parse.missing);
+        parsed_cols.push(parse.parsed.alias(plan.name.as_str()));
+        reason_cols.push(parse.reason.alias(reason_name.as_str()));
+        reasons.push((plan.name.clone(), reason_name, Some(raw_name)));
+        outputs.push(plan.name.clone());
+    }
+    for extra in text_extras {
+        let raw_name = format!("{RAW_PREFIX}{extra}");
+        raw_cols.push(col(extra.as_str()).alias(raw_name.as_str()));
+        let trimmed = as_text(&raw_name, schema.get(extra.as_str()));
+        parsed_cols.push(
+            when(trimmed.clone().eq(lit("")))
+                .then(lit(NULL).cast(DataType::String))
+                .otherwise(trimmed)
+                .alias(extra.as_str()),
+        );
+        outputs.push(extra.clone());
+    }
+
+    let mut frame = frame
+        .select(raw_cols)
+        .with_columns(text_cols)
+        .with_columns(missing_cols)
+        .with_columns(parsed_cols)
+        .with_columns(reason_cols);
+
+    // Duplicate keys: every row sharing the key is rejected, and the reason says so.
+    let key_present_in_file = unique_key
+        .iter()
+        .all(|k| columns.iter().any(|c| c.name == *k));
+    if !unique_key.is_empty() && key_present_in_file {
+        let key_name = unique_key.join(", ");
+        let key_expr = if let [single] = unique_key {
+            col(*single)
+        } else {
+            as_struct(unique_key.iter().map(|k| col(*k)).collect())
+        };
+        let key_present = unique_key
+            .iter()
+            .map(|k| col(*k).is_not_null())
+            .reduce(|a, b| a.and(b))
+            .unwrap_or_else(|| lit(true));
+        let reason_name = format!("{REASON_PREFIX}duplicate");
+        let raw = unique_key.first().map(|k| format!("{RAW_PREFIX}{k}"));
+        frame = frame.with_column(
+            when(key_present.and(key_expr.is_duplicated()))
+                .then(lit(format!(
+                    "duplicate {key_name}: the same value is on more than one row"
+                )))
+                .otherwise(lit(NULL).cast(DataType::String))
+                .alias(reason_name.as_str()),
+        );
+        reasons.push((key_name, reason_name, raw));
+    }
+
+    let mut extra_reasons = Vec::new();
+    for (i, check) in row_checks.into_iter().enumerate() {
+        let reason_name = format!("{REASON_PREFIX}row{i}");
+        let raw = columns
+            .iter()
+            .any(|c| c.name == check.column)
+            .then(|| format!("{RAW_PREFIX}{}", check.column));
+        extra_reasons.push(check.reason.alias(reason_name.as_str()));
+        reasons.push((check.column, reason_name, raw));
+    }
+    if !extra_reasons.is_empty() {
+        frame = frame.with_columns(extra_reasons);
+    }
+    Checked {
+        frame,
+        reasons,
+        outputs,
+    }
+}
+
+/// The raw column as trimmed text, whatever its stored type.
+fn as_text(raw_name: &str, dtype: Option<&DataType>) -> Expr {
+    let raw = col(raw_name);
+    let text = match dtype {
+        Some(DataType::String) | None => raw,
+        Some(_) => raw.cast(DataType::String),
+    };
+    text.str().strip_chars(lit(NULL))
+}
+
+/// Whether a trimmed text value is empty or a published "no value" marker.
+fn is_missing_text(text: Expr) -> Expr {
+    let markers = Series::new("markers".into(), MISSING_MARKERS);
+    text.clone().is_null().or(text.clone().eq(lit(""))).or(text
+        .str()
+        .to_uppercase()
+        .is_in(lit(markers).implode(false), false))
+}
+
+fn null_of(dtype: DataType) -> Expr {
+    lit(NULL).cast(dtype)
+}
+
+fn null_reason() -> Expr {
+    lit(NULL).cast(DataType::String)
+}
+
+/// The expressions that parse and check one column, in three steps so that each intermediate
+/// is computed once: trimmed text and "is missing", then the parsed value, then the reason
+/// (which refers to the parsed column by name).
+struct ColumnParse {
+    /// `__t_<name>`: the raw value as trimmed text.
+    text: Expr,
+    /// `__m_<name>`: whether the cell is empty (or a "no value" marker, for numbers).
+    missing: Expr,
+    /// `<name>`: the typed value (null when missing or invalid).
+    parsed: Expr,
+    /// The reject reason, or null.
+    reason: Expr,
+}
+
+/// The parsed value and the reject reason of one column.
+fn parse_column(spec: &ColumnPlan, raw_name: &str, source_dtype: &DataType) -> ColumnParse {
+    let raw = col(raw_name);
+    let typed_source = !matches!(source_dtype, DataType::String);
+    let text_name = format!("__t_{}", spec.name);
+    let missing_name = format!("__m_{}", spec.name);
+    let text_def = as_text(raw_name, Some(source_dtype)).alias(text_name.as_str());
+    let text = col(text_name.as_str());
+    // Publications' "no value" markers (`*`, `..`, `NA`) stand for numbers, dates and flags;
+    // in codes and text the same letters can be real values (ODS status `C` = closed).
+    let missing_def = match spec.ty {
+        ColumnType::Text
+        | ColumnType::Code(_)
+        | ColumnType::Enum(_)
+        | ColumnType::Vocabulary(_) => text.clone().is_null().or(text.clone().eq(lit(""))),
+        _ if typed_source => raw.clone().is_null(),
+        _ => is_missing_text(text.clone()),
+    }
+    .alias(missing_name.as_str());
+    let missing = col(missing_name.as_str());
+    let present = missing.clone().not();
+    let value = col(spec.name.as_str());
+    let (parsed, invalid) = match spec.ty {
+        ColumnType::Text => (
+            when(missing.clone())
+                .then(null_of(DataType::String))
+                .otherwise(text.clone()),
+            null_reason(),
+        ),
+        ColumnType::Code(pattern) => {
+            let parsed = when(missing.clone())
+                .then(null_of(DataType::String))
+                .otherwise(text.clone().str().to_uppercase());
+            let reason = when(
+                present
+                    .clone()
+                    .and(value.clone().str().contains(lit(pattern.regex), true).not()),
+            )
+            .then(lit(format!(
+                "not a valid {} (expected {})",
+                pattern.what, pattern.expected
+            )))
+            .otherwise(null_reason());
+            (parsed, reason)
+        }
+        ColumnType::Int { min, max } => {
+            let parsed = if typed_source && source_dtype.is_primitive_numeric() {
+                let as_float = raw.clone().cast(DataType::Float64);
+                when(as_float.clone().eq(as_float.floor()))
+                    .then(raw.clone().cast(DataType::Int64))
+                    .otherwise(null_of(DataType::Int64))
+            } else {
+                let cleaned = text.clone().str().replace_all(lit(","), lit(""), true);
+                let as_float = cleaned.clone().cast(DataType::Float64);
+                let integral_float = as_float
+                    .clone()
+                    .eq(as_float.clone().floor())
+                    .and(as_float.clone().abs().lt(lit(9.0e15)));
+                when(missing.clone())
+                    .then(null_of(DataType::Int64))
+                    .otherwise(coalesce(&[
+                        cleaned.cast(DataType::Int64),
+                        when(integral_float)
+                            .then(as_float.cast(DataType::Int64))
+                            .otherwise(null_of(DataType::Int64)),
+                    ]))
+            };
+            let below = if min == 0 {
+                "negative count".to_string()
+            } else {
+                format!("below the minimum of {min}")
+            };
+            let reason = when(present.clone().and(value.clone().is_null()))
+                .then(lit("not a whole number"))
+                .when(value.clone().lt(lit(min)))
+                .then(lit(below))
+                .when(value.clone().gt(lit(max)))
+                .then(lit(format!("above the maximum of {max}")))
+                .otherwise(null_reason());
+            (parsed, reason)
+        }
+        ColumnType::Float { min, max } => {
+            let parsed = if typed_source && source_dtype.is_primitive_numeric() {
+                raw.clone().cast(DataType::Float64)
+            } else {
+                when(missing.clone())
+                    .then(null_of(DataType::Float64))
+                    .otherwise(
+                        text.clone()
+                            .str()
+                            .replace_all(lit(","), lit(""), true)
+                            .cast(DataType::Float64),
+                    )
+            };
+            let below = if min == 0.0 {
+                "negative value".to_string()
+            } else {
+                format!("below the minimum of {min}")
+            };
+            let reason = when(
+                present
+                    .clone()
+                    .and(value.clone().is_null().or(value.clone().is_finite().not())),
+            )
+            .then(lit("not a number"))
+            .when(value.clone().lt(lit(min)))
+            .then(lit(below))
+            .when(value.clone().gt(lit(max)))
+            .then(lit(format!("above the maximum of {max}")))
+            .otherwise(null_reason());
+            (parsed, reason)
+        }
+        ColumnType::Date => {
+            let parsed = if matches!(source_dtype, DataType::Date) {
+                raw.clone()
+            } else if matches!(source_dtype, DataType::Datetime(_, _)) {
+                raw.clone().cast(DataType::Date)
+            } else {
+                let formats = [
+                    "%Y-%m-%d", "%Y%m%d", "%d/%m/%Y", "%d%b%Y", "%d-%b-%Y", "%d %b %Y",
+                ];
+                let attempts: Vec<Expr> = formats
+                    .iter()
+                    .map(|f| {
+                        text.clone().str().to_date(StrptimeOptions {
+                            format: Some((*f).into()),
+                            strict: false,
+                            exact: true,
+                            cache: true,
+                        })
+                    })
+                    .collect();
+                when(missing.clone())
+                    .then(null_of(DataType::Date))
+                    .otherwise(coalesce(&attempts))
+            };
+            let reason = when(present.clone().and(value.clone().is_null()))
+                .then(lit(
+                    "not a date (expected YYYY-MM-DD, YYYYMMDD, DD/MM/YYYY or 01JAN2021)",
+                ))
+                .otherwise(null_reason());
+            (parsed, reason)
+        }
+        ColumnType::Bool => {
+            let parsed = if matches!(source_dtype, DataType::Boolean) {
+                raw.clone()
+            } else {
+                let upper = text.clone().str().to_uppercase();
+                let truthy = Series::new("t".into(), ["1", "Y", "YES", "TRUE", "T", "1.0"]);
+                let falsy = Series::new("f".into(), ["0", "N", "NO", "FALSE", "F", "0.0"]);
+                when(upper.clone().is_in(lit(truthy).implode(false), false))
+                    .then(lit(true))
+                    .when(upper.is_in(lit(falsy).implode(false), false))
+                    .then(lit(false))
+                    .otherwise(null_of(DataType::Boolean))
+            };
+            let reason = when(present.clone().and(value.clone().is_null()))
+                .then(lit("not a yes/no value (expected 1/0, Y/N or TRUE/FALSE)"))
+                .otherwise(null_reason());
+            (parsed, reason)
+        }
+        ColumnType::Vocabulary(vocabulary) => {
+            let parsed = when(missing.clone())
+                .then(null_of(DataType::String))
+                .otherwise(map_vocabulary(
+                    text.clone().str().to_uppercase(),
+                    vocabulary,
+                ));
+            let reason = when(present.clone().and(value.clone().is_null()))
+                .then(lit(format!(
+                    "unknown {} (expected {})",
+                    vocabulary.what, vocabulary.expected
+                )))
+                .otherwise(null_reason());
+            (parsed, reason)
+        }
+        ColumnType::Enum(domain) => {
+            let parsed = when(missing.clone())
+                .then(null_of(DataType::String))
+                .otherwise(map_enum(text.clone().str().to_uppercase(), domain));
+            let reason = when(present.clone().and(value.clone().is_null()))
+                .then(lit(format!(
+                    "unknown {} (expected {})",
+                    domain.what, domain.expected
+                )))
+                .otherwise(null_reason());
+            (parsed, reason)
+        }
+    };
+    let reason = if spec.nullable {
+        invalid
+    } else {
+        when(missing).then(lit("missing value")).otherwise(invalid)
+    };
+    ColumnParse {
+        text: text_def,
+        missing: missing_def,
+        parsed,
+        reason,
+    }
+}
+
+/// Map accepted spellings to canonical values; anything else becomes null.
+fn map_enum(upper: Expr, domain: &EnumDomain) -> Expr {
+    domain.mapping.iter().rev().fold(
+        null_of(DataType::String),
+        |otherwise, (spelling, canonical)| {
+            when(upper.clone().eq(lit(*spelling)))
+                .then(lit(*canonical))
+                .otherwise(otherwise)
+        },
+    )
+}
+
+/// Map the spellings of a run-time vocabulary to canonical values; anything else is null.
+fn map_vocabulary(upper: Expr, vocabulary: &Vocabulary) -> Expr {
+    (vocabulary.spellings)().into_iter().rev().fold(
+        null_of(DataType::String),
+        |otherwise, (spelling, canonical)| {
+            when(upper.clone().eq(lit(spelling)))
+                .then(lit(canonical))
+                .otherwise(otherwise)
+        },
+    )
+}

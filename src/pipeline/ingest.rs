@@ -1,0 +1,119 @@
+//! Stage 1, ingest: read every input the config names, with its reject limit.
+//!
+//! The readers (contracts, checks, rejects) are in `crate::ingest`; this stage only applies
+//! them to a [`Config`] and gathers the results, so `validate` and `run` read inputs the same
+//! way.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::ingest::{
+    Footprints, IngestReport, InputError, InputKind, ReadOptions, Table, read_footprints,
+    read_table,
+};
+use crate::output::Printer;
+
+/// One input that cannot be used, and why.
+#[derive(Debug)]
+pub struct InputFailure {
+    /// The input's name (`patients`, or `footprints.icb`).
+    pub input: String,
+    /// The file.
+    pub file: PathBuf,
+    /// What is wrong.
+    pub error: InputError,
+    /// The report, when the file could be read (e.g. too many rejects).
+    pub report: Option<IngestReport>,
+}
+
+/// Every input of a config, read and checked.
+pub struct Ingested {
+    /// Tabular inputs that passed.
+    pub tables: BTreeMap<InputKind, Table>,
+    /// Footprint polygon files that passed, by footprint kind.
+    pub footprints: BTreeMap<String, Footprints>,
+    /// Inputs that failed.
+    pub failures: Vec<InputFailure>,
+}
+
+impl Ingested {
+    /// Reports of every input that could be read (passed or not), in config order.
+    pub fn reports(&self) -> Vec<&IngestReport> {
+        let mut reports: Vec<&IngestReport> = self.tables.values().map(|t| &t.report).collect();
+        reports.extend(self.footprints.values().map(|f| &f.report));
+        reports.extend(self.failures.iter().filter_map(|f| f.report.as_ref()));
+        reports
+    }
+}
+
+/// Read every input of the config. Failures are collected, not returned early, so a user sees
+/// every problem at once.
+pub fn ingest(config: &Config, printer: &Printer) -> Ingested {
+    let options = ReadOptions {
+        format: None,
+        extract_date: Some(config.run.extract_date),
+    };
+    let mut tables = BTreeMap::new();
+    let mut footprints = BTreeMap::new();
+    let mut failures = Vec::new();
+    let kinds: Vec<InputKind> = InputKind::ALL
+        .into_iter()
+        .filter(|k| config.inputs.contains_key(k))
+        .collect();
+    for kind in kinds {
+        let Some(source) = config.inputs.get(&kind) else {
+            continue;
+        };
+        let spinner = printer.spinner(&format!("reading {kind}"));
+        let options = ReadOptions {
+            format: source.format,
+            ..options.clone()
+        };
+        let result = read_table(kind, &source.path, &options);
+        spinner.finish_and_clear();
+        match result {
+            Ok(table) => match table.enforce_reject_limit(config.reject_limit(kind)) {
+                Ok(()) => {
+                    tables.insert(kind, table);
+                }
+                Err(error) => failures.push(InputFailure {
+                    input: kind.name().to_string(),
+                    file: source.path.clone(),
+                    error,
+                    report: Some(table.report),
+                }),
+            },
+            Err(error) => failures.push(InputFailure {
+                input: kind.name().to_string(),
+                file: source.path.clone(),
+                error,
+                report: None,
+            }),
+        }
+    }
+    for source in &config.footprints {
+        let name = format!("footprints.{}", source.kind);
+        match read_footprints(
+            &source.path,
+            source.code_property.as_deref(),
+            source.name_property.as_deref(),
+        ) {
+            Ok(mut polygons) => {
+                polygons.report.input = name;
+                footprints.insert(source.kind.clone(), polygons);
+            }
+            Err(error) => failures.push(InputFailure {
+                input: name,
+                file: source.path.clone(),
+                error,
+                report: None,
+            }),
+        }
+    }
+    Ingested {
+        tables,
+        footprints,
+        failures,
+    }
+}
