@@ -85,6 +85,19 @@ pub struct RunConfig {
     pub seed: u64,
 }
 
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(path) => vec![path],
+        OneOrMany::Many(paths) => paths,
+    })
+}
+
 fn default_deprivation() -> InputKind {
     InputKind::Iod2019
 }
@@ -119,12 +132,15 @@ fn default_max_reject_rate() -> f64 {
     0.01
 }
 
-/// One tabular input file.
+/// One tabular input: a file, or several files of the same kind (e.g. one Fingertips export
+/// per indicator), read with the same contract and stacked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSource {
-    /// The file (CSV, TSV or Parquet), relative to the config file.
-    pub path: PathBuf,
+    /// The file (CSV, TSV or Parquet) or a list of files, relative to the config file:
+    /// `path = "x.csv"` or `path = ["a.csv", "b.csv"]`.
+    #[serde(rename = "path", deserialize_with = "one_or_many")]
+    pub paths: Vec<PathBuf>,
     /// The format, when the extension does not tell (`csv`, `tsv`, `parquet`).
     #[serde(default)]
     pub format: Option<Format>,
@@ -186,7 +202,9 @@ impl Config {
         config.path = path.to_path_buf();
         config.run.output_root = resolve(&base_dir, &config.run.output_root);
         for source in config.inputs.values_mut() {
-            source.path = resolve(&base_dir, &source.path);
+            for path in &mut source.paths {
+                *path = resolve(&base_dir, path);
+            }
         }
         for footprint in &mut config.footprints {
             footprint.path = resolve(&base_dir, &footprint.path);
@@ -216,6 +234,9 @@ impl Config {
             ));
         }
         for (kind, source) in &self.inputs {
+            if source.paths.is_empty() {
+                return Err(self.invalid(format!("inputs.{kind}.path"), "names no file"));
+            }
             if let Some(rate) = source.max_reject_rate.filter(|r| !rate_ok(*r)) {
                 return Err(self.invalid(
                     format!("inputs.{kind}.max_reject_rate"),
@@ -282,6 +303,8 @@ mod tests {
             extract_date = "2023-02-01"
             [inputs.iod2019]
             path = "data/iod.parquet"
+            [inputs.practice_outcomes]
+            path = ["a.csv", "b.parquet"]
             [[footprints]]
             kind = "icb"
             path = "/abs/icb.geojson"
@@ -292,6 +315,7 @@ mod tests {
             config.inputs[&InputKind::Iod2019].path,
             Path::new("conf/data/iod.parquet")
         );
+        assert_eq!(config.inputs[&InputKind::PracticeOutcomes].paths.len(), 2);
         assert_eq!(config.footprints[0].path, Path::new("/abs/icb.geojson"));
         assert_eq!(config.run.output_root, Path::new("conf/out"));
         assert!((config.reject_limit(InputKind::Iod2019) - 0.01).abs() < 1e-12);

@@ -54,7 +54,7 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
 
     if let Some(path) = &args.rejects {
         let mut frames = Vec::new();
-        for table in ingested.tables.values() {
+        for table in ingested.all_tables() {
             frames.push(table.rejects_frame()?);
         }
         for footprints in ingested.footprints.values() {
@@ -67,13 +67,11 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing rejects to {}", path.display()))?;
     }
 
-    let passed = ingested.tables.len() + ingested.footprints.len();
+    let passed = ingested.all_tables().count() + ingested.footprints.len();
     let failed = ingested.failures.len();
     match args.format {
         SummaryFormat::Json => {
-            let inputs: Vec<serde_json::Value> = ingested
-                .tables
-                .values()
+            let inputs: Vec<serde_json::Value> = ingested.all_tables()
                 .map(|t| summary_json(&t.report, None))
                 .chain(
                     ingested
@@ -100,9 +98,7 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
                 "{:<22} {:>12} {:>12} {:>10}  {}",
                 "input", "rows read", "accepted", "rejected", "file"
             ))?;
-            for report in ingested
-                .tables
-                .values()
+            for report in ingested.all_tables()
                 .map(|t| &t.report)
                 .chain(ingested.footprints.values().map(|f| &f.report))
             {

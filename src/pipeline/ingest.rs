@@ -13,6 +13,7 @@ use crate::ingest::{
     read_table,
 };
 use crate::output::Printer;
+use polars::prelude::{LazyFrame, UnionArgs, concat_lf_diagonal};
 
 /// One input that cannot be used, and why.
 #[derive(Debug)]
@@ -29,8 +30,8 @@ pub struct InputFailure {
 
 /// Every input of a config, read and checked.
 pub struct Ingested {
-    /// Tabular inputs that passed.
-    pub tables: BTreeMap<InputKind, Table>,
+    /// Tabular inputs that passed: one table per file (most kinds have one file).
+    pub tables: BTreeMap<InputKind, Vec<Table>>,
     /// Footprint polygon files that passed, by footprint kind.
     pub footprints: BTreeMap<String, Footprints>,
     /// Inputs that failed.
@@ -38,9 +39,29 @@ pub struct Ingested {
 }
 
 impl Ingested {
+    /// The accepted rows of one input kind (files of the same kind stacked, columns matched by
+    /// name), or `None` when the config does not name it.
+    pub fn frame(&self, kind: InputKind) -> Option<LazyFrame> {
+        let tables = self.tables.get(&kind)?;
+        match tables.as_slice() {
+            [] => None,
+            [one] => Some(one.frame.clone()),
+            many => concat_lf_diagonal(
+                many.iter().map(|t| t.frame.clone()).collect::<Vec<_>>(),
+                UnionArgs::default(),
+            )
+            .ok(),
+        }
+    }
+
+    /// Every passed table, in config order.
+    pub fn all_tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.values().flatten()
+    }
+
     /// Reports of every input that could be read (passed or not), in config order.
     pub fn reports(&self) -> Vec<&IngestReport> {
-        let mut reports: Vec<&IngestReport> = self.tables.values().map(|t| &t.report).collect();
+        let mut reports: Vec<&IngestReport> = self.all_tables().map(|t| &t.report).collect();
         reports.extend(self.footprints.values().map(|f| &f.report));
         reports.extend(self.failures.iter().filter_map(|f| f.report.as_ref()));
         reports
@@ -65,31 +86,31 @@ pub fn ingest(config: &Config, printer: &Printer) -> Ingested {
         let Some(source) = config.inputs.get(&kind) else {
             continue;
         };
-        let spinner = printer.spinner(&format!("reading {kind}"));
-        let options = ReadOptions {
-            format: source.format,
-            ..options.clone()
-        };
-        let result = read_table(kind, &source.path, &options);
-        spinner.finish_and_clear();
-        match result {
-            Ok(table) => match table.enforce_reject_limit(config.reject_limit(kind)) {
-                Ok(()) => {
-                    tables.insert(kind, table);
-                }
+        for path in &source.paths {
+            let spinner = printer.spinner(&format!("reading {kind}"));
+            let options = ReadOptions {
+                format: source.format,
+                ..options.clone()
+            };
+            let result = read_table(kind, path, &options);
+            spinner.finish_and_clear();
+            match result {
+                Ok(table) => match table.enforce_reject_limit(config.reject_limit(kind)) {
+                    Ok(()) => tables.entry(kind).or_insert_with(Vec::new).push(table),
+                    Err(error) => failures.push(InputFailure {
+                        input: kind.name().to_string(),
+                        file: path.clone(),
+                        error,
+                        report: Some(table.report),
+                    }),
+                },
                 Err(error) => failures.push(InputFailure {
                     input: kind.name().to_string(),
-                    file: source.path.clone(),
+                    file: path.clone(),
                     error,
-                    report: Some(table.report),
+                    report: None,
                 }),
-            },
-            Err(error) => failures.push(InputFailure {
-                input: kind.name().to_string(),
-                file: source.path.clone(),
-                error,
-                report: None,
-            }),
+            }
         }
     }
     for source in &config.footprints {

@@ -1,1 +1,5 @@
 //! The one integration-test binary: runs the real `healthgap` binary in temp dirs.
+//! One module per subcommand or concern.
+
+mod bundle;
+mod harness;

@@ -1,0 +1,123 @@
+//! A small harness: a fresh temp folder per test, files written into it, the real binary run
+//! in it. Paths to the repository's `data/` and to the shared reference folder are here too.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bundled reference data (`data/`).
+pub fn data_dir() -> PathBuf {
+    repo().join("data")
+}
+
+/// Test fixtures (`tests/fixtures/`).
+pub fn fixtures() -> PathBuf {
+    repo().join("tests").join("fixtures")
+}
+
+/// The shared reference folder (`../shared/data`), overridable with `HEALTHGAP_SHARED_DATA`.
+/// `None` (and a line saying the test is skipped) when it is not there.
+pub fn shared_data(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("HEALTHGAP_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("..").join("shared").join("data"));
+    if dir.join("README.md").exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED {test}: the shared reference data is not at {} (set HEALTHGAP_SHARED_DATA)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// A temporary working folder, removed when dropped.
+pub struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    /// A new empty folder.
+    pub fn new(name: &str) -> Workdir {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("healthgap-{name}-"))
+            .tempdir()
+            .expect("create a temp dir");
+        Workdir { dir }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside the folder.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write a file (creating folders) and return its path.
+    pub fn create(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create folders");
+        }
+        std::fs::write(&path, contents).expect("write file");
+        path
+    }
+
+    /// The `healthgap` binary, run in this folder.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthgap"));
+        cmd.current_dir(self.path());
+        cmd
+    }
+
+    /// Run `healthgap ARGS…` here.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output = self.command().args(args).output().expect("run healthgap");
+        Run { output }
+    }
+}
+
+/// The result of running the binary.
+pub struct Run {
+    /// Exit status and captured streams.
+    pub output: Output,
+}
+
+impl Run {
+    /// Standard output as text.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// Standard error as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// The exit code (-1 when killed by a signal).
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    /// Assert the exit code, showing both streams when it differs.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
