@@ -85,7 +85,9 @@ pub struct RunConfig {
     pub seed: u64,
 }
 
-fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<PathBuf>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -312,8 +314,8 @@ mod tests {
         )
         .expect("valid config");
         assert_eq!(
-            config.inputs[&InputKind::Iod2019].path,
-            Path::new("conf/data/iod.parquet")
+            config.inputs[&InputKind::Iod2019].paths,
+            [Path::new("conf/data/iod.parquet")]
         );
         assert_eq!(config.inputs[&InputKind::PracticeOutcomes].paths.len(), 2);
         assert_eq!(config.footprints[0].path, Path::new("/abs/icb.geojson"));

@@ -37,10 +37,11 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. Their help text is the doc comment of each `Args` struct (first line:
+/// the summary in this list; the rest: `--help`), so variants carry no doc comment of their own.
 #[derive(Debug, Subcommand)]
+#[allow(missing_docs)]
 pub enum Command {
-    /// Check every input named in a config and report rejects, without running the pipeline
     Validate(validate::ValidateArgs),
 }
 

@@ -20,7 +20,6 @@ use crate::pipeline::ingest::ingest;
 /// `validation.max_reject_rate` allows.
 #[derive(Debug, Args)]
 #[command(
-    long_about = None,
     after_help = "Examples:\n  healthgap validate --config healthgap.toml\n  healthgap validate --config healthgap.toml --rejects rejects.csv\n  healthgap validate --config healthgap.toml --format json | jq '.inputs[].rows_rejected'"
 )]
 pub struct ValidateArgs {
@@ -54,7 +53,10 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
 
     if let Some(path) = &args.rejects {
         let mut frames = Vec::new();
-        for table in ingested.all_tables() {
+        for table in ingested
+            .all_tables()
+            .chain(ingested.failures.iter().filter_map(|f| f.table.as_ref()))
+        {
             frames.push(table.rejects_frame()?);
         }
         for footprints in ingested.footprints.values() {
@@ -71,7 +73,8 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let failed = ingested.failures.len();
     match args.format {
         SummaryFormat::Json => {
-            let inputs: Vec<serde_json::Value> = ingested.all_tables()
+            let inputs: Vec<serde_json::Value> = ingested
+                .all_tables()
                 .map(|t| summary_json(&t.report, None))
                 .chain(
                     ingested
@@ -79,8 +82,8 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
                         .values()
                         .map(|f| summary_json(&f.report, None)),
                 )
-                .chain(ingested.failures.iter().map(|f| match &f.report {
-                    Some(report) => summary_json(report, Some(f.error.to_string())),
+                .chain(ingested.failures.iter().map(|f| match &f.table {
+                    Some(table) => summary_json(&table.report, Some(f.error.to_string())),
                     None => serde_json::json!({
                         "input": f.input, "file": f.file, "ok": false, "error": f.error.to_string()
                     }),
@@ -98,16 +101,17 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
                 "{:<22} {:>12} {:>12} {:>10}  {}",
                 "input", "rows read", "accepted", "rejected", "file"
             ))?;
-            for report in ingested.all_tables()
+            for report in ingested
+                .all_tables()
                 .map(|t| &t.report)
                 .chain(ingested.footprints.values().map(|f| &f.report))
             {
                 print_report(printer, report, None)?;
             }
             for failure in &ingested.failures {
-                match &failure.report {
-                    Some(report) => {
-                        print_report(printer, report, Some(&failure.error.to_string()))?
+                match &failure.table {
+                    Some(table) => {
+                        print_report(printer, &table.report, Some(&failure.error.to_string()))?
                     }
                     None => {
                         printer.result(format!(

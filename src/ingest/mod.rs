@@ -301,7 +301,28 @@ pub fn read_table(
     options: &ReadOptions,
 ) -> Result<Table, InputError> {
     let contract = kind.contract();
-    let mut raw = source::open(path, options.format, contract)?;
+    let raw = source::open(path, options.format, contract)?;
+    let format = raw.format;
+    match check_source(kind, raw, options) {
+        // polars' fast CSV scanner gives up on some malformed files (an unterminated quote):
+        // read those record by record instead, so their bad rows become rejects.
+        Err(InputError::Polars { .. }) if matches!(format, Format::Csv | Format::Tsv) => {
+            let raw = source::reopen_csv_by_records(path, format, contract)?;
+            check_source(kind, raw, options)
+        }
+        other => other,
+    }
+}
+
+/// Check every value of an opened source and collect the rejects.
+fn check_source(
+    kind: InputKind,
+    mut raw: source::RawSource,
+    options: &ReadOptions,
+) -> Result<Table, InputError> {
+    let contract = kind.contract();
+    let path = raw.path.clone();
+    let path = path.as_path();
     let file_schema = raw
         .frame
         .collect_schema()

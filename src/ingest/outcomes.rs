@@ -37,7 +37,9 @@ pub const CONDITIONS_LONG: InputContract = InputContract {
         ),
     ],
     one_of: &[],
-    unique_key: &[schema::PATIENT_ID, schema::CONDITION],
+    // A condition recorded twice is still one condition: the segment stage counts distinct
+    // codes, so repeats are not refused.
+    unique_key: &[],
     header: HeaderMode::Named,
     extra: ExtraColumns::Drop,
 };

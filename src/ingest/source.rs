@@ -141,7 +141,7 @@ pub fn open(
         return Err(InputError::file(path, "is a directory, expected a file"));
     }
     match format {
-        Format::Csv | Format::Tsv => open_csv(path, format, contract),
+        Format::Csv | Format::Tsv => open_csv(path, format, contract, CsvEngine::Polars),
         Format::Parquet => open_parquet(path, contract),
         Format::Geojson => Err(InputError::file(
             path,
@@ -406,10 +406,33 @@ fn describe_column(contract: &InputContract, name: &str) -> String {
     }
 }
 
+/// Which CSV reader builds the scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsvEngine {
+    /// polars' lazy, parallel, streaming scanner: the fast path for well-formed files.
+    Polars,
+    /// The `csv` crate, record by record, into memory: for files polars cannot parse
+    /// (an unterminated quote, say). Bytes that are not UTF-8 are decoded as Latin-1.
+    Records,
+}
+
+/// Re-open a CSV input with the record-by-record reader, after polars failed on it.
+///
+/// # Errors
+/// As [`open`].
+pub fn reopen_csv_by_records(
+    path: &Path,
+    format: Format,
+    contract: &InputContract,
+) -> Result<RawSource, InputError> {
+    open_csv(path, format, contract, CsvEngine::Records)
+}
+
 fn open_csv(
     path: &Path,
     format: Format,
     contract: &InputContract,
+    engine: CsvEngine,
 ) -> Result<RawSource, InputError> {
     let separator = if format == Format::Tsv { b'\t' } else { b',' };
     let has_header = matches!(contract.header, HeaderMode::Named);
@@ -422,29 +445,38 @@ fn open_csv(
         (1..=width).map(|i| format!("column {i}")).collect()
     };
     let matched = match_headers(path, &headers, contract)?;
-    let mut frame = LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
-        .with_has_header(has_header)
-        .with_separator(separator)
-        .with_infer_schema_length(Some(0))
-        .with_encoding(CsvEncoding::LossyUtf8)
-        .with_truncate_ragged_lines(true)
-        .with_missing_is_null(true)
-        .with_raise_if_empty(false)
-        .with_row_index(Some(RowIndex {
-            name: ROW_INDEX.into(),
-            offset: 0,
-        }))
-        .finish()
-        .map_err(|e| InputError::polars(path, "cannot scan the file", e))?;
-    // polars names header-less columns `column_1`…; named files keep (deduplicated) headers, so
-    // columns are selected by position in both cases.
-    let schema = frame
-        .collect_schema()
-        .map_err(|e| InputError::polars(path, "cannot read the header", e))?;
-    let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
-    // names[0] is the row index.
-    let column_at = |position: usize| names.get(position + 1).cloned();
-    let frame = project(frame, &matched, column_at, path)?;
+    let frame = match engine {
+        CsvEngine::Polars => {
+            let mut frame = LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
+                .with_has_header(has_header)
+                .with_separator(separator)
+                .with_infer_schema_length(Some(0))
+                .with_encoding(CsvEncoding::LossyUtf8)
+                .with_truncate_ragged_lines(true)
+                .with_missing_is_null(true)
+                .with_raise_if_empty(false)
+                .with_row_index(Some(RowIndex {
+                    name: ROW_INDEX.into(),
+                    offset: 0,
+                }))
+                .finish()
+                .map_err(|e| InputError::polars(path, "cannot scan the file", e))?;
+            // polars names header-less columns `column_1`…; named files keep (deduplicated)
+            // headers, so columns are selected by position in both cases.
+            let schema = frame
+                .collect_schema()
+                .map_err(|e| InputError::polars(path, "cannot read the header", e))?;
+            let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+            // names[0] is the row index.
+            let column_at = |position: usize| names.get(position + 1).cloned();
+            project(frame, &matched, column_at, path)?
+        }
+        CsvEngine::Records => {
+            let frame = read_records(path, separator, has_header, headers.len(), &matched)?;
+            let column_at = |position: usize| Some(format!("__pos{position}"));
+            project(frame.lazy(), &matched, column_at, path)?
+        }
+    };
     Ok(RawSource {
         path: path.to_path_buf(),
         format,
@@ -457,6 +489,68 @@ fn open_csv(
         structural_rejects: structure.structural_rejects,
         invalid_utf8_records: structure.invalid_utf8_records,
     })
+}
+
+/// Read the needed columns record by record into text columns named `__pos<i>`, with the row
+/// index. Records of the wrong width are skipped (the structure pass rejects them) but keep
+/// their record number, so line numbers stay right.
+fn read_records(
+    path: &Path,
+    separator: u8,
+    has_header: bool,
+    width: usize,
+    matched: &HeaderMatch,
+) -> Result<DataFrame, InputError> {
+    let file = File::open(path).map_err(|e| InputError::io(path, "cannot open the file", e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(has_header)
+        .flexible(true)
+        .delimiter(separator)
+        .from_reader(file);
+    let positions: Vec<usize> = matched
+        .chosen
+        .iter()
+        .map(|(p, _)| *p)
+        .chain(matched.extras.iter().map(|(p, _)| *p))
+        .collect();
+    let mut rows: Vec<IdxSize> = Vec::new();
+    let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); positions.len()];
+    let mut record = csv::ByteRecord::new();
+    let mut index: IdxSize = 0;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                return Err(InputError::file(
+                    path,
+                    format!("cannot read record {}: {e}", index + 1),
+                ));
+            }
+        }
+        if width == 0 || record.len() == width {
+            rows.push(index);
+            for (column, &position) in columns.iter_mut().zip(&positions) {
+                column.push(record.get(position).map(decode_field));
+            }
+        }
+        index += 1;
+    }
+    let mut frame_columns = vec![Column::new(ROW_INDEX.into(), rows)];
+    for (column, position) in columns.into_iter().zip(&positions) {
+        frame_columns.push(Column::new(format!("__pos{position}").into(), column));
+    }
+    DataFrame::new_infer_height(frame_columns)
+        .map_err(|e| InputError::polars(path, "cannot build the table", e))
+}
+
+/// A field as text: UTF-8 when it is, else Latin-1 (every byte is a character there), which is
+/// what older NHS and ONS extracts use.
+fn decode_field(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
 /// Width of the first record of a header-less file.

@@ -187,6 +187,18 @@ fn as_text(raw_name: &str, dtype: Option<&DataType>) -> Expr {
     text.str().strip_chars(lit(NULL))
 }
 
+/// Remove thousands separators, but only where they group digits in threes (`"29,199"`,
+/// `"1,204,000.5"`): a stray comma (`"1,2"`) is left, so the value is refused, not misread.
+fn without_thousands_separators(text: Expr) -> Expr {
+    when(
+        text.clone()
+            .str()
+            .contains(lit(r"^-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$"), true),
+    )
+    .then(text.clone().str().replace_all(lit(","), lit(""), true))
+    .otherwise(text)
+}
+
 /// Whether a trimmed text value is empty or a published "no value" marker.
 fn is_missing_text(text: Expr) -> Expr {
     let markers = Series::new("markers".into(), MISSING_MARKERS);
@@ -270,7 +282,7 @@ fn parse_column(spec: &ColumnPlan, raw_name: &str, source_dtype: &DataType) -> C
                     .then(raw.clone().cast(DataType::Int64))
                     .otherwise(null_of(DataType::Int64))
             } else {
-                let cleaned = text.clone().str().replace_all(lit(","), lit(""), true);
+                let cleaned = without_thousands_separators(text.clone());
                 let as_float = cleaned.clone().cast(DataType::Float64);
                 let integral_float = as_float
                     .clone()
@@ -305,12 +317,7 @@ fn parse_column(spec: &ColumnPlan, raw_name: &str, source_dtype: &DataType) -> C
             } else {
                 when(missing.clone())
                     .then(null_of(DataType::Float64))
-                    .otherwise(
-                        text.clone()
-                            .str()
-                            .replace_all(lit(","), lit(""), true)
-                            .cast(DataType::Float64),
-                    )
+                    .otherwise(without_thousands_separators(text.clone()).cast(DataType::Float64))
             };
             let below = if min == 0.0 {
                 "negative value".to_string()

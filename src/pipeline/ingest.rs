@@ -16,7 +16,6 @@ use crate::output::Printer;
 use polars::prelude::{LazyFrame, UnionArgs, concat_lf_diagonal};
 
 /// One input that cannot be used, and why.
-#[derive(Debug)]
 pub struct InputFailure {
     /// The input's name (`patients`, or `footprints.icb`).
     pub input: String,
@@ -24,8 +23,9 @@ pub struct InputFailure {
     pub file: PathBuf,
     /// What is wrong.
     pub error: InputError,
-    /// The report, when the file could be read (e.g. too many rejects).
-    pub report: Option<IngestReport>,
+    /// The table, when the file could be read but failed its reject limit (its report and
+    /// rejects say why).
+    pub table: Option<Table>,
 }
 
 /// Every input of a config, read and checked.
@@ -63,7 +63,11 @@ impl Ingested {
     pub fn reports(&self) -> Vec<&IngestReport> {
         let mut reports: Vec<&IngestReport> = self.all_tables().map(|t| &t.report).collect();
         reports.extend(self.footprints.values().map(|f| &f.report));
-        reports.extend(self.failures.iter().filter_map(|f| f.report.as_ref()));
+        reports.extend(
+            self.failures
+                .iter()
+                .filter_map(|f| f.table.as_ref().map(|t| &t.report)),
+        );
         reports
     }
 }
@@ -101,14 +105,14 @@ pub fn ingest(config: &Config, printer: &Printer) -> Ingested {
                         input: kind.name().to_string(),
                         file: path.clone(),
                         error,
-                        report: Some(table.report),
+                        table: Some(table),
                     }),
                 },
                 Err(error) => failures.push(InputFailure {
                     input: kind.name().to_string(),
                     file: path.clone(),
                     error,
-                    report: None,
+                    table: None,
                 }),
             }
         }
@@ -128,7 +132,7 @@ pub fn ingest(config: &Config, printer: &Printer) -> Ingested {
                 input: name,
                 file: source.path.clone(),
                 error,
-                report: None,
+                table: None,
             }),
         }
     }

@@ -13,24 +13,79 @@ use crate::harness::{data_dir, shared_data};
 
 /// (source under shared/data, bundled name, has a header row)
 const BUNDLE: &[(&str, &str, bool)] = &[
-    ("iod2019/IoD2019_File7_subset.csv", "iod2019_lsoa11.parquet", true),
-    ("iod2025/humaniverse_imd2025_england_lsoa21.csv", "iod2025_lsoa21.parquet", true),
-    ("wimd2019/humaniverse_imd2019_wales_lsoa11.csv", "wimd2019_lsoa11.parquet", true),
-    ("pcn/ePCN_2023-02_PCN_Core_Partner_Details.csv", "epcn_members_2023-02.parquet", true),
-    ("pcn/ePCN_2023-02_PCNDetails.csv", "epcn_pcns_2023-02.parquet", true),
-    ("pcn/gp-reg-pat-prac-map_2022-01.csv", "practice_map_2022-01.parquet", true),
-    ("pcn/blackwellrd_epraccur_2023-02.csv", "epraccur_2023-02.parquet", false),
-    ("gp_registrations/gp-reg-pat-prac-all_2021-01.csv", "practice_totals_2021-01.parquet", true),
-    ("gp_registrations/hoc_gp-by-age_2020-04.csv", "practice_ages_2020-04.parquet", true),
-    ("geography/lsoa11_centroids_bsc_v4_lonlat.csv", "lsoa11_centroids.parquet", true),
-    ("geography/hoc_lsoa11_geog_lookup.csv", "lsoa11_lookup.parquet", true),
-    ("outcomes/heec_fingertips_93553_practice_imd_raw.csv", "practice_imd_93553.parquet", true),
-    ("outcomes/fingertips_91547_smoking_qof_practices.csv", "practice_smoking_91547.parquet", true),
+    (
+        "iod2019/IoD2019_File7_subset.csv",
+        "iod2019_lsoa11.parquet",
+        true,
+    ),
+    (
+        "iod2025/humaniverse_imd2025_england_lsoa21.csv",
+        "iod2025_lsoa21.parquet",
+        true,
+    ),
+    (
+        "wimd2019/humaniverse_imd2019_wales_lsoa11.csv",
+        "wimd2019_lsoa11.parquet",
+        true,
+    ),
+    (
+        "pcn/ePCN_2023-02_PCN_Core_Partner_Details.csv",
+        "epcn_members_2023-02.parquet",
+        true,
+    ),
+    (
+        "pcn/ePCN_2023-02_PCNDetails.csv",
+        "epcn_pcns_2023-02.parquet",
+        true,
+    ),
+    (
+        "pcn/gp-reg-pat-prac-map_2022-01.csv",
+        "practice_map_2022-01.parquet",
+        true,
+    ),
+    (
+        "pcn/blackwellrd_epraccur_2023-02.csv",
+        "epraccur_2023-02.parquet",
+        false,
+    ),
+    (
+        "gp_registrations/gp-reg-pat-prac-all_2021-01.csv",
+        "practice_totals_2021-01.parquet",
+        true,
+    ),
+    (
+        "gp_registrations/hoc_gp-by-age_2020-04.csv",
+        "practice_ages_2020-04.parquet",
+        true,
+    ),
+    (
+        "geography/lsoa11_centroids_bsc_v4_lonlat.csv",
+        "lsoa11_centroids.parquet",
+        true,
+    ),
+    (
+        "geography/hoc_lsoa11_geog_lookup.csv",
+        "lsoa11_lookup.parquet",
+        true,
+    ),
+    (
+        "outcomes/heec_fingertips_93553_practice_imd_raw.csv",
+        "practice_imd_93553.parquet",
+        true,
+    ),
+    (
+        "outcomes/fingertips_91547_smoking_qof_practices.csv",
+        "practice_smoking_91547.parquet",
+        true,
+    ),
 ];
 
 /// Files copied as they are.
 const COPY: &[(&str, &str)] = &[
-    ("geography/icb22_boundaries_wgs84.geojson", "icb22_boundaries.geojson"),
+    (
+        "geography/icb22_boundaries_wgs84.geojson",
+        "icb22_boundaries.geojson",
+    ),
     ("reference/esp2013_19bands.csv", "esp2013.csv"),
 ];
 
@@ -53,7 +108,12 @@ fn to_parquet(source: &Path, target: &Path, has_header: bool) {
         .with_statistics(StatisticsOptions::full())
         .finish(&mut df)
         .expect("write parquet");
-    eprintln!("{} -> {} ({} rows)", source.display(), target.display(), df.height());
+    eprintln!(
+        "{} -> {} ({} rows)",
+        source.display(),
+        target.display(),
+        df.height()
+    );
 }
 
 #[test]

@@ -3,3 +3,5 @@
 
 mod bundle;
 mod harness;
+mod ingest;
+mod validate;
