@@ -162,6 +162,8 @@ pub enum InputKind {
     PracticeMap,
     /// ODS epraccur (no header).
     Epraccur,
+    /// ICB ODS ↔ ONS codes and names.
+    IcbCodes,
     /// LSOA centroids.
     LsoaCentroids,
     /// LSOA → local authority lookup.
@@ -172,7 +174,7 @@ pub enum InputKind {
 
 impl InputKind {
     /// Every tabular input kind, in the order `validate` reports them.
-    pub const ALL: [InputKind; 17] = [
+    pub const ALL: [InputKind; 18] = [
         InputKind::Iod2019,
         InputKind::Iod2025,
         InputKind::Wimd2019,
@@ -180,6 +182,7 @@ impl InputKind {
         InputKind::EpcnPcns,
         InputKind::PracticeMap,
         InputKind::Epraccur,
+        InputKind::IcbCodes,
         InputKind::PracticeTotals,
         InputKind::PracticeAges,
         InputKind::PracticeLsoa,
@@ -209,6 +212,7 @@ impl InputKind {
             InputKind::EpcnPcns => &networks::EPCN_PCNS,
             InputKind::PracticeMap => &networks::PRACTICE_MAP,
             InputKind::Epraccur => &networks::EPRACCUR,
+            InputKind::IcbCodes => &networks::ICB_CODES,
             InputKind::LsoaCentroids => &geography::LSOA_CENTROIDS,
             InputKind::LsoaLookup => &geography::LSOA_LOOKUP,
             InputKind::Esp2013 => &geography::STANDARD_POPULATION,

@@ -241,3 +241,31 @@ pub const EPRACCUR: InputContract = InputContract {
     ]),
     extra: ExtraColumns::Drop,
 };
+
+/// ICB codes: the ODS code practices carry (`QHM`), the ONS code boundaries carry
+/// (`E54000050`), and the name.
+pub const ICB_CODES: InputContract = InputContract {
+    name: "icb_codes",
+    description: "ICB lookup: ODS code (Q..) ↔ ONS code (E54..) and name",
+    columns: &[
+        ColumnSpec::required(
+            schema::ICB_CODE,
+            &["ICB22CDH", "ICB23CDH", "ICB24CDH", "ods_code"],
+            ColumnType::Code(ICB_ODS_CODE),
+        ),
+        ColumnSpec::required(
+            schema::ICB_ONS_CODE,
+            &["ICB22CD", "ICB23CD", "ICB24CD", "ons_code"],
+            ColumnType::Code(ONS_CODE),
+        ),
+        ColumnSpec::optional(
+            schema::ICB_NAME,
+            &["ICB22NM", "ICB23NM", "ICB24NM", "name"],
+            ColumnType::Text,
+        ),
+    ],
+    one_of: &[],
+    unique_key: &[schema::ICB_CODE],
+    header: HeaderMode::Named,
+    extra: ExtraColumns::Drop,
+};

@@ -14,7 +14,7 @@ fn example_config_passes_on_bundled_data() {
     let run = dir.run(&["validate", "--config", &config.display().to_string()]);
     run.expect_code(0);
     let out = run.stdout();
-    assert!(out.contains("all 15 inputs pass"), "{out}");
+    assert!(out.contains("all 16 inputs pass"), "{out}");
     assert!(out.contains("iod2019") && out.contains("32844"), "{out}");
 }
 
