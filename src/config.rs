@@ -58,6 +58,12 @@ pub struct Config {
     /// Footprint polygons (`[[footprints]]`), e.g. ICB boundaries.
     #[serde(default)]
     pub footprints: Vec<FootprintSource>,
+    /// How LSOAs are attributed to footprints.
+    #[serde(default)]
+    pub attribute: AttributeConfig,
+    /// Which tables a run writes.
+    #[serde(default)]
+    pub outputs: OutputsConfig,
     /// The folder the config file is in; relative paths were resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -110,6 +116,49 @@ fn default_output_root() -> PathBuf {
 
 fn default_seed() -> u64 {
     20_240_401
+}
+
+/// `[attribute]`: how LSOAs get footprints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeConfig {
+    /// `plurality` (each LSOA to the PCN with the largest share of its registered residents) or
+    /// `share` (to every PCN, weighted by share).
+    #[serde(default)]
+    pub residence_method: crate::pipeline::attribute::ResidenceMethod,
+    /// With `plurality`, an LSOA whose largest PCN share is below this gets no PCN footprint.
+    #[serde(default)]
+    pub min_share: f64,
+}
+
+impl Default for AttributeConfig {
+    fn default() -> Self {
+        AttributeConfig {
+            residence_method: crate::pipeline::attribute::ResidenceMethod::Plurality,
+            min_share: 0.0,
+        }
+    }
+}
+
+/// `[outputs]`: which tables a run writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsConfig {
+    /// Write `patients_enriched`, the patient-level table (restricted: never for publication).
+    #[serde(default = "default_true")]
+    pub patients_enriched: bool,
+}
+
+impl Default for OutputsConfig {
+    fn default() -> Self {
+        OutputsConfig {
+            patients_enriched: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[validation]`: how strict ingest is.
@@ -259,6 +308,12 @@ impl Config {
             return Err(self.invalid(
                 "run.deprivation",
                 format!("must be iod2019 or iod2025, found {}", self.run.deprivation),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.attribute.min_share) {
+            return Err(self.invalid(
+                "attribute.min_share",
+                format!("must be a share between 0 and 1, found {}", self.attribute.min_share),
             ));
         }
         let mut kinds: Vec<&str> = self.footprints.iter().map(|f| f.kind.as_str()).collect();

@@ -67,6 +67,8 @@ pub const IMD_RANK: &str = "imd_rank";
 pub const IMD_DECILE: &str = "imd_decile";
 /// IMD quintile within the nation (1 = most deprived 20%).
 pub const IMD_QUINTILE: &str = "imd_quintile";
+/// In NHS England's Core20: the most deprived 20% of England's LSOAs (IMD quintile 1).
+pub const CORE20: &str = "core20";
 /// Income domain score (rate).
 pub const INCOME_SCORE: &str = "income_score";
 /// Employment domain score (rate).
@@ -105,6 +107,12 @@ pub const NUMBER_OF_PATIENTS: &str = "number_of_patients";
 pub const AGE_GROUP: &str = "age_group";
 /// Extract date of a publication.
 pub const EXTRACT_DATE: &str = "extract_date";
+/// Broad age band (`0-17`, `18-44`, `45-64`, `65-74`, `75-84`, `85+`).
+pub const BROAD_AGE_BAND: &str = "broad_age_band";
+/// Life-course stage (`start well (0-17)`, `live well (18-64)`, `age well (65+)`).
+pub const LIFE_STAGE: &str = "life_stage";
+/// High-level ethnic group (five groups and "Not stated").
+pub const ETHNIC_GROUP: &str = "ethnic_group";
 /// Weight of a population row: 1 for a patient, `number_of_patients` for an aggregate cell.
 pub const WEIGHT: &str = "weight";
 
@@ -176,7 +184,8 @@ pub const AREA_IS_CURRENT: &str = "area_is_current";
 pub const LONGITUDE: &str = "longitude";
 /// Latitude (WGS84 degrees).
 pub const LATITUDE: &str = "latitude";
-/// Age band label (`0-4`, …, `90+`).
+/// Age band label: the ESP2013 bands `0-4`, …, `85-89`, `90+` (in the standard population
+/// input and on every population row).
 pub const AGE_BAND: &str = "age_band";
 /// First year of an age band.
 pub const AGE_FROM: &str = "age_from";
@@ -192,6 +201,33 @@ pub const TOTAL_PATIENTS: &str = "total_patients";
 pub const PATIENTS_16_PLUS: &str = "patients_16_plus";
 /// Patients aged 65 and over.
 pub const PATIENTS_65_PLUS: &str = "patients_65_plus";
+
+// --- Footprints and areas ------------------------------------------------------------------
+/// What a footprint is: `practice`, `pcn`, `sub_icb`, `icb`, `england`, or a polygon kind.
+pub const FOOTPRINT_KIND: &str = "footprint_kind";
+/// The footprint's code (ODS for practices, PCNs and ICBs by membership; the polygon's code for
+/// geometric footprints).
+pub const FOOTPRINT_CODE: &str = "footprint_code";
+/// How an LSOA was attributed: `registered_plurality`, `registered_share`, `geometric`.
+pub const METHOD: &str = "method";
+/// Registered residents behind an attribution.
+pub const REGISTERED: &str = "registered";
+/// A share (0–1).
+pub const SHARE: &str = "share";
+/// Level of an area row: `practice`, `pcn`, `icb`, `england`.
+pub const AREA_LEVEL: &str = "area_level";
+/// The code of the area one level up (a practice's PCN, a PCN's ICB).
+pub const PARENT_AREA_CODE: &str = "parent_code";
+/// Population with a deprivation match (the denominator of shares by deprivation).
+pub const POPULATION_WITH_IMD: &str = "population_with_imd";
+/// People living in Core20 LSOAs.
+pub const CORE20_POPULATION: &str = "core20_population";
+/// Core20 people as a share of the population with a deprivation match.
+pub const CORE20_SHARE: &str = "core20_share";
+/// Area deprivation decile among areas of its level, population-weighted (1 = most deprived).
+pub const DEPRIVATION_DECILE: &str = "deprivation_decile";
+/// Code used for England as a whole (ONS country code).
+pub const ENGLAND_CODE: &str = "E92000001";
 
 // --- Rejects -------------------------------------------------------------------------------
 /// Input kind a reject came from.

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::output::{LogFormat, Printer};
 
+pub mod run;
 pub mod validate;
 
 /// healthgap: where health inequalities are in a PCN's population, and whether they are closing.
@@ -42,6 +43,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[allow(missing_docs)]
 pub enum Command {
+    Run(run::RunArgs),
     Validate(validate::ValidateArgs),
 }
 
@@ -49,6 +51,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let printer = Printer::new(cli.quiet, cli.log_format);
     match cli.command {
+        Command::Run(args) => run::run(args, &printer),
         Command::Validate(args) => validate::run(args, &printer),
     }
 }

@@ -1,8 +1,298 @@
 //! The pipeline stages, in order: `ingest → enrich → attribute → segment → measure → gradient
-//! → publish` (DESIGN §3).
+//! → publish` (DESIGN §3), and [`run`], which drives them for `healthgap run`.
 //!
-//! Each stage takes and returns typed tables (polars `LazyFrame`s) plus settings; only publish
-//! runs the plan. The readers themselves live in `crate::ingest`; this module's `ingest` stage
-//! reads every input a config names.
+//! Each stage takes and returns polars `LazyFrame`s plus settings; the plan runs when publish
+//! writes a table. The patient-level table is streamed to the run folder once and the
+//! aggregate tables are computed from that file, so the big join runs once and memory stays
+//! bounded. The readers live in `crate::ingest`; the statistics in `crate::stats`.
 
+pub mod attribute;
+pub mod enrich;
 pub mod ingest;
+pub mod publish;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use polars::prelude::{IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet};
+
+use crate::config::Config;
+use crate::error::UserError;
+use crate::ingest::rejects_frame;
+use crate::output::Printer;
+use crate::schema;
+use publish::{StagingRun, acquire_lock, sha256_bytes, sha256_file};
+
+/// Names of the tables a run writes.
+pub mod tables {
+    /// One row per patient (or population cell), enriched and attributed. Restricted.
+    pub const PATIENTS_ENRICHED: &str = "patients_enriched";
+    /// LSOA × footprint attributions.
+    pub const FOOTPRINT_WEIGHTS: &str = "footprint_weights";
+    /// Practice, PCN, ICB and England deprivation profiles.
+    pub const AREA_DEPRIVATION: &str = "area_deprivation";
+    /// Input rows refused, with file, line, column, value and reason.
+    pub const REJECTS: &str = "rejects";
+}
+
+/// A point where a run can be told to stop abruptly (tests of atomic publishing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AbortPoint {
+    /// After the tables are written to the staging folder.
+    Tables,
+    /// After the run folder is renamed into place, before `latest` is switched.
+    Rename,
+}
+
+/// Settings for one run, from flags and config.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Where run folders go.
+    pub output_root: PathBuf,
+    /// The run's id (folder name).
+    pub run_id: String,
+    /// Stop the process abruptly at this point (tests only).
+    pub abort_at: Option<AbortPoint>,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// The run id.
+    pub run_id: String,
+    /// Registered population (weighted).
+    pub population: i64,
+    /// Rows refused across inputs.
+    pub rejected_rows: u64,
+    /// Warnings raised.
+    pub warnings: Vec<String>,
+}
+
+/// Time spent in one stage, for the manifest.
+#[derive(Debug, Clone, serde::Serialize)]
+struct StageTiming {
+    stage: &'static str,
+    seconds: f64,
+}
+
+struct Stages<'a> {
+    printer: &'a Printer,
+    timings: Vec<StageTiming>,
+}
+
+impl Stages<'_> {
+    fn run<T>(&mut self, stage: &'static str, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let spinner = self.printer.spinner(stage);
+        let started = Instant::now();
+        let result = work();
+        spinner.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        self.timings.push(StageTiming { stage, seconds });
+        self.printer.event(
+            "info",
+            &format!("{stage}: {seconds:.2} s"),
+            serde_json::json!({"stage": stage, "seconds": seconds}),
+        );
+        result
+    }
+}
+
+/// Run the pipeline for a config and publish the run folder atomically.
+///
+/// # Errors
+/// Input and config problems (exit 2) name the file; internal failures (exit 1) say what was
+/// being done. On any error the previous run and `latest` are untouched.
+pub fn run(config: &Config, settings: &RunSettings, printer: &Printer) -> anyhow::Result<RunSummary> {
+    let started_at = chrono::Utc::now();
+    let lock = acquire_lock(&settings.output_root, &settings.run_id)?;
+    if let Some(note) = &lock.cleared_stale {
+        printer.warn(note);
+    }
+    let mut stages = Stages {
+        printer,
+        timings: Vec::new(),
+    };
+    let mut warnings: Vec<String> = Vec::new();
+
+    let ingested = stages.run("ingest", || Ok(ingest::ingest(config, printer)))?;
+    if !ingested.failures.is_empty() {
+        let list: Vec<String> = ingested.failures.iter().map(|f| format!("  {}", f.error)).collect();
+        return Err(UserError(format!(
+            "{} input(s) failed validation; nothing was published:\n{}",
+            ingested.failures.len(),
+            list.join("\n")
+        ))
+        .into());
+    }
+    for report in ingested.reports() {
+        for warning in &report.warnings {
+            warnings.push(format!("{} ({}): {warning}", report.input, report.file.display()));
+        }
+    }
+
+    // Input fingerprints for the manifest and every table's metadata.
+    let inputs: Vec<serde_json::Value> = ingested
+        .all_tables()
+        .map(|t| (t.report.input.clone(), t.path.clone(), Some(&t.report)))
+        .chain(ingested.footprints.values().map(|f| (f.report.input.clone(), f.path.clone(), Some(&f.report))))
+        .map(|(input, path, report)| {
+            let sha256 = sha256_file(&path).ok();
+            serde_json::json!({
+                "input": input,
+                "file": path,
+                "sha256": sha256,
+                "rows_read": report.map(|r| r.rows_read),
+                "rows_accepted": report.map(|r| r.rows_accepted),
+                "rows_rejected": report.map(|r| r.rows_rejected),
+                "reasons": report.map(|r| &r.reasons),
+            })
+        })
+        .collect();
+    let config_text = std::fs::read(&config.path).unwrap_or_default();
+    let input_hashes: Vec<serde_json::Value> = inputs
+        .iter()
+        .map(|i| serde_json::json!({"input": i["input"], "sha256": i["sha256"]}))
+        .collect();
+    let metadata = vec![
+        ("healthgap.run_id".to_string(), settings.run_id.clone()),
+        ("healthgap.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("healthgap.config_sha256".to_string(), sha256_bytes(&config_text)),
+        ("healthgap.seed".to_string(), config.run.seed.to_string()),
+        ("healthgap.inputs".to_string(), serde_json::Value::Array(input_hashes).to_string()),
+    ];
+    let mut staging = StagingRun::begin(&settings.output_root, &settings.run_id, &lock, metadata)?;
+
+    let index = config.run.deprivation;
+    let (population, shape) = enrich::population(&ingested)?;
+    let deprivation = enrich::deprivation_lookup(&ingested, index)?;
+    let enriched = enrich::enrich(population, deprivation);
+    let practices = stages.run("attribute: membership", || {
+        attribute::practice_footprints(&ingested, config.run.extract_date)?
+            .collect()
+            .context("attributing practices to PCNs and ICBs")
+    })?;
+    let attributed = attribute::attach_membership(enriched, practices.lazy());
+
+    stages.run("enrich and attribute", || {
+        staging
+            .sink(tables::PATIENTS_ENRICHED, attributed, true)
+            .map_err(anyhow::Error::from)
+    })?;
+    let base = LazyFrame::scan_parquet(
+        PlRefPath::new(staging.table_path(tables::PATIENTS_ENRICHED).to_string_lossy().as_ref()),
+        ScanArgsParquet::default(),
+    )
+    .context("reading back the enriched population")?;
+
+    let (matched, membership) = stages.run("checks", || {
+        let matched = enrich::deprivation_match(&base, &ingested, index).context("checking the deprivation join")?;
+        let membership =
+            attribute::MembershipReport::from_population(&base).context("checking the membership attribution")?;
+        Ok((matched, membership))
+    })?;
+    if let Some(warning) = matched.warning(index) {
+        printer.warn(&warning);
+        warnings.push(warning);
+    }
+    for warning in membership.warnings() {
+        printer.warn(&warning);
+        warnings.push(warning);
+    }
+
+    stages.run("footprints", || {
+        let mut weights = attribute::residence_footprints(
+            base.clone(),
+            config.attribute.residence_method,
+            config.attribute.min_share,
+        )
+        .collect()
+        .context("deriving residence footprints")?;
+        staging.write_frame(tables::FOOTPRINT_WEIGHTS, &mut weights, false)?;
+        Ok(())
+    })?;
+    stages.run("area deprivation", || {
+        let mut areas = attribute::area_deprivation(base.clone()).context("computing area deprivation")?;
+        staging.write_frame(tables::AREA_DEPRIVATION, &mut areas, false)?;
+        Ok(())
+    })?;
+    let rejected_rows: u64 = ingested.all_tables().map(|t| t.report.rows_rejected).sum();
+    stages.run("rejects", || {
+        let mut frames = Vec::new();
+        for table in ingested.all_tables() {
+            frames.push(table.rejects_frame()?);
+        }
+        for footprints in ingested.footprints.values() {
+            frames.push(rejects_frame(&footprints.report.input, &footprints.rejects)?);
+        }
+        let mut rejects = match frames.into_iter().reduce(|mut a, b| {
+            // Frames share the published schema; stacking cannot fail.
+            let _ = a.vstack_mut(&b);
+            a
+        }) {
+            Some(frame) => frame,
+            None => rejects_frame("", &[])?,
+        };
+        staging.write_frame(tables::REJECTS, &mut rejects, false)?;
+        Ok(())
+    })?;
+    if !config.outputs.patients_enriched {
+        staging.discard(tables::PATIENTS_ENRICHED)?;
+    }
+    if settings.abort_at == Some(AbortPoint::Tables) {
+        std::process::abort();
+    }
+
+    let population = matched.population;
+    let manifest = serde_json::json!({
+        "run_id": settings.run_id,
+        "tool": {"name": "healthgap", "version": env!("CARGO_PKG_VERSION")},
+        "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "finished_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "config": {"path": config.path, "sha256": sha256_bytes(&config_text), "text": String::from_utf8_lossy(&config_text)},
+        "seed": config.run.seed,
+        "extract_date": config.run.extract_date.to_string(),
+        "deprivation_index": index.name(),
+        "population_shape": shape,
+        "population": population,
+        "inputs": inputs,
+        "outputs": staging.tables(),
+        "stages": stages.timings,
+        "rejects": {"rows": rejected_rows},
+        "deprivation_match": matched,
+        "membership": membership,
+        "warnings": warnings,
+    });
+    let abort_at = settings.abort_at;
+    let run_dir = staging.commit(&manifest, || {
+        if abort_at == Some(AbortPoint::Rename) {
+            std::process::abort();
+        }
+    })?;
+    drop(lock);
+    Ok(RunSummary {
+        run_dir,
+        run_id: settings.run_id.clone(),
+        population,
+        rejected_rows,
+        warnings,
+    })
+}
+
+/// A default run id: the UTC time, to the second (`20260201T023000Z`).
+pub fn default_run_id() -> String {
+    chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// Whether `name` can be a run id (a folder name that is not hidden and not `latest`).
+pub fn valid_run_id(name: &str) -> bool {
+    !name.is_empty()
+        && name != publish::LATEST
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Column names of the patient-level table that identify patients (never published).
+pub const IDENTIFYING_COLUMNS: &[&str] = &[schema::PATIENT_ID];

@@ -1,0 +1,453 @@
+//! Stage 3, attribute: network footprints for every practice, patient and LSOA.
+//!
+//! Owns:
+//! - *membership*: practice → PCN as at the extract date from the dated ePCN rows; practice →
+//!   sub-ICB → ICB from the practice's own parent organisation in ODS `epraccur`, so practices
+//!   outside any PCN still count for their ICB, as NHS publications count them;
+//! - *residence footprints*: each LSOA to the PCN holding the largest share of its registered
+//!   residents (or proportional shares), as rows of the `footprint_weights` table;
+//! - *geometric footprints*: LSOA centroids in footprint polygons ([`crate::geometry`]);
+//! - *area deprivation*: population-weighted IMD score, Core20 share and quintile mix for each
+//!   practice, PCN, ICB and England, and practice and PCN deprivation deciles.
+//!
+//! The deprivation join itself is `enrich`; statistics (the weighted deciles) are `crate::stats`.
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::error::UserError;
+use crate::stats::quantile::{DeprivationOrder, population_weighted_quantiles};
+use crate::ingest::InputKind;
+use crate::pipeline::ingest::Ingested;
+use crate::schema;
+
+/// How LSOAs get a PCN footprint from where registered patients live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResidenceMethod {
+    /// Each LSOA to the one PCN with the largest share of its registered residents (ties to the
+    /// lower PCN code); weight 1.
+    #[default]
+    Plurality,
+    /// Each LSOA to every PCN with registered residents there, weighted by their share.
+    Share,
+}
+
+impl ResidenceMethod {
+    /// The `method` value written to `footprint_weights`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ResidenceMethod::Plurality => "registered_plurality",
+            ResidenceMethod::Share => "registered_share",
+        }
+    }
+}
+
+/// Columns of the practice footprint table, in order.
+pub const PRACTICE_FOOTPRINT_COLUMNS: &[&str] = &[
+    schema::PRACTICE_CODE,
+    schema::PCN_CODE,
+    schema::PCN_NAME,
+    schema::SUB_ICB_CODE,
+    schema::ICB_CODE,
+    schema::ICB_ONS_CODE,
+    schema::ICB_NAME,
+];
+
+/// Every practice's PCN (as at the extract date) and ICB.
+///
+/// PCN: the ePCN membership whose start is on or before the extract date and whose end is
+/// empty or on or after it; when a practice has several (a move recorded with overlapping
+/// dates), the latest start wins. ICB and sub-ICB: the practice's parent in `epraccur`; when a
+/// practice is not there, the NHS Digital practice map is used.
+///
+/// # Errors
+/// [`UserError`] when the config has neither `epcn_members` nor `practice_map`, or neither
+/// `epraccur` nor `practice_map`.
+pub fn practice_footprints(ingested: &Ingested, extract_date: NaiveDate) -> Result<LazyFrame, UserError> {
+    let pcn = match (ingested.frame(InputKind::EpcnMembers), ingested.frame(InputKind::PracticeMap)) {
+        (Some(members), _) => members
+            .filter(
+                col(schema::MEMBERSHIP_START)
+                    .lt_eq(lit(extract_date))
+                    .and(
+                        col(schema::MEMBERSHIP_END)
+                            .is_null()
+                            .or(col(schema::MEMBERSHIP_END).gt_eq(lit(extract_date))),
+                    ),
+            )
+            .sort_by_exprs(
+                [col(schema::PRACTICE_CODE), col(schema::MEMBERSHIP_START), col(schema::PCN_CODE)],
+                SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
+            )
+            .unique_stable(Some(cols([schema::PRACTICE_CODE])), UniqueKeepStrategy::First)
+            .select([col(schema::PRACTICE_CODE), col(schema::PCN_CODE), col(schema::PCN_NAME)]),
+        (None, Some(map)) => map
+            .filter(col(schema::PCN_CODE).is_not_null())
+            .select([col(schema::PRACTICE_CODE), col(schema::PCN_CODE), col(schema::PCN_NAME)]),
+        (None, None) => {
+            return Err(UserError(
+                "attributing practices to PCNs needs [inputs.epcn_members] (or [inputs.practice_map])".into(),
+            ));
+        }
+    };
+    let parents = match (ingested.frame(InputKind::Epraccur), ingested.frame(InputKind::PracticeMap)) {
+        (Some(epraccur), map) => {
+            let primary = epraccur.select([
+                col(schema::PRACTICE_CODE),
+                col(schema::SUB_ICB_CODE),
+                col(schema::ICB_CODE),
+            ]);
+            match map {
+                // Practices absent from epraccur fall back to the practice map's parents.
+                Some(map) => {
+                    let fallback = map
+                        .select([col(schema::PRACTICE_CODE), col(schema::SUB_ICB_CODE), col(schema::ICB_CODE)])
+                        .join(
+                            primary.clone().select([col(schema::PRACTICE_CODE)]),
+                            [col(schema::PRACTICE_CODE)],
+                            [col(schema::PRACTICE_CODE)],
+                            JoinArgs::new(JoinType::Anti),
+                        );
+                    concat([primary, fallback], UnionArgs::default())
+                        .map_err(|e| UserError(format!("cannot combine practice parents: {e}")))?
+                }
+                None => primary,
+            }
+        }
+        (None, Some(map)) => map.select([col(schema::PRACTICE_CODE), col(schema::SUB_ICB_CODE), col(schema::ICB_CODE)]),
+        (None, None) => {
+            return Err(UserError(
+                "attributing practices to ICBs needs [inputs.epraccur] (or [inputs.practice_map])".into(),
+            ));
+        }
+    };
+    let icb_names = match ingested.frame(InputKind::IcbCodes) {
+        Some(codes) => codes.select([col(schema::ICB_CODE), col(schema::ICB_ONS_CODE), col(schema::ICB_NAME)]),
+        None => DataFrame::new(
+            0,
+            vec![
+                Column::new_empty(schema::ICB_CODE.into(), &DataType::String),
+                Column::new_empty(schema::ICB_ONS_CODE.into(), &DataType::String),
+                Column::new_empty(schema::ICB_NAME.into(), &DataType::String),
+            ],
+        )
+        .map_err(|e| UserError(format!("cannot build the ICB lookup: {e}")))?
+        .lazy(),
+    };
+    let practices = concat(
+        [
+            parents.clone().select([col(schema::PRACTICE_CODE)]),
+            pcn.clone().select([col(schema::PRACTICE_CODE)]),
+        ],
+        UnionArgs::default(),
+    )
+    .map_err(|e| UserError(format!("cannot list practices: {e}")))?
+    .unique(None, UniqueKeepStrategy::Any);
+    let left = JoinArgs::new(JoinType::Left);
+    Ok(practices
+        .join(pcn, [col(schema::PRACTICE_CODE)], [col(schema::PRACTICE_CODE)], left.clone())
+        .join(parents, [col(schema::PRACTICE_CODE)], [col(schema::PRACTICE_CODE)], left.clone())
+        .join(icb_names, [col(schema::ICB_CODE)], [col(schema::ICB_CODE)], left)
+        .select(PRACTICE_FOOTPRINT_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
+        .sort([schema::PRACTICE_CODE], SortMultipleOptions::default()))
+}
+
+/// Attach each population row's membership footprints (its practice's PCN and ICB).
+pub fn attach_membership(population: LazyFrame, practices: LazyFrame) -> LazyFrame {
+    let args = JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Left)
+    };
+    population.join(
+        practices,
+        [col(schema::PRACTICE_CODE)],
+        [col(schema::PRACTICE_CODE)],
+        args,
+    )
+}
+
+/// Who the membership attribution could not place.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct MembershipReport {
+    /// Practices in the registered list.
+    pub practices: i64,
+    /// Practices with no PCN at the extract date (they still count for their ICB).
+    pub practices_without_pcn: i64,
+    /// Registered people at those practices.
+    pub population_without_pcn: i64,
+    /// Practices with no ICB (not in `epraccur` nor the practice map).
+    pub practices_without_icb: i64,
+    /// Registered people at those practices.
+    pub population_without_icb: i64,
+}
+
+impl MembershipReport {
+    /// Count from an attributed population.
+    ///
+    /// # Errors
+    /// If the plan fails to run.
+    pub fn from_population(attributed: &LazyFrame) -> PolarsResult<MembershipReport> {
+        let by_practice = attributed
+            .clone()
+            .group_by([col(schema::PRACTICE_CODE)])
+            .agg([
+                col(schema::WEIGHT).sum().alias("population"),
+                col(schema::PCN_CODE).first().alias("pcn"),
+                col(schema::ICB_CODE).first().alias("icb"),
+            ])
+            .select([
+                len().alias("practices"),
+                col("pcn").is_null().sum().alias("practices_without_pcn"),
+                col("population").filter(col("pcn").is_null()).sum().alias("population_without_pcn"),
+                col("icb").is_null().sum().alias("practices_without_icb"),
+                col("population").filter(col("icb").is_null()).sum().alias("population_without_icb"),
+            ])
+            .collect()?;
+        let get = |name: &str| -> PolarsResult<i64> {
+            Ok(by_practice.column(name)?.cast(&DataType::Int64)?.i64()?.get(0).unwrap_or(0))
+        };
+        Ok(MembershipReport {
+            practices: get("practices")?,
+            practices_without_pcn: get("practices_without_pcn")?,
+            population_without_pcn: get("population_without_pcn")?,
+            practices_without_icb: get("practices_without_icb")?,
+            population_without_icb: get("population_without_icb")?,
+        })
+    }
+
+    /// Warnings for people (empty when everyone is placed).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.practices_without_pcn > 0 {
+            out.push(format!(
+                "{} of {} practices ({} registered people) are in no PCN at the extract date; they count for their ICB and England only",
+                self.practices_without_pcn, self.practices, self.population_without_pcn
+            ));
+        }
+        if self.practices_without_icb > 0 {
+            out.push(format!(
+                "{} practices ({} registered people) have no parent ICB in epraccur or the practice map; they count for England only",
+                self.practices_without_icb, self.population_without_icb
+            ));
+        }
+        out
+    }
+}
+
+/// Columns of the `footprint_weights` table, in order.
+pub const FOOTPRINT_WEIGHT_COLUMNS: &[&str] = &[
+    schema::LSOA_CODE,
+    schema::FOOTPRINT_KIND,
+    schema::FOOTPRINT_CODE,
+    schema::WEIGHT,
+    schema::METHOD,
+    schema::REGISTERED,
+    schema::SHARE,
+];
+
+/// Each LSOA's PCN footprint from where registered patients live.
+///
+/// Registered residents are counted per LSOA × PCN (weighted rows). With
+/// [`ResidenceMethod::Plurality`] each LSOA goes to the PCN with the largest count (ties to the
+/// lower PCN code, so runs are reproducible), provided its share reaches `min_share`; with
+/// [`ResidenceMethod::Share`] to every PCN, weighted by share. Rows are sorted by LSOA and PCN.
+pub fn residence_footprints(attributed: LazyFrame, method: ResidenceMethod, min_share: f64) -> LazyFrame {
+    let counts = attributed
+        .filter(col(schema::LSOA_CODE).is_not_null().and(col(schema::PCN_CODE).is_not_null()))
+        .group_by([col(schema::LSOA_CODE), col(schema::PCN_CODE)])
+        .agg([col(schema::WEIGHT).sum().cast(DataType::Int64).alias(schema::REGISTERED)])
+        .with_column(
+            (col(schema::REGISTERED).cast(DataType::Float64)
+                / col(schema::REGISTERED).sum().over([col(schema::LSOA_CODE)]).unwrap_or_else(|_| lit(NULL)).cast(DataType::Float64))
+            .alias(schema::SHARE),
+        );
+    let chosen = match method {
+        ResidenceMethod::Plurality => counts
+            .sort_by_exprs(
+                [col(schema::LSOA_CODE), col(schema::REGISTERED), col(schema::PCN_CODE)],
+                SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
+            )
+            .unique_stable(Some(cols([schema::LSOA_CODE])), UniqueKeepStrategy::First)
+            .filter(col(schema::SHARE).gt_eq(lit(min_share)))
+            .with_column(lit(1.0f64).alias(schema::WEIGHT)),
+        ResidenceMethod::Share => counts.with_column(col(schema::SHARE).alias(schema::WEIGHT)),
+    };
+    chosen
+        .with_columns([
+            lit("pcn").alias(schema::FOOTPRINT_KIND),
+            col(schema::PCN_CODE).alias(schema::FOOTPRINT_CODE),
+            lit(method.label()).alias(schema::METHOD),
+        ])
+        .select(FOOTPRINT_WEIGHT_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
+        .sort([schema::LSOA_CODE, schema::FOOTPRINT_CODE], SortMultipleOptions::default())
+}
+
+/// Columns of the `area_deprivation` table, in order.
+pub const AREA_DEPRIVATION_COLUMNS: &[&str] = &[
+    schema::AREA_LEVEL,
+    schema::AREA_CODE,
+    schema::AREA_NAME,
+    schema::PARENT_AREA_CODE,
+    schema::POPULATION,
+    schema::POPULATION_WITH_IMD,
+    schema::IMD_SCORE,
+    schema::CORE20_POPULATION,
+    schema::CORE20_SHARE,
+    "population_imd_q1",
+    "population_imd_q2",
+    "population_imd_q3",
+    "population_imd_q4",
+    "population_imd_q5",
+    schema::DEPRIVATION_DECILE,
+];
+
+/// Population-weighted deprivation of every practice, PCN and ICB and of England.
+///
+/// For each area: registered population; population with an English deprivation match; the
+/// population-weighted mean IMD score of its residents' LSOAs (as Fingertips computes practice
+/// scores); Core20 people and their share of the matched population; population by national
+/// IMD quintile. Practices and PCNs also get a deprivation decile among areas of their level,
+/// population-weighted (each decile holds about a tenth of registered people; 1 = most
+/// deprived), computed by [`crate::stats`] in [`with_deprivation_deciles`].
+///
+/// # Errors
+/// If the plan fails to run.
+pub fn area_deprivation(attributed: LazyFrame) -> PolarsResult<DataFrame> {
+    let england_only = col(schema::NATION).eq(lit("E"));
+    let metrics = || {
+        let mut aggs = vec![
+            col(schema::WEIGHT).sum().cast(DataType::Int64).alias(schema::POPULATION),
+            col(schema::WEIGHT)
+                .filter(england_only.clone())
+                .sum()
+                .cast(DataType::Int64)
+                .alias(schema::POPULATION_WITH_IMD),
+            ((col(schema::IMD_SCORE) * col(schema::WEIGHT).cast(DataType::Float64))
+                .filter(england_only.clone().and(col(schema::IMD_SCORE).is_not_null()))
+                .sum()
+                / col(schema::WEIGHT)
+                    .cast(DataType::Float64)
+                    .filter(england_only.clone().and(col(schema::IMD_SCORE).is_not_null()))
+                    .sum())
+            .alias(schema::IMD_SCORE),
+            col(schema::WEIGHT)
+                .filter(col(schema::CORE20).eq(lit(true)))
+                .sum()
+                .cast(DataType::Int64)
+                .alias(schema::CORE20_POPULATION),
+        ];
+        for q in 1..=5i64 {
+            aggs.push(
+                col(schema::WEIGHT)
+                    .filter(england_only.clone().and(col(schema::IMD_QUINTILE).eq(lit(q))))
+                    .sum()
+                    .cast(DataType::Int64)
+                    .alias(format!("population_imd_q{q}")),
+            );
+        }
+        aggs
+    };
+    let level = |name: &str, code: &str, area_name: Option<&str>, parent: Option<&str>| {
+        let mut keys = vec![col(code)];
+        if let Some(n) = area_name {
+            keys.push(col(n));
+        }
+        if let Some(p) = parent {
+            keys.push(col(p));
+        }
+        attributed
+            .clone()
+            .filter(col(code).is_not_null())
+            .group_by(keys)
+            .agg(metrics())
+            .with_columns([
+                lit(name.to_string()).alias(schema::AREA_LEVEL),
+                col(code).alias(schema::AREA_CODE),
+                area_name.map_or(lit(NULL).cast(DataType::String), col).alias(schema::AREA_NAME),
+                parent.map_or(lit(NULL).cast(DataType::String), col).alias(schema::PARENT_AREA_CODE),
+            ])
+    };
+    let england = attributed
+        .clone()
+        .select(metrics())
+        .with_columns([
+            lit("england").alias(schema::AREA_LEVEL),
+            lit(schema::ENGLAND_CODE).alias(schema::AREA_CODE),
+            lit("England").alias(schema::AREA_NAME),
+            lit(NULL).cast(DataType::String).alias(schema::PARENT_AREA_CODE),
+        ]);
+    // A practice's PCN and a PCN's ICB are their parents; a PCN whose practices sit in two ICBs
+    // appears once per ICB (rare; ePCN records each PCN's own sub-ICB).
+    let practices = level("practice", schema::PRACTICE_CODE, None, Some(schema::PCN_CODE));
+    let pcns = level("pcn", schema::PCN_CODE, Some(schema::PCN_NAME), Some(schema::ICB_CODE));
+    let icbs = level("icb", schema::ICB_CODE, Some(schema::ICB_NAME), None);
+    let select = |lf: LazyFrame| {
+        lf.with_columns([
+            (col(schema::CORE20_POPULATION).cast(DataType::Float64)
+                / col(schema::POPULATION_WITH_IMD).cast(DataType::Float64))
+            .alias(schema::CORE20_SHARE),
+            lit(NULL).cast(DataType::Int64).alias(schema::DEPRIVATION_DECILE),
+        ])
+        .select(AREA_DEPRIVATION_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
+    };
+    let all = concat(
+        [select(england), select(icbs), select(pcns), select(practices)],
+        UnionArgs::default(),
+    )?;
+    let mut table = all.collect()?;
+    with_deprivation_deciles(&mut table)?;
+    let level_order = col(schema::AREA_LEVEL)
+        .replace_strict(
+            lit(Series::new("from".into(), ["england", "icb", "pcn", "practice"])),
+            lit(Series::new("to".into(), [0i32, 1, 2, 3])),
+            None,
+            Some(DataType::Int32),
+        );
+    table
+        .lazy()
+        .sort_by_exprs(
+            [level_order, col(schema::AREA_CODE), col(schema::PARENT_AREA_CODE)],
+            SortMultipleOptions::default().with_nulls_last(true),
+        )
+        .collect()
+}
+
+/// Fill `deprivation_decile` for practices and PCNs: population-weighted deciles of the
+/// area IMD score among all areas of the level (1 = most deprived). Areas without a score get
+/// none.
+///
+/// # Errors
+/// If a column is missing or mistyped (an internal error).
+pub fn with_deprivation_deciles(table: &mut DataFrame) -> PolarsResult<()> {
+    let levels = table.column(schema::AREA_LEVEL)?.str()?.clone();
+    let scores = table.column(schema::IMD_SCORE)?.f64()?.clone();
+    let populations = table.column(schema::POPULATION_WITH_IMD)?.cast(&DataType::Float64)?;
+    let populations = populations.f64()?.clone();
+    let mut deciles: Vec<Option<i64>> = vec![None; table.height()];
+    for level in ["practice", "pcn"] {
+        // Crossing into plain slices for the statistics, per level (a few thousand rows).
+        let rows: Vec<usize> = (0..table.height())
+            .filter(|&i| levels.get(i) == Some(level) && scores.get(i).is_some())
+            .collect();
+        let level_scores: Vec<f64> = rows.iter().map(|&i| scores.get(i).unwrap_or(f64::NAN)).collect();
+        let level_pops: Vec<f64> = rows.iter().map(|&i| populations.get(i).unwrap_or(0.0)).collect();
+        if rows.is_empty() || level_pops.iter().sum::<f64>() <= 0.0 {
+            continue;
+        }
+        let assigned = population_weighted_quantiles(
+            &level_scores,
+            &level_pops,
+            10,
+            DeprivationOrder::HigherIsMoreDeprived,
+        )
+        .map_err(|e| polars_err!(ComputeError: "deprivation deciles for {level}s: {e}"))?;
+        for (&row, decile) in rows.iter().zip(assigned) {
+            if let Some(slot) = deciles.get_mut(row) {
+                *slot = Some(i64::from(decile));
+            }
+        }
+    }
+    table.with_column(Column::new(schema::DEPRIVATION_DECILE.into(), deciles))?;
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! Stage 2, enrich: one population table, joined to deprivation, with bands and groups.
+//!
+//! Owns: turning either registered-list shape (patients, or NHS Digital practice × LSOA cells)
+//! into one `population` table with a `weight` (1 per patient, `number_of_patients` per cell),
+//! so every later stage has one code path; the deprivation join by LSOA (England's chosen
+//! index and Wales's WIMD, each ranked within its own nation); national decile, quintile and
+//! `core20`; age bands and ethnic groups; the report of LSOA codes with no deprivation match.
+//! Network footprints are the next stage (`attribute`).
+
+use polars::prelude::*;
+
+use crate::error::UserError;
+use crate::ingest::InputKind;
+use crate::pipeline::ingest::Ingested;
+use crate::schema;
+
+/// The shape of the registered list a run was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PopulationShape {
+    /// One row per patient (weight 1).
+    Patients,
+    /// One row per practice × LSOA (× sex) cell (weight = number of patients).
+    Cells,
+}
+
+/// The columns every population row has, whatever the shape (absent values are null).
+pub const POPULATION_COLUMNS: &[&str] = &[
+    schema::PATIENT_ID,
+    schema::PRACTICE_CODE,
+    schema::LSOA_CODE,
+    schema::SEX,
+    schema::AGE,
+    schema::ETHNICITY,
+    schema::WEIGHT,
+];
+
+/// The registered population as one table with a `weight` column.
+///
+/// Patient-level lists win when both shapes are configured. Patient flags, wide condition
+/// columns and local extra columns are kept as they are.
+///
+/// # Errors
+/// [`UserError`] when the config names no registered list.
+pub fn population(ingested: &Ingested) -> Result<(LazyFrame, PopulationShape), UserError> {
+    if let Some(patients) = ingested.frame(InputKind::Patients) {
+        let frame = patients.with_column(lit(1i64).alias(schema::WEIGHT));
+        let frame = with_missing_columns(frame, &[schema::ETHNICITY], DataType::String);
+        return Ok((frame, PopulationShape::Patients));
+    }
+    if let Some(cells) = ingested.frame(InputKind::PracticeLsoa) {
+        let mut frame = cells.with_column(col(schema::NUMBER_OF_PATIENTS).alias(schema::WEIGHT));
+        frame = with_missing_columns(frame, &[schema::PATIENT_ID, schema::ETHNICITY, schema::SEX], DataType::String);
+        frame = with_missing_columns(frame, &[schema::AGE], DataType::Int64);
+        let frame = frame.select(POPULATION_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>());
+        return Ok((frame, PopulationShape::Cells));
+    }
+    Err(UserError(
+        "the config names no registered list: add [inputs.patients] (patient level) or [inputs.practice_lsoa] (NHS Digital practice × LSOA file)".into(),
+    ))
+}
+
+/// Add columns the frame lacks, as nulls of `dtype` (the frame's schema is checked lazily).
+fn with_missing_columns(mut frame: LazyFrame, columns: &[&str], dtype: DataType) -> LazyFrame {
+    let present: Vec<String> = frame
+        .collect_schema()
+        .map(|s| s.iter_names().map(|n| n.to_string()).collect())
+        .unwrap_or_default();
+    let missing: Vec<Expr> = columns
+        .iter()
+        .filter(|c| !present.iter().any(|p| p == *c))
+        .map(|c| lit(NULL).cast(dtype.clone()).alias(*c))
+        .collect();
+    if missing.is_empty() { frame } else { frame.with_columns(missing) }
+}
+
+/// The deprivation lookup: England's chosen index stacked with WIMD where given, one row per
+/// LSOA, with quintile and Core20 added. Ranks, deciles and quintiles stay within each nation.
+///
+/// # Errors
+/// [`UserError`] when the chosen English index is not among the inputs.
+pub fn deprivation_lookup(ingested: &Ingested, index: InputKind) -> Result<LazyFrame, UserError> {
+    let columns = [
+        schema::LSOA_CODE,
+        schema::IMD_SCORE,
+        schema::IMD_RANK,
+        schema::IMD_DECILE,
+        schema::NATION,
+        schema::DEPRIVATION_INDEX,
+        schema::LSOA_VINTAGE,
+    ];
+    let select = |frame: LazyFrame| {
+        with_missing_columns(frame, &[schema::IMD_SCORE], DataType::Float64)
+            .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
+    };
+    let england = ingested.frame(index).ok_or_else(|| {
+        UserError(format!(
+            "run.deprivation is {index} but [inputs.{index}] is not in the config"
+        ))
+    })?;
+    let mut frames = vec![select(england)];
+    if let Some(wales) = ingested.frame(InputKind::Wimd2019) {
+        frames.push(select(wales));
+    }
+    let stacked = concat(frames, UnionArgs::default())
+        .map_err(|e| UserError(format!("cannot stack the deprivation indices: {e}")))?;
+    Ok(stacked.with_columns([
+        // Quintile from the nation's own decile: deciles 1–2 are quintile 1, and so on.
+        ((col(schema::IMD_DECILE) + lit(1i64)) / lit(2i64))
+            .cast(DataType::Int64)
+            .alias(schema::IMD_QUINTILE),
+        // Core20: the most deprived 20% of England's LSOAs (NHS England's Core20PLUS5).
+        // Welsh LSOAs are not part of Core20, which is an English definition.
+        col(schema::NATION)
+            .eq(lit("E"))
+            .and(col(schema::IMD_DECILE).lt_eq(lit(2i64)))
+            .alias(schema::CORE20),
+    ]))
+}
+
+/// Join deprivation to the population and add age bands and ethnic groups.
+pub fn enrich(population: LazyFrame, deprivation: LazyFrame) -> LazyFrame {
+    let args = JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Left)
+    };
+    population
+        .join(
+            deprivation.select([
+                col(schema::LSOA_CODE),
+                col(schema::IMD_SCORE),
+                col(schema::IMD_RANK),
+                col(schema::IMD_DECILE),
+                col(schema::IMD_QUINTILE),
+                col(schema::CORE20),
+                col(schema::NATION),
+            ]),
+            [col(schema::LSOA_CODE)],
+            [col(schema::LSOA_CODE)],
+            args,
+        )
+        .with_columns([
+            age_band(col(schema::AGE)).alias(schema::AGE_BAND),
+            broad_age_band(col(schema::AGE)).alias(schema::BROAD_AGE_BAND),
+            life_stage(col(schema::AGE)).alias(schema::LIFE_STAGE),
+            ethnic_group(col(schema::ETHNICITY)).alias(schema::ETHNIC_GROUP),
+        ])
+}
+
+/// The 19 age bands of the European Standard Population 2013 (`0-4` … `85-89`, `90+`).
+pub const ESP2013_BANDS: [&str; 19] = [
+    "0-4", "5-9", "10-14", "15-19", "20-24", "25-29", "30-34", "35-39", "40-44", "45-49", "50-54",
+    "55-59", "60-64", "65-69", "70-74", "75-79", "80-84", "85-89", "90+",
+];
+
+/// Age → ESP2013 band label (null when age is unknown, as in aggregate cells).
+pub fn age_band(age: Expr) -> Expr {
+    let index = (age.clone() / lit(5i64)).clip(lit(0i64), lit(18i64));
+    ESP2013_BANDS
+        .iter()
+        .enumerate()
+        .rev()
+        .fold(lit(NULL).cast(DataType::String), |otherwise, (i, label)| {
+            when(index.clone().eq(lit(i as i64))).then(lit(*label)).otherwise(otherwise)
+        })
+}
+
+/// Broad age bands used in population health management: `0-17`, `18-44`, `45-64`, `65-74`,
+/// `75-84`, `85+`.
+pub fn broad_age_band(age: Expr) -> Expr {
+    when(age.clone().lt(lit(18i64)))
+        .then(lit("0-17"))
+        .when(age.clone().lt(lit(45i64)))
+        .then(lit("18-44"))
+        .when(age.clone().lt(lit(65i64)))
+        .then(lit("45-64"))
+        .when(age.clone().lt(lit(75i64)))
+        .then(lit("65-74"))
+        .when(age.clone().lt(lit(85i64)))
+        .then(lit("75-84"))
+        .when(age.is_not_null())
+        .then(lit("85+"))
+        .otherwise(lit(NULL).cast(DataType::String))
+}
+
+/// Life-course stage (NHS England's "start well, live well, age well"): `0-17`, `18-64`, `65+`.
+pub fn life_stage(age: Expr) -> Expr {
+    when(age.clone().lt(lit(18i64)))
+        .then(lit("start well (0-17)"))
+        .when(age.clone().lt(lit(65i64)))
+        .then(lit("live well (18-64)"))
+        .when(age.is_not_null())
+        .then(lit("age well (65+)"))
+        .otherwise(lit(NULL).cast(DataType::String))
+}
+
+/// NHS ethnic category code → the five high-level groups plus "Not stated".
+pub fn ethnic_group(code: Expr) -> Expr {
+    let group = |codes: &[&str]| code.clone().is_in(lit(Series::new("c".into(), codes)).implode(false), false);
+    when(group(&["A", "B", "C"]))
+        .then(lit("White"))
+        .when(group(&["D", "E", "F", "G"]))
+        .then(lit("Mixed"))
+        .when(group(&["H", "J", "K", "L"]))
+        .then(lit("Asian or Asian British"))
+        .when(group(&["M", "N", "P"]))
+        .then(lit("Black or Black British"))
+        .when(group(&["R", "S"]))
+        .then(lit("Other ethnic group"))
+        .otherwise(lit("Not stated"))
+}
+
+/// What the deprivation join could not match.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DeprivationMatch {
+    /// Registered population (weighted) in the run.
+    pub population: i64,
+    /// Of which with no LSOA code at all.
+    pub no_lsoa_code: i64,
+    /// Of which with an LSOA code the deprivation lookup does not have.
+    pub unmatched: i64,
+    /// Distinct unmatched LSOA codes.
+    pub unmatched_codes: i64,
+    /// Of the unmatched codes, how many belong to the other English LSOA vintage (e.g. 2011
+    /// codes in a run joined to IoD2025), when the other index is in the config.
+    pub other_vintage_codes: Option<i64>,
+}
+
+impl DeprivationMatch {
+    /// A warning for people, or `None` when everything matched.
+    pub fn warning(&self, index: InputKind) -> Option<String> {
+        if self.unmatched == 0 && self.no_lsoa_code == 0 {
+            return None;
+        }
+        let mut message = format!(
+            "{} of {} registered people have no deprivation match ({} with no LSOA code; {} with {} LSOA codes not in {index})",
+            self.unmatched + self.no_lsoa_code,
+            self.population,
+            self.no_lsoa_code,
+            self.unmatched,
+            self.unmatched_codes,
+        );
+        if let Some(other) = self.other_vintage_codes.filter(|n| *n > 0) {
+            let (theirs, fix) = match index {
+                InputKind::Iod2025 => ("2011", "set run.deprivation = \"iod2019\", or map the codes to LSOA 2021"),
+                _ => ("2021", "set run.deprivation = \"iod2025\", or map the codes to LSOA 2011"),
+            };
+            message.push_str(&format!(
+                "; {other} of those codes are LSOA {theirs} codes: the extract looks {theirs}-coded ({fix})"
+            ));
+        }
+        Some(message)
+    }
+}
+
+/// Count what the deprivation join missed, by vintage when the other English index is known.
+///
+/// # Errors
+/// If the plan fails to run.
+pub fn deprivation_match(
+    enriched: &LazyFrame,
+    ingested: &Ingested,
+    index: InputKind,
+) -> PolarsResult<DeprivationMatch> {
+    let totals = enriched
+        .clone()
+        .select([
+            col(schema::WEIGHT).sum().alias("population"),
+            col(schema::WEIGHT)
+                .filter(col(schema::LSOA_CODE).is_null())
+                .sum()
+                .alias("no_lsoa_code"),
+            col(schema::WEIGHT)
+                .filter(col(schema::LSOA_CODE).is_not_null().and(col(schema::IMD_DECILE).is_null()))
+                .sum()
+                .alias("unmatched"),
+        ])
+        .collect()?;
+    let get = |name: &str| -> PolarsResult<i64> {
+        Ok(totals.column(name)?.cast(&DataType::Int64)?.i64()?.get(0).unwrap_or(0))
+    };
+    let unmatched_codes = enriched
+        .clone()
+        .filter(col(schema::LSOA_CODE).is_not_null().and(col(schema::IMD_DECILE).is_null()))
+        .select([col(schema::LSOA_CODE)])
+        .unique(None, UniqueKeepStrategy::Any);
+    let other = match index {
+        InputKind::Iod2025 => ingested.frame(InputKind::Iod2019),
+        _ => ingested.frame(InputKind::Iod2025),
+    };
+    let n_codes = unmatched_codes.clone().select([len()]).collect()?;
+    let n_codes = n_codes.column("len")?.cast(&DataType::Int64)?.i64()?.get(0).unwrap_or(0);
+    let other_vintage_codes = match other {
+        Some(other) if n_codes > 0 => {
+            let hits = unmatched_codes
+                .join(
+                    other.select([col(schema::LSOA_CODE)]),
+                    [col(schema::LSOA_CODE)],
+                    [col(schema::LSOA_CODE)],
+                    JoinArgs::new(JoinType::Inner),
+                )
+                .select([len()])
+                .collect()?;
+            Some(hits.column("len")?.cast(&DataType::Int64)?.i64()?.get(0).unwrap_or(0))
+        }
+        _ => None,
+    };
+    Ok(DeprivationMatch {
+        population: get("population")?,
+        no_lsoa_code: get("no_lsoa_code")?,
+        unmatched: get("unmatched")?,
+        unmatched_codes: n_codes,
+        other_vintage_codes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bands(ages: &[Option<i64>], f: fn(Expr) -> Expr) -> Vec<Option<String>> {
+        let df = df!["age" => ages].expect("frame");
+        let out = df.lazy().select([f(col("age")).alias("band")]).collect().expect("collect");
+        out.column("band")
+            .expect("band")
+            .str()
+            .expect("str")
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn esp2013_bands_cover_0_to_120() {
+        let got = bands(&[Some(0), Some(4), Some(5), Some(89), Some(90), Some(120), None], age_band);
+        let want = [Some("0-4"), Some("0-4"), Some("5-9"), Some("85-89"), Some("90+"), Some("90+"), None];
+        assert_eq!(got, want.map(|w| w.map(str::to_string)));
+    }
+
+    #[test]
+    fn life_stage_and_broad_bands() {
+        assert_eq!(
+            bands(&[Some(17), Some(18), Some(64), Some(65)], life_stage),
+            ["start well (0-17)", "live well (18-64)", "live well (18-64)", "age well (65+)"].map(|s| Some(s.to_string()))
+        );
+        assert_eq!(
+            bands(&[Some(44), Some(45), Some(84), Some(85)], broad_age_band),
+            ["18-44", "45-64", "75-84", "85+"].map(|s| Some(s.to_string()))
+        );
+    }
+
+    #[test]
+    fn ethnic_groups_follow_the_nhs_categories() {
+        let df = df!["e" => [Some("A"), Some("D"), Some("L"), Some("N"), Some("S"), Some("Z"), None]].expect("frame");
+        let out = df.lazy().select([ethnic_group(col("e")).alias("g")]).collect().expect("collect");
+        let got: Vec<Option<&str>> = out.column("g").expect("g").str().expect("str").iter().collect();
+        assert_eq!(
+            got,
+            [
+                Some("White"),
+                Some("Mixed"),
+                Some("Asian or Asian British"),
+                Some("Black or Black British"),
+                Some("Other ethnic group"),
+                Some("Not stated"),
+                Some("Not stated")
+            ]
+        );
+    }
+}

@@ -1,0 +1,475 @@
+//! Stage 7, publish: the run folder, written so that a failure never damages the last good run.
+//!
+//! Owns the output root's life cycle:
+//! - a **lock** (`ROOT/.healthgap.lock`) so two runs never write one root at once; a lock left
+//!   by a killed run is detected (its process is gone) and cleared;
+//! - a **staging folder** `ROOT/.tmp-<run_id>-<pid>` where every table is written;
+//! - the **commit**: the manifest is written last, files and folder are synced, the staging
+//!   folder is renamed to `ROOT/<run_id>`, and `ROOT/latest` is switched to it by renaming a
+//!   fresh symlink over the old one. Until the rename nothing a reader sees has changed; a
+//!   folder whose name starts with `.` is never a run.
+//!
+//! Tables are Parquet (zstd, with statistics) carrying key-value metadata: run id, tool version,
+//! input hashes. What goes into each table is decided by the other stages.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+/// Name of the lock file in the output root.
+pub const LOCK_FILE: &str = ".healthgap.lock";
+/// Name of the symlink to the newest complete run.
+pub const LATEST: &str = "latest";
+/// Prefix of staging folders (never a run).
+pub const STAGING_PREFIX: &str = ".tmp-";
+/// Rows per Parquet row group: large enough for fast scans, small enough that readers can
+/// skip groups by their statistics.
+pub const ROW_GROUP_ROWS: usize = 256 * 1024;
+
+/// A failure to write the run folder.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The file system refused (unwritable root, full disk, …): a person must act.
+    #[error("{}: {context}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was being done.
+        context: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Another run holds the output root.
+    #[error("{0}")]
+    Locked(String),
+    /// A run with this id already exists.
+    #[error("run {run_id} already exists in {}; choose another --run-id", root.display())]
+    RunExists {
+        /// The output root.
+        root: PathBuf,
+        /// The id asked for.
+        run_id: String,
+    },
+    /// polars failed to compute or write a table (an internal failure).
+    #[error("writing table {table}: {source}")]
+    Table {
+        /// The table.
+        table: String,
+        /// polars' error.
+        source: PolarsError,
+    },
+}
+
+impl PublishError {
+    /// Whether a person must act (exit code 2) rather than the tool having failed (1).
+    pub fn is_user_facing(&self) -> bool {
+        match self {
+            PublishError::Io { .. } | PublishError::Locked(_) | PublishError::RunExists { .. } => true,
+            PublishError::Table { source, .. } => matches!(source, PolarsError::IO { .. }),
+        }
+    }
+
+    fn io(path: &Path, context: &str, source: std::io::Error) -> Self {
+        PublishError::Io {
+            path: path.to_path_buf(),
+            context: context.to_string(),
+            source,
+        }
+    }
+}
+
+/// What the lock file records about the run holding it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct LockInfo {
+    pid: u32,
+    host: String,
+    /// Process start time (clock ticks since boot, from `/proc/<pid>/stat`), so a reused pid
+    /// is not mistaken for the run that left the lock.
+    process_start: Option<u64>,
+    run_id: String,
+    started_at: String,
+}
+
+/// The lock on an output root; released (the file removed) when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+    /// A note when a stale lock from a killed run was cleared on the way in.
+    pub cleared_stale: Option<String>,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Nothing useful can be done if removal fails; the next run will find the lock stale.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// The start time of a process, if it is running (Linux `/proc`).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Take the lock on `root` (creating the folder), clearing a stale lock left by a dead run.
+///
+/// # Errors
+/// [`PublishError::Locked`] when a live run holds it; [`PublishError::Io`] when the root cannot
+/// be created or written.
+pub fn acquire_lock(root: &Path, run_id: &str) -> Result<RunLock, PublishError> {
+    fs::create_dir_all(root).map_err(|e| PublishError::io(root, "cannot create the output root", e))?;
+    let path = root.join(LOCK_FILE);
+    let pid = std::process::id();
+    let info = LockInfo {
+        pid,
+        host: host_name(),
+        process_start: process_start(pid),
+        run_id: run_id.to_string(),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let mut cleared_stale = None;
+    for _attempt in 0..2 {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut file) => {
+                let text = serde_json::to_string(&info).unwrap_or_default();
+                file.write_all(text.as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| PublishError::io(&path, "cannot write the lock file", e))?;
+                return Ok(RunLock { path, cleared_stale });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let holder = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<LockInfo>(&t).ok());
+                match holder {
+                    Some(holder) if holder.host != info.host => {
+                        return Err(PublishError::Locked(format!(
+                            "{} is locked by run {} (pid {} on host {}, started {}); it cannot be checked from this host: remove {} once that run has ended",
+                            root.display(),
+                            holder.run_id,
+                            holder.pid,
+                            holder.host,
+                            holder.started_at,
+                            path.display()
+                        )));
+                    }
+                    Some(holder)
+                        if process_start(holder.pid).is_some()
+                            && (holder.process_start.is_none() || process_start(holder.pid) == holder.process_start) =>
+                    {
+                        return Err(PublishError::Locked(format!(
+                            "another run is writing to {}: run {} (pid {}, started {}); wait for it to finish",
+                            root.display(),
+                            holder.run_id,
+                            holder.pid,
+                            holder.started_at
+                        )));
+                    }
+                    holder => {
+                        // The holder is gone (killed, or the machine restarted): clear its lock.
+                        cleared_stale = Some(match holder {
+                            Some(h) => format!(
+                                "cleared a stale lock left by run {} (pid {}, started {}), which is no longer running",
+                                h.run_id, h.pid, h.started_at
+                            ),
+                            None => "cleared an unreadable lock file left by an earlier run".to_string(),
+                        });
+                        fs::remove_file(&path).map_err(|e| PublishError::io(&path, "cannot clear a stale lock", e))?;
+                    }
+                }
+            }
+            Err(e) => return Err(PublishError::io(&path, "cannot create the lock file", e)),
+        }
+    }
+    Err(PublishError::Locked(format!(
+        "could not take the lock on {}: another run took it at the same moment",
+        root.display()
+    )))
+}
+
+/// A table written to the run folder, for the manifest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableRecord {
+    /// Table name (file stem).
+    pub table: String,
+    /// File name inside the run folder.
+    pub file: String,
+    /// Rows.
+    pub rows: u64,
+    /// Whether the table is restricted (patient level, never for publication).
+    pub restricted: bool,
+}
+
+/// A run being written: tables go to the staging folder until [`StagingRun::commit`].
+#[derive(Debug)]
+pub struct StagingRun {
+    root: PathBuf,
+    run_id: String,
+    dir: PathBuf,
+    metadata: Vec<(String, String)>,
+    tables: Vec<TableRecord>,
+}
+
+impl StagingRun {
+    /// Start a run under `root` (the caller holds the lock): remove staging folders of earlier
+    /// runs that died, refuse an existing run id, create this run's staging folder.
+    ///
+    /// # Errors
+    /// [`PublishError`] when the root cannot be written or the run id exists.
+    pub fn begin(root: &Path, run_id: &str, _lock: &RunLock, metadata: Vec<(String, String)>) -> Result<Self, PublishError> {
+        if root.join(run_id).exists() {
+            return Err(PublishError::RunExists {
+                root: root.to_path_buf(),
+                run_id: run_id.to_string(),
+            });
+        }
+        let entries = fs::read_dir(root).map_err(|e| PublishError::io(root, "cannot list the output root", e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with(STAGING_PREFIX) || name.starts_with(".latest-") {
+                // Holding the lock, any staging folder belongs to a run that died.
+                let path = entry.path();
+                let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+                removed.map_err(|e| PublishError::io(&path, "cannot remove a dead run's staging folder", e))?;
+            }
+        }
+        let dir = root.join(format!("{STAGING_PREFIX}{run_id}-{}", std::process::id()));
+        fs::create_dir(&dir).map_err(|e| PublishError::io(&dir, "cannot create the staging folder", e))?;
+        Ok(StagingRun {
+            root: root.to_path_buf(),
+            run_id: run_id.to_string(),
+            dir,
+            metadata,
+            tables: Vec::new(),
+        })
+    }
+
+    /// The staging folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path a table is written to.
+    pub fn table_path(&self, table: &str) -> PathBuf {
+        self.dir.join(format!("{table}.parquet"))
+    }
+
+    /// Tables written so far.
+    pub fn tables(&self) -> &[TableRecord] {
+        &self.tables
+    }
+
+    fn write_options(&self, table: &str) -> ParquetWriteOptions {
+        let mut metadata = self.metadata.clone();
+        metadata.push(("healthgap.table".to_string(), table.to_string()));
+        ParquetWriteOptions {
+            compression: ParquetCompression::Zstd(None),
+            statistics: StatisticsOptions::full(),
+            row_group_size: Some(ROW_GROUP_ROWS),
+            key_value_metadata: Some(KeyValueMetadata::from_static(metadata)),
+            ..Default::default()
+        }
+    }
+
+    /// Write an in-memory table.
+    ///
+    /// # Errors
+    /// [`PublishError`] when the file cannot be written.
+    pub fn write_frame(&mut self, table: &str, frame: &mut DataFrame, restricted: bool) -> Result<(), PublishError> {
+        let path = self.table_path(table);
+        let file = File::create(&path).map_err(|e| PublishError::io(&path, "cannot create the table file", e))?;
+        let options = self.write_options(table);
+        frame.rechunk_mut();
+        ParquetWriter::new(file)
+            .with_compression(options.compression)
+            .with_statistics(options.statistics)
+            .with_row_group_size(options.row_group_size)
+            .with_key_value_metadata(options.key_value_metadata)
+            .finish(frame)
+            .map_err(|source| self.table_error(table, &path, source))?;
+        self.tables.push(TableRecord {
+            table: table.to_string(),
+            file: format!("{table}.parquet"),
+            rows: frame.height() as u64,
+            restricted,
+        });
+        Ok(())
+    }
+
+    /// Stream a lazy plan into a table with the streaming engine (bounded memory), then count
+    /// its rows from the file's metadata.
+    ///
+    /// # Errors
+    /// [`PublishError`] when the plan fails or the file cannot be written.
+    pub fn sink(&mut self, table: &str, plan: LazyFrame, restricted: bool) -> Result<u64, PublishError> {
+        let path = self.table_path(table);
+        let options = self.write_options(table);
+        let target = SinkDestination::File {
+            target: SinkTarget::Path(PlRefPath::new(path.to_string_lossy().as_ref())),
+        };
+        let args = UnifiedSinkArgs {
+            maintain_order: true,
+            ..Default::default()
+        };
+        plan.sink(target, FileWriteFormat::Parquet(Arc::new(options)), args)
+            .and_then(|sink| sink.collect_with_engine(Engine::Streaming))
+            .map_err(|source| self.table_error(table, &path, source))?;
+        let rows = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), ScanArgsParquet::default())
+            .and_then(|lf| lf.select([len()]).collect())
+            .and_then(|df| Ok(df.column("len")?.cast(&DataType::UInt64)?.u64()?.get(0).unwrap_or(0)))
+            .map_err(|source| self.table_error(table, &path, source))?;
+        self.tables.push(TableRecord {
+            table: table.to_string(),
+            file: format!("{table}.parquet"),
+            rows,
+            restricted,
+        });
+        Ok(rows)
+    }
+
+    /// Drop a table written only as a working copy (e.g. the patient-level table when the
+    /// config does not publish it).
+    ///
+    /// # Errors
+    /// [`PublishError::Io`] when the file cannot be removed.
+    pub fn discard(&mut self, table: &str) -> Result<(), PublishError> {
+        let path = self.table_path(table);
+        fs::remove_file(&path).map_err(|e| PublishError::io(&path, "cannot remove a working table", e))?;
+        self.tables.retain(|t| t.table != table);
+        Ok(())
+    }
+
+    fn table_error(&self, table: &str, path: &Path, source: PolarsError) -> PublishError {
+        match source {
+            // Disk full, permission denied: the environment, not the tool.
+            PolarsError::IO { error, .. } => PublishError::Io {
+                path: path.to_path_buf(),
+                context: format!("cannot write table {table}"),
+                source: std::io::Error::new(error.kind(), error.to_string()),
+            },
+            source => PublishError::Table {
+                table: table.to_string(),
+                source,
+            },
+        }
+    }
+
+    /// Write the manifest, sync everything, rename the staging folder to `ROOT/<run_id>` and
+    /// point `ROOT/latest` at it. Returns the run folder.
+    ///
+    /// `after_rename` runs between the rename and the switch of `latest` (tests use it to stop
+    /// a run there).
+    ///
+    /// # Errors
+    /// [`PublishError::Io`] when any step fails; the previous run and `latest` are untouched
+    /// unless the final `latest` rename succeeded.
+    pub fn commit(self, manifest: &serde_json::Value, after_rename: impl FnOnce()) -> Result<PathBuf, PublishError> {
+        let manifest_path = self.dir.join("manifest.json");
+        let text = serde_json::to_string_pretty(manifest).unwrap_or_else(|_| "{}".to_string());
+        write_synced(&manifest_path, text.as_bytes())?;
+        for entry in fs::read_dir(&self.dir).map_err(|e| PublishError::io(&self.dir, "cannot list the staging folder", e))?.flatten() {
+            let path = entry.path();
+            if path.is_file() {
+                File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| PublishError::io(&path, "cannot sync a table to disk", e))?;
+            }
+        }
+        sync_dir(&self.dir)?;
+        let final_dir = self.root.join(&self.run_id);
+        fs::rename(&self.dir, &final_dir).map_err(|e| PublishError::io(&final_dir, "cannot move the finished run into place", e))?;
+        sync_dir(&self.root)?;
+        after_rename();
+        point_latest(&self.root, &self.run_id)?;
+        Ok(final_dir)
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
+    let mut file = File::create(path).map_err(|e| PublishError::io(path, "cannot create", e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| PublishError::io(path, "cannot write", e))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), PublishError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| PublishError::io(dir, "cannot sync the folder", e))
+}
+
+/// Switch `ROOT/latest` to `run_id` atomically: a new symlink under a temporary name, renamed
+/// over the old one.
+fn point_latest(root: &Path, run_id: &str) -> Result<(), PublishError> {
+    let temporary = root.join(format!(".latest-{}", std::process::id()));
+    let _ = fs::remove_file(&temporary);
+    std::os::unix::fs::symlink(run_id, &temporary)
+        .map_err(|e| PublishError::io(&temporary, "cannot create the latest link", e))?;
+    let latest = root.join(LATEST);
+    fs::rename(&temporary, &latest).map_err(|e| PublishError::io(&latest, "cannot switch the latest link", e))?;
+    sync_dir(root)
+}
+
+/// The run folder `ROOT/latest` points at, if any.
+pub fn latest_run(root: &Path) -> Option<PathBuf> {
+    let target = fs::read_link(root.join(LATEST)).ok()?;
+    let dir = if target.is_absolute() { target } else { root.join(target) };
+    dir.is_dir().then_some(dir)
+}
+
+/// SHA-256 of a file, as lowercase hex.
+///
+/// # Errors
+/// If the file cannot be read.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(buffer.get(..n).unwrap_or_default());
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// SHA-256 of bytes, as lowercase hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_start_is_readable() {
+        assert!(process_start(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn sha256_of_known_bytes() {
+        assert_eq!(
+            sha256_bytes(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
