@@ -106,8 +106,8 @@ pub(crate) fn stream_for_key(key: &str) -> u64 {
 #[inline(always)]
 pub(crate) fn fast_exp(x: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     // Adding 1.5·2⁵² rounds to an integer and leaves it in the low mantissa bits.
     const ROUNDER: f64 = 6_755_399_441_055_744.0;
     let clamped = x.clamp(-708.0, 709.0);
@@ -286,7 +286,7 @@ pub(crate) fn order_statistics(values: &mut [f64], positions: &[usize]) -> Vec<f
         .filter(|&(_, &p)| p >= 1 && p <= values.len())
         .map(|(i, &p)| (p - 1, i))
         .collect();
-    wanted.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    wanted.sort_unstable_by_key(|w| std::cmp::Reverse(w.0));
     let mut out = vec![f64::NAN; positions.len()];
     let mut end = values.len();
     for (index, slot) in wanted {
