@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::output::{LogFormat, Printer};
 
+pub mod stats;
+
 /// healthgap: where health inequalities are in a PCN's population, and whether they are closing.
 ///
 /// Joins registered-list extracts with deprivation indices and outcome data, attributes patients
@@ -37,11 +39,15 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run a national reference method (rates, proportions, DSR, ISR, SII, quantiles, funnels) over a CSV
+    Stats(stats::StatsArgs),
+}
 
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let printer = Printer::new(cli.quiet, cli.log_format);
-    let _ = &printer;
-    match cli.command {}
+    match cli.command {
+        Command::Stats(args) => stats::run(args, &printer),
+    }
 }
