@@ -22,8 +22,12 @@ const INDICATORS: usize = 20;
 /// A rate gradient across deciles with 95% limits, varied by `area` so areas differ.
 fn rate_area(area: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
     let quantile: Vec<f64> = (1..=DECILES).map(|q| q as f64).collect();
-    let population: Vec<f64> = (0..DECILES).map(|q| 4000.0 + 300.0 * ((q + area) % 7) as f64).collect();
-    let value: Vec<f64> = (0..DECILES).map(|q| 900.0 - 45.0 * q as f64 + (area % 13) as f64).collect();
+    let population: Vec<f64> = (0..DECILES)
+        .map(|q| 4000.0 + 300.0 * ((q + area) % 7) as f64)
+        .collect();
+    let value: Vec<f64> = (0..DECILES)
+        .map(|q| 900.0 - 45.0 * q as f64 + (area % 13) as f64)
+        .collect();
     let lower = value.iter().map(|v| v * 0.9).collect();
     let upper = value.iter().map(|v| v * 1.1).collect();
     (quantile, population, value, lower, upper)
@@ -51,11 +55,17 @@ fn bench_single(c: &mut Criterion) {
         quantile: &q,
         population: &p,
         values: SiiValues::Value(&v),
-        spread: SiiSpread::Limits { lower: &lo, upper: &hi },
+        spread: SiiSpread::Limits {
+            lower: &lo,
+            upper: &hi,
+        },
     };
     let mut group = c.benchmark_group("sii");
     group.sample_size(30);
-    for (name, transform) in [("rate_deciles_100k", false), ("rate_deciles_100k_transform", true)] {
+    for (name, transform) in [
+        ("rate_deciles_100k", false),
+        ("rate_deciles_100k_transform", true),
+    ] {
         let opts = options(ValueType::Rate, transform);
         group.bench_function(name, |b| b.iter(|| sii(black_box(&area), &opts, 1, 0)));
     }
@@ -82,10 +92,16 @@ fn national_batch() -> usize {
                 quantile: q,
                 population: p,
                 values: SiiValues::Value(v),
-                spread: SiiSpread::Limits { lower: lo, upper: hi },
+                spread: SiiSpread::Limits {
+                    lower: lo,
+                    upper: hi,
+                },
             })
             .collect();
-        done += sii_batch(&areas, &opts, indicator as u64).iter().filter(|r| r.is_ok()).count();
+        done += sii_batch(&areas, &opts, indicator as u64)
+            .iter()
+            .filter(|r| r.is_ok())
+            .count();
     }
     done
 }
@@ -94,7 +110,11 @@ fn bench_batch(c: &mut Criterion) {
     if std::env::var_os("HEALTHGAP_BENCH_BATCH_ONCE").is_some() {
         let start = Instant::now();
         let done = national_batch();
-        println!("sii/national_batch once: {done} SIIs in {:.2?} on {} threads", start.elapsed(), rayon::current_num_threads());
+        println!(
+            "sii/national_batch once: {done} SIIs in {:.2?} on {} threads",
+            start.elapsed(),
+            rayon::current_num_threads()
+        );
         return;
     }
     let mut group = c.benchmark_group("sii");
@@ -103,5 +123,10 @@ fn bench_batch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_single, bench_batch);
+criterion_group! {
+    name = benches;
+    // No plots: they need a system font the build machines do not have.
+    config = Criterion::default().without_plots();
+    targets = bench_single, bench_batch
+}
 criterion_main!(benches);

@@ -544,4 +544,37 @@ mod tests {
         );
         Ok(())
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(32))]
+
+            #[test]
+            fn dsr_limits_bracket_the_value_and_row_order_does_not_matter(
+                counts in proptest::collection::vec(0u32..500, 19),
+                pops in proptest::collection::vec(100.0f64..100_000.0, 19),
+            ) {
+                let x: Vec<f64> = counts.iter().map(|&c| f64::from(c)).collect();
+                let result = dsr(&x, &pops, &ESP2013, &pair(), 100000.0)?;
+                if let Some(estimate) = &result.estimate {
+                    prop_assert!(estimate.value >= 0.0);
+                    for limits in &estimate.limits {
+                        prop_assert!(limits.lower <= estimate.value && estimate.value <= limits.upper);
+                    }
+                }
+                let rev = |v: &[f64]| v.iter().rev().copied().collect::<Vec<f64>>();
+                let reversed = dsr(&rev(&x), &rev(&pops), &rev(&ESP2013), &pair(), 100000.0)?;
+                let (a, b) = (result.estimate.map(|e| e.value), reversed.estimate.map(|e| e.value));
+                let same = match (a, b) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+                    (None, None) => true,
+                    _ => false,
+                };
+                prop_assert!(same, "row order changed the DSR");
+            }
+        }
+    }
 }

@@ -276,4 +276,25 @@ mod tests {
             )
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn wilson_limits_bracket_the_proportion(n in 1u32..1_000_000, share in 0.0f64..=1.0) {
+                let x = (f64::from(n) * share).floor();
+                let levels = [Confidence::new(0.95)?, Confidence::new(0.998)?];
+                let estimate = proportion(x, f64::from(n), &levels, 100.0)?
+                    .ok_or_else(|| TestCaseError::fail("no estimate"))?;
+                for limits in &estimate.limits {
+                    prop_assert!(limits.lower >= -1e-12 && limits.upper <= 100.0 + 1e-9);
+                    prop_assert!(limits.lower <= estimate.value + 1e-9 && estimate.value <= limits.upper + 1e-9);
+                }
+            }
+        }
+    }
 }

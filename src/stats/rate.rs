@@ -206,4 +206,31 @@ mod tests {
         assert!(crude_rate(1.0, 10.0, &bad_pair, 1.0).is_err());
         Ok(())
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn rate_limits_bracket_the_value_and_are_not_negative(
+                x in 0u32..100_000, n in 1.0f64..1e7, multiplier in prop::sample::select(vec![100.0, 1000.0, 100000.0])
+            ) {
+                let levels = [Confidence::new(0.95)?, Confidence::new(0.998)?];
+                let rate = crude_rate(f64::from(x), n, &levels, multiplier)?;
+                let estimate = rate.estimate.ok_or_else(|| TestCaseError::fail("no estimate"))?;
+                prop_assert!(estimate.value >= 0.0);
+                for limits in &estimate.limits {
+                    prop_assert!(limits.lower >= 0.0);
+                    prop_assert!(limits.lower <= estimate.value * (1.0 + 1e-12));
+                    prop_assert!(estimate.value <= limits.upper);
+                }
+                // The 99.8% interval contains the 95% one.
+                prop_assert!(estimate.limits[1].lower <= estimate.limits[0].lower);
+                prop_assert!(estimate.limits[1].upper >= estimate.limits[0].upper);
+            }
+        }
+    }
 }
