@@ -19,8 +19,11 @@ const DECILES: usize = 10;
 const PCNS: usize = 1250;
 const INDICATORS: usize = 20;
 
+/// One area's columns: quantile, population, value, lower and upper 95% limits.
+type AreaColumns = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+
 /// A rate gradient across deciles with 95% limits, varied by `area` so areas differ.
-fn rate_area(area: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+fn rate_area(area: usize) -> AreaColumns {
     let quantile: Vec<f64> = (1..=DECILES).map(|q| q as f64).collect();
     let population: Vec<f64> = (0..DECILES)
         .map(|q| 4000.0 + 300.0 * ((q + area) % 7) as f64)
@@ -34,7 +37,7 @@ fn rate_area(area: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) 
 }
 
 /// The same shape for proportions (values between 0 and 1).
-fn proportion_area(area: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+fn proportion_area(area: usize) -> AreaColumns {
     let (quantile, population, value, _, _) = rate_area(area);
     let value: Vec<f64> = value.iter().map(|v| v / 2000.0).collect();
     let lower = value.iter().map(|v| v * 0.9).collect();
