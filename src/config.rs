@@ -313,7 +313,10 @@ impl Config {
         if !(0.0..=1.0).contains(&self.attribute.min_share) {
             return Err(self.invalid(
                 "attribute.min_share",
-                format!("must be a share between 0 and 1, found {}", self.attribute.min_share),
+                format!(
+                    "must be a share between 0 and 1, found {}",
+                    self.attribute.min_share
+                ),
             ));
         }
         let mut kinds: Vec<&str> = self.footprints.iter().map(|f| f.kind.as_str()).collect();

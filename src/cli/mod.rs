@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::output::{LogFormat, Printer};
 
 pub mod run;
+pub mod stats;
 pub mod validate;
 
 /// healthgap: where health inequalities are in a PCN's population, and whether they are closing.
@@ -44,6 +45,7 @@ pub struct Cli {
 #[allow(missing_docs)]
 pub enum Command {
     Run(run::RunArgs),
+    Stats(Box<stats::StatsArgs>),
     Validate(validate::ValidateArgs),
 }
 
@@ -52,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let printer = Printer::new(cli.quiet, cli.log_format);
     match cli.command {
         Command::Run(args) => run::run(args, &printer),
+        Command::Stats(args) => stats::run(*args, &printer),
         Command::Validate(args) => validate::run(args, &printer),
     }
 }

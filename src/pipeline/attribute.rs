@@ -16,10 +16,10 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::error::UserError;
-use crate::stats::quantile::{DeprivationOrder, population_weighted_quantiles};
 use crate::ingest::InputKind;
 use crate::pipeline::ingest::Ingested;
 use crate::schema;
+use crate::stats::quantile::{DeprivationOrder, population_weighted_quantiles};
 
 /// How LSOAs get a PCN footprint from where registered patients live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -64,34 +64,54 @@ pub const PRACTICE_FOOTPRINT_COLUMNS: &[&str] = &[
 /// # Errors
 /// [`UserError`] when the config has neither `epcn_members` nor `practice_map`, or neither
 /// `epraccur` nor `practice_map`.
-pub fn practice_footprints(ingested: &Ingested, extract_date: NaiveDate) -> Result<LazyFrame, UserError> {
-    let pcn = match (ingested.frame(InputKind::EpcnMembers), ingested.frame(InputKind::PracticeMap)) {
+pub fn practice_footprints(
+    ingested: &Ingested,
+    extract_date: NaiveDate,
+) -> Result<LazyFrame, UserError> {
+    let pcn = match (
+        ingested.frame(InputKind::EpcnMembers),
+        ingested.frame(InputKind::PracticeMap),
+    ) {
         (Some(members), _) => members
             .filter(
-                col(schema::MEMBERSHIP_START)
-                    .lt_eq(lit(extract_date))
-                    .and(
-                        col(schema::MEMBERSHIP_END)
-                            .is_null()
-                            .or(col(schema::MEMBERSHIP_END).gt_eq(lit(extract_date))),
-                    ),
+                col(schema::MEMBERSHIP_START).lt_eq(lit(extract_date)).and(
+                    col(schema::MEMBERSHIP_END)
+                        .is_null()
+                        .or(col(schema::MEMBERSHIP_END).gt_eq(lit(extract_date))),
+                ),
             )
             .sort_by_exprs(
-                [col(schema::PRACTICE_CODE), col(schema::MEMBERSHIP_START), col(schema::PCN_CODE)],
+                [
+                    col(schema::PRACTICE_CODE),
+                    col(schema::MEMBERSHIP_START),
+                    col(schema::PCN_CODE),
+                ],
                 SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
             )
-            .unique_stable(Some(cols([schema::PRACTICE_CODE])), UniqueKeepStrategy::First)
-            .select([col(schema::PRACTICE_CODE), col(schema::PCN_CODE), col(schema::PCN_NAME)]),
-        (None, Some(map)) => map
-            .filter(col(schema::PCN_CODE).is_not_null())
-            .select([col(schema::PRACTICE_CODE), col(schema::PCN_CODE), col(schema::PCN_NAME)]),
+            .unique_stable(
+                Some(cols([schema::PRACTICE_CODE])),
+                UniqueKeepStrategy::First,
+            )
+            .select([
+                col(schema::PRACTICE_CODE),
+                col(schema::PCN_CODE),
+                col(schema::PCN_NAME),
+            ]),
+        (None, Some(map)) => map.filter(col(schema::PCN_CODE).is_not_null()).select([
+            col(schema::PRACTICE_CODE),
+            col(schema::PCN_CODE),
+            col(schema::PCN_NAME),
+        ]),
         (None, None) => {
             return Err(UserError(
                 "attributing practices to PCNs needs [inputs.epcn_members] (or [inputs.practice_map])".into(),
             ));
         }
     };
-    let parents = match (ingested.frame(InputKind::Epraccur), ingested.frame(InputKind::PracticeMap)) {
+    let parents = match (
+        ingested.frame(InputKind::Epraccur),
+        ingested.frame(InputKind::PracticeMap),
+    ) {
         (Some(epraccur), map) => {
             let primary = epraccur.select([
                 col(schema::PRACTICE_CODE),
@@ -102,7 +122,11 @@ pub fn practice_footprints(ingested: &Ingested, extract_date: NaiveDate) -> Resu
                 // Practices absent from epraccur fall back to the practice map's parents.
                 Some(map) => {
                     let fallback = map
-                        .select([col(schema::PRACTICE_CODE), col(schema::SUB_ICB_CODE), col(schema::ICB_CODE)])
+                        .select([
+                            col(schema::PRACTICE_CODE),
+                            col(schema::SUB_ICB_CODE),
+                            col(schema::ICB_CODE),
+                        ])
                         .join(
                             primary.clone().select([col(schema::PRACTICE_CODE)]),
                             [col(schema::PRACTICE_CODE)],
@@ -115,15 +139,24 @@ pub fn practice_footprints(ingested: &Ingested, extract_date: NaiveDate) -> Resu
                 None => primary,
             }
         }
-        (None, Some(map)) => map.select([col(schema::PRACTICE_CODE), col(schema::SUB_ICB_CODE), col(schema::ICB_CODE)]),
+        (None, Some(map)) => map.select([
+            col(schema::PRACTICE_CODE),
+            col(schema::SUB_ICB_CODE),
+            col(schema::ICB_CODE),
+        ]),
         (None, None) => {
             return Err(UserError(
-                "attributing practices to ICBs needs [inputs.epraccur] (or [inputs.practice_map])".into(),
+                "attributing practices to ICBs needs [inputs.epraccur] (or [inputs.practice_map])"
+                    .into(),
             ));
         }
     };
     let icb_names = match ingested.frame(InputKind::IcbCodes) {
-        Some(codes) => codes.select([col(schema::ICB_CODE), col(schema::ICB_ONS_CODE), col(schema::ICB_NAME)]),
+        Some(codes) => codes.select([
+            col(schema::ICB_CODE),
+            col(schema::ICB_ONS_CODE),
+            col(schema::ICB_NAME),
+        ]),
         None => DataFrame::new(
             0,
             vec![
@@ -146,10 +179,30 @@ pub fn practice_footprints(ingested: &Ingested, extract_date: NaiveDate) -> Resu
     .unique(None, UniqueKeepStrategy::Any);
     let left = JoinArgs::new(JoinType::Left);
     Ok(practices
-        .join(pcn, [col(schema::PRACTICE_CODE)], [col(schema::PRACTICE_CODE)], left.clone())
-        .join(parents, [col(schema::PRACTICE_CODE)], [col(schema::PRACTICE_CODE)], left.clone())
-        .join(icb_names, [col(schema::ICB_CODE)], [col(schema::ICB_CODE)], left)
-        .select(PRACTICE_FOOTPRINT_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
+        .join(
+            pcn,
+            [col(schema::PRACTICE_CODE)],
+            [col(schema::PRACTICE_CODE)],
+            left.clone(),
+        )
+        .join(
+            parents,
+            [col(schema::PRACTICE_CODE)],
+            [col(schema::PRACTICE_CODE)],
+            left.clone(),
+        )
+        .join(
+            icb_names,
+            [col(schema::ICB_CODE)],
+            [col(schema::ICB_CODE)],
+            left,
+        )
+        .select(
+            PRACTICE_FOOTPRINT_COLUMNS
+                .iter()
+                .map(|c| col(*c))
+                .collect::<Vec<_>>(),
+        )
         .sort([schema::PRACTICE_CODE], SortMultipleOptions::default()))
 }
 
@@ -199,13 +252,24 @@ impl MembershipReport {
             .select([
                 len().alias("practices"),
                 col("pcn").is_null().sum().alias("practices_without_pcn"),
-                col("population").filter(col("pcn").is_null()).sum().alias("population_without_pcn"),
+                col("population")
+                    .filter(col("pcn").is_null())
+                    .sum()
+                    .alias("population_without_pcn"),
                 col("icb").is_null().sum().alias("practices_without_icb"),
-                col("population").filter(col("icb").is_null()).sum().alias("population_without_icb"),
+                col("population")
+                    .filter(col("icb").is_null())
+                    .sum()
+                    .alias("population_without_icb"),
             ])
             .collect()?;
         let get = |name: &str| -> PolarsResult<i64> {
-            Ok(by_practice.column(name)?.cast(&DataType::Int64)?.i64()?.get(0).unwrap_or(0))
+            Ok(by_practice
+                .column(name)?
+                .cast(&DataType::Int64)?
+                .i64()?
+                .get(0)
+                .unwrap_or(0))
         };
         Ok(MembershipReport {
             practices: get("practices")?,
@@ -252,20 +316,39 @@ pub const FOOTPRINT_WEIGHT_COLUMNS: &[&str] = &[
 /// [`ResidenceMethod::Plurality`] each LSOA goes to the PCN with the largest count (ties to the
 /// lower PCN code, so runs are reproducible), provided its share reaches `min_share`; with
 /// [`ResidenceMethod::Share`] to every PCN, weighted by share. Rows are sorted by LSOA and PCN.
-pub fn residence_footprints(attributed: LazyFrame, method: ResidenceMethod, min_share: f64) -> LazyFrame {
+pub fn residence_footprints(
+    attributed: LazyFrame,
+    method: ResidenceMethod,
+    min_share: f64,
+) -> LazyFrame {
     let counts = attributed
-        .filter(col(schema::LSOA_CODE).is_not_null().and(col(schema::PCN_CODE).is_not_null()))
+        .filter(
+            col(schema::LSOA_CODE)
+                .is_not_null()
+                .and(col(schema::PCN_CODE).is_not_null()),
+        )
         .group_by([col(schema::LSOA_CODE), col(schema::PCN_CODE)])
-        .agg([col(schema::WEIGHT).sum().cast(DataType::Int64).alias(schema::REGISTERED)])
+        .agg([col(schema::WEIGHT)
+            .sum()
+            .cast(DataType::Int64)
+            .alias(schema::REGISTERED)])
         .with_column(
             (col(schema::REGISTERED).cast(DataType::Float64)
-                / col(schema::REGISTERED).sum().over([col(schema::LSOA_CODE)]).unwrap_or_else(|_| lit(NULL)).cast(DataType::Float64))
+                / col(schema::REGISTERED)
+                    .sum()
+                    .over([col(schema::LSOA_CODE)])
+                    .unwrap_or_else(|_| lit(NULL))
+                    .cast(DataType::Float64))
             .alias(schema::SHARE),
         );
     let chosen = match method {
         ResidenceMethod::Plurality => counts
             .sort_by_exprs(
-                [col(schema::LSOA_CODE), col(schema::REGISTERED), col(schema::PCN_CODE)],
+                [
+                    col(schema::LSOA_CODE),
+                    col(schema::REGISTERED),
+                    col(schema::PCN_CODE),
+                ],
                 SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
             )
             .unique_stable(Some(cols([schema::LSOA_CODE])), UniqueKeepStrategy::First)
@@ -279,8 +362,16 @@ pub fn residence_footprints(attributed: LazyFrame, method: ResidenceMethod, min_
             col(schema::PCN_CODE).alias(schema::FOOTPRINT_CODE),
             lit(method.label()).alias(schema::METHOD),
         ])
-        .select(FOOTPRINT_WEIGHT_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
-        .sort([schema::LSOA_CODE, schema::FOOTPRINT_CODE], SortMultipleOptions::default())
+        .select(
+            FOOTPRINT_WEIGHT_COLUMNS
+                .iter()
+                .map(|c| col(*c))
+                .collect::<Vec<_>>(),
+        )
+        .sort(
+            [schema::LSOA_CODE, schema::FOOTPRINT_CODE],
+            SortMultipleOptions::default(),
+        )
 }
 
 /// Columns of the `area_deprivation` table, in order.
@@ -317,18 +408,29 @@ pub fn area_deprivation(attributed: LazyFrame) -> PolarsResult<DataFrame> {
     let england_only = col(schema::NATION).eq(lit("E"));
     let metrics = || {
         let mut aggs = vec![
-            col(schema::WEIGHT).sum().cast(DataType::Int64).alias(schema::POPULATION),
+            col(schema::WEIGHT)
+                .sum()
+                .cast(DataType::Int64)
+                .alias(schema::POPULATION),
             col(schema::WEIGHT)
                 .filter(england_only.clone())
                 .sum()
                 .cast(DataType::Int64)
                 .alias(schema::POPULATION_WITH_IMD),
             ((col(schema::IMD_SCORE) * col(schema::WEIGHT).cast(DataType::Float64))
-                .filter(england_only.clone().and(col(schema::IMD_SCORE).is_not_null()))
+                .filter(
+                    england_only
+                        .clone()
+                        .and(col(schema::IMD_SCORE).is_not_null()),
+                )
                 .sum()
                 / col(schema::WEIGHT)
                     .cast(DataType::Float64)
-                    .filter(england_only.clone().and(col(schema::IMD_SCORE).is_not_null()))
+                    .filter(
+                        england_only
+                            .clone()
+                            .and(col(schema::IMD_SCORE).is_not_null()),
+                    )
                     .sum())
             .alias(schema::IMD_SCORE),
             col(schema::WEIGHT)
@@ -340,7 +442,11 @@ pub fn area_deprivation(attributed: LazyFrame) -> PolarsResult<DataFrame> {
         for q in 1..=5i64 {
             aggs.push(
                 col(schema::WEIGHT)
-                    .filter(england_only.clone().and(col(schema::IMD_QUINTILE).eq(lit(q))))
+                    .filter(
+                        england_only
+                            .clone()
+                            .and(col(schema::IMD_QUINTILE).eq(lit(q))),
+                    )
                     .sum()
                     .cast(DataType::Int64)
                     .alias(format!("population_imd_q{q}")),
@@ -364,50 +470,81 @@ pub fn area_deprivation(attributed: LazyFrame) -> PolarsResult<DataFrame> {
             .with_columns([
                 lit(name.to_string()).alias(schema::AREA_LEVEL),
                 col(code).alias(schema::AREA_CODE),
-                area_name.map_or(lit(NULL).cast(DataType::String), col).alias(schema::AREA_NAME),
-                parent.map_or(lit(NULL).cast(DataType::String), col).alias(schema::PARENT_AREA_CODE),
+                area_name
+                    .map_or(lit(NULL).cast(DataType::String), col)
+                    .alias(schema::AREA_NAME),
+                parent
+                    .map_or(lit(NULL).cast(DataType::String), col)
+                    .alias(schema::PARENT_AREA_CODE),
             ])
     };
-    let england = attributed
-        .clone()
-        .select(metrics())
-        .with_columns([
-            lit("england").alias(schema::AREA_LEVEL),
-            lit(schema::ENGLAND_CODE).alias(schema::AREA_CODE),
-            lit("England").alias(schema::AREA_NAME),
-            lit(NULL).cast(DataType::String).alias(schema::PARENT_AREA_CODE),
-        ]);
+    let england = attributed.clone().select(metrics()).with_columns([
+        lit("england").alias(schema::AREA_LEVEL),
+        lit(schema::ENGLAND_CODE).alias(schema::AREA_CODE),
+        lit("England").alias(schema::AREA_NAME),
+        lit(NULL)
+            .cast(DataType::String)
+            .alias(schema::PARENT_AREA_CODE),
+    ]);
     // A practice's PCN and a PCN's ICB are their parents; a PCN whose practices sit in two ICBs
     // appears once per ICB (rare; ePCN records each PCN's own sub-ICB).
-    let practices = level("practice", schema::PRACTICE_CODE, None, Some(schema::PCN_CODE));
-    let pcns = level("pcn", schema::PCN_CODE, Some(schema::PCN_NAME), Some(schema::ICB_CODE));
+    let practices = level(
+        "practice",
+        schema::PRACTICE_CODE,
+        None,
+        Some(schema::PCN_CODE),
+    );
+    let pcns = level(
+        "pcn",
+        schema::PCN_CODE,
+        Some(schema::PCN_NAME),
+        Some(schema::ICB_CODE),
+    );
     let icbs = level("icb", schema::ICB_CODE, Some(schema::ICB_NAME), None);
     let select = |lf: LazyFrame| {
         lf.with_columns([
             (col(schema::CORE20_POPULATION).cast(DataType::Float64)
                 / col(schema::POPULATION_WITH_IMD).cast(DataType::Float64))
             .alias(schema::CORE20_SHARE),
-            lit(NULL).cast(DataType::Int64).alias(schema::DEPRIVATION_DECILE),
+            lit(NULL)
+                .cast(DataType::Int64)
+                .alias(schema::DEPRIVATION_DECILE),
         ])
-        .select(AREA_DEPRIVATION_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
+        .select(
+            AREA_DEPRIVATION_COLUMNS
+                .iter()
+                .map(|c| col(*c))
+                .collect::<Vec<_>>(),
+        )
     };
     let all = concat(
-        [select(england), select(icbs), select(pcns), select(practices)],
+        [
+            select(england),
+            select(icbs),
+            select(pcns),
+            select(practices),
+        ],
         UnionArgs::default(),
     )?;
     let mut table = all.collect()?;
     with_deprivation_deciles(&mut table)?;
-    let level_order = col(schema::AREA_LEVEL)
-        .replace_strict(
-            lit(Series::new("from".into(), ["england", "icb", "pcn", "practice"])),
-            lit(Series::new("to".into(), [0i32, 1, 2, 3])),
-            None,
-            Some(DataType::Int32),
-        );
+    let level_order = col(schema::AREA_LEVEL).replace_strict(
+        lit(Series::new(
+            "from".into(),
+            ["england", "icb", "pcn", "practice"],
+        )),
+        lit(Series::new("to".into(), [0i32, 1, 2, 3])),
+        None,
+        Some(DataType::Int32),
+    );
     table
         .lazy()
         .sort_by_exprs(
-            [level_order, col(schema::AREA_CODE), col(schema::PARENT_AREA_CODE)],
+            [
+                level_order,
+                col(schema::AREA_CODE),
+                col(schema::PARENT_AREA_CODE),
+            ],
             SortMultipleOptions::default().with_nulls_last(true),
         )
         .collect()
@@ -422,7 +559,9 @@ pub fn area_deprivation(attributed: LazyFrame) -> PolarsResult<DataFrame> {
 pub fn with_deprivation_deciles(table: &mut DataFrame) -> PolarsResult<()> {
     let levels = table.column(schema::AREA_LEVEL)?.str()?.clone();
     let scores = table.column(schema::IMD_SCORE)?.f64()?.clone();
-    let populations = table.column(schema::POPULATION_WITH_IMD)?.cast(&DataType::Float64)?;
+    let populations = table
+        .column(schema::POPULATION_WITH_IMD)?
+        .cast(&DataType::Float64)?;
     let populations = populations.f64()?.clone();
     let mut deciles: Vec<Option<i64>> = vec![None; table.height()];
     for level in ["practice", "pcn"] {
@@ -430,8 +569,14 @@ pub fn with_deprivation_deciles(table: &mut DataFrame) -> PolarsResult<()> {
         let rows: Vec<usize> = (0..table.height())
             .filter(|&i| levels.get(i) == Some(level) && scores.get(i).is_some())
             .collect();
-        let level_scores: Vec<f64> = rows.iter().map(|&i| scores.get(i).unwrap_or(f64::NAN)).collect();
-        let level_pops: Vec<f64> = rows.iter().map(|&i| populations.get(i).unwrap_or(0.0)).collect();
+        let level_scores: Vec<f64> = rows
+            .iter()
+            .map(|&i| scores.get(i).unwrap_or(f64::NAN))
+            .collect();
+        let level_pops: Vec<f64> = rows
+            .iter()
+            .map(|&i| populations.get(i).unwrap_or(0.0))
+            .collect();
         if rows.is_empty() || level_pops.iter().sum::<f64>() <= 0.0 {
             continue;
         }

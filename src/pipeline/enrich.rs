@@ -50,9 +50,18 @@ pub fn population(ingested: &Ingested) -> Result<(LazyFrame, PopulationShape), U
     }
     if let Some(cells) = ingested.frame(InputKind::PracticeLsoa) {
         let mut frame = cells.with_column(col(schema::NUMBER_OF_PATIENTS).alias(schema::WEIGHT));
-        frame = with_missing_columns(frame, &[schema::PATIENT_ID, schema::ETHNICITY, schema::SEX], DataType::String);
+        frame = with_missing_columns(
+            frame,
+            &[schema::PATIENT_ID, schema::ETHNICITY, schema::SEX],
+            DataType::String,
+        );
         frame = with_missing_columns(frame, &[schema::AGE], DataType::Int64);
-        let frame = frame.select(POPULATION_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>());
+        let frame = frame.select(
+            POPULATION_COLUMNS
+                .iter()
+                .map(|c| col(*c))
+                .collect::<Vec<_>>(),
+        );
         return Ok((frame, PopulationShape::Cells));
     }
     Err(UserError(
@@ -71,7 +80,11 @@ fn with_missing_columns(mut frame: LazyFrame, columns: &[&str], dtype: DataType)
         .filter(|c| !present.iter().any(|p| p == *c))
         .map(|c| lit(NULL).cast(dtype.clone()).alias(*c))
         .collect();
-    if missing.is_empty() { frame } else { frame.with_columns(missing) }
+    if missing.is_empty() {
+        frame
+    } else {
+        frame.with_columns(missing)
+    }
 }
 
 /// The deprivation lookup: England's chosen index stacked with WIMD where given, one row per
@@ -156,13 +169,14 @@ pub const ESP2013_BANDS: [&str; 19] = [
 /// Age → ESP2013 band label (null when age is unknown, as in aggregate cells).
 pub fn age_band(age: Expr) -> Expr {
     let index = (age.clone() / lit(5i64)).clip(lit(0i64), lit(18i64));
-    ESP2013_BANDS
-        .iter()
-        .enumerate()
-        .rev()
-        .fold(lit(NULL).cast(DataType::String), |otherwise, (i, label)| {
-            when(index.clone().eq(lit(i as i64))).then(lit(*label)).otherwise(otherwise)
-        })
+    ESP2013_BANDS.iter().enumerate().rev().fold(
+        lit(NULL).cast(DataType::String),
+        |otherwise, (i, label)| {
+            when(index.clone().eq(lit(i as i64)))
+                .then(lit(*label))
+                .otherwise(otherwise)
+        },
+    )
 }
 
 /// Broad age bands used in population health management: `0-17`, `18-44`, `45-64`, `65-74`,
@@ -196,7 +210,10 @@ pub fn life_stage(age: Expr) -> Expr {
 
 /// NHS ethnic category code → the five high-level groups plus "Not stated".
 pub fn ethnic_group(code: Expr) -> Expr {
-    let group = |codes: &[&str]| code.clone().is_in(lit(Series::new("c".into(), codes)).implode(false), false);
+    let group = |codes: &[&str]| {
+        code.clone()
+            .is_in(lit(Series::new("c".into(), codes)).implode(false), false)
+    };
     when(group(&["A", "B", "C"]))
         .then(lit("White"))
         .when(group(&["D", "E", "F", "G"]))
@@ -242,8 +259,14 @@ impl DeprivationMatch {
         );
         if let Some(other) = self.other_vintage_codes.filter(|n| *n > 0) {
             let (theirs, fix) = match index {
-                InputKind::Iod2025 => ("2011", "set run.deprivation = \"iod2019\", or map the codes to LSOA 2021"),
-                _ => ("2021", "set run.deprivation = \"iod2025\", or map the codes to LSOA 2011"),
+                InputKind::Iod2025 => (
+                    "2011",
+                    "set run.deprivation = \"iod2019\", or map the codes to LSOA 2021",
+                ),
+                _ => (
+                    "2021",
+                    "set run.deprivation = \"iod2025\", or map the codes to LSOA 2011",
+                ),
             };
             message.push_str(&format!(
                 "; {other} of those codes are LSOA {theirs} codes: the extract looks {theirs}-coded ({fix})"
@@ -271,17 +294,30 @@ pub fn deprivation_match(
                 .sum()
                 .alias("no_lsoa_code"),
             col(schema::WEIGHT)
-                .filter(col(schema::LSOA_CODE).is_not_null().and(col(schema::IMD_DECILE).is_null()))
+                .filter(
+                    col(schema::LSOA_CODE)
+                        .is_not_null()
+                        .and(col(schema::IMD_DECILE).is_null()),
+                )
                 .sum()
                 .alias("unmatched"),
         ])
         .collect()?;
     let get = |name: &str| -> PolarsResult<i64> {
-        Ok(totals.column(name)?.cast(&DataType::Int64)?.i64()?.get(0).unwrap_or(0))
+        Ok(totals
+            .column(name)?
+            .cast(&DataType::Int64)?
+            .i64()?
+            .get(0)
+            .unwrap_or(0))
     };
     let unmatched_codes = enriched
         .clone()
-        .filter(col(schema::LSOA_CODE).is_not_null().and(col(schema::IMD_DECILE).is_null()))
+        .filter(
+            col(schema::LSOA_CODE)
+                .is_not_null()
+                .and(col(schema::IMD_DECILE).is_null()),
+        )
         .select([col(schema::LSOA_CODE)])
         .unique(None, UniqueKeepStrategy::Any);
     let other = match index {
@@ -289,7 +325,12 @@ pub fn deprivation_match(
         _ => ingested.frame(InputKind::Iod2025),
     };
     let n_codes = unmatched_codes.clone().select([len()]).collect()?;
-    let n_codes = n_codes.column("len")?.cast(&DataType::Int64)?.i64()?.get(0).unwrap_or(0);
+    let n_codes = n_codes
+        .column("len")?
+        .cast(&DataType::Int64)?
+        .i64()?
+        .get(0)
+        .unwrap_or(0);
     let other_vintage_codes = match other {
         Some(other) if n_codes > 0 => {
             let hits = unmatched_codes
@@ -301,7 +342,13 @@ pub fn deprivation_match(
                 )
                 .select([len()])
                 .collect()?;
-            Some(hits.column("len")?.cast(&DataType::Int64)?.i64()?.get(0).unwrap_or(0))
+            Some(
+                hits.column("len")?
+                    .cast(&DataType::Int64)?
+                    .i64()?
+                    .get(0)
+                    .unwrap_or(0),
+            )
         }
         _ => None,
     };
@@ -320,7 +367,11 @@ mod tests {
 
     fn bands(ages: &[Option<i64>], f: fn(Expr) -> Expr) -> Vec<Option<String>> {
         let df = df!["age" => ages].expect("frame");
-        let out = df.lazy().select([f(col("age")).alias("band")]).collect().expect("collect");
+        let out = df
+            .lazy()
+            .select([f(col("age")).alias("band")])
+            .collect()
+            .expect("collect");
         out.column("band")
             .expect("band")
             .str()
@@ -332,8 +383,27 @@ mod tests {
 
     #[test]
     fn esp2013_bands_cover_0_to_120() {
-        let got = bands(&[Some(0), Some(4), Some(5), Some(89), Some(90), Some(120), None], age_band);
-        let want = [Some("0-4"), Some("0-4"), Some("5-9"), Some("85-89"), Some("90+"), Some("90+"), None];
+        let got = bands(
+            &[
+                Some(0),
+                Some(4),
+                Some(5),
+                Some(89),
+                Some(90),
+                Some(120),
+                None,
+            ],
+            age_band,
+        );
+        let want = [
+            Some("0-4"),
+            Some("0-4"),
+            Some("5-9"),
+            Some("85-89"),
+            Some("90+"),
+            Some("90+"),
+            None,
+        ];
         assert_eq!(got, want.map(|w| w.map(str::to_string)));
     }
 
@@ -341,7 +411,13 @@ mod tests {
     fn life_stage_and_broad_bands() {
         assert_eq!(
             bands(&[Some(17), Some(18), Some(64), Some(65)], life_stage),
-            ["start well (0-17)", "live well (18-64)", "live well (18-64)", "age well (65+)"].map(|s| Some(s.to_string()))
+            [
+                "start well (0-17)",
+                "live well (18-64)",
+                "live well (18-64)",
+                "age well (65+)"
+            ]
+            .map(|s| Some(s.to_string()))
         );
         assert_eq!(
             bands(&[Some(44), Some(45), Some(84), Some(85)], broad_age_band),
@@ -351,9 +427,21 @@ mod tests {
 
     #[test]
     fn ethnic_groups_follow_the_nhs_categories() {
-        let df = df!["e" => [Some("A"), Some("D"), Some("L"), Some("N"), Some("S"), Some("Z"), None]].expect("frame");
-        let out = df.lazy().select([ethnic_group(col("e")).alias("g")]).collect().expect("collect");
-        let got: Vec<Option<&str>> = out.column("g").expect("g").str().expect("str").iter().collect();
+        let df =
+            df!["e" => [Some("A"), Some("D"), Some("L"), Some("N"), Some("S"), Some("Z"), None]]
+                .expect("frame");
+        let out = df
+            .lazy()
+            .select([ethnic_group(col("e")).alias("g")])
+            .collect()
+            .expect("collect");
+        let got: Vec<Option<&str>> = out
+            .column("g")
+            .expect("g")
+            .str()
+            .expect("str")
+            .iter()
+            .collect();
         assert_eq!(
             got,
             [

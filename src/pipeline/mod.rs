@@ -84,7 +84,11 @@ struct Stages<'a> {
 }
 
 impl Stages<'_> {
-    fn run<T>(&mut self, stage: &'static str, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    fn run<T>(
+        &mut self,
+        stage: &'static str,
+        work: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
         let spinner = self.printer.spinner(stage);
         let started = Instant::now();
         let result = work();
@@ -105,7 +109,11 @@ impl Stages<'_> {
 /// # Errors
 /// Input and config problems (exit 2) name the file; internal failures (exit 1) say what was
 /// being done. On any error the previous run and `latest` are untouched.
-pub fn run(config: &Config, settings: &RunSettings, printer: &Printer) -> anyhow::Result<RunSummary> {
+pub fn run(
+    config: &Config,
+    settings: &RunSettings,
+    printer: &Printer,
+) -> anyhow::Result<RunSummary> {
     let started_at = chrono::Utc::now();
     let lock = acquire_lock(&settings.output_root, &settings.run_id)?;
     if let Some(note) = &lock.cleared_stale {
@@ -119,7 +127,11 @@ pub fn run(config: &Config, settings: &RunSettings, printer: &Printer) -> anyhow
 
     let ingested = stages.run("ingest", || Ok(ingest::ingest(config, printer)))?;
     if !ingested.failures.is_empty() {
-        let list: Vec<String> = ingested.failures.iter().map(|f| format!("  {}", f.error)).collect();
+        let list: Vec<String> = ingested
+            .failures
+            .iter()
+            .map(|f| format!("  {}", f.error))
+            .collect();
         return Err(UserError(format!(
             "{} input(s) failed validation; nothing was published:\n{}",
             ingested.failures.len(),
@@ -129,7 +141,11 @@ pub fn run(config: &Config, settings: &RunSettings, printer: &Printer) -> anyhow
     }
     for report in ingested.reports() {
         for warning in &report.warnings {
-            warnings.push(format!("{} ({}): {warning}", report.input, report.file.display()));
+            warnings.push(format!(
+                "{} ({}): {warning}",
+                report.input,
+                report.file.display()
+            ));
         }
     }
 
@@ -137,7 +153,12 @@ pub fn run(config: &Config, settings: &RunSettings, printer: &Printer) -> anyhow
     let inputs: Vec<serde_json::Value> = ingested
         .all_tables()
         .map(|t| (t.report.input.clone(), t.path.clone(), Some(&t.report)))
-        .chain(ingested.footprints.values().map(|f| (f.report.input.clone(), f.path.clone(), Some(&f.report))))
+        .chain(
+            ingested
+                .footprints
+                .values()
+                .map(|f| (f.report.input.clone(), f.path.clone(), Some(&f.report))),
+        )
         .map(|(input, path, report)| {
             let sha256 = sha256_file(&path).ok();
             serde_json::json!({
@@ -158,10 +179,19 @@ pub fn run(config: &Config, settings: &RunSettings, printer: &Printer) -> anyhow
         .collect();
     let metadata = vec![
         ("healthgap.run_id".to_string(), settings.run_id.clone()),
-        ("healthgap.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("healthgap.config_sha256".to_string(), sha256_bytes(&config_text)),
+        (
+            "healthgap.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            "healthgap.config_sha256".to_string(),
+            sha256_bytes(&config_text),
+        ),
         ("healthgap.seed".to_string(), config.run.seed.to_string()),
-        ("healthgap.inputs".to_string(), serde_json::Value::Array(input_hashes).to_string()),
+        (
+            "healthgap.inputs".to_string(),
+            serde_json::Value::Array(input_hashes).to_string(),
+        ),
     ];
     let mut staging = StagingRun::begin(&settings.output_root, &settings.run_id, &lock, metadata)?;
 
@@ -182,15 +212,21 @@ pub fn run(config: &Config, settings: &RunSettings, printer: &Printer) -> anyhow
             .map_err(anyhow::Error::from)
     })?;
     let base = LazyFrame::scan_parquet(
-        PlRefPath::new(staging.table_path(tables::PATIENTS_ENRICHED).to_string_lossy().as_ref()),
+        PlRefPath::new(
+            staging
+                .table_path(tables::PATIENTS_ENRICHED)
+                .to_string_lossy()
+                .as_ref(),
+        ),
         ScanArgsParquet::default(),
     )
     .context("reading back the enriched population")?;
 
     let (matched, membership) = stages.run("checks", || {
-        let matched = enrich::deprivation_match(&base, &ingested, index).context("checking the deprivation join")?;
-        let membership =
-            attribute::MembershipReport::from_population(&base).context("checking the membership attribution")?;
+        let matched = enrich::deprivation_match(&base, &ingested, index)
+            .context("checking the deprivation join")?;
+        let membership = attribute::MembershipReport::from_population(&base)
+            .context("checking the membership attribution")?;
         Ok((matched, membership))
     })?;
     if let Some(warning) = matched.warning(index) {
@@ -214,7 +250,8 @@ pub fn run(config: &Config, settings: &RunSettings, printer: &Printer) -> anyhow
         Ok(())
     })?;
     stages.run("area deprivation", || {
-        let mut areas = attribute::area_deprivation(base.clone()).context("computing area deprivation")?;
+        let mut areas =
+            attribute::area_deprivation(base.clone()).context("computing area deprivation")?;
         staging.write_frame(tables::AREA_DEPRIVATION, &mut areas, false)?;
         Ok(())
     })?;
@@ -225,7 +262,10 @@ pub fn run(config: &Config, settings: &RunSettings, printer: &Printer) -> anyhow
             frames.push(table.rejects_frame()?);
         }
         for footprints in ingested.footprints.values() {
-            frames.push(rejects_frame(&footprints.report.input, &footprints.rejects)?);
+            frames.push(rejects_frame(
+                &footprints.report.input,
+                &footprints.rejects,
+            )?);
         }
         let mut rejects = match frames.into_iter().reduce(|mut a, b| {
             // Frames share the published schema; stacking cannot fail.
@@ -291,7 +331,9 @@ pub fn valid_run_id(name: &str) -> bool {
     !name.is_empty()
         && name != publish::LATEST
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Column names of the patient-level table that identify patients (never published).

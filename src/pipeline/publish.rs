@@ -68,7 +68,9 @@ impl PublishError {
     /// Whether a person must act (exit code 2) rather than the tool having failed (1).
     pub fn is_user_facing(&self) -> bool {
         match self {
-            PublishError::Io { .. } | PublishError::Locked(_) | PublishError::RunExists { .. } => true,
+            PublishError::Io { .. } | PublishError::Locked(_) | PublishError::RunExists { .. } => {
+                true
+            }
             PublishError::Table { source, .. } => matches!(source, PolarsError::IO { .. }),
         }
     }
@@ -129,7 +131,8 @@ fn process_start(pid: u32) -> Option<u64> {
 /// [`PublishError::Locked`] when a live run holds it; [`PublishError::Io`] when the root cannot
 /// be created or written.
 pub fn acquire_lock(root: &Path, run_id: &str) -> Result<RunLock, PublishError> {
-    fs::create_dir_all(root).map_err(|e| PublishError::io(root, "cannot create the output root", e))?;
+    fs::create_dir_all(root)
+        .map_err(|e| PublishError::io(root, "cannot create the output root", e))?;
     let path = root.join(LOCK_FILE);
     let pid = std::process::id();
     let info = LockInfo {
@@ -147,7 +150,10 @@ pub fn acquire_lock(root: &Path, run_id: &str) -> Result<RunLock, PublishError> 
                 file.write_all(text.as_bytes())
                     .and_then(|()| file.sync_all())
                     .map_err(|e| PublishError::io(&path, "cannot write the lock file", e))?;
-                return Ok(RunLock { path, cleared_stale });
+                return Ok(RunLock {
+                    path,
+                    cleared_stale,
+                });
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let holder = fs::read_to_string(&path)
@@ -167,7 +173,8 @@ pub fn acquire_lock(root: &Path, run_id: &str) -> Result<RunLock, PublishError> 
                     }
                     Some(holder)
                         if process_start(holder.pid).is_some()
-                            && (holder.process_start.is_none() || process_start(holder.pid) == holder.process_start) =>
+                            && (holder.process_start.is_none()
+                                || process_start(holder.pid) == holder.process_start) =>
                     {
                         return Err(PublishError::Locked(format!(
                             "another run is writing to {}: run {} (pid {}, started {}); wait for it to finish",
@@ -184,9 +191,12 @@ pub fn acquire_lock(root: &Path, run_id: &str) -> Result<RunLock, PublishError> 
                                 "cleared a stale lock left by run {} (pid {}, started {}), which is no longer running",
                                 h.run_id, h.pid, h.started_at
                             ),
-                            None => "cleared an unreadable lock file left by an earlier run".to_string(),
+                            None => {
+                                "cleared an unreadable lock file left by an earlier run".to_string()
+                            }
                         });
-                        fs::remove_file(&path).map_err(|e| PublishError::io(&path, "cannot clear a stale lock", e))?;
+                        fs::remove_file(&path)
+                            .map_err(|e| PublishError::io(&path, "cannot clear a stale lock", e))?;
                     }
                 }
             }
@@ -228,25 +238,38 @@ impl StagingRun {
     ///
     /// # Errors
     /// [`PublishError`] when the root cannot be written or the run id exists.
-    pub fn begin(root: &Path, run_id: &str, _lock: &RunLock, metadata: Vec<(String, String)>) -> Result<Self, PublishError> {
+    pub fn begin(
+        root: &Path,
+        run_id: &str,
+        _lock: &RunLock,
+        metadata: Vec<(String, String)>,
+    ) -> Result<Self, PublishError> {
         if root.join(run_id).exists() {
             return Err(PublishError::RunExists {
                 root: root.to_path_buf(),
                 run_id: run_id.to_string(),
             });
         }
-        let entries = fs::read_dir(root).map_err(|e| PublishError::io(root, "cannot list the output root", e))?;
+        let entries = fs::read_dir(root)
+            .map_err(|e| PublishError::io(root, "cannot list the output root", e))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             if name.starts_with(STAGING_PREFIX) || name.starts_with(".latest-") {
                 // Holding the lock, any staging folder belongs to a run that died.
                 let path = entry.path();
-                let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-                removed.map_err(|e| PublishError::io(&path, "cannot remove a dead run's staging folder", e))?;
+                let removed = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                removed.map_err(|e| {
+                    PublishError::io(&path, "cannot remove a dead run's staging folder", e)
+                })?;
             }
         }
         let dir = root.join(format!("{STAGING_PREFIX}{run_id}-{}", std::process::id()));
-        fs::create_dir(&dir).map_err(|e| PublishError::io(&dir, "cannot create the staging folder", e))?;
+        fs::create_dir(&dir)
+            .map_err(|e| PublishError::io(&dir, "cannot create the staging folder", e))?;
         Ok(StagingRun {
             root: root.to_path_buf(),
             run_id: run_id.to_string(),
@@ -287,9 +310,15 @@ impl StagingRun {
     ///
     /// # Errors
     /// [`PublishError`] when the file cannot be written.
-    pub fn write_frame(&mut self, table: &str, frame: &mut DataFrame, restricted: bool) -> Result<(), PublishError> {
+    pub fn write_frame(
+        &mut self,
+        table: &str,
+        frame: &mut DataFrame,
+        restricted: bool,
+    ) -> Result<(), PublishError> {
         let path = self.table_path(table);
-        let file = File::create(&path).map_err(|e| PublishError::io(&path, "cannot create the table file", e))?;
+        let file = File::create(&path)
+            .map_err(|e| PublishError::io(&path, "cannot create the table file", e))?;
         let options = self.write_options(table);
         frame.rechunk_mut();
         ParquetWriter::new(file)
@@ -313,7 +342,12 @@ impl StagingRun {
     ///
     /// # Errors
     /// [`PublishError`] when the plan fails or the file cannot be written.
-    pub fn sink(&mut self, table: &str, plan: LazyFrame, restricted: bool) -> Result<u64, PublishError> {
+    pub fn sink(
+        &mut self,
+        table: &str,
+        plan: LazyFrame,
+        restricted: bool,
+    ) -> Result<u64, PublishError> {
         let path = self.table_path(table);
         let options = self.write_options(table);
         let target = SinkDestination::File {
@@ -326,10 +360,20 @@ impl StagingRun {
         plan.sink(target, FileWriteFormat::Parquet(Arc::new(options)), args)
             .and_then(|sink| sink.collect_with_engine(Engine::Streaming))
             .map_err(|source| self.table_error(table, &path, source))?;
-        let rows = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), ScanArgsParquet::default())
-            .and_then(|lf| lf.select([len()]).collect())
-            .and_then(|df| Ok(df.column("len")?.cast(&DataType::UInt64)?.u64()?.get(0).unwrap_or(0)))
-            .map_err(|source| self.table_error(table, &path, source))?;
+        let rows = LazyFrame::scan_parquet(
+            PlRefPath::new(path.to_string_lossy().as_ref()),
+            ScanArgsParquet::default(),
+        )
+        .and_then(|lf| lf.select([len()]).collect())
+        .and_then(|df| {
+            Ok(df
+                .column("len")?
+                .cast(&DataType::UInt64)?
+                .u64()?
+                .get(0)
+                .unwrap_or(0))
+        })
+        .map_err(|source| self.table_error(table, &path, source))?;
         self.tables.push(TableRecord {
             table: table.to_string(),
             file: format!("{table}.parquet"),
@@ -346,7 +390,8 @@ impl StagingRun {
     /// [`PublishError::Io`] when the file cannot be removed.
     pub fn discard(&mut self, table: &str) -> Result<(), PublishError> {
         let path = self.table_path(table);
-        fs::remove_file(&path).map_err(|e| PublishError::io(&path, "cannot remove a working table", e))?;
+        fs::remove_file(&path)
+            .map_err(|e| PublishError::io(&path, "cannot remove a working table", e))?;
         self.tables.retain(|t| t.table != table);
         Ok(())
     }
@@ -375,11 +420,18 @@ impl StagingRun {
     /// # Errors
     /// [`PublishError::Io`] when any step fails; the previous run and `latest` are untouched
     /// unless the final `latest` rename succeeded.
-    pub fn commit(self, manifest: &serde_json::Value, after_rename: impl FnOnce()) -> Result<PathBuf, PublishError> {
+    pub fn commit(
+        self,
+        manifest: &serde_json::Value,
+        after_rename: impl FnOnce(),
+    ) -> Result<PathBuf, PublishError> {
         let manifest_path = self.dir.join("manifest.json");
         let text = serde_json::to_string_pretty(manifest).unwrap_or_else(|_| "{}".to_string());
         write_synced(&manifest_path, text.as_bytes())?;
-        for entry in fs::read_dir(&self.dir).map_err(|e| PublishError::io(&self.dir, "cannot list the staging folder", e))?.flatten() {
+        for entry in fs::read_dir(&self.dir)
+            .map_err(|e| PublishError::io(&self.dir, "cannot list the staging folder", e))?
+            .flatten()
+        {
             let path = entry.path();
             if path.is_file() {
                 File::open(&path)
@@ -389,7 +441,9 @@ impl StagingRun {
         }
         sync_dir(&self.dir)?;
         let final_dir = self.root.join(&self.run_id);
-        fs::rename(&self.dir, &final_dir).map_err(|e| PublishError::io(&final_dir, "cannot move the finished run into place", e))?;
+        fs::rename(&self.dir, &final_dir).map_err(|e| {
+            PublishError::io(&final_dir, "cannot move the finished run into place", e)
+        })?;
         sync_dir(&self.root)?;
         after_rename();
         point_latest(&self.root, &self.run_id)?;
@@ -418,14 +472,19 @@ fn point_latest(root: &Path, run_id: &str) -> Result<(), PublishError> {
     std::os::unix::fs::symlink(run_id, &temporary)
         .map_err(|e| PublishError::io(&temporary, "cannot create the latest link", e))?;
     let latest = root.join(LATEST);
-    fs::rename(&temporary, &latest).map_err(|e| PublishError::io(&latest, "cannot switch the latest link", e))?;
+    fs::rename(&temporary, &latest)
+        .map_err(|e| PublishError::io(&latest, "cannot switch the latest link", e))?;
     sync_dir(root)
 }
 
 /// The run folder `ROOT/latest` points at, if any.
 pub fn latest_run(root: &Path) -> Option<PathBuf> {
     let target = fs::read_link(root.join(LATEST)).ok()?;
-    let dir = if target.is_absolute() { target } else { root.join(target) };
+    let dir = if target.is_absolute() {
+        target
+    } else {
+        root.join(target)
+    };
     dir.is_dir().then_some(dir)
 }
 

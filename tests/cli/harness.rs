@@ -73,6 +73,15 @@ impl Workdir {
         path
     }
 
+    /// Copy a fixture from `tests/fixtures/` into the folder under its base name.
+    pub fn fixture(&self, relative: &str) -> PathBuf {
+        let source = fixtures().join(relative);
+        let name = source.file_name().expect("fixture file name").to_owned();
+        let target = self.path().join(name);
+        std::fs::copy(&source, &target).expect("copy a fixture");
+        target
+    }
+
     /// The `healthgap` binary, run in this folder.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthgap"));
@@ -120,4 +129,27 @@ impl Run {
         );
         self
     }
+}
+
+/// Parse CSV text (no quoted commas in numeric tests) into header and rows.
+pub fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = text.lines().map(split);
+    let header = lines.next().unwrap_or_default();
+    (header, lines.collect())
+}
+
+/// Split one CSV line honouring double quotes.
+pub fn split(line: &str) -> Vec<String> {
+    let mut cells = Vec::new();
+    let mut cell = String::new();
+    let mut quoted = false;
+    for ch in line.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            ',' if !quoted => cells.push(std::mem::take(&mut cell)),
+            _ => cell.push(ch),
+        }
+    }
+    cells.push(cell);
+    cells
 }
