@@ -202,7 +202,7 @@ fn sii_rows(first: usize, last: usize) -> String {
 #[test]
 fn stats_sii_columns_and_values() {
     let dir = Workdir::new("stats-sii");
-    dir.create("sii.csv", &sii_rows(1, 20));
+    dir.create("sii.csv", sii_rows(1, 20));
     let args = [
         "stats",
         "sii",
@@ -359,7 +359,7 @@ fn stats_bad_input_exits_2_naming_group_and_column() {
         run.stderr()
     );
 
-    dir.create("sii.csv", &sii_rows(151, 160));
+    dir.create("sii.csv", sii_rows(151, 160));
     let run = dir.run(&[
         "stats",
         "sii",
