@@ -46,6 +46,7 @@ impl ResidenceMethod {
 /// Columns of the practice footprint table, in order.
 pub const PRACTICE_FOOTPRINT_COLUMNS: &[&str] = &[
     schema::PRACTICE_CODE,
+    schema::PRACTICE_NAME,
     schema::PCN_CODE,
     schema::PCN_NAME,
     schema::SUB_ICB_CODE,
@@ -108,42 +109,36 @@ pub fn practice_footprints(
             ));
         }
     };
+    let parent_columns = || {
+        [
+            col(schema::PRACTICE_CODE),
+            col(schema::PRACTICE_NAME),
+            col(schema::SUB_ICB_CODE),
+            col(schema::ICB_CODE),
+        ]
+    };
     let parents = match (
         ingested.frame(InputKind::Epraccur),
         ingested.frame(InputKind::PracticeMap),
     ) {
         (Some(epraccur), map) => {
-            let primary = epraccur.select([
-                col(schema::PRACTICE_CODE),
-                col(schema::SUB_ICB_CODE),
-                col(schema::ICB_CODE),
-            ]);
+            let primary = epraccur.select(parent_columns());
             match map {
                 // Practices absent from epraccur fall back to the practice map's parents.
                 Some(map) => {
-                    let fallback = map
-                        .select([
-                            col(schema::PRACTICE_CODE),
-                            col(schema::SUB_ICB_CODE),
-                            col(schema::ICB_CODE),
-                        ])
-                        .join(
-                            primary.clone().select([col(schema::PRACTICE_CODE)]),
-                            [col(schema::PRACTICE_CODE)],
-                            [col(schema::PRACTICE_CODE)],
-                            JoinArgs::new(JoinType::Anti),
-                        );
+                    let fallback = map.select(parent_columns()).join(
+                        primary.clone().select([col(schema::PRACTICE_CODE)]),
+                        [col(schema::PRACTICE_CODE)],
+                        [col(schema::PRACTICE_CODE)],
+                        JoinArgs::new(JoinType::Anti),
+                    );
                     concat([primary, fallback], UnionArgs::default())
                         .map_err(|e| UserError(format!("cannot combine practice parents: {e}")))?
                 }
                 None => primary,
             }
         }
-        (None, Some(map)) => map.select([
-            col(schema::PRACTICE_CODE),
-            col(schema::SUB_ICB_CODE),
-            col(schema::ICB_CODE),
-        ]),
+        (None, Some(map)) => map.select(parent_columns()),
         (None, None) => {
             return Err(UserError(
                 "attributing practices to ICBs needs [inputs.epraccur] (or [inputs.practice_map])"

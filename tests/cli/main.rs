@@ -4,5 +4,6 @@
 mod bundle;
 mod harness;
 mod ingest;
+mod run;
 mod stats;
 mod validate;
