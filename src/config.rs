@@ -129,6 +129,17 @@ pub struct AttributeConfig {
     /// With `plurality`, an LSOA whose largest PCN share is below this gets no PCN footprint.
     #[serde(default)]
     pub min_share: f64,
+    /// Geometric attribution: a centroid in no polygon goes to the nearest one within this
+    /// many kilometres (a centroid on a boundary, or a coastal one outside generalised
+    /// boundaries); 0 (the default) turns this off.
+    #[serde(default = "default_nearest_km")]
+    pub nearest_km: f64,
+}
+
+fn default_nearest_km() -> f64 {
+    // Off by default: every English LSOA 2011 centroid lies inside one of the ICB boundaries,
+    // and a distance fallback would pull Welsh border LSOAs into English ICBs.
+    0.0
 }
 
 impl Default for AttributeConfig {
@@ -136,6 +147,7 @@ impl Default for AttributeConfig {
         AttributeConfig {
             residence_method: crate::pipeline::attribute::ResidenceMethod::Plurality,
             min_share: 0.0,
+            nearest_km: default_nearest_km(),
         }
     }
 }

@@ -591,3 +591,117 @@ pub fn with_deprivation_deciles(table: &mut DataFrame) -> PolarsResult<()> {
     table.with_column(Column::new(schema::DEPRIVATION_DECILE.into(), deciles))?;
     Ok(())
 }
+
+/// How the LSOA centroids fell in one kind of footprint polygon.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct GeometricReport {
+    /// The footprint kind (`icb`, …).
+    pub footprint_kind: String,
+    /// Centroids inside exactly one polygon.
+    pub inside_one: usize,
+    /// Centroids inside several (overlapping) polygons: attributed to the first.
+    pub inside_several: usize,
+    /// Centroids in none but within `max_km` of one (on a boundary, or a coastal centroid
+    /// outside a generalised boundary): attributed to the nearest.
+    pub nearest: usize,
+    /// Centroids in none and not near one, by nation (`E`, `W`): not attributed.
+    pub outside: std::collections::BTreeMap<String, usize>,
+}
+
+impl GeometricReport {
+    /// A warning when English LSOAs were left out (Welsh ones are expected to be outside
+    /// English footprints).
+    pub fn warning(&self) -> Option<String> {
+        let english = self.outside.get("E").copied().unwrap_or(0);
+        (english > 0 || self.inside_several > 0).then(|| {
+            format!(
+                "{english} English LSOA centroids fall in no {} polygon and {} fall in several",
+                self.footprint_kind, self.inside_several
+            )
+        })
+    }
+}
+
+/// Attribute LSOAs to the polygons of one footprint kind by their centroids.
+///
+/// A centroid inside one polygon goes to it (`method = geometric`); inside several, to the
+/// first in file order (counted); inside none, to the nearest within `max_km` kilometres
+/// (`method = geometric_nearest`), else to none (counted by nation).
+///
+/// # Errors
+/// If the centroid table lacks its columns (an internal error).
+pub fn geometric_footprints(
+    centroids: &DataFrame,
+    kind: &str,
+    footprints: &crate::ingest::Footprints,
+    max_km: f64,
+) -> PolarsResult<(DataFrame, GeometricReport)> {
+    let index = crate::geometry::FootprintIndex::new(footprints);
+    let codes = centroids.column(schema::LSOA_CODE)?.str()?.clone();
+    let longitudes = centroids.column(schema::LONGITUDE)?.f64()?.clone();
+    let latitudes = centroids.column(schema::LATITUDE)?.f64()?.clone();
+    // Crossing into plain Rust for the geometry: the R-tree works on coordinate pairs.
+    let points: Vec<[f64; 2]> = longitudes
+        .iter()
+        .zip(latitudes.iter())
+        .map(|(x, y)| [x.unwrap_or(f64::NAN), y.unwrap_or(f64::NAN)])
+        .collect();
+    let locations = index.locate_all(&points);
+    let mut report = GeometricReport {
+        footprint_kind: kind.to_string(),
+        ..Default::default()
+    };
+    let mut lsoa = Vec::new();
+    let mut footprint = Vec::new();
+    let mut method = Vec::new();
+    for (i, location) in locations.iter().enumerate() {
+        let Some(code) = codes.get(i) else { continue };
+        let chosen = match location {
+            crate::geometry::Location::Inside(f) => {
+                report.inside_one += 1;
+                Some((*f, "geometric"))
+            }
+            crate::geometry::Location::Several(fs) => {
+                report.inside_several += 1;
+                fs.first().map(|f| (*f, "geometric"))
+            }
+            crate::geometry::Location::Outside => {
+                let [x, y] = points.get(i).copied().unwrap_or([f64::NAN, f64::NAN]);
+                match index.nearest(x, y, max_km) {
+                    Some((f, _)) => {
+                        report.nearest += 1;
+                        Some((f, "geometric_nearest"))
+                    }
+                    None => {
+                        let nation = code.get(..1).unwrap_or("?").to_string();
+                        *report.outside.entry(nation).or_default() += 1;
+                        None
+                    }
+                }
+            }
+        };
+        if let Some((f, how)) = chosen {
+            lsoa.push(code.to_string());
+            footprint.push(index.code(f).unwrap_or_default().to_string());
+            method.push(how);
+        }
+    }
+    let n = lsoa.len();
+    let frame = DataFrame::new(
+        n,
+        vec![
+            Column::new(schema::LSOA_CODE.into(), lsoa),
+            Column::new(schema::FOOTPRINT_KIND.into(), vec![kind; n]),
+            Column::new(schema::FOOTPRINT_CODE.into(), footprint),
+            Column::new(schema::WEIGHT.into(), vec![1.0f64; n]),
+            Column::new(schema::METHOD.into(), method),
+            Column::new(schema::REGISTERED.into(), vec![None::<i64>; n]),
+            Column::new(schema::SHARE.into(), vec![None::<f64>; n]),
+        ],
+    )?;
+    let frame = frame
+        .lazy()
+        .sort([schema::LSOA_CODE], SortMultipleOptions::default())
+        .collect()?;
+    Ok((frame, report))
+}

@@ -19,7 +19,7 @@ use polars::prelude::{IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet};
 
 use crate::config::Config;
 use crate::error::UserError;
-use crate::ingest::rejects_frame;
+use crate::ingest::{InputKind, rejects_frame};
 use crate::output::Printer;
 use crate::schema;
 use publish::{StagingRun, acquire_lock, sha256_bytes, sha256_file};
@@ -238,7 +238,7 @@ pub fn run(
         warnings.push(warning);
     }
 
-    stages.run("footprints", || {
+    let geometric = stages.run("footprints", || {
         let mut weights = attribute::residence_footprints(
             base.clone(),
             config.attribute.residence_method,
@@ -246,9 +246,46 @@ pub fn run(
         )
         .collect()
         .context("deriving residence footprints")?;
+        let mut reports = Vec::new();
+        if !ingested.footprints.is_empty() {
+            match ingested.frame(InputKind::LsoaCentroids) {
+                Some(centroids) => {
+                    let centroids = centroids.collect().context("reading LSOA centroids")?;
+                    for (kind, polygons) in &ingested.footprints {
+                        let (frame, report) = attribute::geometric_footprints(
+                            &centroids,
+                            kind,
+                            polygons,
+                            config.attribute.nearest_km,
+                        )
+                        .with_context(|| {
+                            format!("attributing LSOA centroids to {kind} polygons")
+                        })?;
+                        weights
+                            .vstack_mut(&frame)
+                            .context("stacking footprint weights")?;
+                        reports.push(report);
+                    }
+                }
+                None => reports.push(attribute::GeometricReport {
+                    footprint_kind: "(none)".into(),
+                    ..Default::default()
+                }),
+            }
+        }
         staging.write_frame(tables::FOOTPRINT_WEIGHTS, &mut weights, false)?;
-        Ok(())
+        Ok(reports)
     })?;
+    for report in &geometric {
+        if report.footprint_kind == "(none)" {
+            let warning = "footprint polygons are configured but [inputs.lsoa_centroids] is not: no geometric attribution".to_string();
+            printer.warn(&warning);
+            warnings.push(warning);
+        } else if let Some(warning) = report.warning() {
+            printer.warn(&warning);
+            warnings.push(warning);
+        }
+    }
     stages.run("area deprivation", || {
         let mut areas =
             attribute::area_deprivation(base.clone()).context("computing area deprivation")?;
@@ -303,6 +340,7 @@ pub fn run(
         "rejects": {"rows": rejected_rows},
         "deprivation_match": matched,
         "membership": membership,
+        "geometric": geometric,
         "warnings": warnings,
     });
     let abort_at = settings.abort_at;

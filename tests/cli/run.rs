@@ -406,3 +406,130 @@ fn aggregate_cells_take_the_same_path_with_weights() {
     let england = row(&areas, "england", "E92000001");
     assert_eq!(f64_of(&england, "population"), 90.0);
 }
+
+#[test]
+fn lsoa_centroids_fall_in_exactly_one_icb_and_local_authorities_stay_together() {
+    let dir = Workdir::new("run-geometric");
+    let data = crate::harness::data_dir();
+    let fixture = fixtures().join("run");
+    let mut config =
+        std::fs::read_to_string(fixture.join("healthgap.toml")).expect("fixture config");
+    config = config.replace(
+        "\"patients_small.csv\"",
+        &format!("\"{}\"", fixture.join("patients_small.csv").display()),
+    );
+    config = config.replace("\"../../../data/", &format!("\"{}/", data.display()));
+    config.push_str(&format!(
+        "[inputs.lsoa_centroids]\npath = \"{}\"\n[[footprints]]\nkind = \"icb\"\npath = \"{}\"\n",
+        data.join("lsoa11_centroids.parquet").display(),
+        data.join("icb22_boundaries.geojson").display()
+    ));
+    let config = dir.create("geo.toml", config);
+    let root = dir.join("out");
+    dir.run(&[
+        "--quiet",
+        "run",
+        "--config",
+        &config.display().to_string(),
+        "--out",
+        &root.display().to_string(),
+        "--run-id",
+        "g1",
+    ])
+    .expect_code(0);
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("g1").join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let report = &manifest["geometric"][0];
+    // Every English LSOA 2011 centroid is inside exactly one of the 42 ICB polygons; the
+    // 1,909 Welsh ones are in none (ICBs cover England only).
+    assert_eq!(report["inside_one"], 32_844, "{report}");
+    assert_eq!(report["inside_several"], 0, "{report}");
+    assert_eq!(report["outside"]["W"], 1_909, "{report}");
+    assert!(report["outside"].get("E").is_none(), "{report}");
+
+    let weights = LazyFrame::scan_parquet(
+        PlRefPath::new(
+            root.join("g1")
+                .join("footprint_weights.parquet")
+                .to_string_lossy()
+                .as_ref(),
+        ),
+        ScanArgsParquet::default(),
+    )
+    .expect("weights")
+    .filter(col("footprint_kind").eq(lit("icb")));
+    assert_eq!(
+        weights
+            .clone()
+            .collect()
+            .expect("collect")
+            .column("footprint_code")
+            .expect("code")
+            .n_unique()
+            .expect("n"),
+        42
+    );
+    let lookup = LazyFrame::scan_parquet(
+        PlRefPath::new(
+            data.join("lsoa11_lookup.parquet")
+                .to_string_lossy()
+                .as_ref(),
+        ),
+        ScanArgsParquet::default(),
+    )
+    .expect("lookup")
+    .select([
+        col("LSOA_CODE").alias("lsoa_code"),
+        col("LAD_CODE").alias("lad"),
+    ]);
+    let by_lad = weights
+        .join(
+            lookup,
+            [col("lsoa_code")],
+            [col("lsoa_code")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .group_by([col("lad"), col("footprint_code")])
+        .agg([len().alias("n")])
+        .group_by([col("lad")])
+        .agg([
+            col("n").max().alias("in_main_icb"),
+            col("n").sum().alias("lsoas"),
+        ])
+        .collect()
+        .expect("by local authority");
+    let main: f64 = by_lad
+        .column("in_main_icb")
+        .expect("m")
+        .cast(&DataType::Float64)
+        .expect("f")
+        .f64()
+        .expect("f")
+        .sum()
+        .unwrap_or(0.0);
+    let all: f64 = by_lad
+        .column("lsoas")
+        .expect("l")
+        .cast(&DataType::Float64)
+        .expect("f")
+        .f64()
+        .expect("f")
+        .sum()
+        .unwrap_or(0.0);
+    assert_eq!(all, 32_844.0);
+    // 99.47% of LSOAs lie in the ICB holding most of their local authority; the rest belong to
+    // the 12 authorities that 2022 ICB boundaries really split (East Suffolk, Waverley, Hart, …).
+    assert!(main / all >= 0.99, "{}", main / all);
+    let split = by_lad
+        .lazy()
+        .filter(
+            (col("in_main_icb").cast(DataType::Float64) / col("lsoas").cast(DataType::Float64))
+                .lt(lit(0.99)),
+        )
+        .collect()
+        .expect("split")
+        .height();
+    assert!(split <= 12, "{split} local authorities split across ICBs");
+}
