@@ -26,6 +26,9 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
             || cause.is::<crate::ingest::InputError>()
             || cause.is::<crate::config::ConfigError>()
             || cause.is::<crate::stats::StatsError>()
+            || cause
+                .downcast_ref::<crate::query::QueryError>()
+                .is_some_and(crate::query::QueryError::is_user_error)
     })
 }
 

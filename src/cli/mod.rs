@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::output::{LogFormat, Printer};
 
+pub mod query;
 pub mod validate;
 
 /// healthgap: where health inequalities are in a PCN's population, and whether they are closing.
@@ -43,6 +44,7 @@ pub struct Cli {
 #[allow(missing_docs)]
 pub enum Command {
     Validate(validate::ValidateArgs),
+    Query(query::QueryArgs),
 }
 
 /// Dispatch a parsed command line.
@@ -50,5 +52,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let printer = Printer::new(cli.quiet, cli.log_format);
     match cli.command {
         Command::Validate(args) => validate::run(args, &printer),
+        Command::Query(args) => query::run(args, &printer),
     }
 }

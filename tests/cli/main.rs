@@ -4,4 +4,5 @@
 mod bundle;
 mod harness;
 mod ingest;
+mod query;
 mod validate;
