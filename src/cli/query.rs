@@ -238,6 +238,11 @@ pub fn run(args: QueryArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let target = settings.out.as_deref();
     let rows = match target {
         None => write_result(planned, &settings, &args, caption, None)?,
+        // A device or pipe (`--out /dev/null`) is written as is: renaming over it would
+        // replace it.
+        Some(path) if path.exists() && !path.is_file() => {
+            write_result(planned, &settings, &args, caption, Some(path))?
+        }
         Some(path) => {
             // Written beside the target and renamed when complete, so a failed query never
             // leaves a partial file under the name asked for.

@@ -293,6 +293,11 @@ fn out_writes_the_format_its_extension_names() {
         run.stderr()
     );
 
+    // A device is written to, not replaced.
+    let run = query(&dir, &[sql, "--out", "/dev/null", "--format", "csv"]);
+    run.expect_code(0);
+    assert!(std::fs::metadata("/dev/null").is_ok_and(|m| !m.is_file()));
+
     // A query that fails while running leaves no file behind, partial or not.
     let run = query(
         &dir,
