@@ -155,19 +155,68 @@ impl TableSource {
             glob: false,
             ..Default::default()
         };
-        // Files are listed here rather than by polars so that stray files in a partition
-        // folder (`_SUCCESS`, `.crc`) do not fail the scan.
-        let paths = self
+        let path = |path: &Path| PlRefPath::try_from_path(path).map_err(table_error);
+        if !self.partitioned {
+            return LazyFrame::scan_parquet(path(&self.path)?, args).map_err(table_error);
+        }
+        args.hive_options.enabled = Some(true);
+        let plain = only_hive_parquet(&self.path).map_err(|source| QueryError::RunFolder {
+            path: self.path.clone(),
+            source,
+        })?;
+        if plain {
+            // Given the folder, polars reads `key=value` partitions below it only; given a list
+            // of files it would also take `key=value` folders above the run for columns.
+            return LazyFrame::scan_parquet(path(&self.path)?, args).map_err(table_error);
+        }
+        // Stray files (`.crc`, `_SUCCESS` with content, other formats) make polars refuse the
+        // folder, so the Parquet files are listed here instead; polars then parses every
+        // `key=value` folder of their paths, so those above the table are dropped again.
+        let files = self
             .files()?
             .iter()
-            .map(|path| PlRefPath::try_from_path(path))
-            .collect::<PolarsResult<Vec<_>>>()
+            .map(|file| path(file))
+            .collect::<Result<Vec<_>, _>>()?;
+        let above: Vec<String> = self
+            .path
+            .components()
+            .filter_map(|part| {
+                let part = part.as_os_str().to_string_lossy();
+                part.split_once('=').map(|(key, _)| key.to_string())
+            })
+            .collect();
+        let scan = LazyFrame::scan_parquet_files(files.into_iter().collect(), args)
             .map_err(table_error)?;
-        if self.partitioned {
-            args.hive_options.enabled = Some(true);
-        }
-        LazyFrame::scan_parquet_files(paths.into_iter().collect(), args).map_err(table_error)
+        Ok(if above.is_empty() {
+            scan
+        } else {
+            scan.drop(by_name(above, false, false))
+        })
     }
+}
+
+/// Whether every non-empty file under `dir` is a `.parquet` file reached through `key=value`
+/// folders, its name not starting with `.` or `_` (polars skips empty files itself).
+fn only_hive_parquet(dir: &Path) -> std::io::Result<bool> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let metadata = std::fs::metadata(entry.path())?;
+        if metadata.is_dir() {
+            if !name.contains('=') || !only_hive_parquet(&entry.path())? {
+                return Ok(false);
+            }
+        } else if metadata.len() > 0
+            && (name.starts_with('.')
+                || name.starts_with('_')
+                || !name
+                    .rsplit_once('.')
+                    .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("parquet")))
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The tables in a run folder.
@@ -299,6 +348,41 @@ mod tests {
         let run = RunFolder::open(&dir.path().join("out")).expect("opens");
         assert_eq!(run.id(), "run-1");
         assert!(run.path().ends_with("out/latest"));
+    }
+
+    #[test]
+    fn partition_columns_come_from_the_table_folder_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A `key=value` folder above the run must not become a column.
+        let table = dir.path().join("year=2025/run/segments");
+        parquet(&table.join("icb_code=QHM/part-0.parquet"));
+        let source = TableSource {
+            name: "segments".into(),
+            path: table.clone(),
+            partitioned: true,
+        };
+        let names = |source: &TableSource| {
+            let mut scan = source.scan().expect("scans");
+            let schema = scan.collect_schema().expect("schema");
+            schema
+                .iter_names()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&source), ["a", "icb_code"]);
+        // With a stray file the files are listed instead, and still read.
+        std::fs::write(table.join("icb_code=QHM/.part-0.parquet.crc"), "crc").expect("crc");
+        std::fs::write(table.join("_SUCCESS"), "done").expect("marker");
+        assert_eq!(names(&source), ["a", "icb_code"]);
+        assert_eq!(
+            source
+                .scan()
+                .expect("scans")
+                .collect()
+                .expect("reads")
+                .height(),
+            1
+        );
     }
 
     #[test]

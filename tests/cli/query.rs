@@ -146,6 +146,19 @@ fn a_partitioned_folder_is_one_table_with_its_partition_column() {
         "{}",
         run.stdout()
     );
+
+    // A filter on the partition column reads only that partition's files.
+    let run = query(
+        &dir,
+        &[
+            "SELECT count(*) FROM patients_enriched WHERE icb_code = 'QWE'",
+            "--explain",
+        ],
+    );
+    run.expect_code(0);
+    let plan = run.stdout();
+    assert!(plan.contains("icb_code=QWE/part-0.parquet"), "{plan}");
+    assert!(!plan.contains("icb_code=QHM"), "{plan}");
 }
 
 #[test]
