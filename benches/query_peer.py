@@ -144,8 +144,12 @@ def placeholders(sql):
 
 
 def named_tables(sql):
-    """Table names after FROM/JOIN (enough to skip queries over tables a run lacks)."""
-    return set(re.findall(r"\b(?:FROM|JOIN)\s+\"?([A-Za-z_]\w*)", sql, re.I))
+    """Table names after FROM/JOIN, without CTEs and table functions (enough to skip queries
+    over tables a run lacks)."""
+    code = TOKEN.sub(lambda m: m.group(0) if m.group(2) or m.group(5) else " ", sql)
+    names = set(re.findall(r'\b(?:FROM|JOIN)\s+"?([A-Za-z_]\w*)"?(?!\s*\()', code, re.I))
+    ctes = set(re.findall(r'\b"?([A-Za-z_]\w*)"?\s+AS\s*\(', code, re.I))
+    return names - ctes
 
 
 # ---------------------------------------------------------------- engines
