@@ -260,6 +260,9 @@ def main():
     files = sorted(args.queries_dir.glob("*.sql"))
     if args.names:
         files = [args.queries_dir / f"{n.removesuffix('.sql')}.sql" for n in args.names]
+        for path in files:
+            if not path.is_file():
+                sys.exit(f"no saved query {path}")
     con = duckdb_connection(duckdb, args, run, compare)
     available = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
 
