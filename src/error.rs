@@ -29,6 +29,9 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
                 .downcast_ref::<crate::pipeline::publish::PublishError>()
                 .is_some_and(|e| e.is_user_facing())
             || cause.is::<crate::stats::StatsError>()
+            || cause
+                .downcast_ref::<crate::query::QueryError>()
+                .is_some_and(crate::query::QueryError::is_user_error)
     })
 }
 

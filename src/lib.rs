@@ -6,6 +6,7 @@
 //! - [`ingest`] reads every input kind with a declared schema, header aliases and rejects.
 //! - [`stats`] holds the pure statistics (no polars, no I/O), checked against the national
 //!   reference methods (PHEindicatormethods).
+//! - [`query`] runs read-only SQL over a run folder's Parquet tables.
 //! - [`cli`] is thin: it turns flags into settings and calls the library.
 //!
 //! Dependencies point one way: `cli` → `pipeline`/`ingest` → `stats`.
@@ -20,5 +21,6 @@ pub mod geometry;
 pub mod ingest;
 pub mod output;
 pub mod pipeline;
+pub mod query;
 pub mod schema;
 pub mod stats;

@@ -133,7 +133,7 @@ impl Printer {
 }
 
 /// Write frames (stacked vertically) to a file whose extension picks the format: `.csv`,
-/// `.parquet` (zstd) or `.json` (an array of row objects).
+/// `.parquet` (zstd), `.json` (an array of row objects) or `.ndjson`/`.jsonl` (one object a line).
 ///
 /// # Errors
 /// If the file cannot be created, the extension is unknown, or the frames do not stack.
@@ -142,34 +142,265 @@ pub fn write_table(
     frames: Vec<polars::prelude::DataFrame>,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    use polars::prelude::*;
 
     let mut frames = frames.into_iter();
     let mut df = frames.next().unwrap_or_default();
     for next in frames {
         anyhow::Context::context(df.vstack_mut(&next), "stacking tables")?;
     }
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
+    let format = TableFormat::from_path(path)?;
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    match ext.as_str() {
-        "csv" => CsvWriter::new(file).finish(&mut df)?,
-        "parquet" => {
-            ParquetWriter::new(file)
-                .with_compression(ParquetCompression::Zstd(None))
-                .finish(&mut df)?;
-        }
-        "json" => JsonWriter::new(file)
-            .with_json_format(JsonFormat::Json)
-            .finish(&mut df)?,
-        other => anyhow::bail!(crate::error::UserError(format!(
-            "{}: unknown output format `.{other}`; use .csv, .parquet or .json",
-            path.display()
-        ))),
-    }
+    let mut writer =
+        TableWriter::new(Box::new(std::io::BufWriter::new(file)), format, df.schema())?;
+    writer.write_batch(&mut df)?;
+    writer.finish()?;
     Ok(())
+}
+
+/// A file format for tables written for other programs (the terminal table lives in `query`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON array of row objects.
+    Json,
+    /// Newline-delimited JSON: one row object a line.
+    Ndjson,
+    /// Parquet (zstd).
+    Parquet,
+}
+
+impl TableFormat {
+    /// The format a file's extension asks for: `.csv`, `.json`, `.ndjson`/`.jsonl`, `.parquet`.
+    ///
+    /// # Errors
+    /// A [`crate::error::UserError`] naming the file when the extension is missing or unknown.
+    pub fn from_path(path: &std::path::Path) -> Result<TableFormat, crate::error::UserError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        match ext.as_str() {
+            "csv" => Ok(TableFormat::Csv),
+            "json" => Ok(TableFormat::Json),
+            "ndjson" | "jsonl" => Ok(TableFormat::Ndjson),
+            "parquet" | "pq" => Ok(TableFormat::Parquet),
+            other => Err(crate::error::UserError(format!(
+                "{}: unknown output format `.{other}`; use .csv, .parquet, .json or .ndjson",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// Rows a Parquet row group collects before it is written: small streamed batches would
+/// otherwise each become a tiny row group, which readers handle slowly.
+const PARQUET_ROW_GROUP_ROWS: usize = 256 * 1024;
+
+/// Writes a table batch by batch in one [`TableFormat`], so a large result streams to a file
+/// or a pipe without being held in memory (Parquet holds one row group at a time).
+pub struct TableWriter {
+    out: SharedOut,
+    format: WriterState,
+    rows: u64,
+    finished: bool,
+}
+
+enum WriterState {
+    Csv {
+        header_written: bool,
+        schema: polars::prelude::Schema,
+    },
+    Json {
+        first_row: bool,
+    },
+    Ndjson,
+    Parquet {
+        writer: Box<polars::io::parquet::write::BatchedWriter<SharedOut>>,
+        pending: Vec<polars::prelude::DataFrame>,
+        pending_rows: usize,
+    },
+}
+
+impl std::fmt::Debug for TableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableWriter")
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TableWriter {
+    /// A writer of `format` into `out` for tables of `schema` (the header of an empty CSV).
+    ///
+    /// # Errors
+    /// If the Parquet schema cannot be built from `schema`.
+    pub fn new(
+        out: Box<dyn std::io::Write + Send>,
+        format: TableFormat,
+        schema: &polars::prelude::Schema,
+    ) -> polars::prelude::PolarsResult<TableWriter> {
+        use polars::prelude::*;
+
+        let out = SharedOut(std::sync::Arc::new(std::sync::Mutex::new(out)));
+        let state = match format {
+            TableFormat::Csv => WriterState::Csv {
+                header_written: false,
+                schema: schema.clone(),
+            },
+            TableFormat::Json => WriterState::Json { first_row: true },
+            TableFormat::Ndjson => WriterState::Ndjson,
+            TableFormat::Parquet => WriterState::Parquet {
+                writer: Box::new(
+                    ParquetWriter::new(out.clone())
+                        .with_compression(ParquetCompression::Zstd(None))
+                        .batched(schema)?,
+                ),
+                pending: Vec::new(),
+                pending_rows: 0,
+            },
+        };
+        Ok(TableWriter {
+            out,
+            format: state,
+            rows: 0,
+            finished: false,
+        })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Write one batch (its columns in the writer's schema order).
+    ///
+    /// # Errors
+    /// If writing fails (a broken pipe surfaces as an `std::io::Error` of that kind).
+    pub fn write_batch(
+        &mut self,
+        batch: &mut polars::prelude::DataFrame,
+    ) -> polars::prelude::PolarsResult<()> {
+        use polars::prelude::*;
+        use std::io::Write;
+
+        batch.align_chunks_par();
+        self.rows += batch.height() as u64;
+        match &mut self.format {
+            WriterState::Csv {
+                header_written,
+                schema: _,
+            } => {
+                CsvWriter::new(&mut self.out)
+                    .include_header(!*header_written)
+                    .finish(batch)?;
+                *header_written = true;
+            }
+            WriterState::Json { first_row } => {
+                let mut lines = Vec::new();
+                JsonWriter::new(&mut lines)
+                    .with_json_format(JsonFormat::JsonLines)
+                    .finish(batch)?;
+                for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let separator: &[u8] = if *first_row { b"[\n" } else { b",\n" };
+                    *first_row = false;
+                    self.out.write_all(separator)?;
+                    self.out.write_all(line)?;
+                }
+            }
+            WriterState::Ndjson => {
+                JsonWriter::new(&mut self.out)
+                    .with_json_format(JsonFormat::JsonLines)
+                    .finish(batch)?;
+            }
+            WriterState::Parquet {
+                writer,
+                pending,
+                pending_rows,
+            } => {
+                *pending_rows += batch.height();
+                pending.push(std::mem::take(batch));
+                if *pending_rows >= PARQUET_ROW_GROUP_ROWS {
+                    write_row_group(writer, pending)?;
+                    *pending_rows = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write what is pending (the CSV header of an empty table, the end of a JSON array, the
+    /// Parquet footer) and flush. Later calls do nothing.
+    ///
+    /// # Errors
+    /// If writing or flushing fails.
+    pub fn finish(&mut self) -> polars::prelude::PolarsResult<u64> {
+        use polars::prelude::*;
+        use std::io::Write;
+
+        if self.finished {
+            return Ok(self.rows);
+        }
+        self.finished = true;
+        match &mut self.format {
+            WriterState::Csv {
+                header_written: false,
+                schema,
+            } => {
+                let mut empty = DataFrame::empty_with_schema(schema);
+                CsvWriter::new(&mut self.out).finish(&mut empty)?;
+            }
+            WriterState::Csv { .. } | WriterState::Ndjson => {}
+            WriterState::Json { first_row } => {
+                let end: &[u8] = if *first_row { b"[]\n" } else { b"\n]\n" };
+                self.out.write_all(end)?;
+            }
+            WriterState::Parquet {
+                writer, pending, ..
+            } => {
+                write_row_group(writer, pending)?;
+                writer.finish()?;
+            }
+        }
+        self.out.flush()?;
+        Ok(self.rows)
+    }
+}
+
+fn write_row_group(
+    writer: &mut polars::io::parquet::write::BatchedWriter<SharedOut>,
+    pending: &mut Vec<polars::prelude::DataFrame>,
+) -> polars::prelude::PolarsResult<()> {
+    let mut frames = std::mem::take(pending).into_iter();
+    let Some(mut group) = frames.next() else {
+        return Ok(());
+    };
+    for frame in frames {
+        group.vstack_mut_owned(frame)?;
+    }
+    group.align_chunks_par();
+    writer.write_batch(&group)
+}
+
+/// The writer behind a [`TableWriter`], shared so that it can be flushed after polars' Parquet
+/// writer (which owns its writer and never gives it back) has written the footer.
+#[derive(Clone)]
+struct SharedOut(std::sync::Arc<std::sync::Mutex<Box<dyn std::io::Write + Send>>>);
+
+impl std::io::Write for SharedOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .flush()
+    }
 }

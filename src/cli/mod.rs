@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::output::{LogFormat, Printer};
 
+pub mod query;
 pub mod run;
 pub mod stats;
 pub mod validate;
@@ -47,6 +48,7 @@ pub enum Command {
     Run(run::RunArgs),
     Stats(Box<stats::StatsArgs>),
     Validate(validate::ValidateArgs),
+    Query(query::QueryArgs),
 }
 
 /// Dispatch a parsed command line.
@@ -56,5 +58,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args, &printer),
         Command::Stats(args) => stats::run(*args, &printer),
         Command::Validate(args) => validate::run(args, &printer),
+        Command::Query(args) => query::run(args, &printer),
     }
 }
