@@ -64,6 +64,30 @@ pub struct Config {
     /// Which tables a run writes.
     #[serde(default)]
     pub outputs: OutputsConfig,
+    /// Segmentations (`[[segmentations]]`); default: Bridges to Health and Core20PLUS5.
+    #[serde(default = "crate::pipeline::segment::default_segmentations")]
+    pub segmentations: Vec<crate::pipeline::segment::SegmentationConfig>,
+    /// Risk tiers (`[risk]`).
+    #[serde(default)]
+    pub risk: crate::pipeline::segment::RiskConfig,
+    /// Indicators over patient-level data (`[[indicators]]`).
+    #[serde(default)]
+    pub indicators: Vec<crate::pipeline::measure::IndicatorSpec>,
+    /// Indicators from practice-level published figures (`[[practice_indicators]]`).
+    #[serde(default)]
+    pub practice_indicators: Vec<crate::pipeline::practice_outcomes::PracticeIndicatorSpec>,
+    /// Where practice deprivation scores come from (`[practice_deprivation]`).
+    #[serde(default)]
+    pub practice_deprivation: crate::pipeline::practice_outcomes::PracticeDeprivationConfig,
+    /// Levels and breakdowns of the `indicators` table (`[measure]`).
+    #[serde(default)]
+    pub measure: crate::pipeline::measure::MeasureConfig,
+    /// Gradient estimation (`[gradient]`).
+    #[serde(default)]
+    pub gradient: crate::pipeline::gradient::GradientConfig,
+    /// Statistical disclosure control of publishable tables (`[disclosure]`).
+    #[serde(default)]
+    pub disclosure: crate::pipeline::disclosure::DisclosureConfig,
     /// The folder the config file is in; relative paths were resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -329,6 +353,45 @@ impl Config {
                     "must be a share between 0 and 1, found {}",
                     self.attribute.min_share
                 ),
+            ));
+        }
+        self.measure
+            .check()
+            .map_err(|e| self.invalid("measure", e.0))?;
+        if self.gradient.repetitions < 1000 {
+            return Err(self.invalid(
+                "gradient.repetitions",
+                format!(
+                    "must be at least 1000 (the reference's minimum), found {}",
+                    self.gradient.repetitions
+                ),
+            ));
+        }
+        if self.disclosure.round_to < 1.0 || self.disclosure.suppress_up_to < 0.0 {
+            return Err(self.invalid(
+                "disclosure",
+                "round_to must be at least 1 and suppress_up_to at least 0",
+            ));
+        }
+        if self.risk.tiers == crate::pipeline::segment::risk::TierMethod::Cutoffs
+            && (self.risk.cutoffs.len() != 3 || self.risk.cutoffs.windows(2).any(|w| w[0] > w[1]))
+        {
+            return Err(self.invalid(
+                "risk.cutoffs",
+                "with tiers = \"cutoffs\", give three ascending score thresholds (moderate, high, very high)",
+            ));
+        }
+        let mut ids: Vec<&str> = self
+            .indicators
+            .iter()
+            .map(|i| i.id.as_str())
+            .chain(self.practice_indicators.iter().map(|i| i.id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(self.invalid(
+                "indicators",
+                format!("indicator id `{}` is declared twice", pair[0]),
             ));
         }
         let mut kinds: Vec<&str> = self.footprints.iter().map(|f| f.kind.as_str()).collect();

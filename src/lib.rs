@@ -18,6 +18,7 @@ pub mod conditions;
 pub mod config;
 pub mod error;
 pub mod geometry;
+pub mod indicators;
 pub mod ingest;
 pub mod output;
 pub mod pipeline;

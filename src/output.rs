@@ -404,3 +404,27 @@ impl std::io::Write for SharedOut {
             .flush()
     }
 }
+
+/// A number with thousands separators and no decimals when whole (`100000` → `100,000`).
+pub fn thousands(value: f64) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    let rounded = value.round();
+    if (value - rounded).abs() > 1e-9 {
+        return value.to_string();
+    }
+    let digits = format!("{}", rounded.abs() as u64);
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if rounded < 0.0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}

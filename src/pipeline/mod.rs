@@ -7,15 +7,20 @@
 //! bounded. The readers live in `crate::ingest`; the statistics in `crate::stats`.
 
 pub mod attribute;
+pub mod disclosure;
 pub mod enrich;
+pub mod gradient;
 pub mod ingest;
+pub mod measure;
+pub mod practice_outcomes;
 pub mod publish;
+pub mod segment;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use polars::prelude::{IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet};
+use polars::prelude::{IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet, col, lit};
 
 use crate::config::Config;
 use crate::error::UserError;
@@ -32,8 +37,15 @@ pub mod tables {
     pub const FOOTPRINT_WEIGHTS: &str = "footprint_weights";
     /// Practice, PCN, ICB and England deprivation profiles.
     pub const AREA_DEPRIVATION: &str = "area_deprivation";
-    /// Input rows refused, with file, line, column, value and reason.
+    /// Input rows refused, with file, line, column, value and reason. Restricted (values are
+    /// copied from the inputs).
     pub const REJECTS: &str = "rejects";
+    /// People by footprint × segment × risk tier × IMD quintile × age band × sex.
+    pub const SEGMENTS: &str = "segments";
+    /// Indicator × footprint × breakdown: numerator, denominator, value, limits.
+    pub const INDICATORS: &str = "indicators";
+    /// Indicator × footprint: SII, RII, gaps, funnel significance, flags.
+    pub const INEQUALITY: &str = "inequality";
 }
 
 /// A point where a run can be told to stop abruptly (tests of atomic publishing).
@@ -204,11 +216,17 @@ pub fn run(
             .collect()
             .context("attributing practices to PCNs and ICBs")
     })?;
-    let attributed = attribute::attach_membership(enriched, practices.lazy());
+    let attributed = attribute::attach_membership(enriched, practices.clone().lazy());
+    let patient_level = shape == enrich::PopulationShape::Patients;
+    let (patient_plan, segmentations, prepared) = if patient_level {
+        segment_and_prepare(&ingested, attributed, config)?
+    } else {
+        (attributed, Vec::new(), Vec::new())
+    };
 
-    stages.run("enrich and attribute", || {
+    stages.run("enrich, attribute and segment", || {
         staging
-            .sink(tables::PATIENTS_ENRICHED, attributed, true)
+            .sink(tables::PATIENTS_ENRICHED, patient_plan, true)
             .map_err(anyhow::Error::from)
     })?;
     let base = LazyFrame::scan_parquet(
@@ -287,11 +305,130 @@ pub fn run(
         }
     }
     stages.run("area deprivation", || {
-        let mut areas =
+        let areas =
             attribute::area_deprivation(base.clone()).context("computing area deprivation")?;
+        let mut areas = config.disclosure.protect(
+            areas,
+            &[
+                schema::POPULATION,
+                schema::POPULATION_WITH_IMD,
+                schema::CORE20_POPULATION,
+                "population_imd_q1",
+                "population_imd_q2",
+                "population_imd_q3",
+                "population_imd_q4",
+                "population_imd_q5",
+            ],
+            &[
+                (schema::IMD_SCORE, &[schema::POPULATION_WITH_IMD]),
+                (
+                    schema::CORE20_SHARE,
+                    &[schema::CORE20_POPULATION, schema::POPULATION_WITH_IMD],
+                ),
+                (schema::DEPRIVATION_DECILE, &[schema::POPULATION_WITH_IMD]),
+            ],
+        )?;
         staging.write_frame(tables::AREA_DEPRIVATION, &mut areas, false)?;
         Ok(())
     })?;
+    if !segmentations.is_empty() {
+        stages.run("segments", || {
+            let table = segment::segments_table(base.clone(), &segmentations)
+                .context("counting segments")?;
+            let mut table = config
+                .disclosure
+                .protect(table, &[schema::POPULATION], &[])?;
+            staging.write_frame(tables::SEGMENTS, &mut table, false)?;
+            Ok(())
+        })?;
+    }
+    let indicators = stages.run("measure", || {
+        let esp = measure::esp2013_weights(ingested.frame(InputKind::Esp2013))?;
+        let mut table = measure::indicators_table(
+            &base,
+            &practices.clone().lazy(),
+            &prepared,
+            &config.measure,
+            &esp,
+        )
+        .context("measuring indicators")?;
+        if !config.practice_indicators.is_empty() {
+            let deciles =
+                practice_outcomes::practice_deciles(&ingested, &config.practice_deprivation)?;
+            let rows = practice_outcomes::practice_indicator_rows(
+                &ingested,
+                &config.practice_indicators,
+                &practices.clone().lazy(),
+                &deciles,
+                &config.measure.levels,
+            )?;
+            table
+                .vstack_mut(&rows)
+                .context("stacking practice-level indicators")?;
+            table = measure::sort_indicators(table)?;
+        }
+        Ok(table)
+    })?;
+    if indicators.height() > 0 {
+        let practice_specs: Vec<measure::IndicatorSpec> = config
+            .practice_indicators
+            .iter()
+            .map(|p| p.as_indicator())
+            .collect();
+        let gradient_specs: Vec<gradient::GradientSpec<'_>> = prepared
+            .iter()
+            .map(|p| gradient::GradientSpec {
+                spec: &p.spec,
+                deciles: schema::IMD_DECILE,
+                quintiles: schema::IMD_QUINTILE,
+            })
+            .chain(practice_specs.iter().map(|spec| gradient::GradientSpec {
+                spec,
+                deciles: practice_outcomes::PRACTICE_DECILE,
+                quintiles: practice_outcomes::PRACTICE_QUINTILE,
+            }))
+            .collect();
+        stages.run("gradient", || {
+            let table = gradient::inequality_table(
+                &indicators,
+                &gradient_specs,
+                &config.gradient,
+                config.run.seed,
+            )
+            .context("estimating inequality gradients")?;
+            let mut table = config.disclosure.protect(
+                table,
+                &[
+                    schema::NUMERATOR,
+                    schema::DENOMINATOR,
+                    "q1_numerator",
+                    "q5_numerator",
+                ],
+                &[
+                    (schema::VALUE, &[schema::NUMERATOR, schema::DENOMINATOR]),
+                    ("q1_value", &["q1_numerator"]),
+                    ("q5_value", &["q5_numerator"]),
+                    ("gap_absolute", &["q1_numerator", "q5_numerator"]),
+                    ("gap_relative", &["q1_numerator", "q5_numerator"]),
+                ],
+            )?;
+            staging.write_frame(tables::INEQUALITY, &mut table, false)?;
+            Ok(())
+        })?;
+        stages.run("publish indicators", || {
+            let derived: Vec<(&str, &[&str])> = disclosure::INDICATOR_VALUES
+                .iter()
+                .map(|v| (*v, [schema::NUMERATOR, schema::DENOMINATOR].as_slice()))
+                .collect();
+            let mut table = config.disclosure.protect(
+                indicators.clone(),
+                &[schema::NUMERATOR, schema::DENOMINATOR],
+                &derived,
+            )?;
+            staging.write_frame(tables::INDICATORS, &mut table, false)?;
+            Ok(())
+        })?;
+    }
     let rejected_rows: u64 = ingested.all_tables().map(|t| t.report.rows_rejected).sum();
     stages.run("rejects", || {
         let mut frames = Vec::new();
@@ -312,7 +449,7 @@ pub fn run(
             Some(frame) => frame,
             None => rejects_frame("", &[])?,
         };
-        staging.write_frame(tables::REJECTS, &mut rejects, false)?;
+        staging.write_frame(tables::REJECTS, &mut rejects, true)?;
         Ok(())
     })?;
     if !config.outputs.patients_enriched {
@@ -357,6 +494,83 @@ pub fn run(
         rejected_rows,
         warnings,
     })
+}
+
+/// Features, segments, risk tier and checked indicators for a patient-level list. Rules and
+/// indicator expressions are checked here, before any heavy work runs.
+#[allow(clippy::type_complexity)]
+fn segment_and_prepare(
+    ingested: &ingest::Ingested,
+    attributed: LazyFrame,
+    config: &Config,
+) -> anyhow::Result<(LazyFrame, Vec<String>, Vec<measure::PreparedIndicator>)> {
+    let conditions = ingested
+        .frame(InputKind::Conditions)
+        .map(|f| f.select([col(schema::PATIENT_ID), col(schema::CONDITION)]));
+    let outcomes = match ingested.frame(InputKind::Outcomes) {
+        Some(frame) => {
+            let codes = frame
+                .clone()
+                .select([col(schema::INDICATOR).unique_stable()])
+                .collect()
+                .context("listing outcome indicators")?;
+            let mut codes: Vec<String> = codes
+                .column(schema::INDICATOR)
+                .and_then(|c| c.str().cloned())
+                .context("listing outcome indicators")?
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect();
+            codes.sort();
+            Some((
+                frame.select([
+                    col(schema::PATIENT_ID),
+                    col(schema::INDICATOR),
+                    col(schema::VALUE),
+                ]),
+                codes,
+            ))
+        }
+        None => None,
+    };
+    let mut features =
+        segment::features(attributed, conditions, outcomes).context("building patient features")?;
+    let schema = features
+        .collect_schema()
+        .context("reading the patient columns")?;
+    let mut names = Vec::new();
+    let mut columns = Vec::new();
+    for segmentation in &config.segmentations {
+        let prepared = segment::prepare(segmentation, &schema)?;
+        columns.push(prepared.expr.alias(segment::segment_column(&prepared.name)));
+        names.push(prepared.name);
+    }
+    let within = match config.risk.within.as_str() {
+        "england" => "england",
+        "icb" => schema::ICB_CODE,
+        "practice" => schema::PRACTICE_CODE,
+        "pcn" => schema::PCN_CODE,
+        other => {
+            return Err(UserError(format!(
+                "risk.within: unknown footprint `{other}` (expected pcn, icb, practice or england)"
+            ))
+            .into());
+        }
+    };
+    let tier = segment::risk::tier(config.risk.tiers, within, &config.risk.cutoffs);
+    let primary = names
+        .first()
+        .map_or(lit("Unsegmented"), |n| col(segment::segment_column(n)));
+    let mut segmented = features
+        .with_columns(columns)
+        .with_columns([tier.alias(segment::RISK_TIER)])
+        .with_column(primary.alias(segment::SEGMENT));
+    let schema = segmented
+        .collect_schema()
+        .context("reading the segmented patient columns")?;
+    let prepared = measure::prepare(&config.indicators, &schema)?;
+    Ok((segmented, names, prepared))
 }
 
 /// A default run id: the UTC time, to the second (`20260201T023000Z`).

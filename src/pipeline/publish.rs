@@ -230,6 +230,17 @@ pub struct StagingRun {
     dir: PathBuf,
     metadata: Vec<(String, String)>,
     tables: Vec<TableRecord>,
+    committed: bool,
+}
+
+impl Drop for StagingRun {
+    fn drop(&mut self) {
+        // A run that returns with an error leaves nothing half-written behind (a killed one
+        // cannot clean up; the next run removes its folder).
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 impl StagingRun {
@@ -276,6 +287,7 @@ impl StagingRun {
             dir,
             metadata,
             tables: Vec::new(),
+            committed: false,
         })
     }
 
@@ -421,7 +433,7 @@ impl StagingRun {
     /// [`PublishError::Io`] when any step fails; the previous run and `latest` are untouched
     /// unless the final `latest` rename succeeded.
     pub fn commit(
-        self,
+        mut self,
         manifest: &serde_json::Value,
         after_rename: impl FnOnce(),
     ) -> Result<PathBuf, PublishError> {
@@ -444,6 +456,7 @@ impl StagingRun {
         fs::rename(&self.dir, &final_dir).map_err(|e| {
             PublishError::io(&final_dir, "cannot move the finished run into place", e)
         })?;
+        self.committed = true;
         sync_dir(&self.root)?;
         after_rename();
         point_latest(&self.root, &self.run_id)?;

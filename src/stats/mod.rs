@@ -37,6 +37,7 @@
 pub mod dsr;
 pub mod funnel;
 pub mod isr;
+pub mod linearity;
 pub mod mean;
 pub mod poisson;
 pub mod precision;

@@ -533,3 +533,52 @@ fn lsoa_centroids_fall_in_exactly_one_icb_and_local_authorities_stay_together() 
         .height();
     assert!(split <= 12, "{split} local authorities split across ICBs");
 }
+
+#[test]
+fn disclosure_control_suppresses_small_counts_by_default() {
+    let dir = Workdir::new("run-disclosure");
+    let fixture = fixtures().join("run");
+    let config = std::fs::read_to_string(fixture.join("healthgap.toml"))
+        .expect("fixture config")
+        .replace("enabled = false", "enabled = true");
+    let config = dir.create("sdc.toml", config);
+    for file in ["patients_small.csv"] {
+        std::fs::copy(fixture.join(file), dir.join(file)).expect("copy");
+    }
+    let config_text = std::fs::read_to_string(&config).expect("read").replace(
+        "../../../data/",
+        &format!("{}/", crate::harness::data_dir().display()),
+    );
+    std::fs::write(&config, config_text).expect("write");
+    let root = dir.join("out");
+    dir.run(&[
+        "--quiet",
+        "run",
+        "--config",
+        &config.display().to_string(),
+        "--out",
+        &root.display().to_string(),
+        "--run-id",
+        "s1",
+    ])
+    .expect_code(0);
+    let areas = read(&root.join("s1").join("area_deprivation.parquet"));
+    let a81001 = row(&areas, "practice", "A81001");
+    assert!(
+        f64_of(&a81001, "population").is_nan(),
+        "6 people is suppressed"
+    );
+    assert!(
+        f64_of(&a81001, "imd_score").is_nan(),
+        "a score from 6 people is withheld"
+    );
+    let england = row(&areas, "england", "E92000001");
+    assert_eq!(f64_of(&england, "population"), 15.0, "14 rounds to 15");
+    let suppressed = a81001
+        .column("suppressed")
+        .expect("flag")
+        .bool()
+        .expect("bool")
+        .get(0);
+    assert_eq!(suppressed, Some(true));
+}

@@ -1,0 +1,821 @@
+//! Stage 5, measure: indicators by footprint and breakdown, with confidence limits.
+//!
+//! Owns the `indicators` table: for every indicator declared in config × footprint level
+//! (England, ICB, PCN, practice) × footprint × breakdown (IMD decile and quintile, Core20,
+//! segment, risk tier, ethnic group, sex, age band, or all) → numerator, denominator, value and
+//! 95% / 99.8% limits. Numerators and denominators are sums of row weights, so patient-level
+//! lists and weighted cells take one path, and every level is summed up from practice-level
+//! sums (so England is exactly the sum of its practices, and an ICB of its practices).
+//!
+//! The limits are `crate::stats`' reference methods: Wilson for proportions, exact/Byar's for
+//! crude rates, Dobson for directly standardised rates over the ESP2013 age bands. This module
+//! only adapts them to tables (one call per row, or per age-band group for DSRs).
+
+use polars::prelude::*;
+use serde::Deserialize;
+
+use crate::error::UserError;
+use crate::pipeline::enrich::ESP2013_BANDS;
+use crate::pipeline::segment::{RISK_TIER, SEGMENT};
+use crate::schema;
+use crate::stats::Confidence;
+
+/// What an indicator's value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndicatorType {
+    /// People meeting the numerator among the eligible (Wilson limits).
+    Proportion,
+    /// Events (the numerator's sum) per eligible person (exact/Byar's limits).
+    Rate,
+    /// Directly standardised rate over ESP2013 age bands (Dobson limits; suppressed below 10
+    /// events, as the reference does).
+    Dsr,
+}
+
+impl IndicatorType {
+    /// The SII value type for this kind of value.
+    pub fn sii_value_type(self) -> crate::stats::sii::ValueType {
+        match self {
+            IndicatorType::Proportion => crate::stats::sii::ValueType::Proportion,
+            IndicatorType::Rate | IndicatorType::Dsr => crate::stats::sii::ValueType::Rate,
+        }
+    }
+
+    fn default_multiplier(self) -> f64 {
+        match self {
+            IndicatorType::Proportion => 100.0,
+            IndicatorType::Rate | IndicatorType::Dsr => 100_000.0,
+        }
+    }
+}
+
+/// Whether a higher value is better or worse, for significance labels and cohorts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Polarity {
+    /// Higher is better (screening, vaccination, blood pressure controlled).
+    HighIsGood,
+    /// Lower is better (admissions, mortality, smoking).
+    #[default]
+    LowIsGood,
+    /// Neither (prevalence as a measure of need).
+    Neutral,
+}
+
+/// `[[indicators]]`: one indicator.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndicatorSpec {
+    /// Short code, used in outputs (`smoking`).
+    pub id: String,
+    /// What it measures, in words.
+    pub name: String,
+    /// `proportion`, `rate` or `dsr`.
+    #[serde(rename = "type")]
+    pub kind: IndicatorType,
+    /// SQL over patient columns: a yes/no expression (proportion) or a number of events
+    /// (rate, dsr), e.g. `current_smoker = 1` or `COALESCE(emergency_admissions, 0)`.
+    pub numerator: String,
+    /// SQL yes/no expression for who is eligible (default: everyone).
+    #[serde(default)]
+    pub denominator: Option<String>,
+    /// Multiplier of the value (default 100 for proportions, 100,000 for rates and DSRs).
+    #[serde(default)]
+    pub multiplier: Option<f64>,
+    /// `high_is_good`, `low_is_good` (default) or `neutral`.
+    #[serde(default)]
+    pub polarity: Polarity,
+    /// Unit shown on charts (default `%` or `per 100,000`).
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+impl IndicatorSpec {
+    /// The multiplier in force.
+    pub fn multiplier(&self) -> f64 {
+        self.multiplier
+            .unwrap_or_else(|| self.kind.default_multiplier())
+    }
+
+    /// The unit in force.
+    pub fn unit(&self) -> String {
+        self.unit
+            .clone()
+            .unwrap_or_else(|| match (self.kind, self.multiplier()) {
+                (IndicatorType::Proportion, m) if m == 100.0 => "%".to_string(),
+                (IndicatorType::Proportion, m) if m == 1.0 => "proportion".to_string(),
+                (_, m) => format!("per {}", crate::output::thousands(m)),
+            })
+    }
+}
+
+/// `[measure]`: which levels and breakdowns the `indicators` table has.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureConfig {
+    /// Footprint levels: `england`, `icb`, `pcn`, `practice`.
+    #[serde(default = "default_levels")]
+    pub levels: Vec<String>,
+    /// Breakdowns: `imd_decile`, `imd_quintile`, `core20`, `segment`, `risk_tier`,
+    /// `ethnic_group`, `sex`, `age_band` (plus `all`, always).
+    #[serde(default = "default_breakdowns")]
+    pub breakdowns: Vec<String>,
+}
+
+impl Default for MeasureConfig {
+    fn default() -> Self {
+        MeasureConfig {
+            levels: default_levels(),
+            breakdowns: default_breakdowns(),
+        }
+    }
+}
+
+/// Every footprint level, largest first.
+pub const LEVELS: [&str; 4] = ["england", "icb", "pcn", "practice"];
+/// Every breakdown.
+pub const BREAKDOWNS: [&str; 8] = [
+    schema::IMD_DECILE,
+    schema::IMD_QUINTILE,
+    schema::CORE20,
+    SEGMENT,
+    RISK_TIER,
+    schema::ETHNIC_GROUP,
+    schema::SEX,
+    schema::AGE_BAND,
+];
+/// The breakdown that is the whole footprint.
+pub const ALL: &str = "all";
+/// Breakdown value for rows with no value of the breakdown (e.g. no LSOA, so no decile).
+pub const UNKNOWN: &str = "Unknown";
+
+fn default_levels() -> Vec<String> {
+    LEVELS.iter().map(|s| s.to_string()).collect()
+}
+
+fn default_breakdowns() -> Vec<String> {
+    BREAKDOWNS.iter().map(|s| s.to_string()).collect()
+}
+
+impl MeasureConfig {
+    /// Check levels and breakdowns are known.
+    ///
+    /// # Errors
+    /// [`UserError`] naming the unknown value.
+    pub fn check(&self) -> Result<(), UserError> {
+        for level in &self.levels {
+            if !LEVELS.contains(&level.as_str()) {
+                return Err(UserError(format!(
+                    "measure.levels: unknown level `{level}` (expected one of {})",
+                    LEVELS.join(", ")
+                )));
+            }
+        }
+        for breakdown in &self.breakdowns {
+            if !BREAKDOWNS.contains(&breakdown.as_str()) {
+                return Err(UserError(format!(
+                    "measure.breakdowns: unknown breakdown `{breakdown}` (expected one of {})",
+                    BREAKDOWNS.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Columns of the `indicators` table, in order.
+pub const INDICATOR_COLUMNS: &[&str] = &[
+    schema::INDICATOR,
+    schema::INDICATOR_NAME,
+    INDICATOR_TYPE,
+    schema::FOOTPRINT_KIND,
+    schema::FOOTPRINT_CODE,
+    BREAKDOWN,
+    BREAKDOWN_VALUE,
+    schema::NUMERATOR,
+    schema::DENOMINATOR,
+    schema::VALUE,
+    schema::LOWER_CL_95,
+    schema::UPPER_CL_95,
+    schema::LOWER_CL_998,
+    schema::UPPER_CL_998,
+    METHOD,
+];
+/// Column: indicator type.
+pub const INDICATOR_TYPE: &str = "indicator_type";
+/// Column: the breakdown a row belongs to (`all`, `imd_decile`, …).
+pub const BREAKDOWN: &str = "breakdown";
+/// Column: the breakdown's value (`1`, `Core20`, `F`, …).
+pub const BREAKDOWN_VALUE: &str = "breakdown_value";
+/// Column: the method of the limits (`Wilson`, `Byars`, `Exact`, `Dobson`).
+pub const METHOD: &str = "method";
+
+/// An indicator ready to measure: its expressions checked against the patients' schema.
+#[derive(Debug, Clone)]
+pub struct PreparedIndicator {
+    /// The spec.
+    pub spec: IndicatorSpec,
+    numerator: Expr,
+    eligible: Expr,
+}
+
+/// Parse and check every indicator's expressions.
+///
+/// # Errors
+/// [`UserError`] naming the indicator when an expression does not parse, refers to an unknown
+/// column, or has the wrong type; or when two indicators share an id.
+pub fn prepare(
+    specs: &[IndicatorSpec],
+    patients: &Schema,
+) -> Result<Vec<PreparedIndicator>, UserError> {
+    let mut ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+    ids.sort_unstable();
+    if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(UserError(format!(
+            "indicator id `{}` is declared twice",
+            pair[0]
+        )));
+    }
+    specs
+        .iter()
+        .map(|spec| {
+            let at = |what: &str, sql: &str| format!("indicator `{}`, {what} (`{sql}`)", spec.id);
+            let parse = |what: &str, sql: &str| -> Result<(Expr, DataType), UserError> {
+                let expr = polars::sql::sql_expr(sql).map_err(|e| {
+                    UserError(format!("{}: not a valid SQL expression: {}", at(what, sql), crate::ingest::short_polars_message(&e)))
+                })?;
+                let mut probe = DataFrame::empty_with_schema(patients).lazy().select([expr.clone().alias("x")]);
+                let dtype = probe
+                    .collect_schema()
+                    .map_err(|e| UserError(format!("{}: {}", at(what, sql), crate::ingest::short_polars_message(&e))))?
+                    .get("x")
+                    .cloned()
+                    .unwrap_or(DataType::Null);
+                Ok((expr, dtype))
+            };
+            let (numerator, numerator_type) = parse("numerator", &spec.numerator)?;
+            let wants_bool = spec.kind == IndicatorType::Proportion;
+            let ok = if wants_bool {
+                matches!(numerator_type, DataType::Boolean | DataType::Null)
+            } else {
+                numerator_type.is_primitive_numeric() || matches!(numerator_type, DataType::Boolean | DataType::Null)
+            };
+            if !ok {
+                return Err(UserError(format!(
+                    "{}: must be {} but it gives {numerator_type}",
+                    at("numerator", &spec.numerator),
+                    if wants_bool { "a yes/no expression for a proportion" } else { "a number of events" }
+                )));
+            }
+            let eligible = match &spec.denominator {
+                Some(sql) => {
+                    let (expr, dtype) = parse("denominator", sql)?;
+                    if !matches!(dtype, DataType::Boolean | DataType::Null) {
+                        return Err(UserError(format!(
+                            "{}: must be a yes/no expression (who is eligible) but it gives {dtype}",
+                            at("denominator", sql)
+                        )));
+                    }
+                    expr.fill_null(lit(false))
+                }
+                None => lit(true),
+            };
+            if spec.multiplier().partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                return Err(UserError(format!("indicator `{}`: multiplier must be greater than 0", spec.id)));
+            }
+            Ok(PreparedIndicator {
+                spec: spec.clone(),
+                numerator: numerator.cast(DataType::Float64).fill_null(lit(0.0)),
+                eligible,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn num_column(i: usize) -> String {
+    format!("__num{i}")
+}
+
+pub(crate) fn den_column(i: usize) -> String {
+    format!("__den{i}")
+}
+
+/// The text value of a breakdown on each patient row (null → "Unknown").
+fn breakdown_value(breakdown: &str) -> Expr {
+    let value = match breakdown {
+        b if b == schema::CORE20 => when(col(schema::CORE20).eq(lit(true)))
+            .then(lit("Core20"))
+            .when(col(schema::CORE20).eq(lit(false)))
+            .then(lit("Not Core20"))
+            .otherwise(lit(NULL).cast(DataType::String)),
+        other => col(other).cast(DataType::String),
+    };
+    value.fill_null(lit(UNKNOWN))
+}
+
+/// Practice-level sums of every indicator's numerator and denominator, for each breakdown
+/// (and `all`), by age band when `by_age` (for DSRs). One row per practice × breakdown × value
+/// (× age band).
+fn practice_sums(
+    patients: &LazyFrame,
+    indicators: &[PreparedIndicator],
+    breakdowns: &[String],
+    by_age: bool,
+) -> PolarsResult<LazyFrame> {
+    let weight = col(schema::WEIGHT).cast(DataType::Float64);
+    let mut with_terms = Vec::new();
+    for (i, indicator) in indicators.iter().enumerate() {
+        let eligible = indicator.eligible.clone();
+        with_terms.push(
+            when(eligible.clone())
+                .then(weight.clone())
+                .otherwise(lit(0.0))
+                .alias(den_column(i)),
+        );
+        with_terms.push(
+            when(eligible)
+                .then(weight.clone() * indicator.numerator.clone())
+                .otherwise(lit(0.0))
+                .alias(num_column(i)),
+        );
+    }
+    let terms = patients.clone().with_columns(with_terms);
+    let sums: Vec<Expr> = (0..indicators.len())
+        .flat_map(|i| [col(num_column(i)).sum(), col(den_column(i)).sum()])
+        .collect();
+    let mut frames = Vec::new();
+    for breakdown in std::iter::once(ALL.to_string()).chain(breakdowns.iter().cloned()) {
+        let value = if breakdown == ALL {
+            lit("All")
+        } else {
+            breakdown_value(&breakdown)
+        };
+        let mut keys = vec![col(schema::PRACTICE_CODE), value.alias(BREAKDOWN_VALUE)];
+        if by_age {
+            keys.push(
+                col(schema::AGE_BAND)
+                    .fill_null(lit(UNKNOWN))
+                    .alias(schema::AGE_BAND),
+            );
+        }
+        frames.push(
+            terms
+                .clone()
+                .group_by(keys)
+                .agg(sums.clone())
+                .with_column(lit(breakdown.clone()).alias(BREAKDOWN)),
+        );
+    }
+    concat(frames, UnionArgs::default())
+}
+
+/// Sum practice-level sums up to each requested level. `practices` maps practice → PCN, ICB.
+fn roll_up(
+    sums: LazyFrame,
+    practices: LazyFrame,
+    levels: &[String],
+    by_age: bool,
+    n: usize,
+) -> PolarsResult<LazyFrame> {
+    let sums = sums.join(
+        practices,
+        [col(schema::PRACTICE_CODE)],
+        [col(schema::PRACTICE_CODE)],
+        JoinArgs::new(JoinType::Left),
+    );
+    let aggs: Vec<Expr> = (0..n)
+        .flat_map(|i| [col(num_column(i)).sum(), col(den_column(i)).sum()])
+        .collect();
+    let mut frames = Vec::new();
+    for level in levels {
+        let code = match level.as_str() {
+            "england" => lit(schema::ENGLAND_CODE),
+            "icb" => col(schema::ICB_CODE),
+            "pcn" => col(schema::PCN_CODE),
+            _ => col(schema::PRACTICE_CODE),
+        };
+        let mut keys = vec![
+            col(BREAKDOWN),
+            col(BREAKDOWN_VALUE),
+            col(schema::FOOTPRINT_CODE),
+        ];
+        if by_age {
+            keys.push(col(schema::AGE_BAND));
+        }
+        frames.push(
+            sums.clone()
+                .with_column(code.alias(schema::FOOTPRINT_CODE))
+                .filter(col(schema::FOOTPRINT_CODE).is_not_null())
+                .group_by(keys)
+                .agg(aggs.clone())
+                .with_column(lit(level.as_str()).alias(schema::FOOTPRINT_KIND)),
+        );
+    }
+    concat(frames, UnionArgs::default())
+}
+
+/// Compute the `indicators` table.
+///
+/// `patients` carries the features, segment and risk tier; `practices` maps each practice to its
+/// PCN and ICB; `esp2013` gives the standard population weights of the 19 age bands.
+///
+/// # Errors
+/// If the plan fails, or a statistic refuses its input (an internal error: inputs are checked).
+pub fn indicators_table(
+    patients: &LazyFrame,
+    practices: &LazyFrame,
+    indicators: &[PreparedIndicator],
+    config: &MeasureConfig,
+    esp2013: &[f64; 19],
+) -> PolarsResult<DataFrame> {
+    let n = indicators.len();
+    if n == 0 {
+        return empty_indicators();
+    }
+    let practice_map = practices.clone().select([
+        col(schema::PRACTICE_CODE),
+        col(schema::PCN_CODE),
+        col(schema::ICB_CODE),
+    ]);
+    let levels = &config.levels;
+    let flat = roll_up(
+        practice_sums(patients, indicators, &config.breakdowns, false)?,
+        practice_map.clone(),
+        levels,
+        false,
+        n,
+    )?
+    .collect()?;
+    let has_dsr = indicators.iter().any(|i| i.spec.kind == IndicatorType::Dsr);
+    let by_age = if has_dsr {
+        Some(
+            roll_up(
+                practice_sums(patients, indicators, &config.breakdowns, true)?,
+                practice_map,
+                levels,
+                true,
+                n,
+            )?
+            .collect()?,
+        )
+    } else {
+        None
+    };
+
+    let pair = reference_levels()?;
+    let specs: Vec<&IndicatorSpec> = indicators.iter().map(|i| &i.spec).collect();
+    let mut rows = IndicatorRows::default();
+    estimate_rows(&flat, &specs, &pair, &mut rows)?;
+    if let Some(by_age) = by_age {
+        dsr_rows(&by_age, indicators, esp2013, &pair, &mut rows)?;
+    }
+    let table = rows.into_frame()?;
+    sort_indicators(table)
+}
+
+/// The two confidence levels of the published limits: 95% and 99.8%.
+///
+/// # Errors
+/// Never in practice (both levels are valid).
+pub fn reference_levels() -> PolarsResult<[Confidence; 2]> {
+    Ok([
+        Confidence::new(0.95).map_err(stats_err)?,
+        Confidence::new(0.998).map_err(stats_err)?,
+    ])
+}
+
+/// Turn summed numerators and denominators into rows with values and limits, for proportions
+/// and crude rates. `flat` has `footprint_kind, footprint_code, breakdown, breakdown_value`
+/// and, for the i-th spec, `__num{i}` and `__den{i}`. DSR specs are skipped (see `dsr_rows`).
+///
+/// # Errors
+/// If a column is missing or a statistic refuses its input.
+pub(crate) fn estimate_rows(
+    flat: &DataFrame,
+    specs: &[&IndicatorSpec],
+    pair: &[Confidence],
+    rows: &mut IndicatorRows,
+) -> PolarsResult<()> {
+    let kinds = flat.column(schema::FOOTPRINT_KIND)?.str()?.clone();
+    let codes = flat.column(schema::FOOTPRINT_CODE)?.str()?.clone();
+    let breakdowns = flat.column(BREAKDOWN)?.str()?.clone();
+    let values = flat.column(BREAKDOWN_VALUE)?.str()?.clone();
+    for (i, spec) in specs.iter().enumerate() {
+        if spec.kind == IndicatorType::Dsr {
+            continue;
+        }
+        let nums = flat.column(&num_column(i))?.f64()?.clone();
+        let dens = flat.column(&den_column(i))?.f64()?.clone();
+        for row in 0..flat.height() {
+            let x = nums.get(row).unwrap_or(0.0);
+            let d = dens.get(row).unwrap_or(0.0);
+            let (estimate, method) = if d <= 0.0 {
+                (None, None)
+            } else {
+                match spec.kind {
+                    IndicatorType::Proportion => (
+                        crate::stats::proportion::proportion(x.min(d), d, pair, spec.multiplier())
+                            .map_err(stats_err)?,
+                        Some("Wilson".to_string()),
+                    ),
+                    _ => {
+                        let rate = crate::stats::rate::crude_rate(x, d, pair, spec.multiplier())
+                            .map_err(stats_err)?;
+                        (rate.estimate, rate.method.map(|m| m.label().to_string()))
+                    }
+                }
+            };
+            rows.push(
+                spec,
+                kinds.get(row),
+                codes.get(row),
+                breakdowns.get(row),
+                values.get(row),
+                x,
+                d,
+                estimate.as_ref(),
+                method,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn stats_err(e: crate::stats::StatsError) -> PolarsError {
+    polars_err!(ComputeError: "{e}")
+}
+
+/// DSR rows: group the age-band sums of each footprint × breakdown value and standardise.
+fn dsr_rows(
+    by_age: &DataFrame,
+    indicators: &[PreparedIndicator],
+    esp2013: &[f64; 19],
+    pair: &[Confidence],
+    rows: &mut IndicatorRows,
+) -> PolarsResult<()> {
+    let keys = [
+        schema::FOOTPRINT_KIND,
+        schema::FOOTPRINT_CODE,
+        BREAKDOWN,
+        BREAKDOWN_VALUE,
+    ];
+    let mut aggs = vec![col(schema::AGE_BAND)];
+    for (i, indicator) in indicators.iter().enumerate() {
+        if indicator.spec.kind == IndicatorType::Dsr {
+            aggs.push(col(num_column(i)));
+            aggs.push(col(den_column(i)));
+        }
+    }
+    let grouped = by_age
+        .clone()
+        .lazy()
+        .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
+        .agg(aggs)
+        .collect()?;
+    let kinds = grouped.column(schema::FOOTPRINT_KIND)?.str()?.clone();
+    let codes = grouped.column(schema::FOOTPRINT_CODE)?.str()?.clone();
+    let breakdowns = grouped.column(BREAKDOWN)?.str()?.clone();
+    let values = grouped.column(BREAKDOWN_VALUE)?.str()?.clone();
+    let bands = grouped.column(schema::AGE_BAND)?.list()?.clone();
+    for (i, indicator) in indicators.iter().enumerate() {
+        if indicator.spec.kind != IndicatorType::Dsr {
+            continue;
+        }
+        let nums = grouped.column(&num_column(i))?.list()?.clone();
+        let dens = grouped.column(&den_column(i))?.list()?.clone();
+        for row in 0..grouped.height() {
+            // Crossing into slices per group for the statistics: 19 age bands.
+            let mut x = [0.0f64; 19];
+            let mut n = [0.0f64; 19];
+            let (Some(band_list), Some(num_list), Some(den_list)) = (
+                bands.get_as_series(row),
+                nums.get_as_series(row),
+                dens.get_as_series(row),
+            ) else {
+                continue;
+            };
+            let band_names = band_list.str()?.clone();
+            let num_values = num_list.f64()?.clone();
+            let den_values = den_list.f64()?.clone();
+            for j in 0..band_names.len() {
+                let Some(position) = band_names
+                    .get(j)
+                    .and_then(|b| ESP2013_BANDS.iter().position(|e| *e == b))
+                else {
+                    continue;
+                };
+                if let (Some(slot_x), Some(slot_n)) = (x.get_mut(position), n.get_mut(position)) {
+                    *slot_x += num_values.get(j).unwrap_or(0.0);
+                    *slot_n += den_values.get(j).unwrap_or(0.0);
+                }
+            }
+            let total_x: f64 = x.iter().sum();
+            let total_n: f64 = n.iter().sum();
+            // Bands with no eligible people carry no information; the reference needs n > 0.
+            let used: Vec<usize> = (0..19)
+                .filter(|&b| n.get(b).copied().unwrap_or(0.0) > 0.0)
+                .collect();
+            let estimate = if used.is_empty() {
+                None
+            } else {
+                let xs: Vec<f64> = used
+                    .iter()
+                    .map(|&b| x.get(b).copied().unwrap_or(0.0))
+                    .collect();
+                let ns: Vec<f64> = used
+                    .iter()
+                    .map(|&b| n.get(b).copied().unwrap_or(0.0))
+                    .collect();
+                let ws: Vec<f64> = used
+                    .iter()
+                    .map(|&b| esp2013.get(b).copied().unwrap_or(0.0))
+                    .collect();
+                crate::stats::dsr::dsr(&xs, &ns, &ws, pair, indicator.spec.multiplier())
+                    .map_err(stats_err)?
+                    .estimate
+            };
+            rows.push(
+                &indicator.spec,
+                kinds.get(row),
+                codes.get(row),
+                breakdowns.get(row),
+                values.get(row),
+                total_x,
+                total_n,
+                estimate.as_ref(),
+                Some("Dobson".to_string()),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Rows of the `indicators` table, built column by column.
+#[derive(Default)]
+pub(crate) struct IndicatorRows {
+    indicator: Vec<String>,
+    name: Vec<String>,
+    kind: Vec<&'static str>,
+    level: Vec<Option<String>>,
+    code: Vec<Option<String>>,
+    breakdown: Vec<Option<String>>,
+    value_label: Vec<Option<String>>,
+    numerator: Vec<f64>,
+    denominator: Vec<f64>,
+    value: Vec<Option<f64>>,
+    l95: Vec<Option<f64>>,
+    u95: Vec<Option<f64>>,
+    l998: Vec<Option<f64>>,
+    u998: Vec<Option<f64>>,
+    method: Vec<Option<String>>,
+}
+
+impl IndicatorRows {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        spec: &IndicatorSpec,
+        level: Option<&str>,
+        code: Option<&str>,
+        breakdown: Option<&str>,
+        value_label: Option<&str>,
+        numerator: f64,
+        denominator: f64,
+        estimate: Option<&crate::stats::Estimate>,
+        method: Option<String>,
+    ) {
+        self.indicator.push(spec.id.clone());
+        self.name.push(spec.name.clone());
+        self.kind.push(match spec.kind {
+            IndicatorType::Proportion => "proportion",
+            IndicatorType::Rate => "rate",
+            IndicatorType::Dsr => "dsr",
+        });
+        self.level.push(level.map(str::to_string));
+        self.code.push(code.map(str::to_string));
+        self.breakdown.push(breakdown.map(str::to_string));
+        self.value_label.push(value_label.map(str::to_string));
+        self.numerator.push(numerator);
+        self.denominator.push(denominator);
+        let limit = |i: usize, upper: bool| {
+            estimate
+                .and_then(|e| e.limits.get(i))
+                .map(|l| if upper { l.upper } else { l.lower })
+                .filter(|v| v.is_finite())
+        };
+        self.value
+            .push(estimate.map(|e| e.value).filter(|v| v.is_finite()));
+        self.l95.push(limit(0, false));
+        self.u95.push(limit(0, true));
+        self.l998.push(limit(1, false));
+        self.u998.push(limit(1, true));
+        self.method.push(method);
+    }
+
+    pub(crate) fn into_frame(self) -> PolarsResult<DataFrame> {
+        let n = self.indicator.len();
+        DataFrame::new(
+            n,
+            vec![
+                Column::new(schema::INDICATOR.into(), self.indicator),
+                Column::new(schema::INDICATOR_NAME.into(), self.name),
+                Column::new(INDICATOR_TYPE.into(), self.kind),
+                Column::new(schema::FOOTPRINT_KIND.into(), self.level),
+                Column::new(schema::FOOTPRINT_CODE.into(), self.code),
+                Column::new(BREAKDOWN.into(), self.breakdown),
+                Column::new(BREAKDOWN_VALUE.into(), self.value_label),
+                Column::new(schema::NUMERATOR.into(), self.numerator),
+                Column::new(schema::DENOMINATOR.into(), self.denominator),
+                Column::new(schema::VALUE.into(), self.value),
+                Column::new(schema::LOWER_CL_95.into(), self.l95),
+                Column::new(schema::UPPER_CL_95.into(), self.u95),
+                Column::new(schema::LOWER_CL_998.into(), self.l998),
+                Column::new(schema::UPPER_CL_998.into(), self.u998),
+                Column::new(METHOD.into(), self.method),
+            ],
+        )
+    }
+}
+
+fn empty_indicators() -> PolarsResult<DataFrame> {
+    IndicatorRows::default().into_frame()
+}
+
+/// Sort rows by indicator, level (England first), footprint, breakdown, and value (numeric
+/// values in number order).
+pub fn sort_indicators(table: DataFrame) -> PolarsResult<DataFrame> {
+    let level_order = col(schema::FOOTPRINT_KIND).replace_strict(
+        lit(Series::new("from".into(), LEVELS)),
+        lit(Series::new("to".into(), [0i32, 1, 2, 3])),
+        Some(lit(9i32)),
+        Some(DataType::Int32),
+    );
+    let breakdown_order = col(BREAKDOWN).replace_strict(
+        lit(Series::new(
+            "from".into(),
+            std::iter::once(ALL).chain(BREAKDOWNS).collect::<Vec<_>>(),
+        )),
+        lit(Series::new(
+            "to".into(),
+            (0..=BREAKDOWNS.len() as i32).collect::<Vec<_>>(),
+        )),
+        Some(lit(99i32)),
+        Some(DataType::Int32),
+    );
+    let numeric_value = col(BREAKDOWN_VALUE).cast(DataType::Int64);
+    table
+        .lazy()
+        .sort_by_exprs(
+            [
+                col(schema::INDICATOR),
+                level_order,
+                col(schema::FOOTPRINT_CODE),
+                breakdown_order,
+                numeric_value,
+                col(BREAKDOWN_VALUE),
+            ],
+            SortMultipleOptions::default()
+                .with_nulls_last(true)
+                .with_maintain_order(true),
+        )
+        .collect()
+}
+
+/// The ESP2013 weights in band order, from the `esp2013` input when given (matched by label),
+/// else the published vector.
+///
+/// # Errors
+/// If the input lacks a band.
+pub fn esp2013_weights(esp: Option<LazyFrame>) -> Result<[f64; 19], UserError> {
+    let mut weights = crate::stats::dsr::ESP2013;
+    let Some(esp) = esp else { return Ok(weights) };
+    let df = esp
+        .collect()
+        .map_err(|e| UserError(format!("reading the standard population: {e}")))?;
+    let bands = df
+        .column(schema::AGE_BAND)
+        .and_then(|c| c.str().cloned())
+        .map_err(|e| UserError(format!("standard population: {e}")))?;
+    let values = df
+        .column(schema::STANDARD_POPULATION)
+        .and_then(|c| c.f64().cloned())
+        .map_err(|e| UserError(format!("standard population: {e}")))?;
+    for (i, label) in ESP2013_BANDS.iter().enumerate() {
+        let normalise = |s: &str| s.replace(' ', "").replace("90+", "90+");
+        let found = (0..df.height()).find(|&r| {
+            bands
+                .get(r)
+                .is_some_and(|b| normalise(b) == normalise(label))
+        });
+        match (found.and_then(|r| values.get(r)), weights.get_mut(i)) {
+            (Some(w), Some(slot)) => *slot = w,
+            _ => {
+                return Err(UserError(format!(
+                    "the standard population has no age band `{label}` (it needs the 19 ESP2013 bands 0-4 … 85-89, 90+)"
+                )));
+            }
+        }
+    }
+    Ok(weights)
+}

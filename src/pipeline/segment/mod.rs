@@ -1,0 +1,418 @@
+//! Stage 4, segment: patient features, risk scores, segments and risk tiers.
+//!
+//! Owns:
+//! - the *features* every rule and indicator can refer to: the enriched patient row, plus one
+//!   yes/no column per condition of the vocabulary (from the long `conditions` input and any
+//!   wide condition columns), one column per patient outcome (from the long `outcomes` input),
+//!   the patient flags (absent = no), and the risk scores ([`risk`]);
+//! - *segmentations*: priority-ordered SQL rules, first match wins ([`templates`] ships Bridges
+//!   to Health and a Core20PLUS5 cross-cut); an invalid rule is a config error naming it;
+//! - *risk tiers*: the classic pyramid by percentile of the Cambridge Multimorbidity Score
+//!   within a footprint, or fixed cut-offs;
+//! - the `segments` table: footprint × segmentation × segment × risk tier × IMD quintile ×
+//!   age band × sex → people.
+//!
+//! Indicators over these features are the next stage (`measure`).
+
+pub mod risk;
+pub mod templates;
+
+use polars::prelude::*;
+use serde::Deserialize;
+
+use crate::conditions::CONDITIONS;
+use crate::error::UserError;
+use crate::schema;
+
+/// Column holding the (primary) segment of each patient.
+pub const SEGMENT: &str = "segment";
+/// Column holding the risk tier of each patient.
+pub const RISK_TIER: &str = "risk_tier";
+/// Column naming the segmentation a row of the `segments` table belongs to.
+pub const SEGMENTATION: &str = "segmentation";
+
+/// One rule: a segment name and the SQL boolean expression that puts a patient in it.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentRule {
+    /// The segment's name, as it appears in outputs.
+    pub name: String,
+    /// A SQL boolean expression over patient columns, e.g. `age >= 65 AND copd`.
+    pub when: String,
+}
+
+impl SegmentRule {
+    /// A rule from its parts.
+    pub fn new(name: &str, when: &str) -> Self {
+        SegmentRule {
+            name: name.to_string(),
+            when: when.to_string(),
+        }
+    }
+}
+
+/// Which rules a segmentation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Template {
+    /// Bridges to Health's eight segments.
+    BridgesToHealth,
+    /// Core20 × PLUS groups.
+    Core20plus5,
+    /// The rules given in the config.
+    Custom,
+}
+
+/// `[[segmentations]]`: one named segmentation.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentationConfig {
+    /// Its name in outputs (`bridges_to_health`).
+    pub name: String,
+    /// Shipped rules, or `custom`.
+    pub template: Template,
+    /// With `custom`: the rules, in priority order.
+    #[serde(default)]
+    pub rules: Vec<SegmentRule>,
+    /// With `core20plus5`: the patient flags that make the PLUS groups.
+    #[serde(default)]
+    pub plus_groups: Option<Vec<String>>,
+    /// With `core20plus5`: count ethnic minority groups as a PLUS group.
+    #[serde(default = "default_true")]
+    pub ethnic_minorities: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The segmentations a config gets when it names none: both shipped templates.
+pub fn default_segmentations() -> Vec<SegmentationConfig> {
+    vec![
+        SegmentationConfig {
+            name: "bridges_to_health".into(),
+            template: Template::BridgesToHealth,
+            rules: Vec::new(),
+            plus_groups: None,
+            ethnic_minorities: true,
+        },
+        SegmentationConfig {
+            name: "core20plus5".into(),
+            template: Template::Core20plus5,
+            rules: Vec::new(),
+            plus_groups: None,
+            ethnic_minorities: true,
+        },
+    ]
+}
+
+/// A segmentation ready to apply: its rules parsed into polars expressions.
+#[derive(Debug, Clone)]
+pub struct Segmentation {
+    /// Its name.
+    pub name: String,
+    /// The rules, in priority order.
+    pub rules: Vec<SegmentRule>,
+    /// The label of each patient's segment (first rule that is true; "Unassigned" when none).
+    pub expr: Expr,
+}
+
+/// Parse and check the rules of a segmentation against the features' schema.
+///
+/// # Errors
+/// [`UserError`] naming the segmentation and rule when a rule does not parse, refers to a
+/// column the patients do not have, or is not a yes/no expression.
+pub fn prepare(config: &SegmentationConfig, features: &Schema) -> Result<Segmentation, UserError> {
+    let has = |c: &str| features.get(c).is_some();
+    let rules = match config.template {
+        Template::BridgesToHealth => {
+            templates::bridges_to_health(has(crate::indicators::EMERGENCY_ADMISSIONS))
+        }
+        Template::Core20plus5 => {
+            let groups = config.plus_groups.clone().unwrap_or_else(|| {
+                templates::DEFAULT_PLUS_GROUPS
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect()
+            });
+            templates::core20plus5(&groups, config.ethnic_minorities)
+        }
+        Template::Custom => config.rules.clone(),
+    };
+    if rules.is_empty() {
+        return Err(UserError(format!(
+            "segmentation `{}` has no rules: give [[segmentations.rules]] with name and when",
+            config.name
+        )));
+    }
+    let mut parsed = Vec::new();
+    for rule in &rules {
+        let expr = rule_expr(&config.name, rule, features)?;
+        parsed.push((rule.name.clone(), expr));
+    }
+    let expr = parsed
+        .into_iter()
+        .rev()
+        .fold(lit("Unassigned"), |otherwise, (name, condition)| {
+            when(condition.fill_null(lit(false)))
+                .then(lit(name))
+                .otherwise(otherwise)
+        });
+    Ok(Segmentation {
+        name: config.name.clone(),
+        rules,
+        expr,
+    })
+}
+
+/// Parse one SQL rule and check it against the schema.
+fn rule_expr(segmentation: &str, rule: &SegmentRule, features: &Schema) -> Result<Expr, UserError> {
+    let at = || {
+        format!(
+            "segmentation `{segmentation}`, rule `{}` (`{}`)",
+            rule.name, rule.when
+        )
+    };
+    let expr = polars::sql::sql_expr(&rule.when).map_err(|e| {
+        UserError(format!(
+            "{}: not a valid SQL expression: {}",
+            at(),
+            crate::ingest::short_polars_message(&e)
+        ))
+    })?;
+    let mut probe = DataFrame::empty_with_schema(features)
+        .lazy()
+        .select([expr.clone().alias("rule")]);
+    let dtype = probe
+        .collect_schema()
+        .map_err(|e| {
+            UserError(format!(
+                "{}: {}",
+                at(),
+                crate::ingest::short_polars_message(&e)
+            ))
+        })?
+        .get("rule")
+        .cloned();
+    match dtype {
+        Some(DataType::Boolean) | Some(DataType::Null) => Ok(expr),
+        other => Err(UserError(format!(
+            "{}: must be a yes/no (boolean) expression, but it gives {}",
+            at(),
+            other.map_or("nothing".to_string(), |d| d.to_string())
+        ))),
+    }
+}
+
+/// Add the feature columns: conditions and outcomes wide, flags filled, risk scores.
+///
+/// `conditions` is the long table (`patient_id, condition`); `outcomes` the long table
+/// (`patient_id, indicator, value`) with the outcome codes present in it; both optional.
+pub fn features(
+    patients: LazyFrame,
+    conditions: Option<LazyFrame>,
+    outcomes: Option<(LazyFrame, Vec<String>)>,
+) -> PolarsResult<LazyFrame> {
+    let mut patients = patients;
+    let present: Vec<String> = patients
+        .collect_schema()?
+        .iter_names()
+        .map(|n| n.to_string())
+        .collect();
+    let has = |c: &str| present.iter().any(|p| p == c);
+    let args = JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Left)
+    };
+
+    // Conditions: one yes/no column per vocabulary code; a wide column on the patient list and
+    // a row in the long table both count.
+    if let Some(conditions) = conditions {
+        let wide = conditions.group_by([col(schema::PATIENT_ID)]).agg(
+            CONDITIONS
+                .iter()
+                .map(|c| {
+                    col(schema::CONDITION)
+                        .eq(lit(c.code))
+                        .any(true)
+                        .alias(format!("__cond_{}", c.code))
+                })
+                .collect::<Vec<_>>(),
+        );
+        patients = patients.join(
+            wide,
+            [col(schema::PATIENT_ID)],
+            [col(schema::PATIENT_ID)],
+            args.clone(),
+        );
+        patients = patients.with_columns(
+            CONDITIONS
+                .iter()
+                .map(|c| {
+                    let from_long = col(format!("__cond_{}", c.code)).fill_null(lit(false));
+                    let combined = if has(c.code) {
+                        col(c.code).fill_null(lit(false)).or(from_long)
+                    } else {
+                        from_long
+                    };
+                    combined.alias(c.code)
+                })
+                .collect::<Vec<_>>(),
+        );
+        patients = patients.drop(cols(
+            CONDITIONS.iter().map(|c| format!("__cond_{}", c.code)),
+        ));
+    } else {
+        patients = patients.with_columns(
+            CONDITIONS
+                .iter()
+                .map(|c| {
+                    if has(c.code) {
+                        col(c.code).fill_null(lit(false)).alias(c.code)
+                    } else {
+                        lit(false).alias(c.code)
+                    }
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+
+    // Patient flags: absent means no.
+    patients = patients.with_columns(
+        schema::PATIENT_FLAGS
+            .iter()
+            .map(|f| {
+                if has(f) {
+                    col(*f).fill_null(lit(false)).alias(*f)
+                } else {
+                    lit(false).alias(*f)
+                }
+            })
+            .collect::<Vec<_>>(),
+    );
+
+    // Outcomes: one column per code, the patient's value (summed over rows of the code); null
+    // where the patient has no row (not eligible, or a count of zero: indicators say which).
+    if let Some((outcomes, codes)) = outcomes {
+        if !codes.is_empty() {
+            let mut aggs = Vec::new();
+            for code in &codes {
+                let this = col(schema::INDICATOR).eq(lit(code.as_str()));
+                aggs.push(
+                    when(this.clone().sum().gt(lit(0)))
+                        .then(col(schema::VALUE).filter(this).sum())
+                        .otherwise(lit(NULL).cast(DataType::Float64))
+                        .alias(code.as_str()),
+                );
+            }
+            let wide = outcomes.group_by([col(schema::PATIENT_ID)]).agg(aggs);
+            patients = patients.join(
+                wide,
+                [col(schema::PATIENT_ID)],
+                [col(schema::PATIENT_ID)],
+                args,
+            );
+        }
+    }
+    Ok(risk::with_scores(patients))
+}
+
+/// How risk tiers are formed.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskConfig {
+    /// `percentile` (the pyramid within a footprint) or `cutoffs`.
+    #[serde(default)]
+    pub tiers: risk::TierMethod,
+    /// With `percentile`: the footprint the percentiles are taken within: `pcn` (default),
+    /// `icb`, `practice` or `england`.
+    #[serde(default = "risk::default_within")]
+    pub within: String,
+    /// With `cutoffs`: score thresholds for the moderate, high and very high tiers (ascending).
+    #[serde(default)]
+    pub cutoffs: Vec<f64>,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            tiers: risk::TierMethod::Percentile,
+            within: risk::default_within(),
+            cutoffs: Vec::new(),
+        }
+    }
+}
+
+/// Columns of the `segments` table, in order.
+pub const SEGMENTS_COLUMNS: &[&str] = &[
+    schema::FOOTPRINT_KIND,
+    schema::FOOTPRINT_CODE,
+    SEGMENTATION,
+    SEGMENT,
+    RISK_TIER,
+    schema::IMD_QUINTILE,
+    schema::BROAD_AGE_BAND,
+    schema::SEX,
+    schema::POPULATION,
+];
+
+/// The levels the `segments` table is cut by, with the column holding each footprint's code.
+pub const SEGMENT_LEVELS: &[(&str, &str)] = &[
+    ("england", ""),
+    ("icb", schema::ICB_CODE),
+    ("pcn", schema::PCN_CODE),
+];
+
+/// People by footprint × segmentation × segment × risk tier × IMD quintile × broad age band ×
+/// sex. `segmented` has one `segment__<name>` column per segmentation and the risk tier.
+///
+/// # Errors
+/// If the plan fails.
+pub fn segments_table(segmented: LazyFrame, segmentations: &[String]) -> PolarsResult<DataFrame> {
+    let mut frames = Vec::new();
+    for name in segmentations {
+        let segment_column = segment_column(name);
+        for &(kind, code) in SEGMENT_LEVELS {
+            let code_expr = if code.is_empty() {
+                lit(schema::ENGLAND_CODE)
+            } else {
+                col(code)
+            };
+            let frame = segmented
+                .clone()
+                .with_column(code_expr.alias(schema::FOOTPRINT_CODE))
+                .filter(col(schema::FOOTPRINT_CODE).is_not_null())
+                .group_by([
+                    col(schema::FOOTPRINT_CODE),
+                    col(segment_column.as_str()).alias(SEGMENT),
+                    col(RISK_TIER),
+                    col(schema::IMD_QUINTILE),
+                    col(schema::BROAD_AGE_BAND),
+                    col(schema::SEX),
+                ])
+                .agg([col(schema::WEIGHT)
+                    .sum()
+                    .cast(DataType::Int64)
+                    .alias(schema::POPULATION)])
+                .with_columns([
+                    lit(kind).alias(schema::FOOTPRINT_KIND),
+                    lit(name.as_str()).alias(SEGMENTATION),
+                ])
+                .select(SEGMENTS_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>());
+            frames.push(frame);
+        }
+    }
+    let all = concat(frames, UnionArgs::default())?;
+    all.sort(
+        SEGMENTS_COLUMNS[..SEGMENTS_COLUMNS.len() - 1].to_vec(),
+        SortMultipleOptions::default()
+            .with_nulls_last(true)
+            .with_maintain_order(true),
+    )
+    .collect()
+}
+
+/// The column holding a segmentation's segment on each patient row.
+pub fn segment_column(segmentation: &str) -> String {
+    format!("segment__{segmentation}")
+}

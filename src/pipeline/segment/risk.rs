@@ -1,0 +1,272 @@
+//! Risk scores and risk tiers.
+//!
+//! - Cambridge Multimorbidity Score (general outcome): the sum of the published weights of the
+//!   patient's conditions among the 20 of [`crate::conditions`]; `cms_conditions` counts them.
+//! - Electronic Frailty Index: distinct deficits present ÷ 36, for patients aged 65+ (the
+//!   population it was developed in); categories fit (≤ 0.12), mild (≤ 0.24), moderate
+//!   (≤ 0.36), severe. Only meaningful when the extract records deficits, which the run notes.
+//! - Risk tiers: the classic pyramid by the score's percentile within a footprint (top 0.5%,
+//!   next 4.5%, next 15%, the rest) or fixed cut-offs. A score of zero is always the lowest
+//!   tier, so a footprint where few people have any condition does not lift healthy people.
+
+use polars::prelude::*;
+use serde::Deserialize;
+
+use crate::conditions::{CONDITIONS, EFI_DEFICITS};
+use crate::schema;
+
+/// Cambridge Multimorbidity Score (general outcome weights).
+pub const CMS_SCORE: &str = "cms_score";
+/// Number of the 20 CMS conditions present.
+pub const CMS_CONDITIONS: &str = "cms_conditions";
+/// Electronic Frailty Index (0–1), aged 65+ only.
+pub const EFI: &str = "efi";
+/// eFI category: `fit`, `mild`, `moderate`, `severe` (65+ only).
+pub const EFI_CATEGORY: &str = "efi_category";
+
+/// The risk tier labels, highest risk first (sorting the labels sorts the tiers).
+pub const TIERS: [&str; 4] = [
+    "1 very high (top 0.5%)",
+    "2 high (next 4.5%)",
+    "3 moderate (next 15%)",
+    "4 low (rest)",
+];
+
+/// Cumulative shares at which the pyramid's tiers end.
+pub const PYRAMID: [f64; 3] = [0.005, 0.05, 0.20];
+
+/// How tiers are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierMethod {
+    /// By percentile of the score within a footprint.
+    #[default]
+    Percentile,
+    /// By fixed score thresholds.
+    Cutoffs,
+}
+
+/// Default footprint for percentile tiers.
+pub fn default_within() -> String {
+    "pcn".to_string()
+}
+
+/// Add the CMS score and count and the eFI with its category.
+pub fn with_scores(patients: LazyFrame) -> LazyFrame {
+    let cms: Vec<Expr> = CONDITIONS
+        .iter()
+        .filter_map(|c| {
+            c.cms_weight
+                .map(|w| col(c.code).cast(DataType::Float64) * lit(w))
+        })
+        .collect();
+    let count: Vec<Expr> = CONDITIONS
+        .iter()
+        .filter(|c| c.cms_weight.is_some())
+        .map(|c| col(c.code).cast(DataType::Int32))
+        .collect();
+    // A deficit is present when any condition evidencing it is.
+    let mut deficits: Vec<(&str, Vec<&str>)> = Vec::new();
+    for condition in CONDITIONS {
+        if let Some(deficit) = condition.efi_deficit {
+            match deficits.iter_mut().find(|(d, _)| *d == deficit) {
+                Some((_, codes)) => codes.push(condition.code),
+                None => deficits.push((deficit, vec![condition.code])),
+            }
+        }
+    }
+    let deficit_count: Vec<Expr> = deficits
+        .iter()
+        .map(|(_, codes)| {
+            codes
+                .iter()
+                .map(|c| col(*c))
+                .reduce(|a, b| a.or(b))
+                .unwrap_or_else(|| lit(false))
+                .cast(DataType::Int32)
+        })
+        .collect();
+    let efi = when(col(schema::AGE).gt_eq(lit(65i64)))
+        .then(sum_exprs(deficit_count).cast(DataType::Float64) / lit(EFI_DEFICITS as f64))
+        .otherwise(lit(NULL).cast(DataType::Float64));
+    patients
+        .with_columns([
+            sum_exprs(cms).alias(CMS_SCORE),
+            sum_exprs(count).alias(CMS_CONDITIONS),
+            efi.alias(EFI),
+        ])
+        .with_column(
+            when(col(EFI).is_null())
+                .then(lit(NULL).cast(DataType::String))
+                .when(col(EFI).lt_eq(lit(0.12)))
+                .then(lit("fit"))
+                .when(col(EFI).lt_eq(lit(0.24)))
+                .then(lit("mild"))
+                .when(col(EFI).lt_eq(lit(0.36)))
+                .then(lit("moderate"))
+                .otherwise(lit("severe"))
+                .alias(EFI_CATEGORY),
+        )
+}
+
+fn sum_exprs(exprs: Vec<Expr>) -> Expr {
+    exprs
+        .into_iter()
+        .reduce(|a, b| a + b)
+        .unwrap_or_else(|| lit(0))
+}
+
+/// The risk tier of each patient.
+///
+/// Percentile: rank the score within the footprint (highest first; tied scores share the
+/// better rank), take the share of people ranked above, and cut at 0.5%, 5% and 20%.
+/// Cut-offs: the thresholds for moderate, high and very high.
+pub fn tier(method: TierMethod, within: &str, cutoffs: &[f64]) -> Expr {
+    let score = col(CMS_SCORE);
+    let label = |i: usize| lit(TIERS.get(i).copied().unwrap_or("4 low (rest)"));
+    match method {
+        TierMethod::Percentile => {
+            let partition = if within == "england" {
+                lit(schema::ENGLAND_CODE)
+            } else {
+                col(within)
+            };
+            let rank = score.clone().rank(
+                RankOptions {
+                    method: RankMethod::Min,
+                    descending: true,
+                },
+                None,
+            );
+            // Weighted share of people ranked strictly above, within the footprint.
+            let above = (rank.cast(DataType::Float64) - lit(1.0)) / len().cast(DataType::Float64);
+            let share = above
+                .over([partition])
+                .unwrap_or_else(|_| lit(NULL).cast(DataType::Float64));
+            when(score.clone().lt_eq(lit(0.0)))
+                .then(label(3))
+                .when(share.clone().lt(lit(PYRAMID[0])))
+                .then(label(0))
+                .when(share.clone().lt(lit(PYRAMID[1])))
+                .then(label(1))
+                .when(share.lt(lit(PYRAMID[2])))
+                .then(label(2))
+                .otherwise(label(3))
+        }
+        TierMethod::Cutoffs => {
+            let cut = |i: usize| cutoffs.get(i).copied().unwrap_or(f64::INFINITY);
+            when(score.clone().gt_eq(lit(cut(2))))
+                .then(label(0))
+                .when(score.clone().gt_eq(lit(cut(1))))
+                .then(label(1))
+                .when(score.gt_eq(lit(cut(0))))
+                .then(label(2))
+                .otherwise(label(3))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(scores: &[f64], pcn: &[&str]) -> LazyFrame {
+        df![CMS_SCORE => scores, "pcn_code" => pcn]
+            .expect("frame")
+            .lazy()
+    }
+
+    fn tiers(df: LazyFrame, expr: Expr) -> Vec<String> {
+        df.select([expr.alias("t")])
+            .collect()
+            .expect("collect")
+            .column("t")
+            .expect("t")
+            .str()
+            .expect("str")
+            .iter()
+            .map(|v| {
+                v.unwrap_or("")
+                    .chars()
+                    .next()
+                    .map(String::from)
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pyramid_within_each_pcn() {
+        // 200 people in one PCN with distinct positive scores: 1 very high (0.5%), 9 high,
+        // 30 moderate, 160 low.
+        let scores: Vec<f64> = (1..=200).map(f64::from).collect();
+        let pcn = vec!["U1"; 200];
+        let got = tiers(
+            frame(&scores, &pcn),
+            tier(TierMethod::Percentile, "pcn_code", &[]),
+        );
+        let count = |t: &str| got.iter().filter(|g| *g == t).count();
+        assert_eq!(
+            (count("1"), count("2"), count("3"), count("4")),
+            (1, 9, 30, 160)
+        );
+        assert_eq!(
+            got.last().map(String::as_str),
+            Some("1"),
+            "the highest score is top tier"
+        );
+    }
+
+    #[test]
+    fn zero_scores_are_always_low_and_ties_share_a_tier() {
+        let scores = [0.0, 0.0, 0.0, 2.0, 2.0];
+        let pcn = ["U1"; 5];
+        let got = tiers(
+            frame(&scores, &pcn),
+            tier(TierMethod::Percentile, "pcn_code", &[]),
+        );
+        assert_eq!(got, ["4", "4", "4", "1", "1"]);
+    }
+
+    #[test]
+    fn cutoffs() {
+        let got = tiers(
+            frame(&[0.0, 0.5, 1.5, 3.0], &["U1"; 4]),
+            tier(TierMethod::Cutoffs, "pcn_code", &[0.5, 1.5, 3.0]),
+        );
+        assert_eq!(got, ["4", "3", "2", "1"]);
+    }
+
+    #[test]
+    fn cms_and_efi_scores() {
+        let mut columns: Vec<Column> = CONDITIONS
+            .iter()
+            .map(|c| {
+                Column::new(
+                    c.code.into(),
+                    [c.code == "dementia" || c.code == "hypertension"],
+                )
+            })
+            .collect();
+        columns.push(Column::new(schema::AGE.into(), [70i64]));
+        let df = DataFrame::new(1, columns).expect("frame");
+        let out = with_scores(df.lazy()).collect().expect("collect");
+        let cms = out
+            .column(CMS_SCORE)
+            .expect("cms")
+            .f64()
+            .expect("f64")
+            .get(0);
+        assert!((cms.unwrap_or(0.0) - (2.50 + 0.08)).abs() < 1e-12);
+        let efi = out.column(EFI).expect("efi").f64().expect("f64").get(0);
+        assert!((efi.unwrap_or(0.0) - 2.0 / 36.0).abs() < 1e-12);
+        assert_eq!(
+            out.column(EFI_CATEGORY)
+                .expect("cat")
+                .str()
+                .expect("str")
+                .get(0),
+            Some("fit")
+        );
+    }
+}
