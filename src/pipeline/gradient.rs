@@ -79,6 +79,11 @@ pub struct GradientSpec<'a> {
     pub quintiles: &'a str,
 }
 
+/// An area of one indicator: (indicator id, footprint level, footprint code).
+type AreaKey = (String, String, String);
+/// An area's overall numerator, denominator and value.
+type Overall = (f64, f64, Option<f64>);
+
 /// Fewest populated deciles for an SII.
 pub const MIN_QUANTILES: usize = 5;
 
@@ -149,7 +154,7 @@ pub fn inequality_table(
     let uppers = indicators.column(schema::UPPER_CL_95)?.f64()?.clone();
 
     // Group the rows each area needs, keyed by (indicator, level, code).
-    type Key = (String, String, String);
+    type Key = AreaKey;
     let mut deciles: BTreeMap<Key, Deciles> = BTreeMap::new();
     let mut overall: BTreeMap<Key, (f64, f64, Option<f64>)> = BTreeMap::new();
     let mut quintiles: BTreeMap<Key, Quintiles> = BTreeMap::new();
@@ -290,7 +295,7 @@ fn area_gradient(
     levels: &[Confidence],
     config: &GradientConfig,
     seed: u64,
-    key: &(String, String, String),
+    key: &AreaKey,
 ) -> AreaGradient {
     let populated = area.quantile.len();
     let mut out = AreaGradient {
@@ -376,14 +381,13 @@ fn area_gradient(
 /// Each footprint's funnel-plot significance against the average of the footprints of its
 /// level (England's value when every practice is in a footprint), per indicator.
 fn funnel_significance(
-    overall: &BTreeMap<(String, String, String), (f64, f64, Option<f64>)>,
+    overall: &BTreeMap<AreaKey, Overall>,
     specs: &[IndicatorSpec],
-) -> BTreeMap<(String, String, String), &'static str> {
+) -> BTreeMap<AreaKey, &'static str> {
     let mut out = BTreeMap::new();
-    let mut groups: BTreeMap<
-        (String, String),
-        Vec<(&(String, String, String), f64, f64, Option<f64>)>,
-    > = BTreeMap::new();
+    // Rows of each (indicator, level): the area and its overall figures.
+    type Rows<'k> = Vec<(&'k AreaKey, f64, f64, Option<f64>)>;
+    let mut groups: BTreeMap<(String, String), Rows<'_>> = BTreeMap::new();
     for (key, &(x, n, v)) in overall {
         if key.1 == "england" || n <= 0.0 {
             continue;
@@ -474,7 +478,7 @@ impl InequalityRows {
     fn push(
         &mut self,
         spec: &IndicatorSpec,
-        key: &(String, String, String),
+        key: &AreaKey,
         numerator: f64,
         denominator: f64,
         value: Option<f64>,

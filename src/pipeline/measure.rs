@@ -100,13 +100,17 @@ impl IndicatorSpec {
 
     /// The unit in force.
     pub fn unit(&self) -> String {
-        self.unit
-            .clone()
-            .unwrap_or_else(|| match (self.kind, self.multiplier()) {
-                (IndicatorType::Proportion, m) if m == 100.0 => "%".to_string(),
-                (IndicatorType::Proportion, m) if m == 1.0 => "proportion".to_string(),
-                (_, m) => format!("per {}", crate::output::thousands(m)),
-            })
+        self.unit.clone().unwrap_or_else(|| {
+            let multiplier = self.multiplier();
+            let proportion = self.kind == IndicatorType::Proportion;
+            if proportion && multiplier == 100.0 {
+                "%".to_string()
+            } else if proportion && multiplier == 1.0 {
+                "proportion".to_string()
+            } else {
+                format!("per {}", crate::output::thousands(multiplier))
+            }
+        })
     }
 }
 
