@@ -806,7 +806,8 @@ pub fn esp2013_weights(esp: Option<LazyFrame>) -> Result<[f64; 19], UserError> {
         .and_then(|c| c.f64().cloned())
         .map_err(|e| UserError(format!("standard population: {e}")))?;
     for (i, label) in ESP2013_BANDS.iter().enumerate() {
-        let normalise = |s: &str| s.replace(' ', "").replace("90+", "90+");
+        // "90 +" and "90+" are the same band.
+        let normalise = |s: &str| s.replace(' ', "");
         let found = (0..df.height()).find(|&r| {
             bands
                 .get(r)

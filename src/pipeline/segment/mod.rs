@@ -293,8 +293,8 @@ pub fn features(
 
     // Outcomes: one column per code, the patient's value (summed over rows of the code); null
     // where the patient has no row (not eligible, or a count of zero: indicators say which).
-    if let Some((outcomes, codes)) = outcomes {
-        if !codes.is_empty() {
+    if let Some((outcomes, codes)) = outcomes.filter(|(_, codes)| !codes.is_empty()) {
+        {
             let mut aggs = Vec::new();
             for code in &codes {
                 let this = col(schema::INDICATOR).eq(lit(code.as_str()));
