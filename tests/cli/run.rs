@@ -542,9 +542,11 @@ fn disclosure_control_suppresses_small_counts_by_default() {
         .expect("fixture config")
         .replace("enabled = false", "enabled = true");
     let config = dir.create("sdc.toml", config);
-    for file in ["patients_small.csv"] {
-        std::fs::copy(fixture.join(file), dir.join(file)).expect("copy");
-    }
+    std::fs::copy(
+        fixture.join("patients_small.csv"),
+        dir.join("patients_small.csv"),
+    )
+    .expect("copy");
     let config_text = std::fs::read_to_string(&config).expect("read").replace(
         "../../../data/",
         &format!("{}/", crate::harness::data_dir().display()),
