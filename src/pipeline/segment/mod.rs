@@ -294,25 +294,23 @@ pub fn features(
     // Outcomes: one column per code, the patient's value (summed over rows of the code); null
     // where the patient has no row (not eligible, or a count of zero: indicators say which).
     if let Some((outcomes, codes)) = outcomes.filter(|(_, codes)| !codes.is_empty()) {
-        {
-            let mut aggs = Vec::new();
-            for code in &codes {
-                let this = col(schema::INDICATOR).eq(lit(code.as_str()));
-                aggs.push(
-                    when(this.clone().sum().gt(lit(0)))
-                        .then(col(schema::VALUE).filter(this).sum())
-                        .otherwise(lit(NULL).cast(DataType::Float64))
-                        .alias(code.as_str()),
-                );
-            }
-            let wide = outcomes.group_by([col(schema::PATIENT_ID)]).agg(aggs);
-            patients = patients.join(
-                wide,
-                [col(schema::PATIENT_ID)],
-                [col(schema::PATIENT_ID)],
-                args,
+        let mut aggs = Vec::new();
+        for code in &codes {
+            let this = col(schema::INDICATOR).eq(lit(code.as_str()));
+            aggs.push(
+                when(this.clone().sum().gt(lit(0)))
+                    .then(col(schema::VALUE).filter(this).sum())
+                    .otherwise(lit(NULL).cast(DataType::Float64))
+                    .alias(code.as_str()),
             );
         }
+        let wide = outcomes.group_by([col(schema::PATIENT_ID)]).agg(aggs);
+        patients = patients.join(
+            wide,
+            [col(schema::PATIENT_ID)],
+            [col(schema::PATIENT_ID)],
+            args,
+        );
     }
     Ok(risk::with_scores(patients))
 }
