@@ -4,8 +4,9 @@
 //! the slope and relative index of inequality across national IMD deciles with simulated 95%
 //! and 99.8% limits (the reference method, seeded), the gap and ratio between IMD quintile 1
 //! and 5, the footprint's funnel-plot significance against the average of all footprints of its
-//! level, and flags for small numbers, fewer than five populated deciles and a non-linear
-//! gradient. All statistics come from `crate::stats`; this module picks rows and flags.
+//! level, and flags: small numbers (a decile with fewer than 10 events), fewer than five
+//! populated deciles (no SII), and a non-linear gradient (a significant curvature that bends the
+//! line by more than a tenth of the SII; `crate::stats::linearity`). All statistics come from `crate::stats`; this module picks rows and flags.
 //!
 //! Sign convention (the reference's): quantile 1 is the most deprived and the SII is the fitted
 //! difference from the most to the least deprived end, so an outcome that is higher among more
@@ -83,6 +84,10 @@ pub struct GradientSpec<'a> {
 type AreaKey = (String, String, String);
 /// An area's overall numerator, denominator and value.
 type Overall = (f64, f64, Option<f64>);
+
+/// A gradient is flagged non-linear when its curvature departs from the straight line by more
+/// than this share of the SII (and is significant).
+pub const NON_LINEAR_SHARE: f64 = 0.1;
 
 /// Fewest populated deciles for an SII.
 pub const MIN_QUANTILES: usize = 5;
@@ -287,6 +292,7 @@ struct AreaGradient {
     rii_limits: [Option<f64>; 4],
     small_numbers: bool,
     curvature_z: Option<f64>,
+    curvature: Option<f64>,
 }
 
 fn area_gradient(
@@ -519,11 +525,14 @@ impl InequalityRows {
         self.funnel.push(funnel);
         self.small.push(gradient.small_numbers);
         self.few.push(gradient.populated < MIN_QUANTILES);
-        self.non_linear.push(
-            gradient
-                .curvature_z
-                .map(|z| z.abs() > crate::stats::precision::Z_95),
-        );
+        // Non-linear: the curvature is significant *and* material. With national denominators
+        // every wiggle is significant, so it must also bend the line by more than a tenth of
+        // the SII: a quadratic c·r² departs from its chord by at most |c|/4 over the ranks.
+        self.non_linear
+            .push(gradient.curvature_z.zip(gradient.curvature).map(|(z, c)| {
+                z.abs() > crate::stats::precision::Z_95
+                    && c.abs() / 4.0 > NON_LINEAR_SHARE * gradient.sii.map_or(0.0, f64::abs)
+            }));
         self.curvature_z.push(gradient.curvature_z);
     }
 

@@ -207,19 +207,239 @@ pub fn run(
     ];
     let mut staging = StagingRun::begin(&settings.output_root, &settings.run_id, &lock, metadata)?;
 
-    let index = config.run.deprivation;
-    let (population, shape) = enrich::population(&ingested)?;
-    let deprivation = enrich::deprivation_lookup(&ingested, index)?;
-    let enriched = enrich::enrich(population, deprivation);
     let practices = stages.run("attribute: membership", || {
         attribute::practice_footprints(&ingested, config.run.extract_date)?
             .collect()
             .context("attributing practices to PCNs and ICBs")
     })?;
+    let population = match enrich::population(&ingested) {
+        Ok(population) => Some(population),
+        // A run over practice-level figures alone needs no registered list.
+        Err(_) if !config.practice_indicators.is_empty() => {
+            let note =
+                "no registered list in the config: a practice-level run (practice indicators only)"
+                    .to_string();
+            printer.note(&note);
+            warnings.push(note);
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let population = match population {
+        Some(population) => Some(population_stages(
+            &ingested,
+            config,
+            population,
+            &practices,
+            &mut staging,
+            &mut stages,
+            printer,
+            &mut warnings,
+        )?),
+        None => None,
+    };
+    let indicators = stages.run("measure", || {
+        let esp = measure::esp2013_weights(ingested.frame(InputKind::Esp2013))?;
+        let mut table = match &population {
+            Some(run) => measure::indicators_table(
+                &run.base,
+                &practices.clone().lazy(),
+                &run.prepared,
+                &config.measure,
+                &esp,
+            )
+            .context("measuring indicators")?,
+            None => measure::indicators_table(
+                &polars::prelude::DataFrame::empty().lazy(),
+                &practices.clone().lazy(),
+                &[],
+                &config.measure,
+                &esp,
+            )?,
+        };
+        if !config.practice_indicators.is_empty() {
+            let deciles =
+                practice_outcomes::practice_deciles(&ingested, &config.practice_deprivation)?;
+            let rows = practice_outcomes::practice_indicator_rows(
+                &ingested,
+                &config.practice_indicators,
+                &practices.clone().lazy(),
+                &deciles,
+                &config.measure.levels,
+            )?;
+            table
+                .vstack_mut(&rows)
+                .context("stacking practice-level indicators")?;
+            table = measure::sort_indicators(table)?;
+        }
+        Ok(table)
+    })?;
+    if indicators.height() > 0 {
+        let practice_specs: Vec<measure::IndicatorSpec> = config
+            .practice_indicators
+            .iter()
+            .map(|p| p.as_indicator())
+            .collect();
+        let prepared: &[measure::PreparedIndicator] =
+            population.as_ref().map_or(&[], |p| p.prepared.as_slice());
+        let gradient_specs: Vec<gradient::GradientSpec<'_>> = prepared
+            .iter()
+            .map(|p| gradient::GradientSpec {
+                spec: &p.spec,
+                deciles: schema::IMD_DECILE,
+                quintiles: schema::IMD_QUINTILE,
+            })
+            .chain(practice_specs.iter().map(|spec| gradient::GradientSpec {
+                spec,
+                deciles: practice_outcomes::PRACTICE_DECILE,
+                quintiles: practice_outcomes::PRACTICE_QUINTILE,
+            }))
+            .collect();
+        stages.run("gradient", || {
+            let table = gradient::inequality_table(
+                &indicators,
+                &gradient_specs,
+                &config.gradient,
+                config.run.seed,
+            )
+            .context("estimating inequality gradients")?;
+            let mut table = config.disclosure.protect(
+                table,
+                &[
+                    schema::NUMERATOR,
+                    schema::DENOMINATOR,
+                    "q1_numerator",
+                    "q5_numerator",
+                ],
+                &[
+                    (schema::VALUE, &[schema::NUMERATOR, schema::DENOMINATOR]),
+                    ("q1_value", &["q1_numerator"]),
+                    ("q5_value", &["q5_numerator"]),
+                    ("gap_absolute", &["q1_numerator", "q5_numerator"]),
+                    ("gap_relative", &["q1_numerator", "q5_numerator"]),
+                ],
+            )?;
+            staging.write_frame(tables::INEQUALITY, &mut table, false)?;
+            Ok(())
+        })?;
+        stages.run("publish indicators", || {
+            let derived: Vec<(&str, &[&str])> = disclosure::INDICATOR_VALUES
+                .iter()
+                .map(|v| (*v, [schema::NUMERATOR, schema::DENOMINATOR].as_slice()))
+                .collect();
+            let mut table = config.disclosure.protect(
+                indicators.clone(),
+                &[schema::NUMERATOR, schema::DENOMINATOR],
+                &derived,
+            )?;
+            staging.write_frame(tables::INDICATORS, &mut table, false)?;
+            Ok(())
+        })?;
+    }
+    let rejected_rows: u64 = ingested.all_tables().map(|t| t.report.rows_rejected).sum();
+    stages.run("rejects", || {
+        let mut frames = Vec::new();
+        for table in ingested.all_tables() {
+            frames.push(table.rejects_frame()?);
+        }
+        for footprints in ingested.footprints.values() {
+            frames.push(rejects_frame(
+                &footprints.report.input,
+                &footprints.rejects,
+            )?);
+        }
+        let mut rejects = match frames.into_iter().reduce(|mut a, b| {
+            // Frames share the published schema; stacking cannot fail.
+            let _ = a.vstack_mut(&b);
+            a
+        }) {
+            Some(frame) => frame,
+            None => rejects_frame("", &[])?,
+        };
+        staging.write_frame(tables::REJECTS, &mut rejects, true)?;
+        Ok(())
+    })?;
+    if !config.outputs.patients_enriched {
+        staging.discard(tables::PATIENTS_ENRICHED)?;
+    }
+    if settings.abort_at == Some(AbortPoint::Tables) {
+        std::process::abort();
+    }
+
+    let population_total = population.as_ref().map_or(0, |p| p.matched.population);
+    let manifest = serde_json::json!({
+        "run_id": settings.run_id,
+        "tool": {"name": "healthgap", "version": env!("CARGO_PKG_VERSION")},
+        "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "finished_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "config": {"path": config.path, "sha256": sha256_bytes(&config_text), "text": String::from_utf8_lossy(&config_text)},
+        "seed": config.run.seed,
+        "extract_date": config.run.extract_date.to_string(),
+        "deprivation_index": config.run.deprivation.name(),
+        "population_shape": population.as_ref().map(|p| p.shape),
+        "population": population_total,
+        "inputs": inputs,
+        "outputs": staging.tables(),
+        "stages": stages.timings,
+        "rejects": {"rows": rejected_rows},
+        "deprivation_match": population.as_ref().map(|p| &p.matched),
+        "membership": population.as_ref().map(|p| &p.membership),
+        "geometric": population.as_ref().map(|p| &p.geometric),
+        "warnings": warnings,
+    });
+    let abort_at = settings.abort_at;
+    let run_dir = staging.commit(&manifest, || {
+        if abort_at == Some(AbortPoint::Rename) {
+            std::process::abort();
+        }
+    })?;
+    drop(lock);
+    Ok(RunSummary {
+        run_dir,
+        run_id: settings.run_id.clone(),
+        population: population_total,
+        rejected_rows,
+        warnings,
+    })
+}
+
+/// What the population stages leave for the rest of the run.
+struct PopulationRun {
+    /// The enriched, attributed, segmented population as written (a scan of the file).
+    base: LazyFrame,
+    /// Indicators over patient columns, checked.
+    prepared: Vec<measure::PreparedIndicator>,
+    /// The deprivation join's report.
+    matched: enrich::DeprivationMatch,
+    /// The membership attribution's report.
+    membership: attribute::MembershipReport,
+    /// Geometric attribution reports.
+    geometric: Vec<attribute::GeometricReport>,
+    /// Patients or weighted cells.
+    shape: enrich::PopulationShape,
+}
+
+/// Enrich, attribute and segment the registered population; write `patients_enriched`,
+/// `footprint_weights`, `area_deprivation` and `segments`.
+#[allow(clippy::too_many_arguments)]
+fn population_stages(
+    ingested: &ingest::Ingested,
+    config: &Config,
+    population: (LazyFrame, enrich::PopulationShape),
+    practices: &polars::prelude::DataFrame,
+    staging: &mut StagingRun,
+    stages: &mut Stages<'_>,
+    printer: &Printer,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<PopulationRun> {
+    let index = config.run.deprivation;
+    let (population, shape) = population;
+    let deprivation = enrich::deprivation_lookup(ingested, index)?;
+    let enriched = enrich::enrich(population, deprivation);
     let attributed = attribute::attach_membership(enriched, practices.clone().lazy());
     let patient_level = shape == enrich::PopulationShape::Patients;
     let (patient_plan, segmentations, prepared) = if patient_level {
-        segment_and_prepare(&ingested, attributed, config)?
+        segment_and_prepare(ingested, attributed, config)?
     } else {
         (attributed, Vec::new(), Vec::new())
     };
@@ -241,7 +461,7 @@ pub fn run(
     .context("reading back the enriched population")?;
 
     let (matched, membership) = stages.run("checks", || {
-        let matched = enrich::deprivation_match(&base, &ingested, index)
+        let matched = enrich::deprivation_match(&base, ingested, index)
             .context("checking the deprivation join")?;
         let membership = attribute::MembershipReport::from_population(&base)
             .context("checking the membership attribution")?;
@@ -342,157 +562,13 @@ pub fn run(
             Ok(())
         })?;
     }
-    let indicators = stages.run("measure", || {
-        let esp = measure::esp2013_weights(ingested.frame(InputKind::Esp2013))?;
-        let mut table = measure::indicators_table(
-            &base,
-            &practices.clone().lazy(),
-            &prepared,
-            &config.measure,
-            &esp,
-        )
-        .context("measuring indicators")?;
-        if !config.practice_indicators.is_empty() {
-            let deciles =
-                practice_outcomes::practice_deciles(&ingested, &config.practice_deprivation)?;
-            let rows = practice_outcomes::practice_indicator_rows(
-                &ingested,
-                &config.practice_indicators,
-                &practices.clone().lazy(),
-                &deciles,
-                &config.measure.levels,
-            )?;
-            table
-                .vstack_mut(&rows)
-                .context("stacking practice-level indicators")?;
-            table = measure::sort_indicators(table)?;
-        }
-        Ok(table)
-    })?;
-    if indicators.height() > 0 {
-        let practice_specs: Vec<measure::IndicatorSpec> = config
-            .practice_indicators
-            .iter()
-            .map(|p| p.as_indicator())
-            .collect();
-        let gradient_specs: Vec<gradient::GradientSpec<'_>> = prepared
-            .iter()
-            .map(|p| gradient::GradientSpec {
-                spec: &p.spec,
-                deciles: schema::IMD_DECILE,
-                quintiles: schema::IMD_QUINTILE,
-            })
-            .chain(practice_specs.iter().map(|spec| gradient::GradientSpec {
-                spec,
-                deciles: practice_outcomes::PRACTICE_DECILE,
-                quintiles: practice_outcomes::PRACTICE_QUINTILE,
-            }))
-            .collect();
-        stages.run("gradient", || {
-            let table = gradient::inequality_table(
-                &indicators,
-                &gradient_specs,
-                &config.gradient,
-                config.run.seed,
-            )
-            .context("estimating inequality gradients")?;
-            let mut table = config.disclosure.protect(
-                table,
-                &[
-                    schema::NUMERATOR,
-                    schema::DENOMINATOR,
-                    "q1_numerator",
-                    "q5_numerator",
-                ],
-                &[
-                    (schema::VALUE, &[schema::NUMERATOR, schema::DENOMINATOR]),
-                    ("q1_value", &["q1_numerator"]),
-                    ("q5_value", &["q5_numerator"]),
-                    ("gap_absolute", &["q1_numerator", "q5_numerator"]),
-                    ("gap_relative", &["q1_numerator", "q5_numerator"]),
-                ],
-            )?;
-            staging.write_frame(tables::INEQUALITY, &mut table, false)?;
-            Ok(())
-        })?;
-        stages.run("publish indicators", || {
-            let derived: Vec<(&str, &[&str])> = disclosure::INDICATOR_VALUES
-                .iter()
-                .map(|v| (*v, [schema::NUMERATOR, schema::DENOMINATOR].as_slice()))
-                .collect();
-            let mut table = config.disclosure.protect(
-                indicators.clone(),
-                &[schema::NUMERATOR, schema::DENOMINATOR],
-                &derived,
-            )?;
-            staging.write_frame(tables::INDICATORS, &mut table, false)?;
-            Ok(())
-        })?;
-    }
-    let rejected_rows: u64 = ingested.all_tables().map(|t| t.report.rows_rejected).sum();
-    stages.run("rejects", || {
-        let mut frames = Vec::new();
-        for table in ingested.all_tables() {
-            frames.push(table.rejects_frame()?);
-        }
-        for footprints in ingested.footprints.values() {
-            frames.push(rejects_frame(
-                &footprints.report.input,
-                &footprints.rejects,
-            )?);
-        }
-        let mut rejects = match frames.into_iter().reduce(|mut a, b| {
-            // Frames share the published schema; stacking cannot fail.
-            let _ = a.vstack_mut(&b);
-            a
-        }) {
-            Some(frame) => frame,
-            None => rejects_frame("", &[])?,
-        };
-        staging.write_frame(tables::REJECTS, &mut rejects, true)?;
-        Ok(())
-    })?;
-    if !config.outputs.patients_enriched {
-        staging.discard(tables::PATIENTS_ENRICHED)?;
-    }
-    if settings.abort_at == Some(AbortPoint::Tables) {
-        std::process::abort();
-    }
-
-    let population = matched.population;
-    let manifest = serde_json::json!({
-        "run_id": settings.run_id,
-        "tool": {"name": "healthgap", "version": env!("CARGO_PKG_VERSION")},
-        "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "finished_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "config": {"path": config.path, "sha256": sha256_bytes(&config_text), "text": String::from_utf8_lossy(&config_text)},
-        "seed": config.run.seed,
-        "extract_date": config.run.extract_date.to_string(),
-        "deprivation_index": index.name(),
-        "population_shape": shape,
-        "population": population,
-        "inputs": inputs,
-        "outputs": staging.tables(),
-        "stages": stages.timings,
-        "rejects": {"rows": rejected_rows},
-        "deprivation_match": matched,
-        "membership": membership,
-        "geometric": geometric,
-        "warnings": warnings,
-    });
-    let abort_at = settings.abort_at;
-    let run_dir = staging.commit(&manifest, || {
-        if abort_at == Some(AbortPoint::Rename) {
-            std::process::abort();
-        }
-    })?;
-    drop(lock);
-    Ok(RunSummary {
-        run_dir,
-        run_id: settings.run_id.clone(),
-        population,
-        rejected_rows,
-        warnings,
+    Ok(PopulationRun {
+        base,
+        prepared,
+        matched,
+        membership,
+        geometric,
+        shape,
     })
 }
 
