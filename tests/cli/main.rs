@@ -4,6 +4,7 @@
 mod bundle;
 mod harness;
 mod ingest;
+mod measure;
 mod query;
 mod run;
 mod stats;
