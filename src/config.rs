@@ -312,7 +312,7 @@ mod tests {
         )
         .expect("valid config");
         assert_eq!(
-            config.inputs[&InputKind::Iod2019].path,
+            config.inputs[&InputKind::Iod2019].paths[0],
             Path::new("conf/data/iod.parquet")
         );
         assert_eq!(config.inputs[&InputKind::PracticeOutcomes].paths.len(), 2);
