@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::output::{LogFormat, Printer};
 
+pub mod synth;
 pub mod validate;
 
 /// healthgap: where health inequalities are in a PCN's population, and whether they are closing.
@@ -42,6 +43,8 @@ pub struct Cli {
 pub enum Command {
     /// Check every input named in a config and report rejects, without running the pipeline
     Validate(validate::ValidateArgs),
+    /// Generate a synthetic registered list, conditions and outcomes with planted gradients
+    Synth(synth::SynthArgs),
 }
 
 /// Dispatch a parsed command line.
@@ -49,5 +52,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let printer = Printer::new(cli.quiet, cli.log_format);
     match cli.command {
         Command::Validate(args) => validate::run(args, &printer),
+        Command::Synth(args) => synth::run(args, &printer),
     }
 }
