@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use super::SynthError;
 use crate::config::Config;
@@ -171,36 +172,21 @@ struct Frames {
 
 impl Frames {
     fn read(config: &Config) -> Result<Frames, SynthError> {
+        // The inputs are independent: read them in parallel, then report the first failure
+        // in the order of INPUTS, so the same error shows on every run.
+        let read: Vec<Result<Option<(InputKind, LazyFrame)>, SynthError>> = INPUTS
+            .par_iter()
+            .map(|(kind, _)| read_kind(config, *kind))
+            .collect();
+        let read: Vec<Option<(InputKind, LazyFrame)>> =
+            read.into_iter().collect::<Result<_, _>>()?;
         let mut by_kind = BTreeMap::new();
         let mut paths = BTreeMap::new();
-        for (kind, _) in INPUTS {
-            let Some(source) = config.inputs.get(kind) else {
-                continue;
-            };
-            let options = ReadOptions {
-                format: source.format,
-                extract_date: Some(config.run.extract_date),
-            };
-            let mut frames = Vec::new();
-            for path in &source.paths {
-                let table = read_table(*kind, path, &options)?;
-                table.enforce_reject_limit(config.reject_limit(*kind))?;
-                frames.push(table.frame);
+        for (kind, frame) in read.into_iter().flatten() {
+            by_kind.insert(kind, frame);
+            if let Some(source) = config.inputs.get(&kind) {
+                paths.insert(kind, source.paths.clone());
             }
-            let frame = if frames.len() == 1 {
-                frames.remove(0)
-            } else {
-                concat_lf_diagonal(frames, UnionArgs::default())
-                    .map_err(|e| SynthError::polars(format!("stacking the {kind} files"), e))?
-            };
-            // Collected once: the joins below use some inputs twice, and each use of the lazy
-            // plan would parse and check the file again.
-            let frame = frame
-                .collect()
-                .map_err(|e| SynthError::polars(format!("reading {kind}"), e))?
-                .lazy();
-            by_kind.insert(*kind, frame);
-            paths.insert(*kind, source.paths.clone());
         }
         Ok(Frames { by_kind, paths })
     }
@@ -222,6 +208,39 @@ impl Frames {
             .unwrap_or_default();
         format!("{kind} ({})", files.join(", "))
     }
+}
+
+/// Read one input kind of the config (its files stacked), enforce its reject limit, and
+/// collect it once: the joins use some inputs twice, and each use of a lazy plan would parse
+/// and check the file again. `None` when the config does not name it.
+fn read_kind(
+    config: &Config,
+    kind: InputKind,
+) -> Result<Option<(InputKind, LazyFrame)>, SynthError> {
+    let Some(source) = config.inputs.get(&kind) else {
+        return Ok(None);
+    };
+    let options = ReadOptions {
+        format: source.format,
+        extract_date: Some(config.run.extract_date),
+    };
+    let mut frames = Vec::new();
+    for path in &source.paths {
+        let table = read_table(kind, path, &options)?;
+        table.enforce_reject_limit(config.reject_limit(kind))?;
+        frames.push(table.frame);
+    }
+    let frame = if frames.len() == 1 {
+        frames.remove(0)
+    } else {
+        concat_lf_diagonal(frames, UnionArgs::default())
+            .map_err(|e| SynthError::polars(format!("stacking the {kind} files"), e))?
+    };
+    let frame = frame
+        .collect()
+        .map_err(|e| SynthError::polars(format!("reading {kind}"), e))?
+        .lazy();
+    Ok(Some((kind, frame)))
 }
 
 /// Normalise an organisation name for matching: upper case, "INTEGRATED CARE BOARD" → "ICB",
