@@ -13,11 +13,12 @@
 //!    (`--patients`).
 //! 3. `catchment` locates every LSOA in its ICB (`crate::geometry`) and fits every practice's
 //!    catchment so that its population-weighted IMD score is its published one.
-//! 4. `simulate` calibrates the models (`model`, `population`, `conditions`, `outcomes`) and
-//!    draws each practice's patients from its own random stream (`seeding`), practices in
-//!    parallel.
+//! 4. `simulate` calibrates the models (`model`, `population`, `ethnicity`, `flags`,
+//!    `conditions`, `outcomes`) and draws each practice's patients from its own random stream
+//!    (`seeding`), practices in parallel.
 //! 5. `writer` streams the tables to disk in batches of practices, in practice-code order,
-//!    writes the practice × LSOA aggregate file, a config, and `truth.json` (`truth`).
+//!    writes the practice × LSOA aggregate file, `truth.json` (`truth`, with the expected
+//!    values of `expected`) and a config over it all (`run_config`).
 //!
 //! # Output (in `--out DIR`)
 //!
@@ -49,10 +50,14 @@
 
 pub mod catchment;
 pub mod conditions;
+pub mod ethnicity;
+pub mod expected;
+pub mod flags;
 pub mod frames;
 pub mod model;
 pub mod outcomes;
 pub mod population;
+pub mod run_config;
 pub mod seeding;
 pub mod selection;
 pub mod simulate;
@@ -276,7 +281,7 @@ pub fn generate(
         rows: None,
     });
     files.push(WrittenFile {
-        path: writer::write_config(&settings.out, settings.format, config, settings.seed)?,
+        path: run_config::write_config(&settings.out, settings.format, config, settings.seed)?,
         rows: None,
     });
     Ok(Summary {

@@ -1,10 +1,11 @@
-//! Who the patients are: age and sex, ethnicity and the PLUS-group flags.
+//! How old the patients are, and of which sex; and England's population by age, sex and
+//! deprivation, on which every intercept is calibrated.
 //!
 //! Owns the national age–sex profile, the age model (each practice's real age profile, tilted
-//! toward the age structure of each LSOA it draws from), the ethnicity model, the flag models
-//! and the reference population that calibrates every intercept (`super::model::calibrate`).
-//! Where patients live is `super::catchment`; conditions and outcomes are `super::conditions`
-//! and `super::outcomes`.
+//! toward the age structure of each LSOA it draws from) and the reference population
+//! (`super::model::calibrate`). Where patients live is `super::catchment`; ethnicity is
+//! `super::ethnicity`, the PLUS-group flags `super::flags`; conditions and outcomes are
+//! `super::conditions` and `super::outcomes`.
 //!
 //! **Age and sex.** A patient's broad age band (0–15, 16–64, 65+) is drawn from the practice's
 //! published shares (House of Commons Library, April 2020) multiplied by how much younger or
@@ -14,21 +15,11 @@
 //! age and sex follow England's single-year profile. Practices without a published profile
 //! take their ICB's list-weighted mean. Only `M` and `F` are generated (the aggregate
 //! publication has no other sex).
-//!
-//! **Ethnicity** (NHS ethnic category): not White British with probability
-//! logistic(e₀ + 0.8·urban + 0.35·deprivation + 1.3·London − 0.3·(age − 40)/10), where urban
-//! and deprivation are the LSOA's standardised log density and IMD score, and e₀ makes 26.5%
-//! of England's residents not White British (Census 2021); the other categories follow their
-//! Census 2021 shares; 6% are `Z` (not stated), as in GP records.
-//!
-//! **Flags** follow the model form of `super::model` with the prevalences below (among the
-//! eligible, in England's resident population); `smi` and `housebound` are the conditions
-//! `schizophrenia_bipolar` and `housebound`, so flag and condition never disagree.
 
 use rand::RngExt;
 
 use super::frames::{Lsoa, Practice};
-use super::model::{Cell, Effects, Eligibility, Link, Model, Population, calibrate, logistic};
+use super::model::{Cell, Population};
 use super::seeding::Stream;
 
 /// Oldest age generated.
@@ -269,309 +260,6 @@ pub fn reference_population(lsoas: &[Lsoa], profile: &AgeProfile) -> Population 
     Population { cells }
 }
 
-// --- Ethnicity -------------------------------------------------------------------------------
-
-/// NHS ethnic category codes generated, in this order: White British first, then the other
-/// categories, then `Z` (not stated).
-pub const ETHNIC_CODES: [&str; 17] = [
-    "A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z",
-];
-/// Census 2021 England shares (%) of the categories other than White British (B … S).
-const OTHER_ETHNIC_SHARES: [f64; 15] = [
-    0.9, 6.4, 0.9, 0.4, 0.8, 0.7, 3.3, 2.8, 1.1, 1.7, 1.1, 2.6, 0.5, 0.8, 2.2,
-];
-/// Share of England's residents not White British (Census 2021).
-pub const NOT_WHITE_BRITISH: f64 = 0.265;
-/// Share of patients with ethnicity not stated in the GP record.
-pub const NOT_STATED: f64 = 0.06;
-const ETHNICITY_URBAN: f64 = 0.8;
-const ETHNICITY_DEPRIVATION: f64 = 0.35;
-const ETHNICITY_LONDON: f64 = 1.3;
-const ETHNICITY_AGE_PER_DECADE: f64 = -0.3;
-
-/// The ethnicity model: a log-odds offset per LSOA, and the category mix.
-#[derive(Debug, Clone)]
-pub struct EthnicityModel {
-    /// Log odds of not being White British at age 40, per LSOA (same order as the LSOAs).
-    offsets: Vec<f64>,
-    cumulative_other: [f64; 15],
-    /// The calibrated e₀.
-    pub intercept: f64,
-}
-
-impl EthnicityModel {
-    /// Build and calibrate the model. `neighbours` is each LSOA's count of LSOA centroids
-    /// nearby (a density proxy: large in cities).
-    pub fn new(lsoas: &[Lsoa], neighbours: &[f64]) -> Self {
-        let urban: Vec<f64> = neighbours.iter().map(|n| n.max(1.0).ln()).collect();
-        let scores: Vec<f64> = lsoas.iter().map(|l| l.imd_score).collect();
-        let weights: Vec<f64> = lsoas.iter().map(|l| l.population).collect();
-        let urban = standardise(&urban, &weights);
-        let deprivation = standardise(&scores, &weights);
-        let base: Vec<f64> = lsoas
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                ETHNICITY_URBAN * urban.get(i).copied().unwrap_or(0.0)
-                    + ETHNICITY_DEPRIVATION * deprivation.get(i).copied().unwrap_or(0.0)
-                    + if l.london { ETHNICITY_LONDON } else { 0.0 }
-            })
-            .collect();
-        let share_at = |intercept: f64| {
-            let total: f64 = weights.iter().sum();
-            base.iter()
-                .zip(&weights)
-                .map(|(b, w)| w * logistic(intercept + b))
-                .sum::<f64>()
-                / total
-        };
-        // Bisection: the share is increasing in e₀.
-        let (mut low, mut high) = (-10.0, 10.0);
-        for _ in 0..60 {
-            let mid = 0.5 * (low + high);
-            if share_at(mid) < NOT_WHITE_BRITISH {
-                low = mid;
-            } else {
-                high = mid;
-            }
-        }
-        let intercept = 0.5 * (low + high);
-        let total: f64 = OTHER_ETHNIC_SHARES.iter().sum();
-        let mut cumulative_other = [0.0; 15];
-        let mut running = 0.0;
-        for (c, share) in cumulative_other.iter_mut().zip(OTHER_ETHNIC_SHARES) {
-            running += share / total;
-            *c = running;
-        }
-        EthnicityModel {
-            offsets: base.iter().map(|b| b + intercept).collect(),
-            cumulative_other,
-            intercept,
-        }
-    }
-
-    /// Probability that a resident of an LSOA of this age is not White British.
-    pub fn not_white_british(&self, lsoa: usize, age: u8) -> f64 {
-        let age_term = ETHNICITY_AGE_PER_DECADE * (f64::from(age) - 40.0) / 10.0;
-        logistic(self.offsets.get(lsoa).copied().unwrap_or(0.0) + age_term)
-    }
-
-    /// An index into [`ETHNIC_CODES`].
-    pub fn draw(&self, lsoa: usize, age: u8, rng: &mut Stream) -> u8 {
-        if rng.random::<f64>() < NOT_STATED {
-            return 16;
-        }
-        if rng.random::<f64>() >= self.not_white_british(lsoa, age) {
-            return 0;
-        }
-        let target = rng.random::<f64>();
-        let index = self.cumulative_other.partition_point(|&c| c <= target);
-        // 1 + (0..=14)
-        1 + index.min(14) as u8
-    }
-}
-
-/// Weighted z-scores.
-fn standardise(values: &[f64], weights: &[f64]) -> Vec<f64> {
-    let total: f64 = weights.iter().sum();
-    if total <= 0.0 {
-        return vec![0.0; values.len()];
-    }
-    let mean = values.iter().zip(weights).map(|(v, w)| v * w).sum::<f64>() / total;
-    let variance = values
-        .iter()
-        .zip(weights)
-        .map(|(v, w)| w * (v - mean).powi(2))
-        .sum::<f64>()
-        / total;
-    let sd = variance.sqrt().max(1e-12);
-    values.iter().map(|v| (v - mean) / sd).collect()
-}
-
-// --- Flags -----------------------------------------------------------------------------------
-
-/// Where a flag's value comes from.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FlagSource {
-    /// Drawn from its own model: prevalence among the eligible in England's population.
-    Model {
-        /// Who can have the flag.
-        eligibility: Eligibility,
-        /// Prevalence among the eligible.
-        prevalence: f64,
-        /// Slopes of the model form.
-        effects: Effects,
-    },
-    /// The same as having this condition (a code of `crate::conditions`).
-    Condition(&'static str),
-}
-
-const fn effects(
-    age_slope: f64,
-    age_curvature: f64,
-    female: f64,
-    deprivation: f64,
-    latent: f64,
-) -> Effects {
-    Effects {
-        age_slope,
-        age_curvature,
-        female,
-        deprivation,
-        latent,
-    }
-}
-
-/// The flag models, in the order of [`crate::schema::PATIENT_FLAGS`]. Prevalences: QOF
-/// registers (learning disability 0.55%, palliative care 0.45%), recorded carers, care home
-/// residents (3% of people 65+, most of them 80+), pregnancies (≈4.5% of women 15–44 at any
-/// time, peaking at 31), recorded autism (1%), veterans (3.5% of adults, mostly older men),
-/// and small groups (homeless, Gypsy/Roma/Traveller, asylum seekers) concentrated in deprived
-/// areas.
-pub const FLAGS: [(&str, FlagSource); 13] = [
-    (
-        "learning_disability",
-        FlagSource::Model {
-            eligibility: Eligibility::from_age(0),
-            prevalence: 0.0055,
-            effects: effects(-0.1, -0.02, -0.4, 0.05, 0.3),
-        },
-    ),
-    ("smi", FlagSource::Condition("schizophrenia_bipolar")),
-    (
-        "carer",
-        FlagSource::Model {
-            eligibility: Eligibility::from_age(16),
-            prevalence: 0.05,
-            effects: effects(0.2, -0.2, 0.4, 0.02, 0.0),
-        },
-    ),
-    (
-        "homeless",
-        FlagSource::Model {
-            eligibility: Eligibility::ages(16, 79),
-            prevalence: 0.0025,
-            effects: effects(-0.2, -0.15, -0.8, 0.2, 0.5),
-        },
-    ),
-    (
-        "care_home",
-        FlagSource::Model {
-            eligibility: Eligibility::from_age(65),
-            prevalence: 0.03,
-            effects: effects(1.4, 0.0, 0.3, 0.03, 0.9),
-        },
-    ),
-    ("housebound", FlagSource::Condition("housebound")),
-    (
-        "eol_register",
-        FlagSource::Model {
-            eligibility: Eligibility::from_age(0),
-            prevalence: 0.0045,
-            effects: effects(1.0, 0.0, 0.0, 0.02, 1.2),
-        },
-    ),
-    (
-        "pregnant",
-        FlagSource::Model {
-            eligibility: Eligibility::women(15, 44),
-            prevalence: 0.045,
-            effects: effects(-5.7, -1.5, 0.0, 0.02, -0.2),
-        },
-    ),
-    (
-        "autism",
-        FlagSource::Model {
-            eligibility: Eligibility::from_age(0),
-            prevalence: 0.01,
-            effects: effects(-0.6, 0.0, -1.2, 0.03, 0.2),
-        },
-    ),
-    (
-        "veteran",
-        FlagSource::Model {
-            eligibility: Eligibility::from_age(18),
-            prevalence: 0.035,
-            effects: effects(0.8, -0.05, -2.8, 0.03, 0.0),
-        },
-    ),
-    (
-        "gypsy_roma_traveller",
-        FlagSource::Model {
-            eligibility: Eligibility::from_age(0),
-            prevalence: 0.001,
-            effects: effects(-0.2, 0.0, 0.0, 0.15, 0.2),
-        },
-    ),
-    (
-        "asylum_seeker",
-        FlagSource::Model {
-            eligibility: Eligibility::from_age(0),
-            prevalence: 0.0012,
-            effects: effects(-0.4, -0.2, -0.7, 0.2, 0.0),
-        },
-    ),
-    (
-        "drug_alcohol_dependence",
-        FlagSource::Model {
-            eligibility: Eligibility::from_age(16),
-            prevalence: 0.01,
-            effects: effects(-0.1, -0.2, -0.8, 0.15, 0.6),
-        },
-    ),
-];
-
-/// A flag ready to draw: its calibrated model, or the condition it mirrors.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FlagModel {
-    /// Drawn from this model.
-    Drawn(Model),
-    /// Set when the patient has the condition at this index of `crate::conditions::CONDITIONS`.
-    Condition(usize),
-}
-
-/// Calibrate the flag models on the reference population.
-///
-/// # Errors
-/// The name of a flag whose prevalence cannot be reached, or whose condition is not in the
-/// vocabulary.
-pub fn flag_models(reference: &Population) -> Result<Vec<(&'static str, FlagModel)>, String> {
-    FLAGS
-        .iter()
-        .map(|(name, source)| match source {
-            FlagSource::Model {
-                eligibility,
-                prevalence,
-                effects,
-            } => calibrate(
-                Link::Logit,
-                *effects,
-                *eligibility,
-                *prevalence,
-                reference,
-                None,
-            )
-            .map(|intercept| {
-                (
-                    *name,
-                    FlagModel::Drawn(Model {
-                        link: Link::Logit,
-                        intercept,
-                        effects: *effects,
-                        eligibility: *eligibility,
-                    }),
-                )
-            })
-            .ok_or_else(|| format!("flag {name}: prevalence {prevalence} cannot be reached")),
-            FlagSource::Condition(code) => crate::conditions::CONDITIONS
-                .iter()
-                .position(|c| c.code == *code)
-                .map(|index| (*name, FlagModel::Condition(index)))
-                .ok_or_else(|| format!("flag {name}: condition {code} is not in the vocabulary")),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,12 +286,6 @@ mod tests {
             .map(|c| c.2)
             .sum();
         assert!(women_90_plus > 0.6, "{women_90_plus}");
-    }
-
-    #[test]
-    fn flags_follow_the_schema_order() {
-        let names: Vec<&str> = FLAGS.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, crate::schema::PATIENT_FLAGS);
     }
 
     #[test]

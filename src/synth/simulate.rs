@@ -13,12 +13,14 @@ use rand_distr::StandardNormal;
 use super::SynthError;
 use super::catchment::{Catchment, CatchmentModel};
 use super::conditions::{ConditionModel, condition_models};
+use super::ethnicity::EthnicityModel;
+use super::flags::{FlagModel, flag_models};
 use super::frames::Reference;
 use super::model::{Population, Subject};
 use super::outcomes::{OutcomeModel, outcome_models};
 use super::population::{
-    AgeProfile, BandSampler, EthnicityModel, FlagModel, PRACTICE_BANDS, band_probabilities,
-    flag_models, practice_band_shares, reference_population, resident_band_shares,
+    AgeProfile, BandSampler, PRACTICE_BANDS, band_probabilities, practice_band_shares,
+    reference_population, resident_band_shares,
 };
 use super::seeding::{Purpose, Stream, stream};
 use crate::indicators::IndicatorKind;
@@ -110,7 +112,7 @@ pub struct PracticeOutput {
     pub age: Vec<u8>,
     /// Female (else male).
     pub female: Vec<bool>,
-    /// Index into `super::population::ETHNIC_CODES`.
+    /// Index into `super::ethnicity::ETHNIC_CODES`.
     pub ethnicity: Vec<u8>,
     /// Bit i set = flag i of `schema::PATIENT_FLAGS`.
     pub flags: Vec<u16>,

@@ -1,21 +1,10 @@
 //! `truth.json`: what the generator planted, and what it implies, from the model itself.
 //!
-//! Owns the expected values the models imply (not the sample's), for England and for the run's
-//! selection, and the document that records them beside the data: the seed and arguments, the
-//! model of every outcome, condition and flag, the planted deprivation effect per outcome, and
-//! the SII and RII of each outcome across IMD deciles.
-//!
-//! **The population the truth is computed on** is the generator's own registered population:
-//! every practice (England; or the selected ones at their generated sizes) × the LSOAs of its
-//! catchment × the three age bands of the age model, with single years and sexes by England's
-//! profile within each band. For each outcome and decile, the expected eligible people and
-//! events integrate the model over that population and over the latent score (Gauss–Hermite,
-//! `super::model`). The SII and RII are the weighted least-squares point estimates of
-//! PHEindicatormethods' `phe_sii` over the ten decile values (quantile 1 = most deprived,
-//! weights = eligible population shares, no transform, multiplier 1): SII = value at the least
-//! deprived end minus value at the most deprived end of the fitted line, RII = their ratio
-//! (least / most deprived). So an outcome that is worse in deprived areas has a negative SII and
-//! an RII below 1 for counts and "bad" events, and the reverse for screening and vaccination.
+//! Owns the document that records a run beside its data: the seed and arguments, the model of
+//! every outcome, condition and flag, the planted deprivation effect per outcome, and the
+//! expected values with their SII and RII for England and for the run's selection. The
+//! expected values themselves (over the generator's registered population, not the sample) are
+//! computed in `super::expected`.
 
 use serde::Serialize;
 
@@ -24,11 +13,12 @@ use super::catchment::{
     ANCHOR_SCORE_SD, CANDIDATES, CANDIDATES_PER_RANK, CatchmentModel, MAX_TILT, NEIGHBOUR_RANK,
     PATIENTS_PER_NEIGHBOUR, ROUNDS,
 };
+use super::expected::{Gradient, gradient, registered_population};
+use super::flags::{FLAGS, FlagModel, FlagSource};
 use super::frames::Reference;
-use super::model::{DECILES, Effects, Expectation, Link, Model, Population};
-use super::population::{FlagModel, PRACTICE_BANDS, spread_bands};
+use super::model::{Effects, Link, Model};
 use super::selection::Selection;
-use super::simulate::{Models, catchment_band_probabilities};
+use super::simulate::Models;
 use crate::geometry::LocationSummary;
 use crate::indicators::IndicatorKind;
 
@@ -97,6 +87,8 @@ pub struct Conventions {
     pub count_rows: &'static str,
     /// The populations the expected values are over.
     pub expected_values: &'static str,
+    /// The age-standardised values.
+    pub age_standardised: &'static str,
     /// The SII/RII method and sign.
     pub sii: &'static str,
 }
@@ -137,35 +129,6 @@ pub struct PlantedEffect {
     pub log_ratio_per_decile: f64,
     /// Decile 1 against decile 10 at the same age, sex and latent score: ratio⁹.
     pub ratio_decile_1_vs_10: f64,
-}
-
-/// One decile's expected value.
-#[derive(Debug, Clone, Serialize)]
-pub struct DecileValue {
-    /// IMD decile (1 = most deprived).
-    pub decile: u8,
-    /// Expected eligible people.
-    pub eligible: f64,
-    /// Share of all eligible people.
-    pub population_share: f64,
-    /// Expected value: a proportion (binary) or events per person-year (count).
-    pub value: f64,
-}
-
-/// Expected values across deciles, and the gradient they imply.
-#[derive(Debug, Clone, Serialize)]
-pub struct Gradient {
-    /// Expected value over all eligible people.
-    pub value: f64,
-    /// Expected eligible people.
-    pub eligible: f64,
-    /// By decile.
-    pub by_decile: Vec<DecileValue>,
-    /// Slope index of inequality (least minus most deprived end), `null` with fewer than two
-    /// populated deciles.
-    pub sii: Option<f64>,
-    /// Relative index of inequality (least / most deprived end).
-    pub rii: Option<f64>,
 }
 
 /// One outcome.
@@ -251,127 +214,9 @@ const CALIBRATION: &str = "each intercept is solved so that England's residents 
 const BINARY_ROWS: &str = "binary outcomes: one row per eligible patient, value 0 or 1";
 const COUNT_ROWS: &str = "count outcomes: one row per patient with a count of at least 1; a patient without a row counted 0";
 const EXPECTED_VALUES: &str = "england: every practice at its real list size, its catchment and its age model; selection: the generated practices at their generated sizes; both integrate the model over age, sex and u (not the sample)";
+const AGE_STANDARDISED: &str = "age_standardised: direct standardisation of the same expected values to ESP2013 (19 five-year bands, 90+ open; weights summing to 100,000) over the bands with eligible people, in the same unit as the crude value (a proportion, or events per person-year); its SII and RII weight deciles by eligible people";
 const SII: &str = "weighted least squares of the decile values on the relative rank (cumulative midpoint of eligible population shares, decile 1 = most deprived first), as PHEindicatormethods phe_sii's point estimate with no transform and multiplier 1: sii = fitted value at the least deprived end minus at the most deprived end; rii = their ratio (least / most)";
 const CATCHMENT_MODEL: &str = "anchor LSOA drawn ∝ population × closeness of its IMD score to the practice's published score; candidates = nearest LSOAs of the practice's ICB with distance decay exp(−d/λ); iterative proportional fitting over the ICB's practices: each practice's population-weighted IMD score equals its published score (exponential tilt), each LSOA's registrations approach its share of the ICB's residents (see src/synth/catchment.rs)";
-
-/// The population of a set of practices with given list sizes, by decile, age and sex, as
-/// the generator's catchment and age models imply it.
-pub fn registered_population(
-    reference: &Reference,
-    catchments: &CatchmentModel,
-    models: &Models,
-    practices: &[(usize, f64)],
-) -> Population {
-    let mut by_decile = [[0.0f64; 3]; DECILES];
-    for &(practice, list_size) in practices {
-        let (Some(catchment), Some(bands)) = (
-            catchments.catchments.get(practice),
-            models.practice_bands.get(practice),
-        ) else {
-            continue;
-        };
-        let probabilities = catchment_band_probabilities(reference, catchment, bands);
-        for ((lsoa, share), band_probabilities) in catchment
-            .lsoas
-            .iter()
-            .zip(&catchment.shares)
-            .zip(probabilities)
-        {
-            let Some(decile) = reference.lsoas.get(*lsoa as usize).map(|l| l.imd_decile) else {
-                continue;
-            };
-            let row = &mut by_decile[usize::from(decile.clamp(1, 10) - 1)];
-            for band in 0..3 {
-                row[band] += list_size * share * band_probabilities[band];
-            }
-        }
-    }
-    let mut cells = Vec::new();
-    for (index, counts) in by_decile.iter().enumerate() {
-        // index < 10
-        spread_bands(
-            &models.profile,
-            &PRACTICE_BANDS,
-            index as u8 + 1,
-            counts,
-            &mut cells,
-        );
-    }
-    Population { cells }
-}
-
-/// The SII and RII point estimates over quantile values ordered from most to least deprived,
-/// weighted by population: weighted least squares of value on relative rank (PHEindicatormethods
-/// `phe_sii`, no transform, multiplier 1). `None` with fewer than two populated quantiles.
-///
-/// TODO(merge): use crate::stats::sii when the statistics module is on main.
-pub fn sii_point_estimate(values: &[f64], populations: &[f64]) -> Option<(f64, f64)> {
-    let rows: Vec<(f64, f64)> = values
-        .iter()
-        .zip(populations)
-        .filter(|(v, p)| v.is_finite() && **p > 0.0)
-        .map(|(v, p)| (*v, *p))
-        .collect();
-    if rows.len() < 2 {
-        return None;
-    }
-    let total: f64 = rows.iter().map(|r| r.1).sum();
-    let mut cumulative = 0.0;
-    let points: Vec<(f64, f64, f64)> = rows
-        .iter()
-        .map(|(value, population)| {
-            let share = population / total;
-            let rank = cumulative + share / 2.0;
-            cumulative += share;
-            (share, rank, *value)
-        })
-        .collect();
-    let mean_rank: f64 = points.iter().map(|(a, b, _)| a * b).sum();
-    let mean_value: f64 = points.iter().map(|(a, _, v)| a * v).sum();
-    let sxy: f64 = points
-        .iter()
-        .map(|(a, b, v)| a * (b - mean_rank) * (v - mean_value))
-        .sum();
-    let sxx: f64 = points
-        .iter()
-        .map(|(a, b, _)| a * (b - mean_rank).powi(2))
-        .sum();
-    if sxx <= 0.0 {
-        return None;
-    }
-    let slope = sxy / sxx;
-    let intercept = mean_value - slope * mean_rank;
-    Some((slope, (intercept + slope) / intercept))
-}
-
-fn gradient(expectation: &Expectation) -> Gradient {
-    let values = expectation.by_decile();
-    let eligible: f64 = expectation.eligible.iter().sum();
-    let by_decile = (0..DECILES)
-        .map(|i| DecileValue {
-            // i < 10
-            decile: i as u8 + 1,
-            eligible: expectation.eligible[i],
-            population_share: if eligible > 0.0 {
-                expectation.eligible[i] / eligible
-            } else {
-                0.0
-            },
-            value: values[i],
-        })
-        .collect();
-    let (sii, rii) = match sii_point_estimate(&values, &expectation.eligible) {
-        Some((sii, rii)) => (Some(sii), Some(rii)),
-        None => (None, None),
-    };
-    Gradient {
-        value: expectation.overall(),
-        eligible,
-        by_decile,
-        sii,
-        rii,
-    }
-}
 
 fn correlation(pairs: &[(f64, f64)]) -> Option<f64> {
     let n = pairs.len() as f64;
@@ -453,8 +298,8 @@ pub fn truth(inputs: &TruthInputs<'_>) -> Truth {
                     log_ratio_per_decile: ratio.ln(),
                     ratio_decile_1_vs_10: ratio.powi(9),
                 },
-                england: gradient(&england.expect(&outcome.model, within)),
-                selection: gradient(&generated.expect(&outcome.model, within)),
+                england: gradient(&england, &outcome.model, within),
+                selection: gradient(&generated, &outcome.model, within),
             }
         })
         .collect();
@@ -476,15 +321,12 @@ pub fn truth(inputs: &TruthInputs<'_>) -> Truth {
         .map(|(name, flag)| match flag {
             FlagModel::Drawn(model) => AttributeTruth {
                 code: name,
-                target: super::population::FLAGS
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .and_then(|(_, source)| match source {
-                        super::population::FlagSource::Model { prevalence, .. } => {
-                            Some(*prevalence)
-                        }
-                        super::population::FlagSource::Condition(_) => None,
-                    }),
+                target: FLAGS.iter().find(|(n, _)| n == name).and_then(
+                    |(_, source)| match source {
+                        FlagSource::Model { prevalence, .. } => Some(*prevalence),
+                        FlagSource::Condition(_) => None,
+                    },
+                ),
                 model: Some(Coefficients::of(model, model.eligibility.describe())),
                 same_as_condition: None,
                 england_prevalence: Some(england.expect(model, None).overall()),
@@ -557,6 +399,7 @@ pub fn truth(inputs: &TruthInputs<'_>) -> Truth {
             binary_rows: BINARY_ROWS,
             count_rows: COUNT_ROWS,
             expected_values: EXPECTED_VALUES,
+            age_standardised: AGE_STANDARDISED,
             sii: SII,
         },
         outcomes,
@@ -564,50 +407,5 @@ pub fn truth(inputs: &TruthInputs<'_>) -> Truth {
         flags,
         catchment,
         reference_notes: reference.dropped.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sii_of_a_straight_line_is_its_slope() {
-        // Equal populations: ranks 0.05, 0.15, …, 0.95; value = 10 + 20·rank.
-        let values: Vec<f64> = (0..10)
-            .map(|i| 10.0 + 20.0 * (0.05 + 0.1 * f64::from(i)))
-            .collect();
-        let (sii, rii) = sii_point_estimate(&values, &[1.0; 10]).expect("ten deciles");
-        assert!((sii - 20.0).abs() < 1e-9, "{sii}");
-        assert!((rii - 30.0 / 10.0).abs() < 1e-9, "{rii}");
-    }
-
-    #[test]
-    fn sii_matches_the_reference_point_estimate() {
-        // PHEindicatormethods test data, area1 (sii_input.csv records 1–10): sii 6.9346, rii 1.0888.
-        let values = [
-            75.9334590103081,
-            78.3442382727843,
-            83.8360631041654,
-            83.6375399664931,
-            80.4655031529559,
-            81.1156759857022,
-            81.6930835718562,
-            84.1900062060987,
-            80.5955641081472,
-            86.2894349578624,
-        ];
-        let populations = [
-            7291.0, 7997.0, 6105.0, 7666.0, 5790.0, 6934.0, 5918.0, 5974.0, 7147.0, 7534.0,
-        ];
-        let (sii, rii) = sii_point_estimate(&values, &populations).expect("ten deciles");
-        assert!((sii - 6.934616473668819).abs() < 1e-6, "{sii}");
-        assert!((rii - 1.0888180804446217).abs() < 1e-6, "{rii}");
-    }
-
-    #[test]
-    fn sii_needs_two_quantiles() {
-        assert_eq!(sii_point_estimate(&[1.0], &[5.0]), None);
-        assert_eq!(sii_point_estimate(&[1.0, f64::NAN], &[5.0, 5.0]), None);
     }
 }

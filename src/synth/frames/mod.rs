@@ -17,6 +17,8 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rayon::prelude::*;
 
+mod icbs;
+
 use super::SynthError;
 use crate::config::Config;
 use crate::ingest::{Footprints, InputKind, ReadOptions, read_footprints, read_table};
@@ -73,8 +75,8 @@ pub struct Lsoa {
     pub longitude: f64,
     /// Centroid latitude (WGS84).
     pub latitude: f64,
-    /// In the London region (from the LSOA lookup; `false` when no lookup is configured).
-    pub london: bool,
+    /// Region name (from the LSOA lookup; `None` when no lookup is configured).
+    pub region: Option<String>,
 }
 
 /// One Integrated Care Board.
@@ -151,7 +153,7 @@ pub fn load(config: &Config) -> Result<Reference, SynthError> {
     let extract_date = config.run.extract_date;
     let frames = Frames::read(config)?;
 
-    let icbs = icbs(&frames, &footprints)?;
+    let icbs = icbs::icbs(&frames, &footprints)?;
     let (practices, dropped) = practices(&frames, &icbs, extract_date)?;
     let lsoas = lsoas(&frames)?;
     Ok(Reference {
@@ -241,120 +243,6 @@ fn read_kind(
         .map_err(|e| SynthError::polars(format!("reading {kind}"), e))?
         .lazy();
     Ok(Some((kind, frame)))
-}
-
-/// Normalise an organisation name for matching: upper case, "INTEGRATED CARE BOARD" → "ICB",
-/// a trailing sub-ICB code (" - 16C": 3 to 5 letters and digits, with a digit) dropped,
-/// punctuation runs to one space.
-fn normalise_name(name: &str) -> String {
-    let upper = name.to_uppercase().replace("INTEGRATED CARE BOARD", "ICB");
-    let trimmed = match upper.rsplit_once(" - ") {
-        Some((head, tail))
-            if (3..=5).contains(&tail.trim().len())
-                && tail.trim().chars().all(|c| c.is_ascii_alphanumeric())
-                && tail.chars().any(|c| c.is_ascii_digit()) =>
-        {
-            head.to_string()
-        }
-        _ => upper,
-    };
-    trimmed
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The ICBs, matched from ODS codes (practice parents in `epraccur`) to the ONS codes of the
-/// boundaries.
-///
-/// The practice map (January 2022) gives each ICB's ONS code, but eight ICBs took new ONS codes
-/// when their boundaries changed in July 2022 (e.g. Greater Manchester `E54000007` →
-/// `E54000057`). For those the name is matched instead: ePCN names each practice's sub-ICB
-/// location "NHS <ICB NAME> ICB - <code>", and the boundary file names the ICB "NHS <ICB NAME>
-/// Integrated Care Board".
-fn icbs(frames: &Frames, footprints: &Footprints) -> Result<Vec<Icb>, SynthError> {
-    let by_ons: BTreeMap<&str, &str> = footprints
-        .features
-        .iter()
-        .map(|f| (f.code.as_str(), f.name.as_deref().unwrap_or("")))
-        .collect();
-    let by_name: BTreeMap<String, &str> = footprints
-        .features
-        .iter()
-        .filter_map(|f| Some((normalise_name(f.name.as_deref()?), f.code.as_str())))
-        .collect();
-
-    let practice_parents = frames
-        .required(InputKind::Epraccur)?
-        .select([col(schema::PRACTICE_CODE), col(schema::ICB_CODE)]);
-    let map = frames
-        .required(InputKind::PracticeMap)?
-        .select([col(schema::ICB_CODE), col(schema::ICB_ONS_CODE)])
-        .filter(col(schema::ICB_CODE).is_not_null())
-        .unique_stable(None, UniqueKeepStrategy::First);
-    let sub_icb_names = frames
-        .required(InputKind::EpcnMembers)?
-        .select([col(schema::PRACTICE_CODE), col(schema::SUB_ICB_NAME)])
-        .inner_join(
-            practice_parents,
-            col(schema::PRACTICE_CODE),
-            col(schema::PRACTICE_CODE),
-        )
-        .filter(
-            col(schema::ICB_CODE)
-                .is_not_null()
-                .and(col(schema::SUB_ICB_NAME).is_not_null()),
-        )
-        // The commonest name among the ICB's practices (ties: the first in order).
-        .group_by([col(schema::ICB_CODE), col(schema::SUB_ICB_NAME)])
-        .agg([len().alias(PRACTICES)])
-        .sort(
-            [schema::ICB_CODE, PRACTICES, schema::SUB_ICB_NAME],
-            SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
-        )
-        .group_by_stable([col(schema::ICB_CODE)])
-        .agg([col(schema::SUB_ICB_NAME).first()]);
-    let table = map
-        .join(
-            sub_icb_names,
-            [col(schema::ICB_CODE)],
-            [col(schema::ICB_CODE)],
-            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
-        )
-        .sort([schema::ICB_CODE], SortMultipleOptions::default())
-        .collect()
-        .map_err(|e| SynthError::polars("matching ICB codes to their boundaries", e))?;
-    let ods = strings(&table, schema::ICB_CODE)?;
-    let ons = strings(&table, schema::ICB_ONS_CODE)?;
-    let names = strings(&table, schema::SUB_ICB_NAME)?;
-    let mut icbs = Vec::new();
-    for ((ods, ons), name) in ods.into_iter().zip(ons).zip(names) {
-        let Some(ods) = ods else { continue };
-        let matched = ons
-            .as_deref()
-            .filter(|code| by_ons.contains_key(code))
-            .or_else(|| {
-                name.as_deref()
-                    .and_then(|n| by_name.get(&normalise_name(n)).copied())
-            });
-        if let Some(ons) = matched {
-            icbs.push(Icb {
-                ods_code: ods,
-                ons_code: ons.to_string(),
-                name: by_ons.get(ons).copied().unwrap_or_default().to_string(),
-            });
-        }
-    }
-    if icbs.is_empty() {
-        return Err(SynthError::Data(format!(
-            "no ICB code of {} or {} matches a boundary in {}",
-            frames.label(InputKind::PracticeMap),
-            frames.label(InputKind::EpcnMembers),
-            footprints.path.display()
-        )));
-    }
-    Ok(icbs)
 }
 
 /// Active GP practices with a list size, joined to their ICB, PCN, published score and age
@@ -592,19 +480,11 @@ fn lsoas(frames: &Frames) -> Result<Vec<Lsoa>, SynthError> {
         .inner_join(centroids, col(schema::LSOA_CODE), col(schema::LSOA_CODE));
     plan = match frames.get(InputKind::LsoaLookup) {
         Some(lookup) => plan.left_join(
-            lookup.select([
-                col(schema::LSOA_CODE),
-                col(schema::REGION_NAME)
-                    .str()
-                    .to_uppercase()
-                    .eq(lit("LONDON"))
-                    .fill_null(lit(false))
-                    .alias(LONDON),
-            ]),
+            lookup.select([col(schema::LSOA_CODE), col(schema::REGION_NAME)]),
             col(schema::LSOA_CODE),
             col(schema::LSOA_CODE),
         ),
-        None => plan.with_column(lit(false).alias(LONDON)),
+        None => plan.with_column(lit(NULL).cast(DataType::String).alias(schema::REGION_NAME)),
     };
     let table = plan
         .filter(
@@ -623,10 +503,7 @@ fn lsoas(frames: &Frames) -> Result<Vec<Lsoa>, SynthError> {
     let old = floats(&table, schema::POPULATION_60_PLUS)?;
     let longitude = floats(&table, schema::LONGITUDE)?;
     let latitude = floats(&table, schema::LATITUDE)?;
-    let london = table
-        .column(LONDON)
-        .and_then(|c| c.bool().cloned())
-        .map_err(|e| SynthError::polars("reading the London flag", e))?;
+    let regions = strings(&table, schema::REGION_NAME)?;
     let mut lsoas = Vec::with_capacity(table.height());
     for i in 0..table.height() {
         let (Some(code), Some(score), Some(decile), Some(population), Some(lon), Some(lat)) = (
@@ -649,7 +526,7 @@ fn lsoas(frames: &Frames) -> Result<Vec<Lsoa>, SynthError> {
             population_60_plus: old[i].unwrap_or(0.0),
             longitude: lon,
             latitude: lat,
-            london: london.get(i).unwrap_or(false),
+            region: regions[i].clone(),
         });
     }
     if lsoas.is_empty() {
@@ -667,7 +544,6 @@ const LIST_SIZE: &str = "list_size";
 const PUBLISHED_SCORE: &str = "published_score";
 const SHARE_16_PLUS: &str = "share_16_plus";
 const SHARE_65_PLUS: &str = "share_65_plus";
-const LONDON: &str = "london";
 const PRACTICES: &str = "practices";
 
 /// A text column as `Option<String>`s.
@@ -692,22 +568,4 @@ fn floats(frame: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, SynthError>
         .f64()
         .map_err(|e| SynthError::polars(format!("reading column {name}"), e))?;
     Ok(values.iter().collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalise_name_matches_epcn_and_boundary_spellings() {
-        assert_eq!(
-            normalise_name("NHS NORTH EAST AND NORTH CUMBRIA ICB - 16C"),
-            normalise_name("NHS North East and North Cumbria Integrated Care Board")
-        );
-        assert_eq!(
-            normalise_name("NHS STAFFORDSHIRE AND STOKE-ON-TRENT ICB - 05W"),
-            "NHS STAFFORDSHIRE AND STOKE ON TRENT ICB"
-        );
-        assert_eq!(normalise_name("Leeds - West"), "LEEDS WEST");
-    }
 }
