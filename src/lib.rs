@@ -25,3 +25,4 @@ pub mod pipeline;
 pub mod query;
 pub mod schema;
 pub mod stats;
+pub mod synth;

@@ -13,6 +13,7 @@ use crate::output::{LogFormat, Printer};
 pub mod query;
 pub mod run;
 pub mod stats;
+pub mod synth;
 pub mod validate;
 
 /// healthgap: where health inequalities are in a PCN's population, and whether they are closing.
@@ -49,6 +50,7 @@ pub enum Command {
     Stats(Box<stats::StatsArgs>),
     Validate(validate::ValidateArgs),
     Query(query::QueryArgs),
+    Synth(synth::SynthArgs),
 }
 
 /// Dispatch a parsed command line.
@@ -59,5 +61,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::run(*args, &printer),
         Command::Validate(args) => validate::run(args, &printer),
         Command::Query(args) => query::run(args, &printer),
+        Command::Synth(args) => synth::run(args, &printer),
     }
 }

@@ -8,4 +8,5 @@ mod measure;
 mod query;
 mod run;
 mod stats;
+mod synth;
 mod validate;
