@@ -26,6 +26,9 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
             || cause.is::<crate::ingest::InputError>()
             || cause.is::<crate::config::ConfigError>()
             || cause
+                .downcast_ref::<crate::synth::SynthError>()
+                .is_some_and(|e| e.is_user_error())
+            || cause
                 .downcast_ref::<crate::pipeline::publish::PublishError>()
                 .is_some_and(|e| e.is_user_facing())
             || cause.is::<crate::stats::StatsError>()

@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod conditions;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod geometry;
 pub mod indicators;

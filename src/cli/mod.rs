@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::output::{LogFormat, Printer};
 
+pub mod demo;
 pub mod query;
 pub mod run;
 pub mod stats;
@@ -46,6 +47,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[allow(missing_docs)]
 pub enum Command {
+    Demo(demo::DemoArgs),
     Run(run::RunArgs),
     Stats(Box<stats::StatsArgs>),
     Validate(validate::ValidateArgs),
@@ -57,6 +59,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let printer = Printer::new(cli.quiet, cli.log_format);
     match cli.command {
+        Command::Demo(args) => demo::run(args, &printer),
         Command::Run(args) => run::run(args, &printer),
         Command::Stats(args) => stats::run(*args, &printer),
         Command::Validate(args) => validate::run(args, &printer),

@@ -9,7 +9,7 @@ use clap::Args;
 use crate::config::Config;
 use crate::error::UserError;
 use crate::output::Printer;
-use crate::synth::{OutputFormat, Scale, Settings, SynthError, generate};
+use crate::synth::{OutputFormat, Scale, Settings, generate};
 
 /// Generate a synthetic patient-level registered list, conditions and outcomes with planted
 /// deprivation gradients.
@@ -120,7 +120,7 @@ fn scale_name(scale: Scale) -> &'static str {
 pub fn run(args: SynthArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let settings = args.settings()?;
     let config = Config::load(&settings.config)?;
-    let summary = generate(&settings, &config, printer).map_err(classify)?;
+    let summary = generate(&settings, &config, printer)?;
     for note in &summary.notes {
         printer.note(format!("note: {note}"));
     }
@@ -149,13 +149,4 @@ pub fn run(args: SynthArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
         printer.result(line).context("writing the summary")?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Errors a person must fix exit with code 2 (`crate::error`); others with 1.
-fn classify(error: SynthError) -> anyhow::Error {
-    if error.is_user_error() {
-        anyhow::Error::new(UserError(error.to_string()))
-    } else {
-        anyhow::Error::new(error)
-    }
 }

@@ -377,10 +377,10 @@ fn area_gradient(
         .zip(pick(&area.lower))
         .map(|(u, l)| (u - l) / (2.0 * crate::stats::precision::Z_95))
         .collect();
-    out.curvature_z = curvature(&rank, &pick(&area.value), &se)
-        .ok()
-        .map(|c| c.z())
-        .filter(|z| z.is_finite());
+    if let Ok(fit) = curvature(&rank, &pick(&area.value), &se) {
+        out.curvature_z = Some(fit.z()).filter(|z| z.is_finite());
+        out.curvature = Some(fit.coefficient).filter(|c| c.is_finite());
+    }
     out
 }
 

@@ -1,0 +1,244 @@
+//! `healthgap demo`: generate (or reuse) ICB-scale synthetic data, write a complete config, run
+//! the whole pipeline and summarise what it found.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use polars::prelude::*;
+
+use crate::config::Config;
+use crate::output::Printer;
+use crate::pipeline::{self, RunSettings};
+use crate::synth::{OutputFormat, Scale, Settings};
+
+/// Run the whole pipeline end to end on bundled and generated data.
+///
+/// Generates a synthetic patient-level registered list for one ICB (real practices, PCNs and
+/// LSOAs; planted deprivation gradients recorded in truth.json), or reuses it when it is
+/// already there, writes a complete example config beside it (`demo.toml`: every input, a
+/// dozen indicators, both segmentations), runs the pipeline into ROOT, and prints where the
+/// outputs are with a short summary: population, Core20 share and the three steepest
+/// gradients. Everything it needs is in the repository; nothing is downloaded.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  healthgap demo\n  healthgap demo --scale pcn              # one PCN, a minute on a laptop\n  healthgap demo --icb QHM --out /tmp/hg  # a chosen ICB\n  healthgap query --run out/latest --tables"
+)]
+pub struct DemoArgs {
+    /// Output root: runs go to ROOT/<run_id> with ROOT/latest, data to ROOT/demo-data
+    #[arg(long, value_name = "ROOT", default_value = "out")]
+    pub out: PathBuf,
+
+    /// How much to generate: one ICB (default) or one PCN (quick)
+    #[arg(long, value_enum, default_value_t = DemoScale::Icb)]
+    pub scale: DemoScale,
+
+    /// The ICB (ODS or ONS code); default: the ICB with the median list size
+    #[arg(long, value_name = "CODE")]
+    pub icb: Option<String>,
+
+    /// Scale the generated lists to N patients in all (default: real list sizes)
+    #[arg(long, value_name = "N")]
+    pub patients: Option<u64>,
+
+    /// Seed of the synthetic data and of the SII simulation
+    #[arg(long, value_name = "S", default_value_t = 2024)]
+    pub seed: u64,
+
+    /// The config naming the bundled reference data
+    #[arg(long, short, value_name = "FILE", default_value = "healthgap.toml")]
+    pub config: PathBuf,
+
+    /// Generate the data again even if it is already there
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+/// The demo's scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoScale {
+    /// One Integrated Care Board (1–3 million patients at real list sizes).
+    Icb,
+    /// One Primary Care Network (30–50 thousand patients).
+    Pcn,
+}
+
+/// Run `healthgap demo`.
+pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let reference = Config::load(&args.config)?;
+    let label = match (args.scale, &args.icb) {
+        (DemoScale::Pcn, _) => "pcn".to_string(),
+        (DemoScale::Icb, Some(code)) => format!("icb-{}", code.to_ascii_lowercase()),
+        (DemoScale::Icb, None) => "icb".to_string(),
+    };
+    let label = match args.patients {
+        Some(n) => format!("{label}-{n}"),
+        None => label,
+    };
+    let data_dir = args
+        .out
+        .join("demo-data")
+        .join(format!("{label}-seed-{}", args.seed));
+    let settings = Settings {
+        seed: args.seed,
+        scale: match args.scale {
+            DemoScale::Icb => Scale::Icb,
+            DemoScale::Pcn => Scale::Pcn,
+        },
+        patients: args.patients,
+        pcn: None,
+        icb: args.icb.clone(),
+        format: OutputFormat::Parquet,
+        config: args.config.clone(),
+        out: data_dir.clone(),
+    };
+    let synth_config = data_dir.join("healthgap.toml");
+    if args.fresh || !synth_config.exists() || !data_dir.join("truth.json").exists() {
+        printer.note(format!(
+            "generating synthetic data in {}",
+            data_dir.display()
+        ));
+        crate::synth::generate(&settings, &reference, printer)?;
+    } else {
+        printer.note(format!("reusing synthetic data in {}", data_dir.display()));
+    }
+
+    // The demo config: the one synth wrote (generated tables + reference data) plus the
+    // indicator, segmentation and gradient sections.
+    let mut text = std::fs::read_to_string(&synth_config)
+        .with_context(|| format!("reading {}", synth_config.display()))?;
+    text.push_str(crate::demo::demo_sections());
+    let output_root = absolute(&args.out)?;
+    text = text.replacen(
+        "output_root = \"out\"",
+        &format!("output_root = {}", toml_string(&output_root)),
+        1,
+    );
+    text = text.replacen("seed = 20230201", &format!("seed = {}", args.seed), 1);
+    let demo_config = data_dir.join("demo.toml");
+    std::fs::write(&demo_config, &text)
+        .with_context(|| format!("writing {}", demo_config.display()))?;
+    let config = Config::load(&demo_config)?;
+
+    let run_settings = RunSettings {
+        output_root: output_root.clone(),
+        run_id: pipeline::default_run_id(),
+        abort_at: None,
+    };
+    let summary = pipeline::run(&config, &run_settings, printer)?;
+
+    printer.result(format!("run folder   {}", summary.run_dir.display()))?;
+    printer.result(format!("config       {}", demo_config.display()))?;
+    printer.result(format!(
+        "data         {} (truth.json: the planted gradients)",
+        data_dir.display()
+    ))?;
+    for line in summary_lines(&summary.run_dir).context("summarising the run")? {
+        printer.result(line)?;
+    }
+    printer.result(format!(
+        "next         healthgap query --run {} --tables",
+        output_root.join(crate::pipeline::publish::LATEST).display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))
+}
+
+fn toml_string(path: &Path) -> String {
+    toml::Value::String(path.display().to_string()).to_string()
+}
+
+fn scan(path: &Path) -> PolarsResult<LazyFrame> {
+    LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().as_ref()),
+        ScanArgsParquet::default(),
+    )
+}
+
+/// Population, Core20 share and the three steepest gradients of the run's ICB (or England).
+fn summary_lines(run_dir: &Path) -> anyhow::Result<Vec<String>> {
+    use crate::schema;
+    let mut lines = Vec::new();
+    let areas = scan(&run_dir.join("area_deprivation.parquet"))?
+        .filter(col(schema::AREA_LEVEL).eq(lit("icb")))
+        .sort(
+            [schema::POPULATION],
+            SortMultipleOptions::default().with_order_descending(true),
+        )
+        .limit(1)
+        .collect()?;
+    let text = |df: &DataFrame, c: &str| {
+        df.column(c)
+            .ok()
+            .and_then(|c| c.str().ok().and_then(|s| s.get(0).map(str::to_string)))
+    };
+    let number = |df: &DataFrame, c: &str| {
+        df.column(c)
+            .ok()
+            .and_then(|c| c.cast(&DataType::Float64).ok())
+            .and_then(|c| c.f64().ok().and_then(|s| s.get(0)))
+    };
+    let icb = text(&areas, schema::AREA_CODE);
+    if let Some(icb) = &icb {
+        lines.push(format!(
+            "footprint    {} ({})",
+            text(&areas, schema::AREA_NAME).unwrap_or_default(),
+            icb
+        ));
+        lines.push(format!(
+            "population   {} registered people; Core20 (most deprived 20% nationally): {}",
+            number(&areas, schema::POPULATION)
+                .map_or("suppressed".into(), crate::output::thousands),
+            number(&areas, schema::CORE20_SHARE)
+                .map_or("suppressed".into(), |s| format!("{:.1}%", 100.0 * s)),
+        ));
+    }
+    let inequality = run_dir.join("inequality.parquet");
+    if inequality.exists() {
+        let (level, code) = match &icb {
+            Some(code) => ("icb", code.clone()),
+            None => ("england", schema::ENGLAND_CODE.to_string()),
+        };
+        // Steepness: the SII relative to the footprint's own value, so rates and percentages
+        // compare.
+        let steepest = scan(&inequality)?
+            .filter(
+                col(schema::FOOTPRINT_KIND)
+                    .eq(lit(level))
+                    .and(col(schema::FOOTPRINT_CODE).eq(lit(code)))
+                    .and(col("sii").is_not_null()),
+            )
+            .with_column((col("sii") / col(schema::VALUE)).abs().alias("steepness"))
+            .sort(
+                ["steepness"],
+                SortMultipleOptions::default()
+                    .with_order_descending(true)
+                    .with_nulls_last(true),
+            )
+            .limit(3)
+            .collect()?;
+        let names = steepest.column(schema::INDICATOR_NAME)?.str()?.clone();
+        let sii = steepest.column("sii")?.f64()?.clone();
+        let lower = steepest.column("sii_lower95_0cl")?.f64()?.clone();
+        let upper = steepest.column("sii_upper95_0cl")?.f64()?.clone();
+        let rii = steepest.column("rii")?.f64()?.clone();
+        lines.push("steepest gradients across IMD deciles (SII: least minus most deprived, 95% limits; RII: least ÷ most):".into());
+        for i in 0..steepest.height() {
+            lines.push(format!(
+                "  {}. {}: SII {:.2} ({:.2} to {:.2}), RII {:.2}",
+                i + 1,
+                names.get(i).unwrap_or(""),
+                sii.get(i).unwrap_or(f64::NAN),
+                lower.get(i).unwrap_or(f64::NAN),
+                upper.get(i).unwrap_or(f64::NAN),
+                rii.get(i).unwrap_or(f64::NAN),
+            ));
+        }
+    }
+    Ok(lines)
+}
