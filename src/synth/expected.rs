@@ -12,16 +12,19 @@
 //! population shares, no transform, multiplier 1): SII = value at the least deprived end minus
 //! value at the most deprived end of the fitted line, RII = their ratio (least / most
 //! deprived). So an outcome that is worse in deprived areas has a negative SII and an RII below
-//! 1, and the reverse for screening and vaccination. The full method with confidence limits is
-//! the statistics module's; this is only its point estimate, for the truth.
+//! 1, and the reverse for screening and vaccination. It is computed by the statistics module
+//! (`crate::stats::sii`), point estimate only, and needs at least five populated deciles.
 
 use serde::Serialize;
 
 use super::catchment::CatchmentModel;
 use super::frames::Reference;
-use super::model::{DECILES, Expectation, Model, Population};
+use super::model::{DECILES, Expectation, Link, Model, Population};
 use super::population::{PRACTICE_BANDS, spread_bands};
 use super::simulate::{Models, catchment_band_probabilities};
+use crate::stats::sii::{
+    MIN_REPETITIONS, QUANTILE_RANGE, SiiArea, SiiOptions, SiiSpread, SiiValues, ValueType, sii,
+};
 
 /// One decile's expected value.
 #[derive(Debug, Clone, Serialize)]
@@ -94,7 +97,11 @@ pub const ESP2013: [(u8, u8, f64); 19] = [
 /// Directly standardised values: each decile's band rates weighted by ESP2013, over the bands
 /// where the population has eligible people (so a denominator of women 25–64 is standardised
 /// over the bands 25–29 … 60–64).
-fn standardise(bands: &[Expectation], population: &Expectation) -> Standardised {
+fn standardise(
+    bands: &[Expectation],
+    population: &Expectation,
+    value_type: ValueType,
+) -> Standardised {
     let mut by_decile = Vec::with_capacity(DECILES);
     let mut values = [f64::NAN; DECILES];
     let rate_of = |events: f64, eligible: f64| (eligible > 0.0).then(|| events / eligible);
@@ -127,7 +134,7 @@ fn standardise(bands: &[Expectation], population: &Expectation) -> Standardised 
         let eligible: f64 = bands[b].eligible.iter().sum();
         overall += ESP2013[b].2 * rate_of(events, eligible).unwrap_or(0.0);
     }
-    let (sii, rii) = match sii_point_estimate(&values, &population.eligible) {
+    let (sii, rii) = match sii_point_estimate(&values, &population.eligible, value_type) {
         Some((sii, rii)) => (Some(sii), Some(rii)),
         None => (None, None),
     };
@@ -207,53 +214,56 @@ pub fn registered_population(
     Population { cells }
 }
 
-/// The SII and RII point estimates over quantile values ordered from most to least deprived,
-/// weighted by population: weighted least squares of value on relative rank (PHEindicatormethods
-/// `phe_sii`, no transform, multiplier 1). `None` with fewer than two populated quantiles.
-///
-/// TODO(merge): use crate::stats::sii when the statistics module is on main.
-pub fn sii_point_estimate(values: &[f64], populations: &[f64]) -> Option<(f64, f64)> {
-    let rows: Vec<(f64, f64)> = values
-        .iter()
-        .zip(populations)
-        .filter(|(v, p)| v.is_finite() && **p > 0.0)
-        .map(|(v, p)| (*v, *p))
-        .collect();
-    if rows.len() < 2 {
+/// The SII and RII point estimates over decile values (index 0 = decile 1, the most deprived),
+/// weighted by population, by the statistics module's `phe_sii` (`crate::stats::sii`: no
+/// transform, multiplier 1). Only its point estimate is wanted, so the spread is zero and the
+/// simulation runs the fewest repetitions the reference allows. `None` with fewer than five
+/// populated deciles (the reference's minimum number of quantiles) or values it refuses.
+pub fn sii_point_estimate(
+    values: &[f64],
+    populations: &[f64],
+    value_type: ValueType,
+) -> Option<(f64, f64)> {
+    let mut quantiles = Vec::new();
+    let mut kept_values = Vec::new();
+    let mut kept_populations = Vec::new();
+    for (index, (value, population)) in values.iter().zip(populations).enumerate() {
+        if value.is_finite() && *population > 0.0 {
+            quantiles.push(index as f64 + 1.0);
+            kept_values.push(*value);
+            kept_populations.push(*population);
+        }
+    }
+    if !QUANTILE_RANGE.contains(&quantiles.len()) {
         return None;
     }
-    let total: f64 = rows.iter().map(|r| r.1).sum();
-    let mut cumulative = 0.0;
-    let points: Vec<(f64, f64, f64)> = rows
-        .iter()
-        .map(|(value, population)| {
-            let share = population / total;
-            let rank = cumulative + share / 2.0;
-            cumulative += share;
-            (share, rank, *value)
-        })
-        .collect();
-    let mean_rank: f64 = points.iter().map(|(a, b, _)| a * b).sum();
-    let mean_value: f64 = points.iter().map(|(a, _, v)| a * v).sum();
-    let sxy: f64 = points
-        .iter()
-        .map(|(a, b, v)| a * (b - mean_rank) * (v - mean_value))
-        .sum();
-    let sxx: f64 = points
-        .iter()
-        .map(|(a, b, _)| a * (b - mean_rank).powi(2))
-        .sum();
-    if sxx <= 0.0 {
-        return None;
-    }
-    let slope = sxy / sxx;
-    let intercept = mean_value - slope * mean_rank;
-    Some((slope, (intercept + slope) / intercept))
+    let no_spread = vec![0.0; quantiles.len()];
+    let area = SiiArea {
+        quantile: &quantiles,
+        population: &kept_populations,
+        values: SiiValues::Value(&kept_values),
+        spread: SiiSpread::StandardError(&no_spread),
+    };
+    let options = SiiOptions {
+        repetitions: MIN_REPETITIONS,
+        rii: true,
+        ..SiiOptions::new(value_type)
+    };
+    let result = sii(&area, &options, 0, 0).ok()?;
+    Some((result.sii, result.rii?))
 }
 
 pub fn gradient(population: &Population, model: &Model, within: Option<&Model>) -> Gradient {
+    let value_type = match model.link {
+        Link::Logit => ValueType::Proportion,
+        Link::Log => ValueType::Rate,
+    };
     let expectation = population.expect(model, within);
-    let age_standardised = standardise(&by_esp_band(population, model, within), &expectation);
+    let age_standardised = standardise(
+        &by_esp_band(population, model, within),
+        &expectation,
+        value_type,
+    );
     let values = expectation.by_decile();
     let eligible: f64 = expectation.eligible.iter().sum();
     let by_decile = (0..DECILES)
@@ -269,7 +279,7 @@ pub fn gradient(population: &Population, model: &Model, within: Option<&Model>) 
             value: values[i],
         })
         .collect();
-    let (sii, rii) = match sii_point_estimate(&values, &expectation.eligible) {
+    let (sii, rii) = match sii_point_estimate(&values, &expectation.eligible, value_type) {
         Some((sii, rii)) => (Some(sii), Some(rii)),
         None => (None, None),
     };
@@ -293,7 +303,8 @@ mod tests {
         let values: Vec<f64> = (0..10)
             .map(|i| 10.0 + 20.0 * (0.05 + 0.1 * f64::from(i)))
             .collect();
-        let (sii, rii) = sii_point_estimate(&values, &[1.0; 10]).expect("ten deciles");
+        let (sii, rii) =
+            sii_point_estimate(&values, &[1.0; 10], ValueType::Other).expect("ten deciles");
         assert!((sii - 20.0).abs() < 1e-9, "{sii}");
         assert!((rii - 30.0 / 10.0).abs() < 1e-9, "{rii}");
     }
@@ -316,7 +327,8 @@ mod tests {
         let populations = [
             7291.0, 7997.0, 6105.0, 7666.0, 5790.0, 6934.0, 5918.0, 5974.0, 7147.0, 7534.0,
         ];
-        let (sii, rii) = sii_point_estimate(&values, &populations).expect("ten deciles");
+        let (sii, rii) =
+            sii_point_estimate(&values, &populations, ValueType::Other).expect("ten deciles");
         assert!((sii - 6.934616473668819).abs() < 1e-6, "{sii}");
         assert!((rii - 1.0888180804446217).abs() < 1e-6, "{rii}");
     }
@@ -366,8 +378,10 @@ mod tests {
     }
 
     #[test]
-    fn sii_needs_two_quantiles() {
-        assert_eq!(sii_point_estimate(&[1.0], &[5.0]), None);
-        assert_eq!(sii_point_estimate(&[1.0, f64::NAN], &[5.0, 5.0]), None);
+    fn sii_needs_five_quantiles() {
+        let four = [1.0, 2.0, 3.0, 4.0, f64::NAN];
+        assert_eq!(sii_point_estimate(&four, &[5.0; 5], ValueType::Other), None);
+        let five = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert!(sii_point_estimate(&five, &[5.0; 5], ValueType::Other).is_some());
     }
 }

@@ -205,6 +205,9 @@ pub struct CatchmentTruth {
     pub selection_score_correlation: Option<f64>,
     /// Largest absolute difference between expected and published score (England).
     pub england_max_score_gap: Option<f64>,
+    /// Practices (England) whose expected score is more than 1 IMD point from the published
+    /// one: their ICB's LSOAs cannot reach it (e.g. most of their patients live in another ICB).
+    pub england_practices_off_by_over_1: usize,
 }
 
 const MODEL_FORM: &str = "η = intercept + age_slope·t + age_curvature·t² + female·[woman] + deprivation·(10 − decile) + latent·u, with t = (age − 50)/10; logit link: P = 1/(1 + e^−η); log link: rate per person-year = e^η, counts drawn as Poisson";
@@ -215,7 +218,7 @@ const BINARY_ROWS: &str = "binary outcomes: one row per eligible patient, value 
 const COUNT_ROWS: &str = "count outcomes: one row per patient with a count of at least 1; a patient without a row counted 0";
 const EXPECTED_VALUES: &str = "england: every practice at its real list size, its catchment and its age model; selection: the generated practices at their generated sizes; both integrate the model over age, sex and u (not the sample)";
 const AGE_STANDARDISED: &str = "age_standardised: direct standardisation of the same expected values to ESP2013 (19 five-year bands, 90+ open; weights summing to 100,000) over the bands with eligible people, in the same unit as the crude value (a proportion, or events per person-year); its SII and RII weight deciles by eligible people";
-const SII: &str = "weighted least squares of the decile values on the relative rank (cumulative midpoint of eligible population shares, decile 1 = most deprived first), as PHEindicatormethods phe_sii's point estimate with no transform and multiplier 1: sii = fitted value at the least deprived end minus at the most deprived end; rii = their ratio (least / most)";
+const SII: &str = "weighted least squares of the decile values on the relative rank (cumulative midpoint of eligible population shares, decile 1 = most deprived first), as PHEindicatormethods phe_sii's point estimate with no transform and multiplier 1: sii = fitted value at the least deprived end minus at the most deprived end; rii = their ratio (least / most); null with fewer than five populated deciles (the reference's minimum)";
 const CATCHMENT_MODEL: &str = "anchor LSOA drawn ∝ population × closeness of its IMD score to the practice's published score; candidates = nearest LSOAs of the practice's ICB with distance decay exp(−d/λ); iterative proportional fitting over the ICB's practices: each practice's population-weighted IMD score equals its published score (exponential tilt), each LSOA's registrations approach its share of the ICB's residents (see src/synth/catchment.rs)";
 
 fn correlation(pairs: &[(f64, f64)]) -> Option<f64> {
@@ -374,6 +377,10 @@ pub fn truth(inputs: &TruthInputs<'_>) -> Truth {
             .iter()
             .map(|(e, p)| (e - p).abs())
             .max_by(f64::total_cmp),
+        england_practices_off_by_over_1: england_pairs
+            .iter()
+            .filter(|(e, p)| (e - p).abs() > 1.0)
+            .count(),
     };
 
     Truth {

@@ -437,6 +437,14 @@ fn synth_truth_records_the_plant_and_its_gradient() {
     assert!((england - 0.13).abs() < 0.01, "{england}");
     assert_eq!(truth["conditions"].as_array().map(Vec::len), Some(47));
     assert_eq!(truth["catchment"]["lsoas_in_icbs"]["inside_one"], 32_844);
+    // Every active practice's ICB has a boundary (no note says otherwise).
+    let notes = truth["reference_notes"].as_array().expect("notes");
+    assert!(
+        notes
+            .iter()
+            .all(|n| !n.as_str().unwrap_or("").contains("no boundary")),
+        "{notes:?}"
+    );
 }
 
 #[test]

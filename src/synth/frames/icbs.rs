@@ -33,13 +33,14 @@ fn normalise_name(name: &str) -> String {
 }
 
 /// The ICBs, matched from ODS codes (practice parents in `epraccur`) to the ONS codes of the
-/// boundaries.
+/// boundaries, by the first of these that names a boundary:
 ///
-/// The practice map (January 2022) gives each ICB's ONS code, but eight ICBs took new ONS codes
-/// when their boundaries changed in July 2022 (e.g. Greater Manchester `E54000007` →
-/// `E54000057`). For those the name is matched instead: ePCN names each practice's sub-ICB
-/// location "NHS <ICB NAME> ICB - <code>", and the boundary file names the ICB "NHS <ICB NAME>
-/// Integrated Care Board".
+/// 1. the ICB lookup (`icb_codes`), when the config names one;
+/// 2. the practice map (January 2022), whose STP codes are the ICBs' ODS codes; but eight ICBs
+///    took new ONS codes when their boundaries changed in July 2022 (e.g. Greater Manchester
+///    `E54000007` → `E54000057`), so
+/// 3. the name: ePCN names each practice's sub-ICB location "NHS <ICB NAME> ICB - <code>", and
+///    the boundary file names the ICB "NHS <ICB NAME> Integrated Care Board".
 pub(super) fn icbs(frames: &Frames, footprints: &Footprints) -> Result<Vec<Icb>, SynthError> {
     let by_ons: BTreeMap<&str, &str> = footprints
         .features
@@ -82,25 +83,34 @@ pub(super) fn icbs(frames: &Frames, footprints: &Footprints) -> Result<Vec<Icb>,
         )
         .group_by_stable([col(schema::ICB_CODE)])
         .agg([col(schema::SUB_ICB_NAME).first()]);
-    let table = map
-        .join(
-            sub_icb_names,
-            [col(schema::ICB_CODE)],
-            [col(schema::ICB_CODE)],
-            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
-        )
-        .sort([schema::ICB_CODE], SortMultipleOptions::default())
-        .collect()
-        .map_err(|e| SynthError::polars("matching ICB codes to their boundaries", e))?;
-    let ods = strings(&table, schema::ICB_CODE)?;
-    let ons = strings(&table, schema::ICB_ONS_CODE)?;
-    let names = strings(&table, schema::SUB_ICB_NAME)?;
+    // Per ODS code: the ONS code of the ICB lookup, of the practice map, and the ePCN name.
+    let mut candidates: BTreeMap<String, [Option<String>; 3]> = BTreeMap::new();
+    let mut gather = |frame: LazyFrame, column: &str, slot: usize| -> Result<(), SynthError> {
+        let table = frame
+            .collect()
+            .map_err(|e| SynthError::polars("matching ICB codes to their boundaries", e))?;
+        let codes = strings(&table, schema::ICB_CODE)?;
+        let values = strings(&table, column)?;
+        for (code, value) in codes.into_iter().zip(values) {
+            if let (Some(code), Some(value)) = (code, value) {
+                candidates.entry(code).or_default()[slot].get_or_insert(value);
+            }
+        }
+        Ok(())
+    };
+    if let Some(lookup) = frames.get(InputKind::IcbCodes) {
+        gather(lookup, schema::ICB_ONS_CODE, 0)?;
+    }
+    gather(map, schema::ICB_ONS_CODE, 1)?;
+    gather(sub_icb_names, schema::SUB_ICB_NAME, 2)?;
     let mut icbs = Vec::new();
-    for ((ods, ons), name) in ods.into_iter().zip(ons).zip(names) {
-        let Some(ods) = ods else { continue };
-        let matched = ons
-            .as_deref()
-            .filter(|code| by_ons.contains_key(code))
+    for (ods, [lookup, map, name]) in candidates {
+        let in_boundaries = |code: &Option<String>| {
+            code.as_deref()
+                .and_then(|c| by_ons.get_key_value(c).map(|(k, _)| *k))
+        };
+        let matched = in_boundaries(&lookup)
+            .or_else(|| in_boundaries(&map))
             .or_else(|| {
                 name.as_deref()
                     .and_then(|n| by_name.get(&normalise_name(n)).copied())

@@ -118,6 +118,7 @@ pub const INPUTS: &[(InputKind, bool)] = &[
     (InputKind::LsoaCentroids, true),
     (InputKind::PracticeAges, false),
     (InputKind::LsoaLookup, false),
+    (InputKind::IcbCodes, false),
 ];
 
 /// Read the real frames named by the config and build the generator's records.
