@@ -500,6 +500,40 @@ mod tests {
     }
 
     #[test]
+    fn catchments_meet_published_scores_within_their_icb() {
+        let reference = crate::synth::frames::toy_reference();
+        let model = build(&reference, 7).expect("fit");
+        assert_eq!(model.geography.located.inside_one, 200);
+        assert_eq!(model.geography.icb_lsoas[0].len(), 100);
+        let mut registered = vec![0.0; reference.lsoas.len()];
+        for (practice, catchment) in reference.practices.iter().zip(&model.catchments) {
+            assert!((catchment.shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+            for (&lsoa, share) in catchment.lsoas.iter().zip(&catchment.shares) {
+                assert_eq!(model.geography.lsoa_icb[lsoa as usize], Some(practice.icb));
+                registered[lsoa as usize] += f64::from(practice.list_size) * share;
+            }
+            if let Some(published) = practice.published_score {
+                assert!(
+                    (catchment.expected_score - published).abs() < 1e-3,
+                    "{}: {} vs {published}",
+                    practice.code,
+                    catchment.expected_score
+                );
+            }
+        }
+        // Every LSOA gets patients; none gets many times its share of residents.
+        let per_lsoa = (6000.0 + 8000.0 + 10000.0 + 12000.0) / 100.0;
+        assert!(registered.iter().all(|&r| r > 0.0));
+        let crowded = registered.iter().filter(|&&r| r > 3.0 * per_lsoa).count();
+        assert!(crowded <= 5, "{crowded} LSOAs above 3× their share");
+        // The same seed gives the same catchments.
+        assert_eq!(
+            build(&reference, 7).expect("fit").catchments,
+            model.catchments
+        );
+    }
+
+    #[test]
     fn tilt_meets_the_target_mean() {
         let mut row = Row {
             practice: 0,

@@ -234,6 +234,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn scales_pick_practices_and_sizes() {
+        let reference = crate::synth::frames::toy_reference();
+        let england = select(&reference, Scale::England, None, None, Some(1000)).expect("england");
+        assert_eq!(england.patients, 1000);
+        assert_eq!(england.practices.len(), 8);
+        let icb = select(&reference, Scale::Icb, None, Some("e54000002"), None).expect("icb");
+        assert_eq!(icb.icb.as_deref(), Some("QBB"));
+        assert_eq!(icb.patients, 36_000);
+        let pcn = select(&reference, Scale::Pcn, Some("U00000"), None, None).expect("pcn");
+        assert_eq!((pcn.icb.as_deref(), pcn.practices.len()), (Some("QAA"), 4));
+        let unknown = select(&reference, Scale::Icb, None, Some("QZZ"), None);
+        assert!(matches!(unknown, Err(SynthError::Selection(m)) if m.contains("unknown ICB QZZ")));
+        let zero = select(&reference, Scale::England, None, None, Some(0));
+        assert!(matches!(zero, Err(SynthError::Selection(_))));
+    }
+
+    #[test]
     fn apportion_sums_exactly_and_is_proportional() {
         let weights = [5000, 12000, 3000, 1];
         let out = apportion(&weights, 1000);

@@ -383,6 +383,67 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
+    fn a_practice_follows_the_row_conventions() {
+        let reference = crate::synth::frames::toy_reference();
+        let catchments = crate::synth::catchment::build(&reference, 3).expect("fit");
+        let models = Models::calibrate(&reference, &catchments).expect("calibrate");
+        let simulation = Simulation {
+            reference: &reference,
+            catchments: &catchments,
+            models: &models,
+            seed: 3,
+            extract_day: 19_389,
+        };
+        let out = simulation.practice(1, 3000, 0).expect("practice");
+        assert_eq!(out.len(), 3000);
+        assert_eq!(simulation.practice(1, 3000, 0).expect("again"), out);
+        let catchment = &catchments.catchments[1];
+        assert!(out.lsoa.iter().all(|l| catchment.lsoas.contains(l)));
+        let outcome = |code: &str| {
+            models
+                .outcomes
+                .iter()
+                .position(|o| o.indicator.code == code)
+                .expect("outcome") as u8
+        };
+        let rows = |index: u8| out.outcomes.iter().filter(move |r| r.outcome == index);
+        // Binary: a row (0 or 1) per eligible patient; count: rows only for counts ≥ 1.
+        assert_eq!(rows(outcome("death_12m")).count(), 3000);
+        assert!(rows(outcome("emergency_admissions")).all(|r| r.value >= 1));
+        let adults = out.age.iter().filter(|&&a| a >= 15).count();
+        assert_eq!(rows(outcome("current_smoker")).count(), adults);
+        // bp_controlled only for patients with hypertension.
+        let hypertension = crate::conditions::CONDITIONS
+            .iter()
+            .position(|c| c.code == "hypertension")
+            .expect("code") as u8;
+        let with_hypertension = out
+            .conditions
+            .iter()
+            .filter(|c| c.condition == hypertension)
+            .count();
+        assert_eq!(rows(outcome("bp_controlled")).count(), with_hypertension);
+        // smi is the condition schizophrenia_bipolar.
+        let smi_bit = crate::schema::PATIENT_FLAGS
+            .iter()
+            .position(|f| *f == "smi")
+            .expect("flag");
+        let scz = crate::conditions::CONDITIONS
+            .iter()
+            .position(|c| c.code == "schizophrenia_bipolar")
+            .expect("code") as u8;
+        for patient in 0..3000u32 {
+            let flag = out.flags[patient as usize] & (1 << smi_bit) != 0;
+            let condition = out
+                .conditions
+                .iter()
+                .any(|c| c.patient == patient && c.condition == scz);
+            assert_eq!(flag, condition, "patient {patient}");
+        }
+        assert!(out.conditions.iter().all(|c| c.diagnosed_on <= 19_389));
+    }
+
+    #[test]
     fn poisson_draws_have_the_right_mean() {
         let mut rng = Stream::seed_from_u64(1);
         let n = 200_000;

@@ -570,3 +570,94 @@ fn floats(frame: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, SynthError>
         .map_err(|e| SynthError::polars(format!("reading column {name}"), e))?;
     Ok(values.iter().collect())
 }
+
+/// A small made-up reference for unit tests: two square ICBs side by side, each a 10 × 10 grid
+/// of LSOAs whose IMD score rises from west (5) to east (50), and four practices per ICB with
+/// published scores 10, 20, 35 and none.
+#[cfg(test)]
+pub(crate) fn toy_reference() -> Reference {
+    use crate::ingest::{Footprint, IngestReport};
+    use geo::polygon;
+
+    let square = |x0: f64| {
+        geo::MultiPolygon(vec![polygon![
+            (x: x0, y: 52.0), (x: x0 + 0.5, y: 52.0), (x: x0 + 0.5, y: 52.5), (x: x0, y: 52.5),
+            (x: x0, y: 52.0),
+        ]])
+    };
+    let footprints = Footprints {
+        path: PathBuf::from("toy.geojson"),
+        code_property: "ICB22CD".into(),
+        name_property: None,
+        features: [("E54000001", -1.0), ("E54000002", -0.5)]
+            .iter()
+            .map(|(code, x0)| Footprint {
+                code: (*code).into(),
+                name: Some(format!("NHS Toy {code} Integrated Care Board")),
+                properties: serde_json::Map::new(),
+                geometry: square(*x0),
+            })
+            .collect(),
+        report: IngestReport::from_rejects("icb", std::path::Path::new("toy"), 2, &[], vec![]),
+        rejects: Vec::new(),
+    };
+    let mut lsoas = Vec::new();
+    for icb in 0..2 {
+        for i in 0..10 {
+            for j in 0..10 {
+                let n = lsoas.len();
+                let score = 5.0 + 5.0 * f64::from(i);
+                lsoas.push(Lsoa {
+                    code: format!("E01{n:06}"),
+                    imd_score: score,
+                    imd_decile: (10 - i) as u8,
+                    population: 1500.0,
+                    population_0_15: 300.0 + 10.0 * f64::from(i),
+                    population_60_plus: 350.0 - 10.0 * f64::from(i),
+                    longitude: -1.0 + 0.5 * f64::from(icb) + 0.025 + 0.05 * f64::from(i),
+                    latitude: 52.025 + 0.05 * f64::from(j),
+                    region: Some("North West".into()),
+                });
+            }
+        }
+    }
+    let icbs = vec![
+        Icb {
+            ods_code: "QAA".into(),
+            ons_code: "E54000001".into(),
+            name: "NHS Toy 1".into(),
+        },
+        Icb {
+            ods_code: "QBB".into(),
+            ons_code: "E54000002".into(),
+            name: "NHS Toy 2".into(),
+        },
+    ];
+    let mut practices = Vec::new();
+    for icb in 0..2 {
+        for (k, score) in [Some(10.0), Some(20.0), Some(35.0), None]
+            .into_iter()
+            .enumerate()
+        {
+            practices.push(Practice {
+                code: format!("A{icb}{k:04}"),
+                name: format!("Toy practice {icb}{k}"),
+                list_size: 6000 + 2000 * k as u32,
+                icb,
+                pcn_code: Some(format!("U0000{icb}")),
+                pcn_name: None,
+                published_score: score,
+                share_16_plus: Some(0.8),
+                share_65_plus: Some(0.18),
+            });
+        }
+    }
+    Reference {
+        practices,
+        lsoas,
+        icbs,
+        footprints,
+        extract_date: NaiveDate::from_ymd_opt(2023, 2, 1).unwrap_or_default(),
+        dropped: Vec::new(),
+    }
+}
