@@ -5,6 +5,7 @@ mod bundle;
 mod harness;
 mod ingest;
 mod measure;
+mod pipeline;
 mod query;
 mod run;
 mod stats;
