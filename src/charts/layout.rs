@@ -1,0 +1,803 @@
+//! Drawing primitives every chart shares, in CSS pixels on a plotters drawing area: text (measured
+//! and wrapped with the bundled font), lines, markers, the title block and source line that frame
+//! each chart, legends and linear axes.
+//!
+//! Charts draw on the root area in absolute device pixels (plotters is used as a canvas, not for
+//! its chart builder) so that every label's place is computed here and nothing depends on
+//! plotters' automatic layout. Colours and sizes come from `style.rs`.
+
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{FontDesc, FontFamily, FontStyle, FontTransform};
+
+use super::style::{self, BACKGROUND, GRID, INK, MARGIN, MUTED, Scale, text_size};
+use super::{ChartError, ChartText};
+
+/// A rectangle in device pixels (x0, y0 top left; x1, y1 bottom right, exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rect {
+    pub x0: i32,
+    pub y0: i32,
+    pub x1: i32,
+    pub y1: i32,
+}
+
+impl Rect {
+    pub fn width(&self) -> i32 {
+        self.x1 - self.x0
+    }
+    pub fn height(&self) -> i32 {
+        self.y1 - self.y0
+    }
+}
+
+/// Turn any plotters error into a [`ChartError::Draw`].
+pub(crate) fn draw_error<E: std::fmt::Display>(error: E) -> ChartError {
+    ChartError::Draw(error.to_string())
+}
+
+/// Text weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Weight {
+    Normal,
+    Bold,
+}
+
+/// A marker's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Circle,
+    Square,
+    Diamond,
+}
+
+/// A point marker: shape, radius (CSS pixels), fill and outline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Marker {
+    pub shape: Shape,
+    pub radius: f64,
+    pub fill: Option<RGBColor>,
+    pub stroke: Option<(RGBColor, f64)>,
+}
+
+/// What a legend entry shows before its label.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Key {
+    /// A line, solid or dashed.
+    Line {
+        colour: RGBColor,
+        width: f64,
+        dashed: bool,
+    },
+    /// A marker.
+    Marker(Marker),
+    /// A marker with a vertical error bar through it.
+    ErrorBar { colour: RGBColor, marker: Marker },
+    /// A filled box (a bar's colour or a band).
+    Swatch {
+        fill: RGBColor,
+        stroke: Option<RGBColor>,
+    },
+}
+
+/// One legend entry.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LegendEntry {
+    pub key: Key,
+    pub label: String,
+}
+
+impl LegendEntry {
+    pub fn new(key: Key, label: impl Into<String>) -> Self {
+        LegendEntry {
+            key,
+            label: label.into(),
+        }
+    }
+}
+
+/// Width of a legend key, in CSS pixels.
+const KEY_WIDTH: f64 = 26.0;
+/// Gap between a key and its label, and between entries.
+const KEY_GAP: f64 = 6.0;
+const ENTRY_GAP: f64 = 18.0;
+/// Line spacing as a multiple of the font size.
+const LEADING: f64 = 1.35;
+
+/// The root drawing area and the scale: every chart draws through this.
+pub(crate) struct Canvas<'a, DB: DrawingBackend> {
+    pub root: &'a DrawingArea<DB, Shift>,
+    pub s: Scale,
+}
+
+impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
+    pub fn new(root: &'a DrawingArea<DB, Shift>, s: Scale) -> Self {
+        Canvas { root, s }
+    }
+
+    /// The whole canvas.
+    pub fn bounds(&self) -> Rect {
+        let (w, h) = self.root.dim_in_pixel();
+        Rect {
+            x0: 0,
+            y0: 0,
+            x1: w as i32,
+            y1: h as i32,
+        }
+    }
+
+    /// A device-pixel length from CSS pixels.
+    pub fn px(&self, css: f64) -> i32 {
+        self.s.px(css)
+    }
+
+    /// A text style: size in CSS pixels, weight, colour, anchor.
+    pub fn font(&self, size: f64, weight: Weight, colour: RGBColor) -> TextStyle<'static> {
+        let style = match weight {
+            Weight::Normal => FontStyle::Normal,
+            Weight::Bold => FontStyle::Bold,
+        };
+        TextStyle {
+            font: FontDesc::new(FontFamily::SansSerif, self.s.font(size), style),
+            color: colour.to_backend_color(),
+            pos: Pos::new(HPos::Left, VPos::Top),
+        }
+    }
+
+    /// The height of one line of text of `size`, in device pixels.
+    pub fn line_height(&self, size: f64) -> i32 {
+        self.px(size * LEADING)
+    }
+
+    /// The width of `text` in device pixels.
+    pub fn text_width(&self, text: &str, style: &TextStyle) -> Result<i32, ChartError> {
+        if text.is_empty() {
+            return Ok(0);
+        }
+        let (w, _) = self
+            .root
+            .estimate_text_size(text, style)
+            .map_err(draw_error)?;
+        Ok(w as i32)
+    }
+
+    /// Split `text` into lines no wider than `width` device pixels, at spaces. A single word wider
+    /// than the line stays whole (it is never cut).
+    pub fn wrap(
+        &self,
+        text: &str,
+        style: &TextStyle,
+        width: i32,
+    ) -> Result<Vec<String>, ChartError> {
+        let mut lines = Vec::new();
+        for paragraph in text.split('\n') {
+            let mut line = String::new();
+            for word in paragraph.split_whitespace() {
+                let candidate = if line.is_empty() {
+                    word.to_string()
+                } else {
+                    format!("{line} {word}")
+                };
+                if !line.is_empty() && self.text_width(&candidate, style)? > width {
+                    lines.push(std::mem::take(&mut line));
+                    line = word.to_string();
+                } else {
+                    line = candidate;
+                }
+            }
+            lines.push(line);
+        }
+        Ok(lines)
+    }
+
+    /// Draw text with its anchor at `(x, y)`.
+    pub fn text(
+        &self,
+        text: &str,
+        (x, y): (i32, i32),
+        style: &TextStyle,
+        h: HPos,
+        v: VPos,
+    ) -> Result<(), ChartError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.root
+            .draw_text(text, &style.pos(Pos::new(h, v)), (x, y))
+            .map_err(draw_error)
+    }
+
+    /// Draw text turned a quarter anticlockwise (reading upwards), centred on `(x, y)`.
+    pub fn text_vertical(
+        &self,
+        text: &str,
+        (x, y): (i32, i32),
+        style: &TextStyle,
+    ) -> Result<(), ChartError> {
+        let style = style
+            .transform(FontTransform::Rotate270)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        self.root
+            .draw_text(text, &style, (x, y))
+            .map_err(draw_error)
+    }
+
+    /// Draw wrapped lines from `top` and return the y below them.
+    pub fn lines(
+        &self,
+        lines: &[String],
+        x: i32,
+        top: i32,
+        style: &TextStyle,
+        size: f64,
+    ) -> Result<i32, ChartError> {
+        let mut y = top;
+        for line in lines {
+            self.text(line, (x, y), style, HPos::Left, VPos::Top)?;
+            y += self.line_height(size);
+        }
+        Ok(y)
+    }
+
+    /// A polyline.
+    pub fn path(
+        &self,
+        points: &[(i32, i32)],
+        colour: RGBColor,
+        width: f64,
+    ) -> Result<(), ChartError> {
+        if points.len() < 2 {
+            return Ok(());
+        }
+        self.root
+            .draw(&PathElement::new(
+                points.to_vec(),
+                colour.stroke_width(self.s.stroke(width)),
+            ))
+            .map_err(draw_error)
+    }
+
+    /// A dashed polyline.
+    pub fn dashed(
+        &self,
+        points: &[(i32, i32)],
+        colour: RGBColor,
+        width: f64,
+    ) -> Result<(), ChartError> {
+        if points.len() < 2 {
+            return Ok(());
+        }
+        self.root
+            .draw(&DashedPathElement::new(
+                points.to_vec(),
+                self.px(6.0),
+                self.px(4.0),
+                colour.stroke_width(self.s.stroke(width)),
+            ))
+            .map_err(draw_error)
+    }
+
+    /// A filled and/or outlined rectangle.
+    pub fn rect(
+        &self,
+        r: Rect,
+        fill: Option<RGBColor>,
+        stroke: Option<(RGBColor, f64)>,
+    ) -> Result<(), ChartError> {
+        if let Some(fill) = fill {
+            self.root
+                .draw(&Rectangle::new([(r.x0, r.y0), (r.x1, r.y1)], fill.filled()))
+                .map_err(draw_error)?;
+        }
+        if let Some((colour, width)) = stroke {
+            self.root
+                .draw(&Rectangle::new(
+                    [(r.x0, r.y0), (r.x1, r.y1)],
+                    colour.stroke_width(self.s.stroke(width)),
+                ))
+                .map_err(draw_error)?;
+        }
+        Ok(())
+    }
+
+    /// A filled polygon (device pixels).
+    pub fn polygon(
+        &self,
+        points: &[(i32, i32)],
+        fill: RGBColor,
+        opacity: f64,
+    ) -> Result<(), ChartError> {
+        if points.len() < 3 {
+            return Ok(());
+        }
+        self.root
+            .draw(&Polygon::new(points.to_vec(), fill.mix(opacity).filled()))
+            .map_err(draw_error)
+    }
+
+    /// A marker centred on `(x, y)`.
+    pub fn marker(&self, (x, y): (i32, i32), m: &Marker) -> Result<(), ChartError> {
+        let r = self.s.f(m.radius).max(1.0);
+        let ri = r.round() as i32;
+        let outline = |points: Vec<(i32, i32)>| -> Result<(), ChartError> {
+            if let Some(fill) = m.fill {
+                self.root
+                    .draw(&Polygon::new(points.clone(), fill.filled()))
+                    .map_err(draw_error)?;
+            }
+            if let Some((colour, width)) = m.stroke {
+                let mut closed = points;
+                if let Some(first) = closed.first().copied() {
+                    closed.push(first);
+                }
+                self.root
+                    .draw(&PathElement::new(
+                        closed,
+                        colour.stroke_width(self.s.stroke(width)),
+                    ))
+                    .map_err(draw_error)?;
+            }
+            Ok(())
+        };
+        match m.shape {
+            Shape::Circle => {
+                if let Some(fill) = m.fill {
+                    self.root
+                        .draw(&Circle::new((x, y), ri, fill.filled()))
+                        .map_err(draw_error)?;
+                }
+                if let Some((colour, width)) = m.stroke {
+                    self.root
+                        .draw(&Circle::new(
+                            (x, y),
+                            ri,
+                            colour.stroke_width(self.s.stroke(width)),
+                        ))
+                        .map_err(draw_error)?;
+                }
+                Ok(())
+            }
+            Shape::Square => {
+                let h = (r * 0.9).round() as i32;
+                outline(vec![
+                    (x - h, y - h),
+                    (x + h, y - h),
+                    (x + h, y + h),
+                    (x - h, y + h),
+                ])
+            }
+            Shape::Diamond => {
+                let h = (r * 1.25).round() as i32;
+                outline(vec![(x, y - h), (x + h, y), (x, y + h), (x - h, y)])
+            }
+        }
+    }
+
+    /// The legend key for an entry, drawn in a box of [`KEY_WIDTH`] starting at `x`, centred on
+    /// `y`.
+    fn key(&self, key: &Key, x: i32, y: i32) -> Result<(), ChartError> {
+        let w = self.px(KEY_WIDTH);
+        let mid = x + w / 2;
+        match key {
+            Key::Line {
+                colour,
+                width,
+                dashed,
+            } => {
+                let points = [(x, y), (x + w, y)];
+                if *dashed {
+                    self.dashed(&points, *colour, *width)
+                } else {
+                    self.path(&points, *colour, *width)
+                }
+            }
+            Key::Marker(m) => self.marker((mid, y), m),
+            Key::ErrorBar { colour, marker } => {
+                let h = self.px(7.0);
+                self.path(&[(mid, y - h), (mid, y + h)], *colour, 1.5)?;
+                self.path(
+                    &[(mid - self.px(3.0), y - h), (mid + self.px(3.0), y - h)],
+                    *colour,
+                    1.5,
+                )?;
+                self.path(
+                    &[(mid - self.px(3.0), y + h), (mid + self.px(3.0), y + h)],
+                    *colour,
+                    1.5,
+                )?;
+                self.marker((mid, y), marker)
+            }
+            Key::Swatch { fill, stroke } => {
+                let h = self.px(6.0);
+                let r = Rect {
+                    x0: x + self.px(4.0),
+                    y0: y - h,
+                    x1: x + w - self.px(4.0),
+                    y1: y + h,
+                };
+                self.rect(r, Some(*fill), stroke.map(|c| (c, 1.0)))
+            }
+        }
+    }
+
+    /// The width of one legend entry, in device pixels.
+    fn entry_width(&self, entry: &LegendEntry, style: &TextStyle) -> Result<i32, ChartError> {
+        Ok(self.px(KEY_WIDTH + KEY_GAP) + self.text_width(&entry.label, style)?)
+    }
+
+    /// Lay legend entries out left to right from `x0`, wrapping before `x1`. Returns each row's
+    /// entries with their x positions.
+    fn legend_layout(
+        &self,
+        entries: &[LegendEntry],
+        x0: i32,
+        x1: i32,
+    ) -> Result<Vec<Vec<(i32, usize)>>, ChartError> {
+        let style = self.font(text_size::BODY, Weight::Normal, INK);
+        let mut rows: Vec<Vec<(i32, usize)>> = vec![Vec::new()];
+        let mut x = x0;
+        for (i, entry) in entries.iter().enumerate() {
+            let w = self.entry_width(entry, &style)?;
+            let row_has_entries = rows.last().is_some_and(|r| !r.is_empty());
+            if row_has_entries && x + w > x1 {
+                rows.push(Vec::new());
+                x = x0;
+            }
+            if let Some(row) = rows.last_mut() {
+                row.push((x, i));
+            }
+            x += w + self.px(ENTRY_GAP);
+        }
+        Ok(rows)
+    }
+
+    /// Draw a legend in rows from `(x0, top)`, wrapping before `x1`; returns the y below it.
+    pub fn legend_rows(
+        &self,
+        entries: &[LegendEntry],
+        x0: i32,
+        x1: i32,
+        top: i32,
+    ) -> Result<i32, ChartError> {
+        if entries.is_empty() {
+            return Ok(top);
+        }
+        let style = self.font(text_size::BODY, Weight::Normal, INK);
+        let row_height = self.px(text_size::BODY * 1.7);
+        let mut y = top;
+        for row in self.legend_layout(entries, x0, x1)? {
+            let mid = y + row_height / 2;
+            for (x, i) in row {
+                if let Some(entry) = entries.get(i) {
+                    self.key(&entry.key, x, mid)?;
+                    self.text(
+                        &entry.label,
+                        (x + self.px(KEY_WIDTH + KEY_GAP), mid),
+                        &style,
+                        HPos::Left,
+                        VPos::Center,
+                    )?;
+                }
+            }
+            y += row_height;
+        }
+        Ok(y)
+    }
+
+    /// Draw a legend as a column from `(x, top)`, wrapping labels to `width`; returns the y below.
+    pub fn legend_column(
+        &self,
+        entries: &[LegendEntry],
+        x: i32,
+        top: i32,
+        width: i32,
+    ) -> Result<i32, ChartError> {
+        let style = self.font(text_size::BODY, Weight::Normal, INK);
+        let text_x = x + self.px(KEY_WIDTH + KEY_GAP);
+        let line = self.line_height(text_size::BODY);
+        let mut y = top;
+        for entry in entries {
+            let lines = self.wrap(&entry.label, &style, x + width - text_x)?;
+            let first_mid = y + line / 2;
+            self.key(&entry.key, x, first_mid)?;
+            for (i, l) in lines.iter().enumerate() {
+                self.text(
+                    l,
+                    (text_x, first_mid + i as i32 * line),
+                    &style,
+                    HPos::Left,
+                    VPos::Center,
+                )?;
+            }
+            y += line * lines.len() as i32 + self.px(6.0);
+        }
+        Ok(y)
+    }
+
+    /// The frame of every chart: white page, title, subtitle and chart-specific caption lines at
+    /// the top; notes and the source line at the bottom, all wrapped to the width. Returns the
+    /// rectangle left for the chart between them.
+    pub fn frame(
+        &self,
+        text: &ChartText,
+        captions: &[String],
+        notes: &[String],
+    ) -> Result<Rect, ChartError> {
+        self.root.fill(&BACKGROUND).map_err(draw_error)?;
+        let page = self.bounds();
+        let m = self.px(MARGIN);
+        let x = page.x0 + m;
+        let width = page.width() - 2 * m;
+
+        let title_style = self.font(text_size::TITLE, Weight::Bold, INK);
+        let title = self.wrap(&text.title, &title_style, width)?;
+        let mut y = self.lines(&title, x, page.y0 + m, &title_style, text_size::TITLE)?;
+
+        let sub_style = self.font(text_size::SUBTITLE, Weight::Normal, style::MUTED);
+        if let Some(subtitle) = text.subtitle.as_deref().filter(|s| !s.trim().is_empty()) {
+            let lines = self.wrap(subtitle, &sub_style, width)?;
+            y = self.lines(&lines, x, y + self.px(2.0), &sub_style, text_size::SUBTITLE)?;
+        }
+        let caption_style = self.font(text_size::SUBTITLE, Weight::Normal, INK);
+        for caption in captions {
+            let lines = self.wrap(caption, &caption_style, width)?;
+            y = self.lines(
+                &lines,
+                x,
+                y + self.px(2.0),
+                &caption_style,
+                text_size::SUBTITLE,
+            )?;
+        }
+
+        // The footer is laid out from the bottom up: source last.
+        let small = self.font(text_size::SMALL, Weight::Normal, MUTED);
+        let mut footer: Vec<String> = Vec::new();
+        for note in notes {
+            footer.extend(self.wrap(note, &small, width)?);
+        }
+        if !text.source.trim().is_empty() {
+            footer.extend(self.wrap(&text.source, &small, width)?);
+        }
+        let footer_height = footer.len() as i32 * self.line_height(text_size::SMALL);
+        let footer_top = page.y1 - m - footer_height;
+        self.lines(&footer, x, footer_top, &small, text_size::SMALL)?;
+
+        Ok(Rect {
+            x0: x,
+            y0: y + self.px(8.0),
+            x1: x + width,
+            y1: footer_top - self.px(8.0),
+        })
+    }
+
+    /// A "no data" message centred in `r`, for charts whose data cannot be drawn.
+    pub fn message(&self, message: &str, r: Rect) -> Result<(), ChartError> {
+        let style = self.font(text_size::SUBTITLE, Weight::Normal, MUTED);
+        let lines = self.wrap(message, &style, r.width() - self.px(40.0))?;
+        let line = self.line_height(text_size::SUBTITLE);
+        let top = r.y0 + (r.height() - line * lines.len() as i32) / 2;
+        let cx = r.x0 + r.width() / 2;
+        for (i, l) in lines.iter().enumerate() {
+            self.text(
+                l,
+                (cx, top + i as i32 * line),
+                &style,
+                HPos::Center,
+                VPos::Top,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A linear map from data values to device pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Linear {
+    pub min: f64,
+    pub max: f64,
+    /// Pixel at `min`.
+    pub from: f64,
+    /// Pixel at `max`.
+    pub to: f64,
+}
+
+impl Linear {
+    pub fn new(min: f64, max: f64, from: i32, to: i32) -> Self {
+        Linear {
+            min,
+            max,
+            from: f64::from(from),
+            to: f64::from(to),
+        }
+    }
+
+    /// The pixel of a value (values outside the range extrapolate).
+    pub fn px(&self, v: f64) -> i32 {
+        let span = self.max - self.min;
+        let t = if span.abs() > 0.0 {
+            (v - self.min) / span
+        } else {
+            0.5
+        };
+        (self.from + t * (self.to - self.from)).round() as i32
+    }
+}
+
+/// A plot rectangle with its x and y scales.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Plot {
+    pub rect: Rect,
+    pub x: Linear,
+    pub y: Linear,
+}
+
+impl Plot {
+    pub fn new(rect: Rect, (x_min, x_max): (f64, f64), (y_min, y_max): (f64, f64)) -> Self {
+        Plot {
+            rect,
+            x: Linear::new(x_min, x_max, rect.x0, rect.x1),
+            y: Linear::new(y_min, y_max, rect.y1, rect.y0),
+        }
+    }
+
+    /// The device pixel of a data point.
+    pub fn at(&self, x: f64, y: f64) -> (i32, i32) {
+        (self.x.px(x), self.y.px(y))
+    }
+}
+
+/// A numeric axis: its range, ticks and how a tick prints.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Axis {
+    pub min: f64,
+    pub max: f64,
+    pub ticks: Vec<f64>,
+    pub labels: Vec<String>,
+}
+
+impl Axis {
+    /// A nice axis covering `[lo, hi]` with about `target` ticks, labelled by `format(value,
+    /// decimals)`.
+    pub fn nice(lo: f64, hi: f64, target: usize, format: &dyn Fn(f64, usize) -> String) -> Self {
+        let (min, max) = style::nice_range(lo, hi, target);
+        let ticks = style::nice_ticks(min, max, target);
+        let step = ticks.windows(2).next().map_or(max - min, |w| w[1] - w[0]);
+        let decimals = style::step_decimals(step);
+        let labels = ticks.iter().map(|t| format(*t, decimals)).collect();
+        Axis {
+            min,
+            max,
+            ticks,
+            labels,
+        }
+    }
+
+    /// An axis over exactly `[lo, hi]` with nice ticks inside it (for a denominator axis that
+    /// should end at the data, not at the next round number).
+    pub fn tight(lo: f64, hi: f64, target: usize, format: &dyn Fn(f64, usize) -> String) -> Self {
+        let (min, max) = if hi > lo {
+            (lo, hi)
+        } else {
+            style::nice_range(lo, hi, target)
+        };
+        let mut axis = Axis::nice(min, max, target, format);
+        let keep: Vec<bool> = axis.ticks.iter().map(|t| *t >= min && *t <= max).collect();
+        let mut flags = keep.iter();
+        axis.ticks
+            .retain(|_| flags.next().copied().unwrap_or(false));
+        let mut flags = keep.iter();
+        axis.labels
+            .retain(|_| flags.next().copied().unwrap_or(false));
+        axis.min = min;
+        axis.max = max;
+        axis
+    }
+
+    /// The widest tick label, in device pixels.
+    pub fn label_width<DB: DrawingBackend>(
+        &self,
+        canvas: &Canvas<'_, DB>,
+    ) -> Result<i32, ChartError> {
+        let style = canvas.font(text_size::TICK, Weight::Normal, MUTED);
+        let mut widest = 0;
+        for label in &self.labels {
+            widest = widest.max(canvas.text_width(label, &style)?);
+        }
+        Ok(widest)
+    }
+}
+
+/// The space a y axis needs left of the plot: its rotated title, a gap and the widest tick label.
+pub(crate) fn y_axis_width<DB: DrawingBackend>(
+    canvas: &Canvas<'_, DB>,
+    axis: &Axis,
+) -> Result<i32, ChartError> {
+    Ok(canvas.line_height(text_size::BODY)
+        + canvas.px(8.0)
+        + axis.label_width(canvas)?
+        + canvas.px(8.0))
+}
+
+/// The space an x axis with one row of tick labels and a title needs below the plot.
+pub(crate) fn x_axis_height<DB: DrawingBackend>(canvas: &Canvas<'_, DB>, tick_rows: usize) -> i32 {
+    canvas.px(6.0)
+        + canvas.line_height(text_size::TICK) * tick_rows as i32
+        + canvas.px(6.0)
+        + canvas.line_height(text_size::BODY)
+}
+
+/// Horizontal grid lines and tick labels of a y axis, and its title read upwards at `title_x`.
+pub(crate) fn draw_y_axis<DB: DrawingBackend>(
+    canvas: &Canvas<'_, DB>,
+    plot: &Plot,
+    axis: &Axis,
+    title: &str,
+    title_x: i32,
+) -> Result<(), ChartError> {
+    let tick_style = canvas.font(text_size::TICK, Weight::Normal, MUTED);
+    for (tick, label) in axis.ticks.iter().zip(&axis.labels) {
+        let y = plot.y.px(*tick);
+        canvas.path(&[(plot.rect.x0, y), (plot.rect.x1, y)], GRID, 1.0)?;
+        canvas.text(
+            label,
+            (plot.rect.x0 - canvas.px(6.0), y),
+            &tick_style,
+            HPos::Right,
+            VPos::Center,
+        )?;
+    }
+    let title_style = canvas.font(text_size::BODY, Weight::Normal, INK);
+    let mid = (plot.rect.y0 + plot.rect.y1) / 2;
+    canvas.text_vertical(title, (title_x, mid), &title_style)
+}
+
+/// Vertical grid lines and tick labels of a numeric x axis, and its title centred below.
+pub(crate) fn draw_x_axis<DB: DrawingBackend>(
+    canvas: &Canvas<'_, DB>,
+    plot: &Plot,
+    axis: &Axis,
+    title: &str,
+) -> Result<(), ChartError> {
+    let tick_style = canvas.font(text_size::TICK, Weight::Normal, MUTED);
+    let y = plot.rect.y1 + canvas.px(6.0);
+    for (tick, label) in axis.ticks.iter().zip(&axis.labels) {
+        let x = plot.x.px(*tick);
+        canvas.path(&[(x, plot.rect.y0), (x, plot.rect.y1)], GRID, 1.0)?;
+        canvas.text(label, (x, y), &tick_style, HPos::Center, VPos::Top)?;
+    }
+    draw_x_title(canvas, plot, title, 1)
+}
+
+/// An x axis title centred under the plot, below `tick_rows` rows of tick labels.
+pub(crate) fn draw_x_title<DB: DrawingBackend>(
+    canvas: &Canvas<'_, DB>,
+    plot: &Plot,
+    title: &str,
+    tick_rows: usize,
+) -> Result<(), ChartError> {
+    let title_style = canvas.font(text_size::BODY, Weight::Normal, INK);
+    let y = plot.rect.y1 + canvas.px(12.0) + canvas.line_height(text_size::TICK) * tick_rows as i32;
+    canvas.text(
+        title,
+        ((plot.rect.x0 + plot.rect.x1) / 2, y),
+        &title_style,
+        HPos::Center,
+        VPos::Top,
+    )
+}
+
+/// The plot's frame: left and bottom axis lines.
+pub(crate) fn draw_axis_lines<DB: DrawingBackend>(
+    canvas: &Canvas<'_, DB>,
+    plot: &Plot,
+) -> Result<(), ChartError> {
+    let r = plot.rect;
+    canvas.path(
+        &[(r.x0, r.y0), (r.x0, r.y1), (r.x1, r.y1)],
+        style::AXIS,
+        1.0,
+    )
+}

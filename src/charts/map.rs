@@ -1,0 +1,845 @@
+//! The footprint map: ICB (or other footprint) polygons with the area of interest emphasised,
+//! LSOA centroids as dots shaded by IMD decile, Core20 LSOAs ringed, and the LSOAs where the
+//! PCN's registered patients live drawn as larger squares. A legend column on the right, a scale
+//! bar and a north arrow.
+//!
+//! Projection: equirectangular with longitude scaled by cos(latitude) at the view's centre, which
+//! keeps shapes and distances true to a few percent over an ICB (England is not squashed). The
+//! view is the focus area's bounding box (or the points' when there is no focus). Polygons are
+//! projected to pixels, simplified to half a pixel (Douglas–Peucker, so SVGs stay small) and
+//! clipped to the map frame. Footprints are read by `ingest::read_footprints`; which LSOAs are
+//! the PCN's is decided by the caller (e.g. from `footprint_weights`).
+
+use std::path::Path;
+
+use geo::{
+    BoundingRect, Contains, Coord, LineString, MultiPolygon, Point, Rect as GeoRect, Simplify,
+};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, VPos};
+
+use super::layout::{Canvas, Key, LegendEntry, Marker, Rect, Shape, Weight};
+use super::style::{self, INK, MUTED, Scale, text_size};
+use super::{Chart, ChartError, ChartText};
+use crate::ingest::Footprint;
+
+/// One LSOA on the map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LsoaPoint {
+    /// The LSOA code.
+    pub code: String,
+    /// Centroid longitude (WGS84).
+    pub longitude: f64,
+    /// Centroid latitude (WGS84).
+    pub latitude: f64,
+    /// National IMD decile, 1 = most deprived; `None` when unknown (drawn hollow).
+    pub decile: Option<u8>,
+    /// In the Core20 (the most deprived 20% of LSOAs nationally).
+    pub core20: bool,
+    /// Home to the PCN's registered patients (marked as a square).
+    pub registered: bool,
+}
+
+/// The data of a map.
+#[derive(Debug, Clone)]
+pub struct Map<'a> {
+    /// Footprint polygons to draw (e.g. every ICB: those outside the view are skipped).
+    pub areas: &'a [Footprint],
+    /// The code of the area to emphasise and frame (the PCN's ICB).
+    pub focus: Option<String>,
+    /// The LSOAs to draw.
+    pub lsoas: &'a [LsoaPoint],
+    /// Whose registered patients the squares show: "Riverside PCN".
+    pub registered_label: String,
+    /// The deprivation index, for the legend: "IMD 2019".
+    pub index_label: String,
+}
+
+/// Render a map as SVG.
+///
+/// # Errors
+/// [`ChartError::NoData`] with neither areas nor LSOAs; [`ChartError::Invalid`] for a focus code
+/// that is not among the areas, an LSOA with coordinates outside longitude/latitude ranges or a
+/// decile outside 1–10.
+pub fn render_svg(data: &Map<'_>, text: &ChartText) -> Result<String, ChartError> {
+    super::svg(data, text)
+}
+
+/// Render a map as a PNG file (twice the SVG's resolution).
+///
+/// # Errors
+/// As [`render_svg`], and [`ChartError::Write`] when the file cannot be written.
+pub fn render_png(data: &Map<'_>, text: &ChartText, path: &Path) -> Result<(), ChartError> {
+    super::png(data, text, path, Scale::PNG)
+}
+
+/// Width of the legend column, in CSS pixels.
+const LEGEND: f64 = 230.0;
+/// Smallest view, in degrees of latitude (a single LSOA still gets a neighbourhood).
+const MIN_SPAN: f64 = 0.02;
+
+/// The fill of areas other than the focus, and of the focus.
+const OTHER_FILL: RGBColor = RGBColor(236, 236, 236);
+const OTHER_EDGE: RGBColor = RGBColor(190, 190, 190);
+const FOCUS_FILL: RGBColor = RGBColor(255, 255, 255);
+
+/// Equirectangular projection of a lon/lat box into a pixel rectangle, centred, aspect kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Projection {
+    lon0: f64,
+    lat0: f64,
+    cos: f64,
+    /// Pixels per degree of latitude.
+    k: f64,
+    cx: f64,
+    cy: f64,
+}
+
+impl Projection {
+    fn fit(view: GeoRect<f64>, r: Rect) -> Self {
+        let lat0 = (view.min().y + view.max().y) / 2.0;
+        let lon0 = (view.min().x + view.max().x) / 2.0;
+        let cos = lat0.to_radians().cos().max(0.05);
+        let width = (view.width() * cos).max(1e-9);
+        let height = view.height().max(1e-9);
+        let k = (f64::from(r.width()) / width).min(f64::from(r.height()) / height);
+        Projection {
+            lon0,
+            lat0,
+            cos,
+            k,
+            cx: f64::from(r.x0 + r.x1) / 2.0,
+            cy: f64::from(r.y0 + r.y1) / 2.0,
+        }
+    }
+
+    fn xy(&self, lon: f64, lat: f64) -> (f64, f64) {
+        (
+            self.cx + (lon - self.lon0) * self.cos * self.k,
+            self.cy - (lat - self.lat0) * self.k,
+        )
+    }
+
+    /// Pixels per kilometre (a degree of latitude is 111.32 km).
+    fn px_per_km(&self) -> f64 {
+        self.k / 111.32
+    }
+}
+
+/// Clip a polygon ring (pixels) to a rectangle (Sutherland–Hodgman). Filling the result is
+/// exact; its outline runs along the frame where the ring was cut.
+fn clip_ring(ring: &[(f64, f64)], r: Rect) -> Vec<(f64, f64)> {
+    // Each frame edge as (axis, bound, keep the side above the bound).
+    let edges = [
+        (0, f64::from(r.x0), true),
+        (0, f64::from(r.x1), false),
+        (1, f64::from(r.y0), true),
+        (1, f64::from(r.y1), false),
+    ];
+    let coordinate = |p: (f64, f64), axis: usize| if axis == 0 { p.0 } else { p.1 };
+    let mut out: Vec<(f64, f64)> = ring.to_vec();
+    for (axis, bound, above) in edges {
+        let inside = |p: (f64, f64)| {
+            let v = coordinate(p, axis);
+            if above { v >= bound } else { v <= bound }
+        };
+        // Where segment a→b crosses the edge.
+        let cross = |a: (f64, f64), b: (f64, f64)| {
+            let t = (bound - coordinate(a, axis)) / (coordinate(b, axis) - coordinate(a, axis));
+            (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t)
+        };
+        let input = std::mem::take(&mut out);
+        let Some(&last) = input.last() else {
+            return out;
+        };
+        let mut prev = last;
+        for &p in &input {
+            match (inside(p), inside(prev)) {
+                (true, true) => out.push(p),
+                (true, false) => {
+                    out.push(cross(prev, p));
+                    out.push(p);
+                }
+                (false, true) => out.push(cross(prev, p)),
+                (false, false) => {}
+            }
+            prev = p;
+        }
+    }
+    out
+}
+
+/// A ring projected to pixels, simplified to half a pixel, clipped to `frame`, rounded.
+fn ring_pixels(ring: &LineString<f64>, p: &Projection, frame: Rect, s: Scale) -> Vec<(i32, i32)> {
+    let projected: LineString<f64> = ring
+        .coords()
+        .map(|c| {
+            let (x, y) = p.xy(c.x, c.y);
+            Coord { x, y }
+        })
+        .collect();
+    let simplified = projected.simplify(s.f(0.5));
+    let points: Vec<(f64, f64)> = simplified.coords().map(|c| (c.x, c.y)).collect();
+    let mut out: Vec<(i32, i32)> = Vec::with_capacity(points.len());
+    for (x, y) in clip_ring(&points, frame) {
+        let q = (x.round() as i32, y.round() as i32);
+        if out.last() != Some(&q) {
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// A "nice" scale-bar length in km near `target`.
+fn scale_km(target: f64) -> f64 {
+    [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0]
+        .into_iter()
+        .rev()
+        .find(|km| *km <= target)
+        .unwrap_or(0.5)
+}
+
+impl Map<'_> {
+    fn invalid(message: String) -> ChartError {
+        ChartError::Invalid {
+            chart: Self::KIND,
+            message,
+        }
+    }
+
+    fn focus_area(&self) -> Option<&Footprint> {
+        let code = self.focus.as_deref()?;
+        self.areas.iter().find(|a| a.code == code)
+    }
+
+    fn area_name(area: &Footprint) -> String {
+        area.name.clone().unwrap_or_else(|| area.code.clone())
+    }
+
+    /// The view: the focus area's box, else the points', else every area's; padded by 4%.
+    fn view(&self) -> Option<GeoRect<f64>> {
+        let points_box = || {
+            let mut coords = self.lsoas.iter().map(|p| Coord {
+                x: p.longitude,
+                y: p.latitude,
+            });
+            let first = coords.next()?;
+            Some(coords.fold(GeoRect::new(first, first), |r, c| {
+                GeoRect::new(
+                    Coord {
+                        x: r.min().x.min(c.x),
+                        y: r.min().y.min(c.y),
+                    },
+                    Coord {
+                        x: r.max().x.max(c.x),
+                        y: r.max().y.max(c.y),
+                    },
+                )
+            }))
+        };
+        let areas_box = || {
+            let all: MultiPolygon<f64> = self
+                .areas
+                .iter()
+                .flat_map(|a| a.geometry.0.iter().cloned())
+                .collect();
+            all.bounding_rect()
+        };
+        let base = self
+            .focus_area()
+            .and_then(|a| a.geometry.bounding_rect())
+            .or_else(points_box)
+            .or_else(areas_box)?;
+        let pad_x = (base.width() * 0.04).max(MIN_SPAN / 2.0);
+        let pad_y = (base.height() * 0.04).max(MIN_SPAN / 2.0);
+        Some(GeoRect::new(
+            Coord {
+                x: base.min().x - pad_x,
+                y: base.min().y - pad_y,
+            },
+            Coord {
+                x: base.max().x + pad_x,
+                y: base.max().y + pad_y,
+            },
+        ))
+    }
+
+    fn legend(&self) -> (Vec<LegendEntry>, [Marker; 3]) {
+        let dot = Marker {
+            shape: Shape::Circle,
+            radius: 2.4,
+            fill: Some(style::decile_colour(4)),
+            stroke: None,
+        };
+        let square = Marker {
+            shape: Shape::Square,
+            radius: 4.2,
+            fill: Some(style::decile_colour(4)),
+            stroke: Some((INK, 1.0)),
+        };
+        let ring = Marker {
+            shape: Shape::Circle,
+            radius: 5.0,
+            fill: None,
+            stroke: Some((style::HIGHLIGHT, 1.5)),
+        };
+        let mut entries = vec![
+            LegendEntry::new(Key::Marker(dot), "LSOA (centroid)"),
+            LegendEntry::new(
+                Key::Marker(square),
+                format!(
+                    "LSOA where {}'s registered patients live",
+                    self.registered_label
+                ),
+            ),
+            LegendEntry::new(
+                Key::Marker(ring),
+                "Core20: most deprived 20% of LSOAs in England",
+            ),
+        ];
+        if let Some(focus) = self.focus_area() {
+            entries.push(LegendEntry::new(
+                Key::Line {
+                    colour: INK,
+                    width: 2.0,
+                    dashed: false,
+                },
+                Self::area_name(focus),
+            ));
+        }
+        if self.areas.len() > usize::from(self.focus_area().is_some()) {
+            entries.push(LegendEntry::new(
+                Key::Swatch {
+                    fill: OTHER_FILL,
+                    stroke: Some(OTHER_EDGE),
+                },
+                if self.focus_area().is_some() {
+                    "Neighbouring areas"
+                } else {
+                    "Areas"
+                },
+            ));
+        }
+        (entries, [dot, square, ring])
+    }
+}
+
+impl Chart for Map<'_> {
+    const KIND: &'static str = "map";
+
+    fn check(&self) -> Result<(), ChartError> {
+        if let Some(code) = &self.focus
+            && self.focus_area().is_none()
+        {
+            return Err(Self::invalid(format!(
+                "the focus area {code} is not among the areas"
+            )));
+        }
+        for p in self.lsoas {
+            if !((-180.0..=180.0).contains(&p.longitude) && (-90.0..=90.0).contains(&p.latitude)) {
+                return Err(Self::invalid(format!(
+                    "LSOA {} has coordinates ({}, {}) outside longitude/latitude ranges",
+                    p.code, p.longitude, p.latitude
+                )));
+            }
+            if p.decile.is_some_and(|d| !(1..=10).contains(&d)) {
+                return Err(Self::invalid(format!(
+                    "LSOA {} has decile {:?}: expected 1 to 10",
+                    p.code, p.decile
+                )));
+            }
+        }
+        if self.view().is_none() {
+            return Err(ChartError::NoData {
+                chart: Self::KIND,
+                reason: "no areas and no LSOAs".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        text: &ChartText,
+        s: Scale,
+    ) -> Result<(), ChartError> {
+        let canvas = Canvas::new(root, s);
+        let Some(view) = self.view() else {
+            return Err(ChartError::NoData {
+                chart: Self::KIND,
+                reason: "no areas and no LSOAs".into(),
+            });
+        };
+        let in_view = |p: &LsoaPoint| {
+            (view.min().x..=view.max().x).contains(&p.longitude)
+                && (view.min().y..=view.max().y).contains(&p.latitude)
+        };
+        let registered = self.lsoas.iter().filter(|p| p.registered).count();
+        let registered_out = self
+            .lsoas
+            .iter()
+            .filter(|p| p.registered && !in_view(p))
+            .count();
+        let mut notes = vec![format!(
+            "Dots are LSOA centroids coloured by national {} decile; the map is north up, with \
+             longitude scaled by the cosine of the latitude.",
+            self.index_label
+        )];
+        if registered == 0 {
+            notes.push(format!(
+                "No LSOA is marked as home to {}'s patients.",
+                self.registered_label
+            ));
+        } else if registered_out > 0 {
+            notes.push(format!(
+                "{registered_out} of the {registered} LSOAs where {}'s patients live lie outside this view.",
+                self.registered_label
+            ));
+        }
+        let body = canvas.frame(text, &[], &notes)?;
+
+        // Map frame on the left, legend column on the right.
+        let legend_w = canvas.px(LEGEND);
+        let available = Rect {
+            x0: body.x0,
+            y0: body.y0,
+            x1: body.x1 - legend_w - canvas.px(16.0),
+            y1: body.y1,
+        };
+        let frame = available;
+        if frame.width() < canvas.px(120.0) || frame.height() < canvas.px(120.0) {
+            return Err(Self::invalid(
+                "the title and notes leave no room for the map".into(),
+            ));
+        }
+        let mut projection = Projection::fit(view, frame);
+        // Put the map at the left edge, so the legend sits right next to it.
+        let (left, _) = projection.xy(view.min().x, view.max().y);
+        projection.cx -= left - f64::from(frame.x0);
+        // Shrink the frame to the map's own aspect, so the legend sits next to the map.
+        let (left, top) = projection.xy(view.min().x, view.max().y);
+        let (right, bottom) = projection.xy(view.max().x, view.min().y);
+        let frame = Rect {
+            x0: (left.floor() as i32).max(frame.x0),
+            y0: (top.floor() as i32).max(frame.y0),
+            x1: (right.ceil() as i32).min(frame.x1),
+            y1: (bottom.ceil() as i32).min(frame.y1),
+        };
+
+        // Areas: others first, then the focus on top.
+        canvas.rect(frame, Some(style::tint(OTHER_FILL, 0.5)), None)?;
+        let focus_code = self.focus.as_deref();
+        let visible = |a: &&Footprint| {
+            a.geometry.bounding_rect().is_some_and(|b| {
+                b.max().x >= view.min().x
+                    && b.min().x <= view.max().x
+                    && b.max().y >= view.min().y
+                    && b.min().y <= view.max().y
+            })
+        };
+        let others: Vec<&Footprint> = self
+            .areas
+            .iter()
+            .filter(|a| Some(a.code.as_str()) != focus_code)
+            .filter(visible)
+            .collect();
+        for (area, fill, edge, width) in others
+            .iter()
+            .map(|a| (*a, OTHER_FILL, OTHER_EDGE, 0.75))
+            .chain(self.focus_area().map(|a| (a, FOCUS_FILL, INK, 2.0)))
+        {
+            let mut outlines = Vec::new();
+            for polygon in &area.geometry {
+                let exterior = ring_pixels(polygon.exterior(), &projection, frame, s);
+                canvas.polygon(&exterior, fill, 1.0)?;
+                outlines.push(exterior);
+                // Holes are outlined, not cut out: plotters fills simple polygons only, and a
+                // hole is another area drawn in its own colour.
+                for hole in polygon.interiors() {
+                    outlines.push(ring_pixels(hole, &projection, frame, s));
+                }
+            }
+            for mut ring in outlines {
+                if let Some(first) = ring.first().copied() {
+                    ring.push(first);
+                }
+                canvas.path(&ring, edge, width)?;
+            }
+        }
+
+        // LSOAs: plain dots, then the PCN's squares, then Core20 rings, so marks stay visible.
+        let (_, [dot, square, ring]) = self.legend();
+        let focus_geometry = self.focus_area().map(|a| &a.geometry);
+        let focus_box = focus_geometry.and_then(|g| g.bounding_rect());
+        let inside_focus = |p: &LsoaPoint| match (focus_geometry, focus_box) {
+            (Some(g), Some(b)) => {
+                let c = Coord {
+                    x: p.longitude,
+                    y: p.latitude,
+                };
+                b.min().x <= c.x
+                    && c.x <= b.max().x
+                    && b.min().y <= c.y
+                    && c.y <= b.max().y
+                    && g.contains(&Point::from(c))
+            }
+            _ => true,
+        };
+        let shown: Vec<(&LsoaPoint, (i32, i32), bool)> = self
+            .lsoas
+            .iter()
+            .filter(|p| in_view(p))
+            .map(|p| {
+                let (x, y) = projection.xy(p.longitude, p.latitude);
+                (p, (x.round() as i32, y.round() as i32), inside_focus(p))
+            })
+            .collect();
+        let colour = |p: &LsoaPoint| p.decile.map(style::decile_colour);
+        for (p, at, inside) in &shown {
+            if p.registered {
+                continue;
+            }
+            let fill = colour(p).map(|c| if *inside { c } else { style::tint(c, 0.55) });
+            let m = Marker {
+                fill,
+                stroke: if fill.is_none() {
+                    Some((MUTED, 0.75))
+                } else {
+                    None
+                },
+                ..dot
+            };
+            canvas.marker(*at, &m)?;
+        }
+        for (p, at, _) in shown.iter().filter(|(p, _, _)| p.registered) {
+            let m = Marker {
+                fill: colour(p).or(Some(style::BACKGROUND)),
+                ..square
+            };
+            canvas.marker(*at, &m)?;
+        }
+        for (p, at, inside) in shown.iter().filter(|(p, _, _)| p.core20) {
+            let m = Marker {
+                // Around a square the ring must clear its corners.
+                radius: if p.registered {
+                    ring.radius + 1.0
+                } else {
+                    ring.radius - 1.0
+                },
+                stroke: Some((
+                    if *inside {
+                        style::HIGHLIGHT
+                    } else {
+                        style::tint(style::HIGHLIGHT, 0.5)
+                    },
+                    1.25,
+                )),
+                ..ring
+            };
+            canvas.marker(*at, &m)?;
+        }
+        canvas.rect(frame, None, Some((style::AXIS, 1.0)))?;
+
+        // Legend column next to the map: the decile ramp, then the marks.
+        let lx = (frame.x1 + canvas.px(24.0)).min(body.x1 - legend_w);
+        let mut y = frame.y0;
+        let heading = canvas.font(text_size::BODY, Weight::Bold, INK);
+        canvas.text(
+            &format!("{} decile", self.index_label),
+            (lx, y),
+            &heading,
+            HPos::Left,
+            VPos::Top,
+        )?;
+        y += canvas.line_height(text_size::BODY) + canvas.px(4.0);
+        let cell = (legend_w - canvas.px(4.0)) / 10;
+        let cell_h = canvas.px(14.0);
+        let tick = canvas.font(text_size::TICK, Weight::Normal, MUTED);
+        for d in 1..=10u8 {
+            let x = lx + cell * i32::from(d - 1);
+            let fill = style::decile_colour(d);
+            canvas.rect(
+                Rect {
+                    x0: x,
+                    y0: y,
+                    x1: x + cell,
+                    y1: y + cell_h,
+                },
+                Some(fill),
+                None,
+            )?;
+            if d == 1 || d == 10 {
+                canvas.text(
+                    &d.to_string(),
+                    (x + cell / 2, y + cell_h / 2),
+                    &canvas.font(text_size::TICK, Weight::Normal, style::text_on(fill)),
+                    HPos::Center,
+                    VPos::Center,
+                )?;
+            }
+        }
+        y += cell_h + canvas.px(3.0);
+        canvas.text("most deprived", (lx, y), &tick, HPos::Left, VPos::Top)?;
+        canvas.text(
+            "least deprived",
+            (lx + cell * 10, y),
+            &tick,
+            HPos::Right,
+            VPos::Top,
+        )?;
+        y += canvas.line_height(text_size::TICK) + canvas.px(14.0);
+        let (entries, _) = self.legend();
+        y = canvas.legend_column(&entries, lx, y, legend_w)?;
+
+        // Scale bar and north arrow under the legend, where they cover no data.
+        let small = canvas.font(text_size::TICK, Weight::Normal, INK);
+        let max_bar = f64::from(legend_w - canvas.px(60.0));
+        let km = scale_km(max_bar / projection.px_per_km());
+        let bar = (km * projection.px_per_km()).round() as i32;
+        let by = y + canvas.px(22.0);
+        canvas.path(
+            &[
+                (lx, by - canvas.px(5.0)),
+                (lx, by),
+                (lx + bar, by),
+                (lx + bar, by - canvas.px(5.0)),
+            ],
+            INK,
+            1.5,
+        )?;
+        let label = format!(
+            "{} km",
+            style::format_number(km, if km < 1.0 { 1 } else { 0 })
+        );
+        canvas.text(
+            &label,
+            (lx + bar + canvas.px(8.0), by),
+            &small,
+            HPos::Left,
+            VPos::Center,
+        )?;
+        let nx = lx + legend_w - canvas.px(20.0);
+        let ny = by - canvas.px(24.0);
+        canvas.polygon(
+            &[
+                (nx, ny),
+                (nx - canvas.px(6.0), ny + canvas.px(11.0)),
+                (nx + canvas.px(6.0), ny + canvas.px(11.0)),
+            ],
+            INK,
+            1.0,
+        )?;
+        canvas.path(
+            &[(nx, ny + canvas.px(10.0)), (nx, ny + canvas.px(20.0))],
+            INK,
+            2.0,
+        )?;
+        canvas.text(
+            "N",
+            (nx, ny + canvas.px(22.0)),
+            &canvas.font(text_size::BODY, Weight::Bold, INK),
+            HPos::Center,
+            VPos::Top,
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::charts::check::{check_svg, png_size};
+    use geo::polygon;
+
+    fn areas() -> Vec<Footprint> {
+        let square = |code: &str, name: &str, x: f64| Footprint {
+            code: code.into(),
+            name: Some(name.into()),
+            properties: serde_json::Map::new(),
+            geometry: MultiPolygon(vec![polygon![
+                (x: x, y: 53.0), (x: x + 0.5, y: 53.0), (x: x + 0.5, y: 53.3), (x: x, y: 53.3), (x: x, y: 53.0)
+            ]]),
+        };
+        vec![
+            square("E54000001", "NHS Test & <Example> ICB", -1.5),
+            square("E54000002", "NHS Next Door ICB", -1.0),
+        ]
+    }
+
+    fn lsoas() -> Vec<LsoaPoint> {
+        (0..200)
+            .map(|i| {
+                let f = f64::from(i);
+                LsoaPoint {
+                    code: format!("E0100{i:04}"),
+                    longitude: -1.48 + (f * 0.37).fract() * 0.9,
+                    latitude: 53.02 + (f * 0.61).fract() * 0.26,
+                    decile: Some((i % 10) as u8 + 1),
+                    core20: i % 10 < 2,
+                    registered: i % 7 == 0,
+                }
+            })
+            .collect()
+    }
+
+    fn text() -> ChartText {
+        ChartText::new(
+            "Where Riverside PCN's patients live",
+            "Source: test; contains OS data © Crown copyright",
+        )
+    }
+
+    #[test]
+    fn map_svg_has_legend_and_names() {
+        let areas = areas();
+        let points = lsoas();
+        let data = Map {
+            areas: &areas,
+            focus: Some("E54000001".into()),
+            lsoas: &points,
+            registered_label: "Riverside PCN".into(),
+            index_label: "IMD 2019".into(),
+        };
+        let svg = render_svg(&data, &text()).expect("renders");
+        let s = check_svg(&svg).expect("xml");
+        for t in [
+            "Where Riverside PCN's patients live",
+            "IMD 2019 decile",
+            "most deprived",
+            "least deprived",
+            "N",
+            "NHS Test & <Example> ICB",
+            "Neighbouring areas",
+        ] {
+            assert!(s.has_text(t), "missing {t:?} in {:?}", s.texts);
+        }
+        assert!(s.has_text_containing("registered patients live"));
+        assert!(s.has_text_containing("Core20"));
+        assert!(s.has_text_containing(" km"));
+        assert!(
+            s.has_text_containing("lie outside this view"),
+            "points east of the focus are outside"
+        );
+    }
+
+    #[test]
+    fn map_png_size_and_determinism() {
+        let areas = areas();
+        let points = lsoas();
+        let data = Map {
+            areas: &areas,
+            focus: Some("E54000001".into()),
+            lsoas: &points,
+            registered_label: "Riverside PCN".into(),
+            index_label: "IMD 2019".into(),
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
+        render_png(&data, &text(), &a).expect("renders");
+        render_png(&data, &text(), &b).expect("renders");
+        let (a, b) = (
+            std::fs::read(a).expect("read"),
+            std::fs::read(b).expect("read"),
+        );
+        assert_eq!(png_size(&a), Some((1800, 1120)));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn map_degenerate_inputs() {
+        let none = Map {
+            areas: &[],
+            focus: None,
+            lsoas: &[],
+            registered_label: "X".into(),
+            index_label: "IMD 2019".into(),
+        };
+        assert!(matches!(
+            render_svg(&none, &text()),
+            Err(ChartError::NoData { .. })
+        ));
+        let areas = areas();
+        let bad_focus = Map {
+            areas: &areas,
+            focus: Some("E54999999".into()),
+            ..none.clone()
+        };
+        assert!(
+            render_svg(&bad_focus, &text())
+                .expect_err("focus")
+                .to_string()
+                .contains("E54999999")
+        );
+        let one = [LsoaPoint {
+            code: "E01000001".into(),
+            longitude: -1.2,
+            latitude: 53.1,
+            decile: None,
+            core20: false,
+            registered: true,
+        }];
+        let single = Map {
+            lsoas: &one,
+            ..none.clone()
+        };
+        check_svg(&render_svg(&single, &text()).expect("one point")).expect("xml");
+        let wrong = [LsoaPoint {
+            decile: Some(11),
+            ..one[0].clone()
+        }];
+        let wrong_decile = Map {
+            lsoas: &wrong,
+            ..none
+        };
+        assert!(
+            render_svg(&wrong_decile, &text())
+                .expect_err("decile")
+                .to_string()
+                .contains("decile")
+        );
+    }
+
+    #[test]
+    fn clip_ring_keeps_inside_and_cuts_outside() {
+        let r = Rect {
+            x0: 0,
+            y0: 0,
+            x1: 10,
+            y1: 10,
+        };
+        let inside = vec![(1.0, 1.0), (5.0, 1.0), (5.0, 5.0)];
+        assert_eq!(clip_ring(&inside, r), inside);
+        let across = vec![(-5.0, 5.0), (5.0, 5.0), (5.0, 8.0), (-5.0, 8.0)];
+        let clipped = clip_ring(&across, r);
+        assert!(
+            clipped
+                .iter()
+                .all(|(x, y)| (0.0..=10.0).contains(x) && (0.0..=10.0).contains(y))
+        );
+        assert!(clip_ring(&[(20.0, 20.0), (30.0, 20.0), (30.0, 30.0)], r).is_empty());
+    }
+
+    #[test]
+    fn projection_keeps_aspect() {
+        let view = GeoRect::new(Coord { x: -2.0, y: 52.0 }, Coord { x: -1.0, y: 53.0 });
+        let p = Projection::fit(
+            view,
+            Rect {
+                x0: 0,
+                y0: 0,
+                x1: 1000,
+                y1: 1000,
+            },
+        );
+        let (x0, _) = p.xy(-2.0, 52.5);
+        let (x1, _) = p.xy(-1.0, 52.5);
+        let (_, y0) = p.xy(-1.5, 52.0);
+        let (_, y1) = p.xy(-1.5, 53.0);
+        // A degree of longitude at 52.5°N is about 0.61 of a degree of latitude.
+        assert!(((x1 - x0) / (y0 - y1) - 52.5f64.to_radians().cos()).abs() < 1e-9);
+        assert_eq!(scale_km(13.0), 10.0);
+        assert_eq!(scale_km(0.1), 0.5);
+    }
+}
