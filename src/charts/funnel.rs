@@ -164,57 +164,6 @@ fn interpolate(curve: &[(f64, f64)], x: f64) -> Option<f64> {
     }
 }
 
-/// Clip a polyline to a rectangle in data space (Liang–Barsky per segment); returns the visible
-/// runs, so a curve leaving the plot is cut at the edge instead of squashed along it.
-fn clip(points: &[(f64, f64)], (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> Vec<Vec<(f64, f64)>> {
-    let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
-    let mut current: Vec<(f64, f64)> = Vec::new();
-    for w in points.windows(2) {
-        let ((ax, ay), (bx, by)) = (w[0], w[1]);
-        let (dx, dy) = (bx - ax, by - ay);
-        let mut t0: f64 = 0.0;
-        let mut t1: f64 = 1.0;
-        let mut visible = true;
-        for (p, q) in [(-dx, ax - x0), (dx, x1 - ax), (-dy, ay - y0), (dy, y1 - ay)] {
-            if p == 0.0 {
-                if q < 0.0 {
-                    visible = false;
-                }
-            } else {
-                let r = q / p;
-                if p < 0.0 {
-                    t0 = t0.max(r);
-                } else {
-                    t1 = t1.min(r);
-                }
-            }
-        }
-        if !visible || t0 > t1 {
-            if current.len() > 1 {
-                runs.push(std::mem::take(&mut current));
-            }
-            current.clear();
-            continue;
-        }
-        let start = (ax + t0 * dx, ay + t0 * dy);
-        let end = (ax + t1 * dx, ay + t1 * dy);
-        if current.last() != Some(&start) {
-            if current.len() > 1 {
-                runs.push(std::mem::take(&mut current));
-            }
-            current = vec![start];
-        }
-        current.push(end);
-        if t1 < 1.0 {
-            runs.push(std::mem::take(&mut current));
-        }
-    }
-    if current.len() > 1 {
-        runs.push(current);
-    }
-    runs
-}
-
 impl Funnel {
     fn invalid(message: String) -> ChartError {
         ChartError::Invalid {
@@ -433,7 +382,7 @@ impl Chart for Funnel {
             canvas.path(&[plot.at(x_axis.min, b), plot.at(x_axis.max, b)], INK, 1.5)?;
         }
         for (i, curve) in curves.iter().enumerate() {
-            for run in clip(curve, x_range, y_range) {
+            for run in layout::clip_polyline(curve, x_range, y_range) {
                 let px: Vec<(i32, i32)> = run.iter().map(|(x, y)| plot.at(*x, *y)).collect();
                 if i < 2 {
                     canvas.dashed(&px, MUTED, 1.5)?;
@@ -656,16 +605,7 @@ mod tests {
     }
 
     #[test]
-    fn clip_cuts_curves_at_the_edges() {
-        let runs = clip(
-            &[(0.0, 10.0), (1.0, 5.0), (2.0, 1.0), (3.0, 0.5)],
-            (0.0, 3.0),
-            (0.0, 6.0),
-        );
-        assert_eq!(runs.len(), 1);
-        let first = runs[0][0];
-        assert!((first.1 - 6.0).abs() < 1e-9 && (first.0 - 0.8).abs() < 1e-9);
-        assert!(clip(&[(0.0, 10.0), (1.0, 10.0)], (0.0, 1.0), (0.0, 1.0)).is_empty());
+    fn interpolate_inside_only() {
         assert_eq!(interpolate(&[(1.0, 1.0), (3.0, 3.0)], 2.0), Some(2.0));
         assert_eq!(interpolate(&[(1.0, 1.0), (3.0, 3.0)], 4.0), None);
     }

@@ -17,6 +17,8 @@ use plotters::style::text_anchor::{HPos, VPos};
 use super::layout::{self, Axis, Canvas, Key, LegendEntry, Marker, Plot, Rect, Shape, Weight};
 use super::style::{self, INK, MUTED, REFERENCE, Scale, Unit, text_size};
 use super::{Chart, ChartError, ChartText};
+use crate::stats::Limits;
+use crate::stats::sii::{SiiOptions, SiiResult, ValueType};
 
 /// One quantile's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +90,62 @@ impl SiiFit {
             rii: None,
             rii_limits: None,
             confidence: 95.0,
+        }
+    }
+
+    /// The fit from `stats::sii::sii`'s result and the options it ran with, in the chart's
+    /// unit (values × |multiplier|). Takes the first confidence level's limits. The reference
+    /// reports the intercept unscaled without `transform` and scaled with it, and a negative
+    /// multiplier flips the SII's sign and inverts the RII; this undoes both, so the fit always
+    /// reads least minus most deprived (and RII least over most deprived).
+    ///
+    /// # Examples
+    /// ```
+    /// use healthgap::charts::gradient::SiiFit;
+    /// use healthgap::stats::sii::{sii, SiiArea, SiiOptions, SiiSpread, SiiValues, ValueType};
+    /// let area = SiiArea { quantile: &[1.0, 2.0, 3.0, 4.0, 5.0], population: &[100.0; 5],
+    ///     values: SiiValues::Value(&[0.30, 0.25, 0.20, 0.15, 0.10]),
+    ///     spread: SiiSpread::StandardError(&[0.01; 5]) };
+    /// let mut options = SiiOptions::new(ValueType::Other);
+    /// options.multiplier = 100.0;
+    /// options.repetitions = 1000;
+    /// let fit = SiiFit::from_result(&sii(&area, &options, 1, 0)?, &options);
+    /// assert!((fit.most_deprived - 32.5).abs() < 1e-9 && (fit.least_deprived - 7.5).abs() < 1e-9);
+    /// assert!((fit.sii + 25.0).abs() < 1e-9);
+    /// # Ok::<(), healthgap::stats::StatsError>(())
+    /// ```
+    pub fn from_result(result: &SiiResult, options: &SiiOptions) -> Self {
+        let m = options.multiplier;
+        let flipped = m < 0.0;
+        let most = if options.transform {
+            result.intercept
+        } else {
+            result.intercept * m.abs()
+        };
+        let sii = if flipped { -result.sii } else { result.sii };
+        let first = |limits: &[Limits]| limits.first().map(|l| (l.lower, l.upper));
+        let sii_limits =
+            first(&result.sii_limits).map(|(a, b)| if flipped { (-b, -a) } else { (a, b) });
+        let invert = |r: f64| if flipped { 1.0 / r } else { r };
+        let rii_limits = first(&result.rii_limits)
+            .map(|(a, b)| if flipped { (1.0 / b, 1.0 / a) } else { (a, b) });
+        let curve = match (options.transform, options.value_type) {
+            (true, ValueType::Rate) => FitCurve::Log,
+            (true, ValueType::Proportion) => FitCurve::Logit { per: m.abs() },
+            _ => FitCurve::Straight,
+        };
+        SiiFit {
+            most_deprived: most,
+            least_deprived: most + sii,
+            curve,
+            sii,
+            sii_limits,
+            rii: result.rii.map(invert),
+            rii_limits,
+            confidence: options
+                .confidence
+                .first()
+                .map_or(95.0, |c| c.value() * 100.0),
         }
     }
 
@@ -214,12 +272,42 @@ impl Gradient {
         knots
     }
 
+    /// Each quantile's share of the people (percent), when every point has a population.
+    fn population_shares(&self) -> Option<Vec<(u8, f64)>> {
+        let populations: Option<Vec<(u8, f64)>> = self
+            .points
+            .iter()
+            .map(|p| {
+                finite(p.population)
+                    .filter(|v| *v >= 0.0)
+                    .map(|v| (p.quantile, v))
+            })
+            .collect();
+        let populations = populations?;
+        let total: f64 = populations.iter().map(|(_, v)| v).sum();
+        (total > 0.0).then(|| {
+            populations
+                .into_iter()
+                .map(|(q, v)| (q, v / total * 100.0))
+                .collect()
+        })
+    }
+
+    /// Rows of labels under the x axis: numbers, shares (when known), end names.
+    fn tick_rows(&self) -> usize {
+        if self.population_shares().is_some() {
+            3
+        } else {
+            2
+        }
+    }
+
     fn captions(&self) -> Vec<String> {
         let Some(fit) = &self.fit else {
             return Vec::new();
         };
         let level = format!("{}% CI", style::format_number(fit.confidence, 0));
-        let d = self.unit.decimals();
+        let d = self.unit.decimals(fit.sii);
         let limits = |l: Option<(f64, f64)>, decimals: usize| {
             l.map(|(lo, hi)| {
                 format!(
@@ -249,12 +337,13 @@ impl Gradient {
     fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
         if self.fit.is_some() {
-            notes.push(
+            notes.push(format!(
                 "The fitted line is the population-weighted regression across deprivation rank \
                  that gives the SII: the modelled difference between the least and the most \
-                 deprived ends. The RII is the ratio of the two ends."
-                    .to_string(),
-            );
+                 deprived ends; {}s with more people pull it harder. The RII is the ratio of the \
+                 two ends.",
+                self.quantile_name()
+            ));
         }
         let missing: Vec<String> = (1..=self.quantiles)
             .filter(|q| {
@@ -439,7 +528,7 @@ impl Chart for Gradient {
             x0: body.x0 + y_width,
             y0: legend_bottom + canvas.px(10.0),
             x1: body.x1 - canvas.px(8.0),
-            y1: body.y1 - layout::x_axis_height(&canvas, 2),
+            y1: body.y1 - layout::x_axis_height(&canvas, self.tick_rows()),
         };
         if plot_rect.height() < canvas.px(60.0) || plot_rect.width() < canvas.px(100.0) {
             return Err(Self::invalid(
@@ -455,11 +544,15 @@ impl Chart for Gradient {
             body.x0 + canvas.line_height(text_size::BODY) / 2,
         )?;
 
-        // X axis: a slot per quantile, the ends named.
+        // X axis: a slot per quantile, each quantile's share of the people under it (when known:
+        // it explains wide intervals and how hard each point pulls the fitted line), the ends
+        // named.
         let tick_style = canvas.font(text_size::TICK, Weight::Normal, MUTED);
         let end_style = canvas.font(text_size::TICK, Weight::Bold, INK);
         let tick_y = plot_rect.y1 + canvas.px(6.0);
-        let second_row = tick_y + canvas.line_height(text_size::TICK);
+        let row = canvas.line_height(text_size::TICK);
+        let shares = self.population_shares();
+        let end_row = tick_y + row * if shares.is_some() { 2 } else { 1 };
         for q in 1..=n {
             let x = plot.x.px(f64::from(q));
             canvas.path(
@@ -475,18 +568,44 @@ impl Chart for Gradient {
                 VPos::Top,
             )?;
         }
+        if let Some(shares) = &shares {
+            let share_style = canvas.font(text_size::SMALL, Weight::Normal, MUTED);
+            for (q, share) in shares {
+                let x = plot.x.px(f64::from(*q));
+                let decimals = usize::from(*share > 0.0 && *share < 1.0);
+                let label = format!("({})", style::format_percent(*share, decimals));
+                canvas.text(
+                    &label,
+                    (x, tick_y + row),
+                    &share_style,
+                    HPos::Center,
+                    VPos::Top,
+                )?;
+            }
+            // Right-aligned to the plot's edge, but never off the page.
+            let label = "% of people";
+            let w = canvas.text_width(label, &share_style)?;
+            let left = (plot_rect.x0 - canvas.px(6.0) - w).max(body.x0);
+            canvas.text(
+                label,
+                (left, tick_y + row),
+                &share_style,
+                HPos::Left,
+                VPos::Top,
+            )?;
+        }
         for (q, label) in [(1, "most deprived"), (n, "least deprived")] {
             let x = plot.x.px(f64::from(q));
             let w = canvas.text_width(label, &end_style)?;
             // Keep the end labels under the plot, even when a slot is narrower than the label.
             let left = (x - w / 2).clamp(plot_rect.x0 - canvas.px(4.0), plot_rect.x1 - w);
-            canvas.text(label, (left, second_row), &end_style, HPos::Left, VPos::Top)?;
+            canvas.text(label, (left, end_row), &end_style, HPos::Left, VPos::Top)?;
         }
         layout::draw_x_title(
             &canvas,
             &plot,
             &format!("IMD {} (1 = most deprived)", self.quantile_name()),
-            2,
+            self.tick_rows(),
         )?;
 
         // Reference line.
@@ -606,6 +725,8 @@ mod tests {
             "least deprived",
             "Fitted line (SII)",
             "England: 14.7%",
+            "% of people",
+            "(8%)",
         ] {
             assert!(s.has_text(t), "missing {t:?} in {:?}", s.texts);
         }
@@ -726,7 +847,7 @@ mod tests {
         let s = check_svg(&render_svg(&data, &text()).expect("renders")).expect("xml");
         assert!(s.has_text("Emergency admissions (per 100,000)"));
         assert!(s.has_text("IMD quintile (1 = most deprived)"));
-        assert!(s.has_text("1,750.0"));
+        assert!(s.has_text("1,750"));
     }
 
     #[test]

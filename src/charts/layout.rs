@@ -75,6 +75,8 @@ pub(crate) enum Key {
     Marker(Marker),
     /// A marker with a vertical error bar through it.
     ErrorBar { colour: RGBColor, marker: Marker },
+    /// Markers drawn on top of each other (e.g. a halo under a dot).
+    Stack(Vec<Marker>),
     /// A filled box (a bar's colour or a band).
     Swatch {
         fill: RGBColor,
@@ -96,6 +98,14 @@ impl LegendEntry {
             label: label.into(),
         }
     }
+}
+
+/// The frame's text, wrapped to the page.
+struct FrameLines {
+    title: Vec<String>,
+    subtitle: Vec<String>,
+    captions: Vec<Vec<String>>,
+    footer: Vec<String>,
 }
 
 /// Width of a legend key, in CSS pixels.
@@ -204,6 +214,7 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
         if text.is_empty() {
             return Ok(());
         }
+        let y = y + self.s.raster_text_shift(style.font.get_size());
         self.root
             .draw_text(text, &style.pos(Pos::new(h, v)), (x, y))
             .map_err(draw_error)
@@ -216,6 +227,8 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
         (x, y): (i32, i32),
         style: &TextStyle,
     ) -> Result<(), ChartError> {
+        // Turned text's "down" is to the right.
+        let x = x + self.s.raster_text_shift(style.font.get_size());
         let style = style
             .transform(FontTransform::Rotate270)
             .pos(Pos::new(HPos::Center, VPos::Top));
@@ -251,12 +264,18 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
         if points.len() < 2 {
             return Ok(());
         }
-        self.root
-            .draw(&PathElement::new(
-                points.to_vec(),
-                colour.stroke_width(self.s.stroke(width)),
-            ))
-            .map_err(draw_error)
+        let stroke = self.s.stroke(width);
+        let runs = if self.s.raster && stroke > 1 {
+            split_at_sharp_turns(points)
+        } else {
+            vec![points.to_vec()]
+        };
+        for run in runs {
+            self.root
+                .draw(&PathElement::new(run, colour.stroke_width(stroke)))
+                .map_err(draw_error)?;
+        }
+        Ok(())
     }
 
     /// A dashed polyline.
@@ -394,6 +413,12 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
                 }
             }
             Key::Marker(m) => self.marker((mid, y), m),
+            Key::Stack(markers) => {
+                for m in markers {
+                    self.marker((mid, y), m)?;
+                }
+                Ok(())
+            }
             Key::ErrorBar { colour, marker } => {
                 let h = self.px(7.0);
                 self.path(&[(mid, y - h), (mid, y + h)], *colour, 1.5)?;
@@ -516,6 +541,73 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
         Ok(y)
     }
 
+    /// The frame's wrapped lines for the page width.
+    fn frame_lines(
+        &self,
+        text: &ChartText,
+        captions: &[String],
+        notes: &[String],
+    ) -> Result<FrameLines, ChartError> {
+        let width = self.bounds().width() - 2 * self.px(MARGIN);
+        let title = self.wrap(
+            &text.title,
+            &self.font(text_size::TITLE, Weight::Bold, INK),
+            width,
+        )?;
+        let sub_style = self.font(text_size::SUBTITLE, Weight::Normal, MUTED);
+        let subtitle = match text.subtitle.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(subtitle) => self.wrap(subtitle, &sub_style, width)?,
+            None => Vec::new(),
+        };
+        let caption_style = self.font(text_size::SUBTITLE, Weight::Normal, INK);
+        let mut caption_lines = Vec::new();
+        for caption in captions {
+            caption_lines.push(self.wrap(caption, &caption_style, width)?);
+        }
+        let small = self.font(text_size::SMALL, Weight::Normal, MUTED);
+        let mut footer: Vec<String> = Vec::new();
+        for note in notes {
+            footer.extend(self.wrap(note, &small, width)?);
+        }
+        if !text.source.trim().is_empty() {
+            footer.extend(self.wrap(&text.source, &small, width)?);
+        }
+        Ok(FrameLines {
+            title,
+            subtitle,
+            captions: caption_lines,
+            footer,
+        })
+    }
+
+    /// Heights of the frame's header (margin, title block, gap) and footer (gap, notes and
+    /// source, margin), in device pixels.
+    fn frame_heights(&self, lines: &FrameLines) -> (i32, i32) {
+        let m = self.px(MARGIN);
+        let mut header = m + lines.title.len() as i32 * self.line_height(text_size::TITLE);
+        if !lines.subtitle.is_empty() {
+            header +=
+                self.px(2.0) + lines.subtitle.len() as i32 * self.line_height(text_size::SUBTITLE);
+        }
+        for caption in &lines.captions {
+            header += self.px(2.0) + caption.len() as i32 * self.line_height(text_size::SUBTITLE);
+        }
+        let footer = lines.footer.len() as i32 * self.line_height(text_size::SMALL);
+        (header + self.px(8.0), footer + m + self.px(8.0))
+    }
+
+    /// The height the frame takes from the page (header plus footer), in device pixels: for
+    /// charts whose canvas grows with their content.
+    pub fn frame_chrome(
+        &self,
+        text: &ChartText,
+        captions: &[String],
+        notes: &[String],
+    ) -> Result<i32, ChartError> {
+        let (header, footer) = self.frame_heights(&self.frame_lines(text, captions, notes)?);
+        Ok(header + footer)
+    }
+
     /// The frame of every chart: white page, title, subtitle and chart-specific caption lines at
     /// the top; notes and the source line at the bottom, all wrapped to the width. Returns the
     /// rectangle left for the chart between them.
@@ -529,47 +621,40 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
         let page = self.bounds();
         let m = self.px(MARGIN);
         let x = page.x0 + m;
-        let width = page.width() - 2 * m;
+        let lines = self.frame_lines(text, captions, notes)?;
+        let (header, footer) = self.frame_heights(&lines);
 
         let title_style = self.font(text_size::TITLE, Weight::Bold, INK);
-        let title = self.wrap(&text.title, &title_style, width)?;
-        let mut y = self.lines(&title, x, page.y0 + m, &title_style, text_size::TITLE)?;
-
-        let sub_style = self.font(text_size::SUBTITLE, Weight::Normal, style::MUTED);
-        if let Some(subtitle) = text.subtitle.as_deref().filter(|s| !s.trim().is_empty()) {
-            let lines = self.wrap(subtitle, &sub_style, width)?;
-            y = self.lines(&lines, x, y + self.px(2.0), &sub_style, text_size::SUBTITLE)?;
+        let mut y = self.lines(&lines.title, x, page.y0 + m, &title_style, text_size::TITLE)?;
+        let sub_style = self.font(text_size::SUBTITLE, Weight::Normal, MUTED);
+        if !lines.subtitle.is_empty() {
+            y = self.lines(
+                &lines.subtitle,
+                x,
+                y + self.px(2.0),
+                &sub_style,
+                text_size::SUBTITLE,
+            )?;
         }
         let caption_style = self.font(text_size::SUBTITLE, Weight::Normal, INK);
-        for caption in captions {
-            let lines = self.wrap(caption, &caption_style, width)?;
+        for caption in &lines.captions {
             y = self.lines(
-                &lines,
+                caption,
                 x,
                 y + self.px(2.0),
                 &caption_style,
                 text_size::SUBTITLE,
             )?;
         }
-
-        // The footer is laid out from the bottom up: source last.
         let small = self.font(text_size::SMALL, Weight::Normal, MUTED);
-        let mut footer: Vec<String> = Vec::new();
-        for note in notes {
-            footer.extend(self.wrap(note, &small, width)?);
-        }
-        if !text.source.trim().is_empty() {
-            footer.extend(self.wrap(&text.source, &small, width)?);
-        }
-        let footer_height = footer.len() as i32 * self.line_height(text_size::SMALL);
-        let footer_top = page.y1 - m - footer_height;
-        self.lines(&footer, x, footer_top, &small, text_size::SMALL)?;
+        let footer_top = page.y1 - footer + self.px(8.0);
+        self.lines(&lines.footer, x, footer_top, &small, text_size::SMALL)?;
 
         Ok(Rect {
             x0: x,
-            y0: y + self.px(8.0),
-            x1: x + width,
-            y1: footer_top - self.px(8.0),
+            y0: page.y0 + header,
+            x1: page.x1 - m,
+            y1: page.y1 - footer,
         })
     }
 
@@ -591,6 +676,39 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
         }
         Ok(())
     }
+}
+
+/// Split a polyline where it turns back sharply (more than 120°). plotters' bitmap backend joins
+/// wide lines with unlimited mitres, so a hairpin (an estuary on a coastline) becomes a long
+/// spike; drawn as separate runs the hairpin has no join. Repeated points are dropped.
+fn split_at_sharp_turns(points: &[(i32, i32)]) -> Vec<Vec<(i32, i32)>> {
+    let mut deduped: Vec<(i32, i32)> = Vec::with_capacity(points.len());
+    for p in points {
+        if deduped.last() != Some(p) {
+            deduped.push(*p);
+        }
+    }
+    let mut runs = Vec::new();
+    let mut run: Vec<(i32, i32)> = Vec::new();
+    for (i, &p) in deduped.iter().enumerate() {
+        run.push(p);
+        if let (Some(&a), Some(&c)) = (
+            i.checked_sub(1).and_then(|j| deduped.get(j)),
+            deduped.get(i + 1),
+        ) {
+            let (ux, uy) = (f64::from(p.0 - a.0), f64::from(p.1 - a.1));
+            let (vx, vy) = (f64::from(c.0 - p.0), f64::from(c.1 - p.1));
+            let cos =
+                (ux * vx + uy * vy) / ((ux * ux + uy * uy).sqrt() * (vx * vx + vy * vy).sqrt());
+            if cos < -0.5 {
+                runs.push(std::mem::replace(&mut run, vec![p]));
+            }
+        }
+    }
+    if run.len() > 1 {
+        runs.push(run);
+    }
+    runs
 }
 
 /// A linear map from data values to device pixels.
@@ -662,9 +780,22 @@ impl Axis {
     /// A nice axis covering `[lo, hi]` with about `target` ticks, labelled by `format(value,
     /// decimals)`.
     pub fn nice(lo: f64, hi: f64, target: usize, format: &dyn Fn(f64, usize) -> String) -> Self {
-        let (min, max) = style::nice_range(lo, hi, target);
-        let ticks = style::nice_ticks(min, max, target);
-        let step = ticks.windows(2).next().map_or(max - min, |w| w[1] - w[0]);
+        // Rounding out to whole ticks can waste much of the plot (0–32 becoming 0–40): try a
+        // few more ticks until the axis is at most a quarter longer than the data.
+        let span = hi - lo;
+        let mut chosen = style::nice_span(lo, hi, target);
+        for more in target + 1..=target + 3 {
+            if span.is_nan() || span <= 0.0 || chosen.1 - chosen.0 <= 1.25 * span {
+                break;
+            }
+            chosen = style::nice_span(lo, hi, more);
+        }
+        let (min, max, step) = chosen;
+        // Ticks from min to max by step, snapped so labels print cleanly.
+        let count = ((max - min) / step).round().clamp(0.0, 1000.0) as usize;
+        let ticks: Vec<f64> = (0..=count)
+            .map(|i| ((min + step * i as f64) / step).round() * step)
+            .collect();
         let decimals = style::step_decimals(step);
         let labels = ticks.iter().map(|t| format(*t, decimals)).collect();
         Axis {
@@ -800,4 +931,94 @@ pub(crate) fn draw_axis_lines<DB: DrawingBackend>(
         style::AXIS,
         1.0,
     )
+}
+
+/// Clip a polyline to a rectangle (Liang–Barsky per segment); returns the visible
+/// runs, so a curve leaving the plot is cut at the edge instead of squashed along it.
+pub(crate) fn clip_polyline(
+    points: &[(f64, f64)],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Vec<Vec<(f64, f64)>> {
+    let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
+    for w in points.windows(2) {
+        let ((ax, ay), (bx, by)) = (w[0], w[1]);
+        let (dx, dy) = (bx - ax, by - ay);
+        let mut t0: f64 = 0.0;
+        let mut t1: f64 = 1.0;
+        let mut visible = true;
+        for (p, q) in [(-dx, ax - x0), (dx, x1 - ax), (-dy, ay - y0), (dy, y1 - ay)] {
+            if p == 0.0 {
+                if q < 0.0 {
+                    visible = false;
+                }
+            } else {
+                let r = q / p;
+                if p < 0.0 {
+                    t0 = t0.max(r);
+                } else {
+                    t1 = t1.min(r);
+                }
+            }
+        }
+        if !visible || t0 > t1 {
+            if current.len() > 1 {
+                runs.push(std::mem::take(&mut current));
+            }
+            current.clear();
+            continue;
+        }
+        let start = (ax + t0 * dx, ay + t0 * dy);
+        let end = (ax + t1 * dx, ay + t1 * dy);
+        if current.last() != Some(&start) {
+            if current.len() > 1 {
+                runs.push(std::mem::take(&mut current));
+            }
+            current = vec![start];
+        }
+        current.push(end);
+        if t1 < 1.0 {
+            runs.push(std::mem::take(&mut current));
+        }
+    }
+    if current.len() > 1 {
+        runs.push(current);
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hairpins_are_split() {
+        let runs = split_at_sharp_turns(&[(0, 0), (10, 0), (10, 0), (0, 1), (0, 5)]);
+        assert_eq!(
+            runs,
+            vec![vec![(0, 0), (10, 0)], vec![(10, 0), (0, 1), (0, 5)]]
+        );
+        assert_eq!(split_at_sharp_turns(&[(0, 0), (5, 0), (5, 5)]).len(), 1);
+    }
+
+    #[test]
+    fn clip_polyline_cuts_at_the_edges() {
+        let runs = clip_polyline(
+            &[(0.0, 10.0), (1.0, 5.0), (2.0, 1.0), (3.0, 0.5)],
+            (0.0, 3.0),
+            (0.0, 6.0),
+        );
+        assert_eq!(runs.len(), 1);
+        let first = runs[0][0];
+        assert!((first.1 - 6.0).abs() < 1e-9 && (first.0 - 0.8).abs() < 1e-9);
+        assert!(clip_polyline(&[(0.0, 10.0), (1.0, 10.0)], (0.0, 1.0), (0.0, 1.0)).is_empty());
+        // Leaving and coming back gives two runs.
+        let runs = clip_polyline(
+            &[(0.5, 0.5), (0.5, 5.0), (0.8, 0.5)],
+            (0.0, 1.0),
+            (0.0, 1.0),
+        );
+        assert_eq!(runs.len(), 2);
+    }
 }

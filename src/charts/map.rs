@@ -1,14 +1,15 @@
 //! The footprint map: ICB (or other footprint) polygons with the area of interest emphasised,
-//! LSOA centroids as dots shaded by IMD decile, Core20 LSOAs ringed, and the LSOAs where the
-//! PCN's registered patients live drawn as larger squares. A legend column on the right, a scale
-//! bar and a north arrow.
+//! LSOA centroids as dots shaded by IMD decile, Core20 LSOAs with a vermillion rim, and the LSOAs
+//! where the PCN's registered patients live drawn as larger squares on top. A legend column, a
+//! scale bar and a north arrow sit to the right of the map, where they cover no data.
 //!
-//! Projection: equirectangular with longitude scaled by cos(latitude) at the view's centre, which
-//! keeps shapes and distances true to a few percent over an ICB (England is not squashed). The
-//! view is the focus area's bounding box (or the points' when there is no focus). Polygons are
-//! projected to pixels, simplified to half a pixel (Douglas–Peucker, so SVGs stay small) and
-//! clipped to the map frame. Footprints are read by `ingest::read_footprints`; which LSOAs are
-//! the PCN's is decided by the caller (e.g. from `footprint_weights`).
+//! Two framings ([`MapZoom`]): the focus area (the ICB, with a dashed box round the PCN's LSOAs)
+//! or a close-up of the PCN's LSOAs. Projection: equirectangular with longitude scaled by
+//! cos(latitude) at the view's centre, true to a few percent over an ICB (England is not
+//! squashed). Polygons are projected to pixels, simplified to half a pixel (Douglas–Peucker, so
+//! SVGs stay small), filled clipped to the frame and outlined clipped as lines. Footprints are
+//! read by `ingest::read_footprints`; which LSOAs are the PCN's is the caller's choice (e.g. from
+//! `footprint_weights`).
 
 use std::path::Path;
 
@@ -19,7 +20,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::layout::{Canvas, Key, LegendEntry, Marker, Rect, Shape, Weight};
+use super::layout::{Canvas, Key, LegendEntry, Marker, Rect, Shape, Weight, clip_polyline};
 use super::style::{self, INK, MUTED, Scale, text_size};
 use super::{Chart, ChartError, ChartText};
 use crate::ingest::Footprint;
@@ -54,6 +55,19 @@ pub struct Map<'a> {
     pub registered_label: String,
     /// The deprivation index, for the legend: "IMD 2019".
     pub index_label: String,
+    /// What the map frames.
+    pub zoom: MapZoom,
+}
+
+/// What a map frames. A PCN is a small part of an ICB: the report can show both, the ICB for
+/// context (the PCN's area boxed) and a close-up of where its patients live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MapZoom {
+    /// The focus area (the ICB), or every LSOA when there is no focus.
+    #[default]
+    Focus,
+    /// The LSOAs where the PCN's registered patients live (the focus view if there are none).
+    Registered,
 }
 
 /// Render a map as SVG.
@@ -121,9 +135,9 @@ impl Projection {
         )
     }
 
-    /// Pixels per kilometre (a degree of latitude is 111.32 km).
+    /// Pixels per kilometre.
     fn px_per_km(&self) -> f64 {
-        self.k / 111.32
+        self.k / crate::geometry::KM_PER_DEGREE
     }
 }
 
@@ -170,8 +184,8 @@ fn clip_ring(ring: &[(f64, f64)], r: Rect) -> Vec<(f64, f64)> {
     out
 }
 
-/// A ring projected to pixels, simplified to half a pixel, clipped to `frame`, rounded.
-fn ring_pixels(ring: &LineString<f64>, p: &Projection, frame: Rect, s: Scale) -> Vec<(i32, i32)> {
+/// A ring projected to pixels and simplified to half a pixel (Douglas–Peucker).
+fn project_ring(ring: &LineString<f64>, p: &Projection, s: Scale) -> Vec<(f64, f64)> {
     let projected: LineString<f64> = ring
         .coords()
         .map(|c| {
@@ -179,16 +193,54 @@ fn ring_pixels(ring: &LineString<f64>, p: &Projection, frame: Rect, s: Scale) ->
             Coord { x, y }
         })
         .collect();
-    let simplified = projected.simplify(s.f(0.5));
-    let points: Vec<(f64, f64)> = simplified.coords().map(|c| (c.x, c.y)).collect();
+    projected
+        .simplify(s.f(0.5))
+        .coords()
+        .map(|c| (c.x, c.y))
+        .collect()
+}
+
+/// Round to device pixels, dropping repeats.
+fn round_points(points: &[(f64, f64)]) -> Vec<(i32, i32)> {
     let mut out: Vec<(i32, i32)> = Vec::with_capacity(points.len());
-    for (x, y) in clip_ring(&points, frame) {
+    for (x, y) in points {
         let q = (x.round() as i32, y.round() as i32);
         if out.last() != Some(&q) {
             out.push(q);
         }
     }
     out
+}
+
+/// A projected ring's fill, clipped to the frame.
+fn ring_fill(ring: &[(f64, f64)], frame: Rect) -> Vec<(i32, i32)> {
+    round_points(&clip_ring(ring, frame))
+}
+
+/// A projected ring's outline, clipped to the frame as a line (so no outline is drawn along
+/// the frame where the ring was cut).
+fn ring_outline(ring: &[(f64, f64)], frame: Rect) -> Vec<Vec<(i32, i32)>> {
+    let mut closed = ring.to_vec();
+    if let Some(first) = ring.first().copied() {
+        closed.push(first);
+    }
+    let x = (f64::from(frame.x0), f64::from(frame.x1));
+    let y = (f64::from(frame.y0), f64::from(frame.y1));
+    clip_polyline(&closed, x, y)
+        .iter()
+        .map(|run| round_points(run))
+        .collect()
+}
+
+/// A pixel polygon's area (shoelace), to tell a real piece from a sliver clipping leaves along
+/// the frame.
+fn area_px(points: &[(i32, i32)]) -> f64 {
+    let twice: i64 = points
+        .iter()
+        .zip(points.iter().cycle().skip(1))
+        .map(|(a, b)| i64::from(a.0) * i64::from(b.1) - i64::from(b.0) * i64::from(a.1))
+        .sum();
+    (twice as f64 / 2.0).abs()
 }
 
 /// A "nice" scale-bar length in km near `target`.
@@ -213,31 +265,44 @@ impl Map<'_> {
         self.areas.iter().find(|a| a.code == code)
     }
 
+    /// An area's name for the legend, with "Integrated Care Board" shortened to "ICB" (the
+    /// boundary files spell it out, which takes three legend lines).
     fn area_name(area: &Footprint) -> String {
-        area.name.clone().unwrap_or_else(|| area.code.clone())
+        area.name.as_deref().map_or_else(
+            || area.code.clone(),
+            |n| n.replace("Integrated Care Board", "ICB"),
+        )
     }
 
-    /// The view: the focus area's box, else the points', else every area's; padded by 4%.
+    /// The bounding box of some LSOAs.
+    fn points_box<'p>(points: impl Iterator<Item = &'p LsoaPoint>) -> Option<GeoRect<f64>> {
+        let mut coords = points.map(|p| Coord {
+            x: p.longitude,
+            y: p.latitude,
+        });
+        let first = coords.next()?;
+        Some(coords.fold(GeoRect::new(first, first), |r, c| {
+            GeoRect::new(
+                Coord {
+                    x: r.min().x.min(c.x),
+                    y: r.min().y.min(c.y),
+                },
+                Coord {
+                    x: r.max().x.max(c.x),
+                    y: r.max().y.max(c.y),
+                },
+            )
+        }))
+    }
+
+    /// The box of the registered LSOAs (the PCN's area), if any.
+    fn registered_box(&self) -> Option<GeoRect<f64>> {
+        Self::points_box(self.lsoas.iter().filter(|p| p.registered))
+    }
+
+    /// The view: for [`MapZoom::Registered`] the PCN's LSOAs padded by 15%; otherwise the focus
+    /// area's box, else the points', else every area's, padded by 4%.
     fn view(&self) -> Option<GeoRect<f64>> {
-        let points_box = || {
-            let mut coords = self.lsoas.iter().map(|p| Coord {
-                x: p.longitude,
-                y: p.latitude,
-            });
-            let first = coords.next()?;
-            Some(coords.fold(GeoRect::new(first, first), |r, c| {
-                GeoRect::new(
-                    Coord {
-                        x: r.min().x.min(c.x),
-                        y: r.min().y.min(c.y),
-                    },
-                    Coord {
-                        x: r.max().x.max(c.x),
-                        y: r.max().y.max(c.y),
-                    },
-                )
-            }))
-        };
         let areas_box = || {
             let all: MultiPolygon<f64> = self
                 .areas
@@ -246,13 +311,16 @@ impl Map<'_> {
                 .collect();
             all.bounding_rect()
         };
-        let base = self
-            .focus_area()
-            .and_then(|a| a.geometry.bounding_rect())
-            .or_else(points_box)
+        let registered = self
+            .registered_box()
+            .filter(|_| self.zoom == MapZoom::Registered);
+        let pad = if registered.is_some() { 0.15 } else { 0.04 };
+        let base = registered
+            .or_else(|| self.focus_area().and_then(|a| a.geometry.bounding_rect()))
+            .or_else(|| Self::points_box(self.lsoas.iter()))
             .or_else(areas_box)?;
-        let pad_x = (base.width() * 0.04).max(MIN_SPAN / 2.0);
-        let pad_y = (base.height() * 0.04).max(MIN_SPAN / 2.0);
+        let pad_x = (base.width() * pad).max(MIN_SPAN / 2.0);
+        let pad_y = (base.height() * pad).max(MIN_SPAN / 2.0);
         Some(GeoRect::new(
             Coord {
                 x: base.min().x - pad_x,
@@ -265,40 +333,66 @@ impl Map<'_> {
         ))
     }
 
-    fn legend(&self) -> (Vec<LegendEntry>, [Marker; 3]) {
+    /// Marker sizes grow in a close-up, where LSOAs are further apart on the page.
+    fn marker_scale(&self) -> f64 {
+        if self.zoom == MapZoom::Registered && self.registered_box().is_some() {
+            1.6
+        } else {
+            1.0
+        }
+    }
+
+    /// The legend and the three LSOA marks: dot, the PCN's square, the Core20 halo (a
+    /// vermillion disc drawn under a dot, so a dense cluster keeps its colours).
+    fn legend(&self, focus_drawn: bool, others_drawn: bool) -> (Vec<LegendEntry>, [Marker; 3]) {
+        let k = self.marker_scale();
         let dot = Marker {
             shape: Shape::Circle,
-            radius: 2.4,
+            radius: 2.4 * k,
             fill: Some(style::decile_colour(4)),
             stroke: None,
         };
         let square = Marker {
             shape: Shape::Square,
-            radius: 4.2,
+            radius: 4.2 * k,
             fill: Some(style::decile_colour(4)),
             stroke: Some((INK, 1.0)),
         };
-        let ring = Marker {
+        let halo = Marker {
             shape: Shape::Circle,
-            radius: 5.0,
-            fill: None,
-            stroke: Some((style::HIGHLIGHT, 1.5)),
+            radius: dot.radius + 1.8,
+            fill: Some(style::HIGHLIGHT),
+            stroke: None,
+        };
+        let legend_dot = Marker { radius: 2.4, ..dot };
+        let core20_dot = Marker {
+            fill: Some(style::decile_colour(1)),
+            ..legend_dot
         };
         let mut entries = vec![
-            LegendEntry::new(Key::Marker(dot), "LSOA (centroid)"),
+            LegendEntry::new(Key::Marker(legend_dot), "LSOA (centroid)"),
             LegendEntry::new(
-                Key::Marker(square),
+                Key::Marker(Marker {
+                    radius: 4.2,
+                    ..square
+                }),
                 format!(
                     "LSOA where {}'s registered patients live",
                     self.registered_label
                 ),
             ),
             LegendEntry::new(
-                Key::Marker(ring),
-                "Core20: most deprived 20% of LSOAs in England",
+                Key::Stack(vec![
+                    Marker {
+                        radius: legend_dot.radius + 1.8,
+                        ..halo
+                    },
+                    core20_dot,
+                ]),
+                "Core20 (vermillion rim): most deprived 20% of LSOAs in England",
             ),
         ];
-        if let Some(focus) = self.focus_area() {
+        if let Some(focus) = self.focus_area().filter(|_| focus_drawn) {
             entries.push(LegendEntry::new(
                 Key::Line {
                     colour: INK,
@@ -308,20 +402,30 @@ impl Map<'_> {
                 Self::area_name(focus),
             ));
         }
-        if self.areas.len() > usize::from(self.focus_area().is_some()) {
+        if self.zoom == MapZoom::Focus && self.registered_box().is_some() {
+            entries.push(LegendEntry::new(
+                Key::Line {
+                    colour: INK,
+                    width: 1.25,
+                    dashed: true,
+                },
+                format!("{}'s area", self.registered_label),
+            ));
+        }
+        if others_drawn {
             entries.push(LegendEntry::new(
                 Key::Swatch {
                     fill: OTHER_FILL,
                     stroke: Some(OTHER_EDGE),
                 },
                 if self.focus_area().is_some() {
-                    "Neighbouring areas"
+                    "Neighbouring areas (their LSOAs paler)"
                 } else {
                     "Areas"
                 },
             ));
         }
-        (entries, [dot, square, ring])
+        (entries, [dot, square, halo])
     }
 }
 
@@ -445,63 +549,101 @@ impl Chart for Map<'_> {
             .filter(|a| Some(a.code.as_str()) != focus_code)
             .filter(visible)
             .collect();
+        // What was drawn decides the legend: a close-up inside the ICB shows neither its
+        // boundary nor its neighbours.
+        let (mut focus_drawn, mut others_drawn) = (false, false);
         for (area, fill, edge, width) in others
             .iter()
             .map(|a| (*a, OTHER_FILL, OTHER_EDGE, 0.75))
             .chain(self.focus_area().map(|a| (a, FOCUS_FILL, INK, 2.0)))
         {
+            let is_focus = Some(area.code.as_str()) == focus_code;
             let mut outlines = Vec::new();
             for polygon in &area.geometry {
-                let exterior = ring_pixels(polygon.exterior(), &projection, frame, s);
-                canvas.polygon(&exterior, fill, 1.0)?;
-                outlines.push(exterior);
+                let exterior = project_ring(polygon.exterior(), &projection, s);
+                let filled = ring_fill(&exterior, frame);
+                if !is_focus && area_px(&filled) >= 1.0 {
+                    others_drawn = true;
+                }
+                canvas.polygon(&filled, fill, 1.0)?;
+                outlines.extend(ring_outline(&exterior, frame));
                 // Holes are outlined, not cut out: plotters fills simple polygons only, and a
                 // hole is another area drawn in its own colour.
                 for hole in polygon.interiors() {
-                    outlines.push(ring_pixels(hole, &projection, frame, s));
+                    outlines.extend(ring_outline(&project_ring(hole, &projection, s), frame));
                 }
             }
-            for mut ring in outlines {
-                if let Some(first) = ring.first().copied() {
-                    ring.push(first);
+            for run in outlines {
+                if is_focus && run.len() > 1 {
+                    focus_drawn = true;
                 }
-                canvas.path(&ring, edge, width)?;
+                canvas.path(&run, edge, width)?;
             }
         }
 
-        // LSOAs: plain dots, then the PCN's squares, then Core20 rings, so marks stay visible.
-        let (_, [dot, square, ring]) = self.legend();
-        let focus_geometry = self.focus_area().map(|a| &a.geometry);
-        let focus_box = focus_geometry.and_then(|g| g.bounding_rect());
-        let inside_focus = |p: &LsoaPoint| match (focus_geometry, focus_box) {
+        // LSOAs: Core20 halos under everything, then dots, then the PCN's squares on top (with
+        // their own halo), so the PCN's places are never hidden by a dense city.
+        let (_, [dot, square, halo]) = self.legend(false, false);
+        // Which LSOAs lie in the focus area, tested against its outline as drawn (projected and
+        // simplified to half a pixel): exact to the pixel, and a tenth of the work of the full
+        // boundary, which matters when the report draws a map for every PCN.
+        let focus_shape: Option<MultiPolygon<f64>> = self.focus_area().map(|a| {
+            a.geometry
+                .iter()
+                .map(|polygon| {
+                    let ring = |r: &LineString<f64>| -> LineString<f64> {
+                        project_ring(r, &projection, s)
+                            .into_iter()
+                            .map(|(x, y)| Coord { x, y })
+                            .collect()
+                    };
+                    geo::Polygon::new(
+                        ring(polygon.exterior()),
+                        polygon.interiors().iter().map(ring).collect(),
+                    )
+                })
+                .collect()
+        });
+        let focus_box = focus_shape.as_ref().and_then(|g| g.bounding_rect());
+        let inside_focus = |(x, y): (f64, f64)| match (&focus_shape, focus_box) {
             (Some(g), Some(b)) => {
-                let c = Coord {
-                    x: p.longitude,
-                    y: p.latitude,
-                };
-                b.min().x <= c.x
-                    && c.x <= b.max().x
-                    && b.min().y <= c.y
-                    && c.y <= b.max().y
-                    && g.contains(&Point::from(c))
+                b.min().x <= x
+                    && x <= b.max().x
+                    && b.min().y <= y
+                    && y <= b.max().y
+                    && g.contains(&Point::new(x, y))
             }
             _ => true,
         };
+        // Marks that would cross the frame are left out rather than cut in half.
+        let margin = canvas.px(square.radius + 2.0);
         let shown: Vec<(&LsoaPoint, (i32, i32), bool)> = self
             .lsoas
             .iter()
             .filter(|p| in_view(p))
             .map(|p| {
                 let (x, y) = projection.xy(p.longitude, p.latitude);
-                (p, (x.round() as i32, y.round() as i32), inside_focus(p))
+                (
+                    p,
+                    (x.round() as i32, y.round() as i32),
+                    inside_focus((x, y)),
+                )
+            })
+            .filter(|(_, (x, y), _)| {
+                (frame.x0 + margin..=frame.x1 - margin).contains(x)
+                    && (frame.y0 + margin..=frame.y1 - margin).contains(y)
             })
             .collect();
         let colour = |p: &LsoaPoint| p.decile.map(style::decile_colour);
-        for (p, at, inside) in &shown {
-            if p.registered {
-                continue;
-            }
-            let fill = colour(p).map(|c| if *inside { c } else { style::tint(c, 0.55) });
+        // Halos only inside the focus area: neighbours are context.
+        for (_, at, _) in shown
+            .iter()
+            .filter(|(p, _, inside)| p.core20 && *inside && !p.registered)
+        {
+            canvas.marker(*at, &halo)?;
+        }
+        for (p, at, inside) in shown.iter().filter(|(p, _, _)| !p.registered) {
+            let fill = colour(p).map(|c| if *inside { c } else { style::tint(c, 0.6) });
             let m = Marker {
                 fill,
                 stroke: if fill.is_none() {
@@ -514,31 +656,75 @@ impl Chart for Map<'_> {
             canvas.marker(*at, &m)?;
         }
         for (p, at, _) in shown.iter().filter(|(p, _, _)| p.registered) {
+            if p.core20 {
+                let m = Marker {
+                    shape: Shape::Square,
+                    radius: square.radius + 2.0,
+                    ..halo
+                };
+                canvas.marker(*at, &m)?;
+            }
             let m = Marker {
                 fill: colour(p).or(Some(style::BACKGROUND)),
                 ..square
             };
             canvas.marker(*at, &m)?;
         }
-        for (p, at, inside) in shown.iter().filter(|(p, _, _)| p.core20) {
-            let m = Marker {
-                // Around a square the ring must clear its corners.
-                radius: if p.registered {
-                    ring.radius + 1.0
-                } else {
-                    ring.radius - 1.0
-                },
-                stroke: Some((
-                    if *inside {
-                        style::HIGHLIGHT
-                    } else {
-                        style::tint(style::HIGHLIGHT, 0.5)
-                    },
-                    1.25,
-                )),
-                ..ring
+
+        // In the ICB view, a dashed box shows where the PCN's patients live.
+        if self.zoom == MapZoom::Focus
+            && let Some(b) = self.registered_box()
+        {
+            let pad = canvas.px(8.0);
+            let (x0, y0) = projection.xy(b.min().x, b.max().y);
+            let (x1, y1) = projection.xy(b.max().x, b.min().y);
+            let r = Rect {
+                x0: (x0.round() as i32 - pad).max(frame.x0),
+                y0: (y0.round() as i32 - pad).max(frame.y0),
+                x1: (x1.round() as i32 + pad).min(frame.x1),
+                y1: (y1.round() as i32 + pad).min(frame.y1),
             };
-            canvas.marker(*at, &m)?;
+            canvas.dashed(
+                &[
+                    (r.x0, r.y0),
+                    (r.x1, r.y0),
+                    (r.x1, r.y1),
+                    (r.x0, r.y1),
+                    (r.x0, r.y0),
+                ],
+                INK,
+                1.25,
+            )?;
+            let style = canvas.font(text_size::TICK, Weight::Bold, INK);
+            let w = canvas.text_width(&self.registered_label, &style)?;
+            let h = canvas.line_height(text_size::TICK);
+            // The name above the box, or below it at the top of the map.
+            let top = if r.y0 - h - canvas.px(2.0) > frame.y0 {
+                r.y0 - h - canvas.px(2.0)
+            } else {
+                r.y1 + canvas.px(2.0)
+            };
+            let left = r.x0.clamp(
+                frame.x0 + canvas.px(2.0),
+                (frame.x1 - w - canvas.px(4.0)).max(frame.x0),
+            );
+            canvas.rect(
+                Rect {
+                    x0: left - canvas.px(2.0),
+                    y0: top,
+                    x1: left + w + canvas.px(2.0),
+                    y1: top + h,
+                },
+                Some(style::BACKGROUND),
+                None,
+            )?;
+            canvas.text(
+                &self.registered_label,
+                (left, top + h / 2),
+                &style,
+                HPos::Left,
+                VPos::Center,
+            )?;
         }
         canvas.rect(frame, None, Some((style::AXIS, 1.0)))?;
 
@@ -590,7 +776,7 @@ impl Chart for Map<'_> {
             VPos::Top,
         )?;
         y += canvas.line_height(text_size::TICK) + canvas.px(14.0);
-        let (entries, _) = self.legend();
+        let (entries, _) = self.legend(focus_drawn, others_drawn);
         y = canvas.legend_column(&entries, lx, y, legend_w)?;
 
         // Scale bar and north arrow under the legend, where they cover no data.
@@ -701,6 +887,7 @@ mod tests {
             lsoas: &points,
             registered_label: "Riverside PCN".into(),
             index_label: "IMD 2019".into(),
+            zoom: MapZoom::Focus,
         };
         let svg = render_svg(&data, &text()).expect("renders");
         let s = check_svg(&svg).expect("xml");
@@ -711,12 +898,12 @@ mod tests {
             "least deprived",
             "N",
             "NHS Test & <Example> ICB",
-            "Neighbouring areas",
         ] {
             assert!(s.has_text(t), "missing {t:?} in {:?}", s.texts);
         }
         assert!(s.has_text_containing("registered patients live"));
         assert!(s.has_text_containing("Core20"));
+        assert!(s.has_text_containing("Neighbouring areas"));
         assert!(s.has_text_containing(" km"));
         assert!(
             s.has_text_containing("lie outside this view"),
@@ -734,6 +921,7 @@ mod tests {
             lsoas: &points,
             registered_label: "Riverside PCN".into(),
             index_label: "IMD 2019".into(),
+            zoom: MapZoom::Focus,
         };
         let dir = tempfile::tempdir().expect("temp dir");
         let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
@@ -755,6 +943,7 @@ mod tests {
             lsoas: &[],
             registered_label: "X".into(),
             index_label: "IMD 2019".into(),
+            zoom: MapZoom::Focus,
         };
         assert!(matches!(
             render_svg(&none, &text()),

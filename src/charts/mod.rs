@@ -1,5 +1,6 @@
 //! Charts for the evidence pack (DESIGN §4, issue 7): plain data in, an SVG string or a PNG
-//! file out.
+//! file out. No polars and no run folders here: the report reads the run tables and fills these
+//! structs.
 //!
 //! One file per chart kind, each with its data struct and `render_svg` / `render_png`:
 //!
@@ -8,17 +9,19 @@
 //! | `gradient.rs` | value by IMD decile/quintile with limits, fitted SII line, SII/RII caption | [`gradient::Gradient`] |
 //! | `funnel.rs` | areas against their denominator, 95% and 99.8% limits, one area highlighted | [`funnel::Funnel`] |
 //! | `segments.rs` | population by segment and risk tier, split by IMD quintile | [`segments::Segments`] |
-//! | `map.rs` | footprint polygons and LSOA points shaded by decile, Core20 and the PCN's LSOAs marked | [`map::Map`] |
+//! | `map.rs` | footprint polygons, LSOAs by decile, Core20 and the PCN's LSOAs marked | [`map::Map`] |
 //! | `trend.rs` | SII with limits across runs | [`trend::Trend`] |
+//!
+//! Every data struct implements [`Chart`], so the report can also treat them alike
+//! (`chart.render_svg(&text)`, `chart.render_png(&text, path)`). The words around a chart (title,
+//! subtitle, source line) are a [`ChartText`]; a chart with nothing to draw returns
+//! [`ChartError::NoData`], and [`Notice`] draws a titled placeholder for such a slot.
 //!
 //! Shared look (palette, font, sizes, number formats) is in `style.rs`; the title block, source
 //! line, legends and axes in `layout.rs`; `check.rs` has structural checks of the output for
 //! tests. Every chart is drawn by one backend-generic function, so the SVG and the PNG (at
-//! [`style::PNG_SCALE`] times the resolution) are the same picture.
-//!
-//! This module knows nothing of run folders or polars: the report (issue 7's `healthgap report`)
-//! reads the run tables and fills these structs. Text passed in (titles, names) may contain any
-//! characters: the SVG backend escapes it.
+//! [`style::PNG_SCALE`] times the resolution) are the same picture. Text passed in (titles,
+//! names) may contain any characters: the SVG backend escapes it.
 //!
 //! ```
 //! use healthgap::charts::{ChartText, trend};
@@ -126,8 +129,10 @@ pub trait Chart {
     /// [`ChartError::NoData`] or [`ChartError::Invalid`].
     fn check(&self) -> Result<(), ChartError>;
 
-    /// The canvas size in CSS pixels (the SVG's size).
-    fn size(&self) -> (u32, u32) {
+    /// The canvas size in CSS pixels (the SVG's size). Most charts use the standard size; one
+    /// whose content grows (the segment chart's rows) measures its text to fit.
+    fn size(&self, text: &ChartText) -> (u32, u32) {
+        let _ = text;
         (style::WIDTH, style::HEIGHT)
     }
 
@@ -181,8 +186,20 @@ pub trait Chart {
                 message: format!("PNG scale {scale} is outside 0.25 to 8"),
             });
         }
-        png(self, text, path, Scale(scale))
+        png(self, text, path, Scale::raster(scale))
     }
+}
+
+/// Measure text with the bundled font on a throwaway canvas of the standard size (for charts
+/// whose size depends on their text).
+pub(crate) fn measure<T>(
+    f: impl FnOnce(&layout::Canvas<'_, SVGBackend<'_>>) -> Result<T, ChartError>,
+) -> Result<T, ChartError> {
+    style::register_fonts()?;
+    let mut sink = String::new();
+    let root =
+        SVGBackend::with_string(&mut sink, (style::WIDTH, style::HEIGHT)).into_drawing_area();
+    f(&layout::Canvas::new(&root, Scale::SVG))
 }
 
 /// Render a chart as an SVG document.
@@ -191,8 +208,8 @@ pub(crate) fn svg<C: Chart>(chart: &C, text: &ChartText) -> Result<String, Chart
     chart.check()?;
     let mut out = String::new();
     {
-        let root =
-            SVGBackend::with_string(&mut out, Scale::SVG.canvas(chart.size())).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, Scale::SVG.canvas(chart.size(text)))
+            .into_drawing_area();
         chart.draw(&root, text, Scale::SVG)?;
         root.present().map_err(layout::draw_error)?;
     }
@@ -218,7 +235,7 @@ pub(crate) fn png<C: Chart>(
     }
     style::register_fonts()?;
     chart.check()?;
-    let root = BitMapBackend::new(path, s.canvas(chart.size())).into_drawing_area();
+    let root = BitMapBackend::new(path, s.canvas(chart.size(text))).into_drawing_area();
     chart.draw(&root, text, s)?;
     root.present().map_err(|e| ChartError::Write {
         path: path.to_path_buf(),
@@ -241,7 +258,7 @@ impl Chart for Notice {
         Ok(())
     }
 
-    fn size(&self) -> (u32, u32) {
+    fn size(&self, _text: &ChartText) -> (u32, u32) {
         (style::WIDTH, style::HEIGHT / 2)
     }
 

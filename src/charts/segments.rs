@@ -76,8 +76,6 @@ pub fn render_png(data: &Segments, text: &ChartText, path: &Path) -> Result<(), 
 /// Height of one bar row and of a panel heading, in CSS pixels.
 const ROW: f64 = 27.0;
 const HEADING: f64 = 30.0;
-/// Room for the title block, legend, axis and footer, in CSS pixels (for the canvas height).
-const FIXED: f64 = 250.0;
 
 impl Segments {
     fn invalid(message: String) -> ChartError {
@@ -92,6 +90,14 @@ impl Segments {
             .iter()
             .flat_map(|p| &p.rows)
             .any(|r| r.unknown > 0.0)
+    }
+
+    fn notes(&self) -> Vec<String> {
+        vec![format!(
+            "Each bar is 100% of the row's {}; the number at its end is how many people that is \
+             and their share of the panel. Shares too small to label are left unwritten.",
+            self.population
+        )]
     }
 
     /// Each panel's "All" row: the sum of its rows.
@@ -115,10 +121,27 @@ impl Segments {
 impl Chart for Segments {
     const KIND: &'static str = "segment chart";
 
-    fn size(&self) -> (u32, u32) {
+    fn size(&self, text: &ChartText) -> (u32, u32) {
+        let panels = self.panels.len() as f64;
         let rows: usize = self.panels.iter().map(|p| p.rows.len() + 1).sum();
-        let height = FIXED + HEADING * self.panels.len() as f64 + ROW * rows as f64;
-        (style::WIDTH, (height.ceil() as u32).max(style::HEIGHT))
+        // Legend, panel headings with the rule under "All", rows, the share axis, gaps.
+        let body = text_size::BODY * 1.7
+            + 6.0
+            + (HEADING + 4.0) * panels
+            + ROW * rows as f64
+            + 4.0
+            + 6.0
+            + text_size::TICK * 1.35
+            + 4.0
+            + text_size::BODY * 1.35
+            + 8.0;
+        // The title block and footer as they will wrap; a generous guess if measuring fails.
+        let chrome = super::measure(|canvas| canvas.frame_chrome(text, &[], &self.notes()))
+            .map_or(220.0, f64::from);
+        (
+            style::WIDTH,
+            ((chrome + body).ceil() as u32).max(style::HEIGHT),
+        )
     }
 
     fn check(&self) -> Result<(), ChartError> {
@@ -163,11 +186,7 @@ impl Chart for Segments {
         s: Scale,
     ) -> Result<(), ChartError> {
         let canvas = Canvas::new(root, s);
-        let notes = vec![format!(
-            "Each bar is 100% of the row's {}; the number at its end is how many people that is \
-             and their share of the panel. Percentages under 4% are not written.",
-            self.population
-        )];
+        let notes = self.notes();
         let body = canvas.frame(text, &[], &notes)?;
 
         let mut legend: Vec<LegendEntry> = (1..=QUINTILES as u8)
@@ -387,10 +406,13 @@ impl Chart for Segments {
 /// "12,345 (23%)": a row's people and their share of the panel.
 fn total_text(total: f64, panel_total: f64) -> String {
     if panel_total > 0.0 {
+        let share = total / panel_total * 100.0;
+        // Small rows keep a decimal, so a real 0.4% does not print as "0%".
+        let decimals = if share > 0.0 && share < 1.0 { 1 } else { 0 };
         format!(
             "{} ({})",
             style::format_count(total),
-            style::format_percent(total / panel_total * 100.0, 0)
+            style::format_percent(share, decimals)
         )
     } else {
         style::format_count(total)
@@ -501,7 +523,7 @@ mod tests {
             std::fs::read(a).expect("read"),
             std::fs::read(b).expect("read"),
         );
-        let (w, h) = bridges().size();
+        let (w, h) = bridges().size(&text());
         assert_eq!(png_size(&a), Some((w * 2, h * 2)));
         assert_eq!(a, b);
     }

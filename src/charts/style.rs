@@ -175,41 +175,74 @@ pub fn register_fonts() -> Result<(), ChartError> {
         .map_err(ChartError::Font)
 }
 
-/// Device pixels per CSS pixel: 1 for SVG, [`PNG_SCALE`] for PNG. Every size in the chart code is
-/// written in CSS pixels and passed through this, so both outputs are the same picture.
+/// Device pixels per CSS pixel (1 for SVG, [`PNG_SCALE`] for PNG), and whether the backend is a
+/// raster one. Every size in the chart code is written in CSS pixels and passed through this, so
+/// both outputs are the same picture.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Scale(pub f64);
+pub struct Scale {
+    /// Device pixels per CSS pixel.
+    pub factor: f64,
+    /// Drawing on a bitmap: plotters' `ab_glyph` text sits higher there than in SVG, which
+    /// [`Scale::raster_text_shift`] corrects.
+    pub raster: bool,
+}
 
 impl Scale {
     /// The SVG scale.
-    pub const SVG: Scale = Scale(1.0);
+    pub const SVG: Scale = Scale {
+        factor: 1.0,
+        raster: false,
+    };
     /// The PNG scale.
-    pub const PNG: Scale = Scale(PNG_SCALE);
+    pub const PNG: Scale = Scale {
+        factor: PNG_SCALE,
+        raster: true,
+    };
+
+    /// A raster scale of `factor` device pixels per CSS pixel.
+    pub fn raster(factor: f64) -> Scale {
+        Scale {
+            factor,
+            raster: true,
+        }
+    }
+
+    /// How far to move text down (along its own "down") on a raster backend, in device pixels,
+    /// for a plotters font size. plotters' `ab_glyph` text puts the baseline half a font size
+    /// below the layout box's top, about 0.12 of the size above where the SVG's `dy` puts it;
+    /// without this, labels sit high in their boxes in PNGs.
+    pub fn raster_text_shift(self, font_size: f64) -> i32 {
+        if self.raster {
+            (0.12 * font_size).round() as i32
+        } else {
+            0
+        }
+    }
 
     /// A length in device pixels.
     pub fn px(self, css: f64) -> i32 {
-        (css * self.0).round() as i32
+        (css * self.factor).round() as i32
     }
 
     /// A length in device pixels as a float (for sub-pixel geometry).
     pub fn f(self, css: f64) -> f64 {
-        css * self.0
+        css * self.factor
     }
 
     /// A line width in device pixels, at least 1.
     pub fn stroke(self, css: f64) -> u32 {
-        (css * self.0).round().max(1.0) as u32
+        (css * self.factor).round().max(1.0) as u32
     }
 
     /// A font size for plotters from a size in CSS pixels. plotters writes `size / 1.24` as the
     /// SVG font size, so this makes the SVG's text exactly `css` pixels.
     pub fn font(self, css: f64) -> f64 {
-        css * 1.24 * self.0
+        css * 1.24 * self.factor
     }
 
     /// A canvas size in device pixels.
     pub fn canvas(self, (w, h): (u32, u32)) -> (u32, u32) {
-        let scale = |v: u32| (f64::from(v) * self.0).round() as u32;
+        let scale = |v: u32| (f64::from(v) * self.factor).round() as u32;
         (scale(w), scale(h))
     }
 }
@@ -265,29 +298,30 @@ impl Unit {
         }
     }
 
-    /// Decimal places for values in text.
-    pub fn decimals(&self) -> usize {
+    /// Decimal places for values of about `magnitude` in text: one for percentages, rates below
+    /// 100 and … ; none for counts and larger rates ("12,345 per 100,000", not "12,345.2").
+    pub fn decimals(&self, magnitude: f64) -> usize {
         match self {
             Unit::Percent => 1,
-            Unit::Rate { .. } => 1,
+            Unit::Rate { .. } => usize::from(magnitude.abs() < 100.0),
             Unit::Count => 0,
             Unit::Other { decimals, .. } => *decimals,
         }
     }
 
-    /// A value with its unit: "12.3%", "1,234.5 per 100,000", "1,234".
+    /// A value with its unit: "12.3%", "1,235 per 100,000", "1,234".
     pub fn format(&self, value: f64) -> String {
+        let bare = self.format_bare(value);
         match self {
-            Unit::Percent => format_percent(value, 1),
-            Unit::Rate { per } => format!("{} per {}", format_number(value, 1), format_count(*per)),
-            Unit::Count => format_count(value),
-            Unit::Other { decimals, .. } => format_number(value, *decimals),
+            Unit::Percent if value.is_finite() => format!("{bare}%"),
+            Unit::Rate { per } => format!("{bare} per {}", format_count(*per)),
+            _ => bare,
         }
     }
 
     /// A value without its unit, as printed in caption brackets and labels.
     pub fn format_bare(&self, value: f64) -> String {
-        format_number(value, self.decimals())
+        format_number(value, self.decimals(value))
     }
 }
 
@@ -365,7 +399,7 @@ pub fn format_percent(value: f64, decimals: usize) -> String {
 /// # Examples
 /// ```
 /// use healthgap::charts::style::format_rate;
-/// assert_eq!(format_rate(1234.56), "1,234.6 per 100,000");
+/// assert_eq!(format_rate(1234.56), "1,235 per 100,000");
 /// ```
 pub fn format_rate(value: f64) -> String {
     Unit::Rate { per: 100_000.0 }.format(value)
@@ -445,9 +479,15 @@ pub fn step_decimals(step: f64) -> usize {
 
 /// Extend [min, max] to nice tick boundaries (and at least a little range), for axes.
 pub fn nice_range(min: f64, max: f64, target: usize) -> (f64, f64) {
+    let (lo, hi, _) = nice_span(min, max, target);
+    (lo, hi)
+}
+
+/// [`nice_range`] with its tick step: the range starts and ends on a tick.
+pub fn nice_span(min: f64, max: f64, target: usize) -> (f64, f64, f64) {
     let (mut lo, mut hi) = (min, max);
     if !(lo.is_finite() && hi.is_finite()) {
-        return (0.0, 1.0);
+        return (0.0, 1.0, 0.25);
     }
     if hi - lo <= f64::EPSILON * hi.abs().max(1.0) {
         // A flat series: give it a range around the value so it sits mid-plot.
@@ -456,7 +496,7 @@ pub fn nice_range(min: f64, max: f64, target: usize) -> (f64, f64) {
         hi += pad;
     }
     let step = nice_step((hi - lo) / target.max(1) as f64);
-    ((lo / step).floor() * step, (hi / step).ceil() * step)
+    ((lo / step).floor() * step, (hi / step).ceil() * step, step)
 }
 
 #[cfg(test)]
@@ -498,6 +538,12 @@ mod tests {
         );
         assert_eq!(Unit::Percent.difference_suffix(), "percentage points");
         assert_eq!(Unit::Count.format(1234.0), "1,234");
+        assert_eq!(
+            Unit::Rate { per: 100_000.0 }.format(12345.6),
+            "12,346 per 100,000"
+        );
+        assert_eq!(Unit::Rate { per: 1000.0 }.format(12.34), "12.3 per 1,000");
+        assert_eq!(Unit::Percent.format(12.34), "12.3%");
     }
 
     #[test]

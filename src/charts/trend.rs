@@ -72,7 +72,7 @@ impl Trend {
     }
 
     fn limits_text(&self, p: &TrendPoint) -> String {
-        let d = self.unit.decimals();
+        let d = self.unit.decimals(p.sii);
         p.limits
             .filter(|(a, b)| a.is_finite() && b.is_finite())
             .map(|(a, b)| {
@@ -87,14 +87,13 @@ impl Trend {
 
     fn captions(&self) -> Vec<String> {
         let drawn = self.drawn();
-        let d = self.unit.decimals();
         let suffix = self.unit.difference_suffix();
         let mut captions = Vec::new();
         if let Some((_, last)) = drawn.last() {
             captions.push(format!(
                 "Latest run ({}): SII {} {}{}",
                 last.label,
-                style::format_signed(last.sii, d),
+                style::format_signed(last.sii, self.unit.decimals(last.sii)),
                 suffix,
                 self.limits_text(last)
             ));
@@ -105,7 +104,7 @@ impl Trend {
             captions.push(format!(
                 "First run shown ({}): SII {} {}{}",
                 first.label,
-                style::format_signed(first.sii, d),
+                style::format_signed(first.sii, self.unit.decimals(first.sii)),
                 suffix,
                 self.limits_text(first)
             ));
@@ -230,9 +229,10 @@ impl Chart for Trend {
             lo = lo.min(*a);
             hi = hi.max(*b);
         }
-        // A little room beyond the data, so zero is not drawn on the plot's edge.
-        let pad = (hi - lo) * 0.05;
-        let axis = Axis::nice(lo - pad, hi + pad, 5, &|v, d| style::format_number(v, d));
+        // A little room beyond the data, so zero is not drawn on the plot's edge, and no more:
+        // rounding the range out to whole ticks would waste a band of the plot.
+        let pad = ((hi - lo) * 0.06).max(f64::EPSILON);
+        let axis = Axis::tight(lo - pad, hi + pad, 5, &|v, d| style::format_number(v, d));
         let y_width = layout::y_axis_width(&canvas, &axis)?;
         let plot_rect = Rect {
             x0: body.x0 + y_width,
@@ -325,55 +325,75 @@ impl Chart for Trend {
             }
         }
         let label_style = canvas.font(text_size::TICK, Weight::Normal, INK);
-        let d = self.unit.decimals();
         for (i, p) in &drawn {
             let (x, y) = plot.at(*i as f64, p.sii);
             canvas.marker((x, y), &point_marker)?;
         }
-        // Value labels above the first and latest points (all of them when there are few).
+        // Value labels above the first and latest points (all of them when there are few),
+        // placed above the interval so they never cover the band.
         let labelled: Vec<&(usize, &TrendPoint)> = if drawn.len() <= 6 {
             drawn.iter().collect()
         } else {
             drawn.first().into_iter().chain(drawn.last()).collect()
         };
         for (i, p) in labelled {
-            let (x, y) = plot.at(*i as f64, p.sii);
-            let label = style::format_signed(p.sii, d);
+            let x = plot.x.px(*i as f64);
+            let top = p
+                .limits
+                .map(|(_, b)| b)
+                .filter(|b| b.is_finite())
+                .map_or(p.sii, |b| b.max(p.sii));
+            let y = plot.y.px(top) - canvas.px(if band { 6.0 } else { 12.0 });
+            let label = style::format_signed(p.sii, self.unit.decimals(p.sii));
             let w = canvas.text_width(&label, &label_style)?;
             let h = canvas.line_height(text_size::TICK);
-            let left = (x + canvas.px(8.0)).min(plot_rect.x1 - w - canvas.px(2.0));
+            let left = (x - w / 2).clamp(
+                plot_rect.x0 + canvas.px(2.0),
+                plot_rect.x1 - w - canvas.px(2.0),
+            );
             canvas.rect(
                 Rect {
                     x0: left - canvas.px(2.0),
-                    y0: y - h - canvas.px(6.0),
+                    y0: y - h,
                     x1: left + w + canvas.px(2.0),
-                    y1: y - canvas.px(6.0),
+                    y1: y,
                 },
                 Some(style::BACKGROUND),
                 None,
             )?;
             canvas.text(
                 &label,
-                (left, y - canvas.px(6.0) - h / 2),
+                (left, y - h / 2),
                 &label_style,
                 HPos::Left,
                 VPos::Center,
             )?;
         }
         if drawn.len() == 1 {
-            // In the left half: the single point sits in the middle.
+            // In the left half (the single point sits in the middle, clear of it), in whichever
+            // vertical quarter keeps clear of the zero line.
             let style = canvas.font(text_size::BODY, Weight::Normal, MUTED);
-            let lines = canvas.wrap(ONE_RUN, &style, plot_rect.width() / 2 - canvas.px(40.0))?;
-            let top = plot_rect.y1
-                - canvas.px(10.0)
-                - canvas.line_height(text_size::BODY) * lines.len() as i32;
-            canvas.lines(
-                &lines,
-                plot_rect.x0 + canvas.px(12.0),
-                top,
-                &style,
-                text_size::BODY,
-            )?;
+            let width = plot_rect.width() / 2 - canvas.px(40.0);
+            let lines = canvas.wrap(ONE_RUN, &style, width)?;
+            let height = canvas.line_height(text_size::BODY) * lines.len() as i32;
+            let clear = |top: i32| {
+                let avoid = canvas.px(8.0);
+                !(top - avoid..=top + height + avoid).contains(&zero)
+            };
+            let quarter = plot_rect.height() / 4;
+            let candidates = [
+                plot_rect.y0 + quarter - height / 2,
+                plot_rect.y1 - quarter - height / 2,
+                plot_rect.y0 + 2 * quarter - height / 2,
+            ];
+            let top = candidates
+                .iter()
+                .copied()
+                .find(|t| clear(*t))
+                .unwrap_or(candidates[1]);
+            // No box behind it: a box would cut the grid lines it crosses.
+            let left = plot_rect.x0 + canvas.px(12.0);
+            canvas.lines(&lines, left, top, &style, text_size::BODY)?;
         }
         layout::draw_axis_lines(&canvas, &plot)
     }
