@@ -13,7 +13,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::layout::{self, Axis, Canvas, Key, LegendEntry, Marker, Plot, Rect, Shape, Weight};
+use super::axis::{self, Axis, Plot};
+use super::layout::{Canvas, Key, LegendEntry, Marker, Rect, Shape, Weight};
 use super::style::{self, INK, MUTED, Scale, Unit, text_size};
 use super::{Chart, ChartError, ChartText};
 use crate::stats::funnel::{FunnelRow, Significance};
@@ -349,12 +350,12 @@ impl Chart for Funnel {
             Unit::Percent => style::format_percent(v, d),
             _ => style::format_number(v, d),
         });
-        let y_width = layout::y_axis_width(&canvas, &y_axis)?;
+        let y_width = axis::y_axis_width(&canvas, &y_axis)?;
         let plot_rect = Rect {
             x0: body.x0 + y_width,
             y0: legend_bottom + canvas.px(10.0),
             x1: body.x1 - canvas.px(12.0),
-            y1: body.y1 - layout::x_axis_height(&canvas, 1),
+            y1: body.y1 - axis::x_axis_height(&canvas, 1),
         };
         if plot_rect.height() < canvas.px(60.0) || plot_rect.width() < canvas.px(100.0) {
             return Err(Self::invalid(
@@ -366,14 +367,14 @@ impl Chart for Funnel {
             (x_axis.min, x_axis.max),
             (y_axis.min, y_axis.max),
         );
-        layout::draw_y_axis(
+        axis::draw_y_axis(
             &canvas,
             &plot,
             &y_axis,
             &self.unit.axis_title(&self.measure),
             body.x0 + canvas.line_height(text_size::BODY) / 2,
         )?;
-        layout::draw_x_axis(&canvas, &plot, &x_axis, &self.denominator_label)?;
+        axis::draw_x_axis(&canvas, &plot, &x_axis, &self.denominator_label)?;
 
         // Centre line and limits.
         let x_range = (x_axis.min, x_axis.max);
@@ -382,7 +383,7 @@ impl Chart for Funnel {
             canvas.path(&[plot.at(x_axis.min, b), plot.at(x_axis.max, b)], INK, 1.5)?;
         }
         for (i, curve) in curves.iter().enumerate() {
-            for run in layout::clip_polyline(curve, x_range, y_range) {
+            for run in axis::clip_polyline(curve, x_range, y_range) {
                 let px: Vec<(i32, i32)> = run.iter().map(|(x, y)| plot.at(*x, *y)).collect();
                 if i < 2 {
                     canvas.dashed(&px, MUTED, 1.5)?;
@@ -453,7 +454,7 @@ impl Chart for Funnel {
                 VPos::Center,
             )?;
         }
-        layout::draw_axis_lines(&canvas, &plot)
+        axis::draw_axis_lines(&canvas, &plot)
     }
 }
 

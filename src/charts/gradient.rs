@@ -14,7 +14,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::layout::{self, Axis, Canvas, Key, LegendEntry, Marker, Plot, Rect, Shape, Weight};
+use super::axis::{self, Axis, Plot};
+use super::layout::{self, Canvas, Key, LegendEntry, Marker, Rect, Shape, Weight};
 use super::style::{self, INK, MUTED, REFERENCE, Scale, Unit, text_size};
 use super::{Chart, ChartError, ChartText};
 use crate::stats::Limits;
@@ -523,12 +524,12 @@ impl Chart for Gradient {
             Unit::Percent => style::format_percent(v, d),
             _ => style::format_number(v, d),
         });
-        let y_width = layout::y_axis_width(&canvas, &axis)?;
+        let y_width = axis::y_axis_width(&canvas, &axis)?;
         let plot_rect = Rect {
             x0: body.x0 + y_width,
             y0: legend_bottom + canvas.px(10.0),
             x1: body.x1 - canvas.px(8.0),
-            y1: body.y1 - layout::x_axis_height(&canvas, self.tick_rows()),
+            y1: body.y1 - axis::x_axis_height(&canvas, self.tick_rows()),
         };
         if plot_rect.height() < canvas.px(60.0) || plot_rect.width() < canvas.px(100.0) {
             return Err(Self::invalid(
@@ -536,7 +537,7 @@ impl Chart for Gradient {
             ));
         }
         let plot = Plot::new(plot_rect, (0.5, f64::from(n) + 0.5), (axis.min, axis.max));
-        layout::draw_y_axis(
+        axis::draw_y_axis(
             &canvas,
             &plot,
             &axis,
@@ -601,7 +602,7 @@ impl Chart for Gradient {
             let left = (x - w / 2).clamp(plot_rect.x0 - canvas.px(4.0), plot_rect.x1 - w);
             canvas.text(label, (left, end_row), &end_style, HPos::Left, VPos::Top)?;
         }
-        layout::draw_x_title(
+        axis::draw_x_title(
             &canvas,
             &plot,
             &format!("IMD {} (1 = most deprived)", self.quantile_name()),
@@ -667,7 +668,7 @@ impl Chart for Gradient {
                 .map_err(layout::draw_error)?;
             canvas.text(&label, (left, y), &label_style, HPos::Left, VPos::Center)?;
         }
-        layout::draw_axis_lines(&canvas, &plot)
+        axis::draw_axis_lines(&canvas, &plot)
     }
 }
 

@@ -18,8 +18,9 @@
 //! [`ChartError::NoData`], and [`Notice`] draws a titled placeholder for such a slot.
 //!
 //! Shared look (palette, font, sizes, number formats) is in `style.rs`; the title block, source
-//! line, legends and axes in `layout.rs`; `check.rs` has structural checks of the output for
-//! tests. Every chart is drawn by one backend-generic function, so the SVG and the PNG (at
+//! line and legends in `layout.rs`; scales and axes in `axis.rs`; map projection and polygon
+//! clipping in `projection.rs`; `check.rs` has structural checks of the output for tests. Every
+//! chart is drawn by one backend-generic function, so the SVG and the PNG (at
 //! [`style::PNG_SCALE`] times the resolution) are the same picture. Text passed in (titles,
 //! names) may contain any characters: the SVG backend escapes it.
 //!
@@ -36,11 +37,13 @@
 //! # Ok::<(), healthgap::charts::ChartError>(())
 //! ```
 
+mod axis;
 pub mod check;
 pub mod funnel;
 pub mod gradient;
 mod layout;
 pub mod map;
+mod projection;
 pub mod segments;
 pub mod style;
 pub mod trend;

@@ -1,7 +1,7 @@
 //! The look shared by every chart: palette, the bundled font, canvas sizes, the scale that makes a
 //! PNG the same picture as its SVG at twice the resolution, and number formatting.
 //!
-//! Layout helpers that draw with these (the title block, legends, axes) are in `layout.rs`; each
+//! Helpers that draw with these are in `layout.rs` (title block, legends) and `axis.rs`; each
 //! chart kind has its own file.
 
 use std::sync::OnceLock;

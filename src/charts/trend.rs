@@ -11,7 +11,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::layout::{self, Axis, Canvas, Key, LegendEntry, Marker, Plot, Rect, Shape, Weight};
+use super::axis::{self, Axis, Plot};
+use super::layout::{Canvas, Key, LegendEntry, Marker, Rect, Shape, Weight};
 use super::style::{self, INK, MUTED, PRIMARY, REFERENCE, Scale, Unit, text_size};
 use super::{Chart, ChartError, ChartText};
 
@@ -233,12 +234,12 @@ impl Chart for Trend {
         // rounding the range out to whole ticks would waste a band of the plot.
         let pad = ((hi - lo) * 0.06).max(f64::EPSILON);
         let axis = Axis::tight(lo - pad, hi + pad, 5, &|v, d| style::format_number(v, d));
-        let y_width = layout::y_axis_width(&canvas, &axis)?;
+        let y_width = axis::y_axis_width(&canvas, &axis)?;
         let plot_rect = Rect {
             x0: body.x0 + y_width,
             y0: legend_bottom + canvas.px(10.0),
             x1: body.x1 - canvas.px(8.0),
-            y1: body.y1 - layout::x_axis_height(&canvas, 1),
+            y1: body.y1 - axis::x_axis_height(&canvas, 1),
         };
         if plot_rect.height() < canvas.px(60.0) || plot_rect.width() < canvas.px(100.0) {
             return Err(Self::invalid(
@@ -247,7 +248,7 @@ impl Chart for Trend {
         }
         // One slot per run; a single run sits in the middle.
         let plot = Plot::new(plot_rect, (-0.5, n as f64 - 0.5), (axis.min, axis.max));
-        layout::draw_y_axis(
+        axis::draw_y_axis(
             &canvas,
             &plot,
             &axis,
@@ -287,7 +288,7 @@ impl Chart for Trend {
                 )?;
             }
         }
-        layout::draw_x_title(&canvas, &plot, "Run", 1)?;
+        axis::draw_x_title(&canvas, &plot, "Run", 1)?;
 
         // Band, zero line, line and points.
         if band {
@@ -395,7 +396,7 @@ impl Chart for Trend {
             let left = plot_rect.x0 + canvas.px(12.0);
             canvas.lines(&lines, left, top, &style, text_size::BODY)?;
         }
-        layout::draw_axis_lines(&canvas, &plot)
+        axis::draw_axis_lines(&canvas, &plot)
     }
 }
 
