@@ -285,6 +285,20 @@ impl Chart for Map<'_> {
                 "the focus area {code} is not among the areas"
             )));
         }
+        for area in self.areas {
+            let bad = area
+                .geometry
+                .iter()
+                .flat_map(|polygon| std::iter::once(polygon.exterior()).chain(polygon.interiors()))
+                .flat_map(|ring| ring.coords())
+                .any(|c| !(c.x.is_finite() && c.y.is_finite()));
+            if bad {
+                return Err(Self::invalid(format!(
+                    "area {} has a coordinate that is not a finite number",
+                    area.code
+                )));
+            }
+        }
         for p in self.lsoas {
             if !((-180.0..=180.0).contains(&p.longitude) && (-90.0..=90.0).contains(&p.latitude)) {
                 return Err(Self::invalid(format!(

@@ -305,4 +305,140 @@ mod tests {
         .expect_err("refused");
         assert!(error.to_string().contains(".png"));
     }
+
+    /// Render with both backends; an error is fine, a panic or a malformed SVG is not, and the
+    /// SVG must be the same twice.
+    fn survives<C: Chart>(chart: &C, what: &str) {
+        let text = ChartText::new(
+            "A title long enough to wrap onto a second line when the chart is narrow & <odd>",
+            "Source: test",
+        );
+        let first = chart.render_svg(&text);
+        if let Ok(svg) = &first {
+            check::check_svg(svg).unwrap_or_else(|e| panic!("{what}: malformed SVG: {e}"));
+            assert_eq!(
+                chart.render_svg(&text).ok().as_ref(),
+                Some(svg),
+                "{what}: not deterministic"
+            );
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let png = chart.render_png_scaled(&text, &dir.path().join("x.png"), 0.5);
+        assert_eq!(first.is_ok(), png.is_ok(), "{what}: SVG and PNG disagree");
+    }
+
+    #[test]
+    fn extreme_inputs_never_panic() {
+        use crate::ingest::Footprint;
+        let odd = [f64::NAN, f64::INFINITY, -1e300, 0.0, 1e300, 1e-300];
+        for &v in &odd {
+            for &w in &odd {
+                let point = gradient::GradientPoint {
+                    quantile: 1,
+                    value: Some(v),
+                    limits: Some((v, w)),
+                    population: Some(w),
+                };
+                let data = gradient::Gradient {
+                    measure: "m".into(),
+                    unit: style::Unit::Rate { per: 100_000.0 },
+                    quantiles: 10,
+                    points: vec![
+                        point.clone(),
+                        gradient::GradientPoint {
+                            quantile: 10,
+                            ..point
+                        },
+                    ],
+                    fit: Some(gradient::SiiFit::from_intercept(v, w)),
+                    reference: Some(gradient::Reference {
+                        label: "E".into(),
+                        value: w,
+                    }),
+                };
+                survives(&data, &format!("gradient {v} {w}"));
+
+                let funnel = funnel::Funnel {
+                    measure: "m".into(),
+                    unit: style::Unit::Percent,
+                    denominator_label: "d".into(),
+                    points: vec![funnel::FunnelPoint {
+                        code: "A".into(),
+                        name: "A & B".into(),
+                        denominator: w,
+                        value: v,
+                        significance: None,
+                    }],
+                    limits: vec![crate::stats::funnel::FunnelRow {
+                        x: w,
+                        limits: [v, w, v, w],
+                        denominators: None,
+                        baseline: Some(v),
+                    }],
+                    baseline: None,
+                    baseline_label: "average".into(),
+                    highlight: Some("A".into()),
+                };
+                survives(&funnel, &format!("funnel {v} {w}"));
+
+                let trend = trend::Trend {
+                    measure: "m".into(),
+                    unit: style::Unit::Percent,
+                    points: vec![
+                        trend::TrendPoint {
+                            label: "a".into(),
+                            sii: v,
+                            limits: Some((v, w)),
+                        },
+                        trend::TrendPoint {
+                            label: "b".into(),
+                            sii: w,
+                            limits: None,
+                        },
+                    ],
+                };
+                survives(&trend, &format!("trend {v} {w}"));
+
+                let segments = segments::Segments {
+                    population: "people".into(),
+                    panels: vec![segments::SegmentPanel {
+                        title: "p".into(),
+                        rows: vec![segments::SegmentRow {
+                            label: "r".into(),
+                            counts: [v, w, 0.0, 1.0, v],
+                            unknown: w,
+                        }],
+                    }],
+                };
+                survives(&segments, &format!("segments {v} {w}"));
+
+                let areas = [Footprint {
+                    code: "E1".into(),
+                    name: None,
+                    properties: serde_json::Map::new(),
+                    geometry: geo::MultiPolygon(vec![geo::Polygon::new(
+                        geo::LineString::from(vec![(v, w), (w, v), (0.0, 0.0), (v, w)]),
+                        vec![],
+                    )]),
+                }];
+                let lsoas = [map::LsoaPoint {
+                    code: "L".into(),
+                    longitude: v.clamp(-180.0, 180.0),
+                    latitude: w.clamp(-90.0, 90.0),
+                    decile: Some(1),
+                    core20: true,
+                    registered: true,
+                }];
+                let map = map::Map {
+                    areas: &areas,
+                    focus: Some("E1".into()),
+                    lsoas: &lsoas,
+                    registered_label: "P".into(),
+                    index_label: "IMD".into(),
+                    zoom: map::MapZoom::Registered,
+                };
+                survives(&map, &format!("map {v} {w}"));
+            }
+        }
+    }
 }

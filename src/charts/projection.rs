@@ -9,6 +9,9 @@ use super::axis::clip_polyline;
 use super::layout::Rect;
 use super::style::Scale;
 
+/// How far from the canvas, in pixels, a projected point may be.
+const FAR: f64 = 1e7;
+
 /// Equirectangular projection of a lon/lat box into a pixel rectangle, centred, aspect kept.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Projection {
@@ -101,8 +104,15 @@ pub(crate) fn project_ring(ring: &LineString<f64>, p: &Projection, s: Scale) -> 
         .coords()
         .map(|c| {
             let (x, y) = p.xy(c.x, c.y);
-            Coord { x, y }
+            // Simplification squares distances: absurdly far points (real boundaries stay within
+            // about 10⁵ pixels of a close-up) are pulled in so that never overflows.
+            Coord {
+                x: x.clamp(-FAR, FAR),
+                y: y.clamp(-FAR, FAR),
+            }
         })
+        // A non-finite point (which `Map::check` refuses anyway) is dropped, not passed on.
+        .filter(|c| c.x.is_finite() && c.y.is_finite())
         .collect();
     projected
         .simplify(s.f(0.5))
