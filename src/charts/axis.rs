@@ -38,6 +38,7 @@ impl Linear {
         } else {
             0.5
         };
+        // A saturating cast: a value far off the plot lands on the canvas edge, never panics.
         (self.from + t * (self.to - self.from)).round() as i32
     }
 }
