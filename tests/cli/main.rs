@@ -2,6 +2,7 @@
 //! One module per subcommand or concern.
 
 mod bundle;
+mod charts;
 mod harness;
 mod ingest;
 mod measure;
