@@ -13,6 +13,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+pub mod charts;
 pub mod cli;
 pub mod conditions;
 pub mod config;

@@ -388,7 +388,8 @@ fn check_source(
             .not()
     };
 
-    let mut rejects = collect_rejects(&checked, structural_ok.clone(), &raw)?;
+    let (mut rejects, mut refused_rows) = collect_rejects(&checked, structural_ok, &raw)?;
+    refused_rows.extend(structural.iter().map(|&r| r as IdxSize));
     let file_label = path.display().to_string();
     rejects.extend(raw.structural_rejects.iter().map(|s| Reject {
         file: file_label.clone(),
@@ -411,17 +412,28 @@ fn check_source(
     }
     let report = IngestReport::from_rejects(kind.name(), path, raw.rows, &rejects, warnings);
 
-    let accepted = checked
-        .frame
-        .clone()
-        .filter(structural_ok.and(checked.row_ok()))
-        .select(
-            checked
-                .outputs
-                .iter()
-                .map(|c| col(c.as_str()))
-                .collect::<Vec<_>>(),
-        );
+    // The accepted rows: parsed values minus every refused row, so the checks do not run
+    // twice over a large input.
+    let parsed = checked.parsed.clone();
+    let parsed = if refused_rows.is_empty() {
+        parsed
+    } else {
+        refused_rows.sort_unstable();
+        refused_rows.dedup();
+        let refused = Series::new("refused".into(), refused_rows);
+        parsed.filter(
+            col(source::ROW_INDEX)
+                .is_in(lit(refused).implode(false), false)
+                .not(),
+        )
+    };
+    let accepted = parsed.select(
+        checked
+            .outputs
+            .iter()
+            .map(|c| col(c.as_str()))
+            .collect::<Vec<_>>(),
+    );
     let frame = derive(kind, accepted, &raw.present, options)
         .map_err(|e| InputError::polars(path, "cannot derive columns", e))?;
     Ok(Table {
@@ -438,7 +450,7 @@ fn collect_rejects(
     checked: &validate::Checked,
     structural_ok: Expr,
     raw: &source::RawSource,
-) -> Result<Vec<Reject>, InputError> {
+) -> Result<(Vec<Reject>, Vec<IdxSize>), InputError> {
     let path = raw.path.as_path();
     let mut keep = vec![col(source::ROW_INDEX)];
     let mut kept_raw: Vec<&str> = Vec::new();
@@ -466,6 +478,7 @@ fn collect_rejects(
         .clone();
     let file = path.display().to_string();
     let mut rejects = Vec::new();
+    let refused: Vec<IdxSize> = rows.iter().flatten().map(|r| r as IdxSize).collect();
     for (column, reason, raw_col) in &checked.reasons {
         let reasons = bad
             .column(reason.as_str())
@@ -496,7 +509,7 @@ fn collect_rejects(
             });
         }
     }
-    Ok(rejects)
+    Ok((rejects, refused))
 }
 
 /// Checks that involve more than one column, by kind.

@@ -27,6 +27,9 @@ pub struct RowCheck {
 pub struct Checked {
     /// Row index, raw text, parsed values and reason columns.
     pub frame: LazyFrame,
+    /// Row index and parsed values only: the accepted rows are these minus the rows the
+    /// rejects pass refused, so the checks (regular expressions, duplicate keys) run once.
+    pub parsed: LazyFrame,
     /// `(column shown in rejects, reason column name, raw column name if any)`.
     pub reasons: Vec<(String, String, Option<String>)>,
     /// Names of the output (parsed) columns, in contract order, then extras.
@@ -121,12 +124,12 @@ pub fn check(
         outputs.push(extra.clone());
     }
 
-    let mut frame = frame
+    let parsed = frame
         .select(raw_cols)
         .with_columns(text_cols)
         .with_columns(missing_cols)
-        .with_columns(parsed_cols)
-        .with_columns(reason_cols);
+        .with_columns(parsed_cols);
+    let mut frame = parsed.clone().with_columns(reason_cols);
 
     // Duplicate keys: every row sharing the key is rejected, and the reason says so.
     let key_present_in_file = unique_key
@@ -172,6 +175,7 @@ pub fn check(
     }
     Checked {
         frame,
+        parsed,
         reasons,
         outputs,
     }

@@ -2,9 +2,11 @@
 //! One module per subcommand or concern.
 
 mod bundle;
+mod charts;
 mod harness;
 mod ingest;
 mod measure;
+mod pipeline;
 mod query;
 mod run;
 mod stats;

@@ -67,12 +67,12 @@ fn shared_run(cell: &'static OnceLock<PathBuf>, name: &str, args: &[&str]) -> &'
     })
 }
 
-fn pcn_run() -> &'static Path {
+pub(crate) fn pcn_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     shared_run(&RUN, "pcn-seed-11", PCN_ARGS)
 }
 
-fn icb_run() -> &'static Path {
+pub(crate) fn icb_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     shared_run(&RUN, "qwo-120k-seed-5", ICB_ARGS)
 }

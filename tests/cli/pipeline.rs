@@ -1,0 +1,383 @@
+//! The whole pipeline on synthetic data: planted gradients recovered, breakdowns that add up,
+//! segments, and disclosure control on everything publishable.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use polars::prelude::*;
+
+/// The demo's analysis sections without the (national) practice-level indicator, with a
+/// shorter simulation: enough for every check here and quick in a debug build.
+fn analysis_sections(disclosure: bool) -> String {
+    let sections = healthgap::demo::DEMO_SECTIONS;
+    let start = sections
+        .find("# --- Indicators from practice-level")
+        .expect("practice section");
+    let end = sections
+        .find("# --- Segments, risk, gradients")
+        .expect("segments section");
+    let mut text = format!("{}{}", &sections[..start], &sections[end..]);
+    text = text.replace("repetitions = 100000", "repetitions = 10000");
+    text.push_str(&format!("\n[disclosure]\nenabled = {disclosure}\n"));
+    text
+}
+
+/// Run the pipeline over the shared 120,000-patient ICB sample, once per process.
+fn pipeline_run(cell: &'static OnceLock<PathBuf>, name: &str, disclosure: bool) -> &'static Path {
+    cell.get_or_init(|| {
+        let data = crate::synth::icb_run();
+        let mut config =
+            std::fs::read_to_string(data.join("healthgap.toml")).expect("synth config");
+        config.push_str(&analysis_sections(disclosure));
+        let config_path = data.join(format!("{name}.toml"));
+        std::fs::write(&config_path, config).expect("write config");
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("pipeline")
+            .join(name);
+        let _ = std::fs::remove_dir_all(&root);
+        let output = Command::new(env!("CARGO_BIN_EXE_healthgap"))
+            .args(["--quiet", "run", "--config"])
+            .arg(&config_path)
+            .arg("--out")
+            .arg(&root)
+            .args(["--run-id", "r1"])
+            .output()
+            .expect("run healthgap");
+        assert!(
+            output.status.success(),
+            "healthgap run failed\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        root.join("r1")
+    })
+}
+
+fn unrounded_run() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    pipeline_run(&RUN, "unrounded", false)
+}
+
+fn published_run() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    pipeline_run(&RUN, "published", true)
+}
+
+fn read(path: &Path) -> DataFrame {
+    LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().as_ref()),
+        ScanArgsParquet::default(),
+    )
+    .and_then(|lf| lf.collect())
+    .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+fn f64_at(df: &DataFrame, column: &str, row: usize) -> f64 {
+    df.column(column)
+        .and_then(|c| c.cast(&DataType::Float64))
+        .expect(column)
+        .f64()
+        .expect("f64")
+        .get(row)
+        .unwrap_or(f64::NAN)
+}
+
+/// (truth outcome code, pipeline indicator, scale from the truth's unit, age-standardised)
+const PLANTED: &[(&str, &str, f64, bool)] = &[
+    (
+        "emergency_admissions",
+        "emergency_admissions",
+        1000.0,
+        false,
+    ),
+    ("ae_attendances", "ae_attendances", 1000.0, false),
+    ("death_12m", "mortality_dsr", 100_000.0, true),
+    ("bp_controlled", "bp_controlled", 100.0, false),
+    ("flu_vaccinated", "flu_vaccination_65", 100.0, false),
+    ("cervical_screened", "cervical_screening", 100.0, false),
+    ("bowel_screened", "bowel_screening", 100.0, false),
+    ("breast_screened", "breast_screening", 100.0, false),
+    ("current_smoker", "smoking", 100.0, false),
+];
+
+#[test]
+fn planted_gradients_are_recovered_within_the_95_percent_limits() {
+    let run = unrounded_run();
+    let truth: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::synth::icb_run().join("truth.json")).expect("truth"),
+    )
+    .expect("json");
+    let inequality = read(&run.join("inequality.parquet"))
+        .lazy()
+        .filter(col("footprint_kind").eq(lit("england")))
+        .collect()
+        .expect("england rows");
+    let ids = inequality
+        .column("indicator")
+        .expect("ids")
+        .str()
+        .expect("str")
+        .clone();
+    let mut inside = 0;
+    let mut report = Vec::new();
+    for (code, indicator, scale, standardised) in PLANTED {
+        let outcome = truth["outcomes"]
+            .as_array()
+            .and_then(|o| o.iter().find(|o| o["indicator"] == *code))
+            .unwrap_or_else(|| panic!("{code} in truth.json"));
+        // The plant's SII for the generated practices (integrated over the model, not the
+        // sample), in the indicator's unit.
+        let planted = if *standardised {
+            outcome["selection"]["age_standardised"]["sii"].as_f64()
+        } else {
+            outcome["selection"]["sii"].as_f64()
+        }
+        .expect("planted sii")
+            * scale;
+        let row = (0..inequality.height())
+            .find(|&i| ids.get(i) == Some(*indicator))
+            .unwrap_or_else(|| panic!("{indicator} in the inequality table"));
+        let (sii, lower, upper) = (
+            f64_at(&inequality, "sii", row),
+            f64_at(&inequality, "sii_lower95_0cl", row),
+            f64_at(&inequality, "sii_upper95_0cl", row),
+        );
+        assert!(
+            lower < sii && sii < upper,
+            "{indicator}: {lower} < {sii} < {upper}"
+        );
+        // The plant's direction is recovered for every outcome.
+        assert_eq!(
+            sii.signum(),
+            planted.signum(),
+            "{indicator}: SII {sii}, planted {planted}"
+        );
+        let within = lower <= planted && planted <= upper;
+        inside += usize::from(within);
+        report.push(format!(
+            "{indicator}: planted {planted:.3}, estimated {sii:.3} ({lower:.3} to {upper:.3}){}",
+            if within { "" } else { "  OUTSIDE" }
+        ));
+    }
+    // At 95% one miss in ten is expected by chance.
+    assert!(
+        inside + 1 >= PLANTED.len(),
+        "planted SII inside the limits for {inside} of {}:\n{}",
+        PLANTED.len(),
+        report.join("\n")
+    );
+}
+
+#[test]
+fn breakdowns_add_up_to_footprint_totals_and_icbs_to_england() {
+    let run = unrounded_run();
+    let indicators = read(&run.join("indicators.parquet"));
+    let totals = indicators
+        .clone()
+        .lazy()
+        .filter(col("breakdown").eq(lit("all")))
+        .select([
+            col("indicator"),
+            col("footprint_kind"),
+            col("footprint_code"),
+            col("numerator").alias("total_numerator"),
+            col("denominator").alias("total_denominator"),
+        ]);
+    let by_breakdown = indicators
+        .clone()
+        .lazy()
+        .filter(col("breakdown").neq(lit("all")))
+        .group_by([
+            col("indicator"),
+            col("footprint_kind"),
+            col("footprint_code"),
+            col("breakdown"),
+        ])
+        .agg([col("numerator").sum(), col("denominator").sum()])
+        .join(
+            totals,
+            [
+                col("indicator"),
+                col("footprint_kind"),
+                col("footprint_code"),
+            ],
+            [
+                col("indicator"),
+                col("footprint_kind"),
+                col("footprint_code"),
+            ],
+            JoinArgs::new(JoinType::Left),
+        )
+        .collect()
+        .expect("sums");
+    assert!(by_breakdown.height() > 100);
+    for row in 0..by_breakdown.height() {
+        for (part, total) in [
+            ("numerator", "total_numerator"),
+            ("denominator", "total_denominator"),
+        ] {
+            let (a, b) = (
+                f64_at(&by_breakdown, part, row),
+                f64_at(&by_breakdown, total, row),
+            );
+            assert!(
+                (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                "row {row}: {part} {a} vs {b}"
+            );
+        }
+    }
+    // England is the sum of its ICBs (every generated practice has a parent ICB).
+    let levels = indicators
+        .lazy()
+        .filter(col("breakdown").eq(lit("all")))
+        .group_by([col("indicator"), col("footprint_kind")])
+        .agg([col("numerator").sum(), col("denominator").sum()])
+        .collect()
+        .expect("levels");
+    let mut sums: HashMap<(String, String), (f64, f64)> = HashMap::new();
+    for row in 0..levels.height() {
+        let key = |c: &str| {
+            levels
+                .column(c)
+                .expect(c)
+                .str()
+                .expect("str")
+                .get(row)
+                .unwrap_or("")
+                .to_string()
+        };
+        sums.insert(
+            (key("indicator"), key("footprint_kind")),
+            (
+                f64_at(&levels, "numerator", row),
+                f64_at(&levels, "denominator", row),
+            ),
+        );
+    }
+    for ((indicator, kind), (x, n)) in &sums {
+        if kind == "england" {
+            for level in ["icb", "practice"] {
+                let (lx, ln) = sums[&(indicator.clone(), level.to_string())];
+                assert!(
+                    (x - lx).abs() < 1e-6 && (n - ln).abs() < 1e-6,
+                    "{indicator}: England vs {level}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn segments_cover_everyone_once_per_segmentation() {
+    let run = unrounded_run();
+    let segments = read(&run.join("segments.parquet"));
+    let people = segments
+        .lazy()
+        .filter(col("footprint_kind").eq(lit("england")))
+        .group_by([col("segmentation")])
+        .agg([
+            col("population").sum(),
+            col("segment").n_unique().alias("segments"),
+        ])
+        .sort(["segmentation"], SortMultipleOptions::default())
+        .collect()
+        .expect("segments");
+    let patients = read(&run.join("patients_enriched.parquet")).height() as f64;
+    assert_eq!(people.height(), 2, "two segmentations");
+    for row in 0..2 {
+        assert_eq!(
+            f64_at(&people, "population", row),
+            patients,
+            "every patient in exactly one segment"
+        );
+    }
+    // Bridges to Health: all eight segments are populated in an ICB-sized sample.
+    assert_eq!(f64_at(&people, "segments", 0), 8.0);
+    assert_eq!(
+        f64_at(&people, "segments", 1),
+        4.0,
+        "Core20PLUS5 cross-cut: four cells"
+    );
+}
+
+#[test]
+fn no_publishable_table_shows_a_count_from_1_to_7_or_a_patient_id() {
+    let run = published_run();
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let outputs = manifest["outputs"].as_array().expect("outputs");
+    let ids: std::collections::HashSet<String> = read(&run.join("patients_enriched.parquet"))
+        .column("patient_id")
+        .expect("patient ids")
+        .str()
+        .expect("str")
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect();
+    assert!(ids.len() > 100_000);
+    let mut checked = 0;
+    for output in outputs {
+        let table = output["table"].as_str().expect("table");
+        if output["restricted"] == true {
+            continue;
+        }
+        let df = read(&run.join(format!("{table}.parquet")));
+        assert!(
+            df.column("patient_id").is_err(),
+            "{table} has a patient_id column"
+        );
+        for column in df.columns() {
+            if let DataType::String = column.dtype() {
+                let text = column.str().expect("str");
+                assert!(
+                    !text.iter().flatten().any(|v| ids.contains(v)),
+                    "{table}.{} holds a patient id",
+                    column.name()
+                );
+            }
+        }
+        let counts: &[&str] = match table {
+            "indicators" | "inequality" => &["numerator", "denominator"],
+            "segments" => &["population"],
+            "area_deprivation" => &["population", "population_with_imd", "core20_population"],
+            _ => &[],
+        };
+        for name in counts {
+            let values = df
+                .column(name)
+                .expect(name)
+                .cast(&DataType::Float64)
+                .expect("f64");
+            let bad = values
+                .f64()
+                .expect("f64")
+                .iter()
+                .flatten()
+                .filter(|v| *v > 0.0 && *v < 8.0)
+                .count();
+            assert_eq!(bad, 0, "{table}.{name} shows {bad} counts from 1 to 7");
+            let unrounded = values
+                .f64()
+                .expect("f64")
+                .iter()
+                .flatten()
+                .filter(|v| (v / 5.0).fract() != 0.0)
+                .count();
+            assert_eq!(unrounded, 0, "{table}.{name} has counts not rounded to 5");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "checked {checked} publishable tables");
+    // Values computed from suppressed counts are withheld.
+    let indicators = read(&run.join("indicators.parquet"));
+    let leaked = indicators
+        .lazy()
+        .filter(col("suppressed").and(col("value").is_not_null()))
+        .collect()
+        .expect("leaks");
+    assert_eq!(leaked.height(), 0);
+}
