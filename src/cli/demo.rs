@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use polars::prelude::*;
+use polars::prelude::{
+    DataFrame, DataType, LazyFrame, PlRefPath, PolarsResult, ScanArgsParquet, SortMultipleOptions,
+    col, lit,
+};
 
 use crate::config::Config;
 use crate::output::Printer;
@@ -104,18 +107,29 @@ pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
         printer.note(format!("reusing synthetic data in {}", data_dir.display()));
     }
 
-    // The demo config: the one synth wrote (generated tables + reference data) plus the
-    // indicator, segmentation and gradient sections.
-    let mut text = std::fs::read_to_string(&synth_config)
+    // The demo config: the one synth wrote (generated tables + reference data), with this
+    // demo's output root and seed, plus the indicator, segmentation and gradient sections.
+    let text = std::fs::read_to_string(&synth_config)
         .with_context(|| format!("reading {}", synth_config.display()))?;
-    text.push_str(crate::demo::demo_sections());
+    let mut table: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", synth_config.display()))?;
     let output_root = absolute(&args.out)?;
-    text = text.replacen(
-        "output_root = \"out\"",
-        &format!("output_root = {}", toml_string(&output_root)),
-        1,
+    if let Some(toml::Value::Table(run)) = table.get_mut("run") {
+        run.insert(
+            "output_root".into(),
+            toml::Value::String(output_root.display().to_string()),
+        );
+        run.insert(
+            "seed".into(),
+            toml::Value::Integer(i64::try_from(args.seed).unwrap_or(i64::MAX)),
+        );
+    }
+    let mut text = format!(
+        "# Written by `healthgap demo`: the synthetic data of this folder, the bundled reference\n# data, and the demo's indicators and segmentations.\n\n{}",
+        toml::to_string(&table).context("writing the demo config")?
     );
-    text = text.replacen("seed = 20230201", &format!("seed = {}", args.seed), 1);
+    text.push_str(crate::demo::demo_sections());
     let demo_config = data_dir.join("demo.toml");
     std::fs::write(&demo_config, &text)
         .with_context(|| format!("writing {}", demo_config.display()))?;
@@ -147,10 +161,6 @@ pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
     std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))
-}
-
-fn toml_string(path: &Path) -> String {
-    toml::Value::String(path.display().to_string()).to_string()
 }
 
 fn scan(path: &Path) -> PolarsResult<LazyFrame> {
