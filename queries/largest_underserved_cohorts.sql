@@ -1,14 +1,15 @@
 -- The five largest underserved cohorts in a PCN for one indicator.
 --
 -- Every cohort the indicators table breaks a PCN down by (IMD quintile, Core20, ethnic
--- group, sex, age band, segment, risk tier) whose value is worse than the PCN's own, ranked
--- by its size times its gap: the events (people, for a proportion) the cohort would lose or
--- gain at the PCN's overall rate, `denominator × (cohort rate − PCN rate)`. That is the
--- shortfall for an indicator where high is good (screening: people not screened) and the
--- excess where low is good (admissions). The tables do not record an indicator's polarity,
--- so the query takes it as a parameter, as written in the config. Cohorts overlap (a person
--- is in one IMD quintile and one ethnic group). Suppressed cohorts cannot be ranked and are
--- left out; for age-standardised rates (`dsr`) the size uses the crude rates.
+-- group, sex, age band, segment, risk tier) whose value is significantly worse than the
+-- PCN's own (its 95% interval excludes the PCN's value), ranked by its size times its gap:
+-- the events (people, for a proportion) the cohort would lose or gain at the PCN's overall
+-- rate, `denominator × (cohort rate − PCN rate)`. That is the shortfall for an indicator
+-- where high is good (screening: people not screened) and the excess where low is good
+-- (admissions). The tables do not record an indicator's polarity, so the query takes it as
+-- a parameter, as written in the config. Cohorts overlap (a person is in one IMD quintile
+-- and one ethnic group). Suppressed cohorts cannot be ranked and are left out; for
+-- age-standardised rates (`dsr`) the size uses the crude rates.
 --
 -- Parameters:
 --   :pcn_code   the PCN's ODS code, e.g. U35004
@@ -28,7 +29,6 @@
 --   gap             value - pcn_value
 --   underserved     events (people, for a proportion) short of or beyond the PCN's rate,
 --                   from the rounded counts
---   significant     the cohort's 95% limits exclude the PCN's value
 WITH pcn AS (
     SELECT value AS pcn_value, numerator / denominator AS pcn_rate
     FROM indicators
@@ -58,7 +58,9 @@ cohorts AS (
         AND NOT c.suppressed
 )
 SELECT
-    row_number() OVER (ORDER BY underserved DESC) AS rank,
+    -- Ties (Core20 is IMD quintile 1 by another name) in a fixed order; polars' OVER takes
+    -- one direction only, hence the negated key.
+    row_number() OVER (ORDER BY -underserved, breakdown, breakdown_value) AS rank,
     breakdown,
     breakdown_value AS cohort,
     denominator,
@@ -68,9 +70,8 @@ SELECT
     ROUND(upper95_0cl, 2) AS upper95,
     ROUND(pcn_value, 2) AS pcn_value,
     ROUND(value - pcn_value, 2) AS gap,
-    ROUND(underserved, 1) AS underserved,
-    lower95_0cl > pcn_value OR upper95_0cl < pcn_value AS significant
+    ROUND(underserved, 1) AS underserved
 FROM cohorts
-WHERE underserved > 0
+WHERE underserved > 0 AND (lower95_0cl > pcn_value OR upper95_0cl < pcn_value)
 ORDER BY rank
 LIMIT 5;
