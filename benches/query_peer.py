@@ -15,7 +15,8 @@ each query runs once in both and the row counts are compared.
 
 Parameters come from `-p`, else from the `e.g. VALUE` of each parameter in the query's header.
 Queries naming tables the run lacks are skipped. Prints a Markdown table for benches/RESULTS.md.
-Time a release build of healthgap (the default is target/release/healthgap).
+Time an optimised build of healthgap: `cargo build --profile bench-fast` (the default binary is
+$CARGO_TARGET_DIR/bench-fast/healthgap, else .../release/healthgap).
 """
 
 import argparse
@@ -38,7 +39,9 @@ def parse_args():
     parser.add_argument("--run", type=Path, help="run folder (or output root with latest)")
     parser.add_argument("--compare", type=Path, help="second run, as prev_<table>")
     parser.add_argument("--queries-dir", type=Path, default=Path("queries"))
-    parser.add_argument("--healthgap", help="healthgap binary (default: target/release/healthgap)")
+    parser.add_argument("--healthgap",
+                        help="healthgap binary (default: target/bench-fast/healthgap, else "
+                             "target/release/healthgap)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per engine (default 5)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: DuckDB's)")
@@ -97,19 +100,30 @@ def quote(path):
 
 
 def header_examples(text):
-    """{parameter: example} from the header's `Parameters:` lines (`:name  ... e.g. VALUE`)."""
-    examples = {}
+    """{parameter: example} from the header's `Parameters:` entries (`:name  ... e.g. VALUE`;
+    a line indented deeper than the names continues the entry, as healthgap reads it)."""
+    entries = {}
+    current, indent = None, None
     for line in text.splitlines():
         line = line.strip()
         if not line.startswith("--"):
             if line:
                 break
             continue
-        match = re.match(r"--\s+:([A-Za-z_]\w*)\s+(.*)", line)
+        body = line.lstrip("-")
+        match = re.match(r"(\s+):([A-Za-z_]\w*)\s+(.*)", body)
         if match:
-            example = re.search(r"e\.g\. ([^\s),;]+)", match.group(2))
-            if example:
-                examples[match.group(1)] = example.group(1).rstrip(".")
+            current, indent = match.group(2), len(match.group(1))
+            entries[current] = match.group(3)
+        elif current and body.strip() and len(body) - len(body.lstrip()) > indent:
+            entries[current] += " " + body.strip()
+        else:
+            current = None
+    examples = {}
+    for name, description in entries.items():
+        example = re.findall(r"e\.g\. ([^\s),;]+)", description)
+        if example:
+            examples[name] = example[-1].rstrip(".")
     return examples
 
 
@@ -251,10 +265,12 @@ def main():
     compare = resolve_run(args.compare) if args.compare else None
     if args.healthgap is None:
         target = Path(os.environ.get("CARGO_TARGET_DIR", "target"))
-        built = target / "release" / "healthgap"
-        args.healthgap = str(built) if built.exists() else shutil.which("healthgap")
+        built = [target / profile / "healthgap" for profile in ("bench-fast", "release")]
+        found = [str(path) for path in built if path.exists()]
+        args.healthgap = found[0] if found else shutil.which("healthgap")
         if args.healthgap is None:
-            sys.exit("no healthgap binary: cargo build --release, or pass --healthgap PATH")
+            sys.exit("no healthgap binary: cargo build --profile bench-fast, or pass "
+                     "--healthgap PATH")
     given = dict(p.split("=", 1) for p in args.param)
 
     files = sorted(args.queries_dir.glob("*.sql"))

@@ -194,7 +194,7 @@ impl Catalog {
         if let Some(name) = quoted_after(&message, "unable to find column \"", '"')
             .or_else(|| quoted_after(&message, "no column named '", '\''))
         {
-            return self.unknown_column(name, tables);
+            return self.unknown_column(name, tables, &message);
         }
         if let Some(name) = quoted_after(&message, "relation '", '\'') {
             return self.unknown_table(name);
@@ -204,7 +204,10 @@ impl Catalog {
         }
     }
 
-    fn unknown_column(&self, name: &str, tables: &[String]) -> QueryError {
+    /// A column polars could not find: misspelt (the closest names), or a column of a table
+    /// the query reads that is out of scope where it is used (after GROUP BY, or outside the
+    /// CTE or subquery that dropped it), which a list of close names would only confuse.
+    fn unknown_column(&self, name: &str, tables: &[String], message: &str) -> QueryError {
         let schemas: Vec<(&str, SchemaRef)> = tables
             .iter()
             .filter_map(|table| {
@@ -225,6 +228,14 @@ impl Catalog {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let owners = owner(name);
+        if !owners.is_empty() {
+            return QueryError::ColumnOutOfScope {
+                name: name.to_string(),
+                tables: owners,
+                available: valid_columns(message).unwrap_or_else(|| "none".to_string()),
+            };
+        }
         let hint = if suggestions.is_empty() {
             schemas
                 .iter()
@@ -255,6 +266,18 @@ fn quoted_after<'a>(message: &'a str, prefix: &str, end: char) -> Option<&'a str
     let start = message.find(prefix)? + prefix.len();
     let rest = &message[start..];
     rest.find(end).map(|stop| &rest[..stop])
+}
+
+/// The columns polars lists as valid where it failed (`valid columns: ["a", "b"]`), as
+/// `a, b`.
+fn valid_columns(message: &str) -> Option<String> {
+    let list = quoted_after(message, "valid columns: [", ']')?;
+    let names: Vec<&str> = list
+        .split(", ")
+        .map(|name| name.trim_matches('"'))
+        .filter(|name| !name.is_empty())
+        .collect();
+    (!names.is_empty()).then(|| names.join(", "))
 }
 
 /// polars appends the plan it was resolving; an analyst needs the first paragraph.
@@ -367,6 +390,35 @@ mod tests {
             assert_eq!(
                 err.to_string(),
                 "unknown column `wieght`; did you mean `weight` (footprint_weights)?",
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn issue_8_a_column_out_of_scope_is_not_called_unknown() {
+        // A saved query ordered grouped rows by `sum(population)`: polars cannot see
+        // `population` after the GROUP BY and the message said "unknown column
+        // `population`; did you mean `population`?".
+        let dir = run_folder();
+        let mut catalog = Catalog::new();
+        catalog
+            .add_run(
+                &RunFolder::open(&dir.path().join("run-1")).expect("opens"),
+                "",
+            )
+            .expect("adds");
+        for sql in [
+            "SELECT lsoa_code FROM footprint_weights GROUP BY lsoa_code ORDER BY sum(weight)",
+            "WITH codes AS (SELECT lsoa_code FROM footprint_weights) SELECT weight FROM codes",
+        ] {
+            let err = plan(&catalog, sql).expect_err("out of scope");
+            assert_eq!(
+                err.to_string(),
+                "column `weight` (footprint_weights) is not available where the query uses it \
+                 (the columns there: lsoa_code): after GROUP BY only the grouped columns and \
+                 aggregates are (select an aggregate under a name and use the name, e.g. in \
+                 ORDER BY), and a CTE or subquery passes on only the columns it selects",
                 "{sql}"
             );
         }

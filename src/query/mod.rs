@@ -155,6 +155,21 @@ pub enum QueryError {
         /// Closest columns, with their tables.
         hint: String,
     },
+    /// A column of a table the query reads, used where it is out of scope.
+    #[error(
+        "column `{name}` ({tables}) is not available where the query uses it (the columns \
+         there: {available}): after GROUP BY only the grouped columns and aggregates are \
+         (select an aggregate under a name and use the name, e.g. in ORDER BY), and a CTE or \
+         subquery passes on only the columns it selects"
+    )]
+    ColumnOutOfScope {
+        /// The name in the query.
+        name: String,
+        /// The tables that have it.
+        tables: String,
+        /// The columns polars could see there.
+        available: String,
+    },
     /// A table the query reads cannot be read.
     #[error("table `{table}` ({})", path.display())]
     Table {

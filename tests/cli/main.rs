@@ -9,6 +9,7 @@ mod measure;
 mod pipeline;
 mod query;
 mod run;
+mod saved_queries;
 mod stats;
 mod synth;
 mod validate;
