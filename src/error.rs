@@ -25,6 +25,7 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
         cause.is::<UserError>()
             || cause.is::<crate::ingest::InputError>()
             || cause.is::<crate::config::ConfigError>()
+            || cause.is::<crate::pipeline::drift::DriftError>()
             || cause
                 .downcast_ref::<crate::synth::SynthError>()
                 .is_some_and(|e| e.is_user_error())

@@ -8,6 +8,7 @@
 
 pub mod attribute;
 pub mod disclosure;
+pub mod drift;
 pub mod enrich;
 pub mod gradient;
 pub mod ingest;
@@ -66,6 +67,8 @@ pub struct RunSettings {
     pub run_id: String,
     /// Stop the process abruptly at this point (tests only).
     pub abort_at: Option<AbortPoint>,
+    /// Publish even when inputs drifted beyond the `[drift]` bounds (`--accept-drift`).
+    pub accept_drift: bool,
 }
 
 /// What a finished run reports.
@@ -159,6 +162,35 @@ pub fn run(
                 report.file.display()
             ));
         }
+    }
+
+    // Before anything is written: a truncated or broken extract must not replace a good run.
+    let current = drift::counts_by_input(
+        ingested
+            .all_tables()
+            .map(|t| &t.report)
+            .chain(ingested.footprints.values().map(|f| &f.report))
+            .map(|r| (r.input.as_str(), r.rows_read, r.rows_rejected)),
+    );
+    let drift = drift::check(
+        &config.drift,
+        &settings.output_root,
+        &current,
+        settings.accept_drift,
+    )?;
+    if drift.accepted {
+        let changes: Vec<String> = drift.exceeded().map(|d| d.describe()).collect();
+        let warning = if changes.is_empty() {
+            "input drift not checked: the previous run's manifest cannot be read (--accept-drift)"
+                .to_string()
+        } else {
+            format!(
+                "input drift accepted with --accept-drift: {}",
+                changes.join("; ")
+            )
+        };
+        printer.warn(&warning);
+        warnings.push(warning);
     }
 
     // Input fingerprints for the manifest and every table's metadata.
@@ -385,6 +417,7 @@ pub fn run(
         "deprivation_match": population.as_ref().map(|p| &p.matched),
         "membership": population.as_ref().map(|p| &p.membership),
         "geometric": population.as_ref().map(|p| &p.geometric),
+        "drift": drift,
         "warnings": warnings,
     });
     let abort_at = settings.abort_at;
