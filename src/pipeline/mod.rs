@@ -327,6 +327,22 @@ pub fn run(
                 quintiles: practice_outcomes::PRACTICE_QUINTILE,
             }))
             .collect();
+        // Indicators first: the inequality table repeats their quintile numerators, which must
+        // stay hidden wherever complementary suppression hid them here.
+        let published = stages.run("publish indicators", || {
+            let derived: Vec<(&str, &[&str])> = disclosure::INDICATOR_VALUES
+                .iter()
+                .map(|v| (*v, [schema::NUMERATOR, schema::DENOMINATOR].as_slice()))
+                .collect();
+            let mut table = config.disclosure.protect_additive(
+                indicators.clone(),
+                &[schema::NUMERATOR, schema::DENOMINATOR],
+                &derived,
+                disclosure::INDICATOR_ADDITIVITY,
+            )?;
+            staging.write_frame(tables::INDICATORS, &mut table, false)?;
+            Ok(table)
+        })?;
         stages.run("gradient", || {
             let table = gradient::inequality_table(
                 &indicators,
@@ -335,7 +351,25 @@ pub fn run(
                 config.run.seed,
             )
             .context("estimating inequality gradients")?;
-            let mut table = config.disclosure.protect(
+            let quintiles_of = |id: &str| {
+                gradient_specs
+                    .iter()
+                    .find(|g| g.spec.id == id)
+                    .map(|g| g.quintiles)
+            };
+            let repeated = disclosure::repeated_cells(
+                &table,
+                &published,
+                &[
+                    schema::INDICATOR,
+                    schema::FOOTPRINT_KIND,
+                    schema::FOOTPRINT_CODE,
+                ],
+                quintiles_of,
+                &[("q1_numerator", "1"), ("q5_numerator", "5")],
+            )
+            .context("carrying suppression from indicators to inequality")?;
+            let mut table = config.disclosure.protect_masked(
                 table,
                 &[
                     schema::NUMERATOR,
@@ -350,21 +384,9 @@ pub fn run(
                     ("gap_absolute", &["q1_numerator", "q5_numerator"]),
                     ("gap_relative", &["q1_numerator", "q5_numerator"]),
                 ],
+                &repeated,
             )?;
             staging.write_frame(tables::INEQUALITY, &mut table, false)?;
-            Ok(())
-        })?;
-        stages.run("publish indicators", || {
-            let derived: Vec<(&str, &[&str])> = disclosure::INDICATOR_VALUES
-                .iter()
-                .map(|v| (*v, [schema::NUMERATOR, schema::DENOMINATOR].as_slice()))
-                .collect();
-            let mut table = config.disclosure.protect(
-                indicators.clone(),
-                &[schema::NUMERATOR, schema::DENOMINATOR],
-                &derived,
-            )?;
-            staging.write_frame(tables::INDICATORS, &mut table, false)?;
             Ok(())
         })?;
     }
@@ -588,9 +610,12 @@ fn population_stages(
         stages.run("segments", || {
             let table = segment::segments_table(base.clone(), &segmentations)
                 .context("counting segments")?;
-            let mut table = config
-                .disclosure
-                .protect(table, &[schema::POPULATION], &[])?;
+            let mut table = config.disclosure.protect_additive(
+                table,
+                &[schema::POPULATION],
+                &[],
+                disclosure::SEGMENT_ADDITIVITY,
+            )?;
             staging.write_frame(tables::SEGMENTS, &mut table, false)?;
             Ok(())
         })?;
