@@ -16,8 +16,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use polars::io::utils::file::{Writable, WritableTrait};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -35,7 +36,7 @@ pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The file system refused (unwritable root, full disk, …): a person must act.
-    #[error("{}: {context}: {source}", path.display())]
+    #[error("{}: {context}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -56,7 +57,7 @@ pub enum PublishError {
         run_id: String,
     },
     /// polars failed to compute or write a table (an internal failure).
-    #[error("writing table {table}: {source}")]
+    #[error("writing table {table}")]
     Table {
         /// The table.
         table: String,
@@ -395,8 +396,8 @@ impl StagingRun {
         restricted: bool,
     ) -> Result<(), PublishError> {
         let path = self.table_path(table);
-        let file = File::create(&path)
-            .map_err(|e| PublishError::io(&path, "cannot create the table file", e))?;
+        let file = RecordingFile::create(&path)?;
+        let failure = file.failure();
         let options = self.write_options(table);
         frame.rechunk_mut();
         ParquetWriter::new(file)
@@ -405,7 +406,7 @@ impl StagingRun {
             .with_row_group_size(options.row_group_size)
             .with_key_value_metadata(options.key_value_metadata)
             .finish(frame)
-            .map_err(|source| self.table_error(table, &path, source))?;
+            .map_err(|source| self.table_error(table, &path, source, &failure))?;
         self.tables.push(TableRecord {
             table: table.to_string(),
             file: format!("{table}.parquet"),
@@ -428,8 +429,11 @@ impl StagingRun {
     ) -> Result<u64, PublishError> {
         let path = self.table_path(table);
         let options = self.write_options(table);
+        let file = RecordingFile::create(&path)?;
+        let failure = file.failure();
+        let writable = Writable::Dyn(Box::new(file));
         let target = SinkDestination::File {
-            target: SinkTarget::Path(PlRefPath::new(path.to_string_lossy().as_ref())),
+            target: SinkTarget::Dyn(SpecialEq::new(Arc::new(Mutex::new(Some(writable))))),
         };
         let args = UnifiedSinkArgs {
             maintain_order: true,
@@ -437,7 +441,7 @@ impl StagingRun {
         };
         plan.sink(target, FileWriteFormat::Parquet(Arc::new(options)), args)
             .and_then(|sink| sink.collect_with_engine(Engine::Streaming))
-            .map_err(|source| self.table_error(table, &path, source))?;
+            .map_err(|source| self.table_error(table, &path, source, &failure))?;
         let rows = LazyFrame::scan_parquet(
             PlRefPath::new(path.to_string_lossy().as_ref()),
             ScanArgsParquet::default(),
@@ -451,7 +455,7 @@ impl StagingRun {
                 .get(0)
                 .unwrap_or(0))
         })
-        .map_err(|source| self.table_error(table, &path, source))?;
+        .map_err(|source| self.table_error(table, &path, source, &failure))?;
         self.tables.push(TableRecord {
             table: table.to_string(),
             file: format!("{table}.parquet"),
@@ -474,7 +478,23 @@ impl StagingRun {
         Ok(())
     }
 
-    fn table_error(&self, table: &str, path: &Path, source: PolarsError) -> PublishError {
+    fn table_error(
+        &self,
+        table: &str,
+        path: &Path,
+        source: PolarsError,
+        failure: &WriteFailure,
+    ) -> PublishError {
+        // The operating system's own error, when a write failed: the Parquet writer reports a
+        // failed write of its footer as a malformed file, which would read as a bug (exit 1)
+        // rather than a full disk a person must clear (exit 2).
+        if let Some(error) = failure.take() {
+            return PublishError::Io {
+                path: path.to_path_buf(),
+                context: format!("cannot write table {table}"),
+                source: error,
+            };
+        }
         match source {
             // Disk full, permission denied: the environment, not the tool.
             PolarsError::IO { error, .. } => PublishError::Io {
@@ -527,6 +547,84 @@ impl StagingRun {
         after_rename();
         point_latest(&self.root, &self.run_id)?;
         Ok(final_dir)
+    }
+}
+
+/// The first error the operating system gave while a table was written, shared between the
+/// file (inside polars' writer) and the code that reports the failure.
+#[derive(Debug, Clone, Default)]
+struct WriteFailure(Arc<Mutex<Option<std::io::Error>>>);
+
+impl WriteFailure {
+    fn record(&self, error: &std::io::Error) {
+        if let Ok(mut slot) = self.0.lock()
+            && slot.is_none()
+        {
+            // io::Error is not Clone: keep the OS error number (its message comes with it).
+            *slot = Some(match error.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(error.kind(), error.to_string()),
+            });
+        }
+    }
+
+    fn take(&self) -> Option<std::io::Error> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// A table file that records the first failed write, sync or close (see [`WriteFailure`]).
+struct RecordingFile {
+    file: File,
+    failure: WriteFailure,
+}
+
+impl RecordingFile {
+    fn create(path: &Path) -> Result<Self, PublishError> {
+        let file = File::create(path)
+            .map_err(|e| PublishError::io(path, "cannot create the table file", e))?;
+        Ok(RecordingFile {
+            file,
+            failure: WriteFailure::default(),
+        })
+    }
+
+    fn failure(&self) -> WriteFailure {
+        self.failure.clone()
+    }
+
+    fn check<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(error) = &result {
+            self.failure.record(error);
+        }
+        result
+    }
+}
+
+impl Write for RecordingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.file.write(buf);
+        self.check(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.file.flush();
+        self.check(result)
+    }
+}
+
+impl WritableTrait for RecordingFile {
+    fn close(&mut self) -> std::io::Result<()> {
+        // The file closes when dropped; commit syncs every table before the rename.
+        Ok(())
+    }
+
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.check(self.file.sync_all())
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.check(self.file.sync_data())
     }
 }
 
