@@ -3,7 +3,9 @@
 
 mod bundle;
 mod charts;
+mod fuzz;
 mod harness;
+mod hostile;
 mod ingest;
 mod measure;
 mod pipeline;
