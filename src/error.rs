@@ -48,11 +48,16 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// The exit status a scheduler should see for this error.
+pub fn exit_status_for(err: &anyhow::Error) -> u8 {
+    if is_user_error(err) {
+        EXIT_BAD_INPUT
+    } else {
+        EXIT_INTERNAL
+    }
+}
+
 /// The exit code a scheduler should see for this error.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    if is_user_error(err) {
-        ExitCode::from(EXIT_BAD_INPUT)
-    } else {
-        ExitCode::from(EXIT_INTERNAL)
-    }
+    ExitCode::from(exit_status_for(err))
 }

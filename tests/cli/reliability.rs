@@ -633,6 +633,37 @@ fn stale_locks_of_dead_reaped_or_reused_processes_are_cleared() {
     assert_eq!(assert_root_is_consistent(&root, "stale"), "r2");
 }
 
+#[test]
+fn issue_10_json_logs_end_with_the_error_and_its_exit_code() {
+    // With --log-format json every line was JSON except the one saying why the run failed,
+    // which a log shipper parsing lines would drop.
+    let dir = Workdir::new("json-error");
+    let config = fixture_config(&dir, &fixture_patients());
+    let output = Command::new(env!("CARGO_BIN_EXE_healthgap"))
+        .args(["--quiet", "--log-format", "json", "run", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .args(["--run-id", "latest"])
+        .output()
+        .expect("run healthgap");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let last = lines.last().expect("an error line");
+    assert_eq!(last["level"], "error", "{last}");
+    assert_eq!(last["exit_code"], 2, "{last}");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--run-id \"latest\"")),
+        "{last}"
+    );
+}
+
 // --- Reproducibility -------------------------------------------------------------------------------
 
 #[test]
