@@ -309,6 +309,60 @@ impl DisclosureConfig {
     }
 }
 
+impl DisclosureConfig {
+    /// Complementary suppression within each row of a table whose `parts` columns add up to
+    /// its `total` column (`area_deprivation`: the people in IMD quintiles 1 to 5 are the
+    /// people with a deprivation match). One mask per part column, for
+    /// [`protect_masked`](Self::protect_masked); all false when disclosure control is off.
+    ///
+    /// # Errors
+    /// If a column is missing or not numeric.
+    pub fn row_part_masks(
+        &self,
+        table: &DataFrame,
+        parts: &[&str],
+        total: &str,
+    ) -> PolarsResult<Vec<(String, Vec<bool>)>> {
+        let height = table.height();
+        if !self.enabled {
+            return Ok(parts
+                .iter()
+                .map(|p| (p.to_string(), vec![false; height]))
+                .collect());
+        }
+        let columns: Vec<Vec<f64>> = parts
+            .iter()
+            .map(|p| true_counts(table, p))
+            .collect::<Result<_, _>>()?;
+        let totals = true_counts(table, total)?;
+        // Cell (row, part) is at row × parts + part.
+        let width = parts.len();
+        let mut counts = vec![f64::NAN; height * width];
+        for (j, column) in columns.iter().enumerate() {
+            for (row, &value) in column.iter().enumerate() {
+                counts[row * width + j] = value;
+            }
+        }
+        let groups: Vec<Group> = (0..height)
+            .map(|row| Group {
+                cells: (row * width..(row + 1) * width).collect(),
+                total: totals.get(row).copied().filter(|t| t.is_finite()).unwrap_or(0.0),
+            })
+            .collect();
+        let hidden = self.complementary(&counts, &groups);
+        Ok(parts
+            .iter()
+            .enumerate()
+            .map(|(j, p)| {
+                (
+                    p.to_string(),
+                    (0..height).map(|row| hidden[row * width + j]).collect(),
+                )
+            })
+            .collect())
+    }
+}
+
 /// A count column as true values, `NaN` where missing.
 fn true_counts(table: &DataFrame, count: &str) -> PolarsResult<Vec<f64>> {
     Ok(table
@@ -710,6 +764,26 @@ mod tests {
             den.iter().all(Option::is_some),
             "denominators are not small"
         );
+    }
+
+    #[test]
+    fn quintile_columns_of_a_row_get_a_complement() {
+        let table = df![
+            "population_with_imd" => [143.0, 200.0],
+            "q1" => [3.0, 40.0],
+            "q2" => [50.0, 40.0],
+            "q3" => [40.0, 40.0],
+            "q4" => [30.0, 40.0],
+            "q5" => [20.0, 40.0],
+        ]
+        .expect("frame");
+        let masks = DisclosureConfig::default()
+            .row_part_masks(&table, &["q1", "q2", "q3", "q4", "q5"], "population_with_imd")
+            .expect("masks");
+        let hidden: Vec<(String, Vec<bool>)> = masks;
+        assert_eq!(hidden[0].1, [true, false], "q1 = 3 is primary");
+        assert_eq!(hidden[4].1, [true, false], "q5 = 20 is its complement");
+        assert!(hidden[1..4].iter().all(|(_, m)| m == &[false, false]));
     }
 
     #[test]

@@ -582,7 +582,23 @@ fn population_stages(
     stages.run("area deprivation", || {
         let areas =
             attribute::area_deprivation(base.clone()).context("computing area deprivation")?;
-        let mut areas = config.disclosure.protect(
+        // The quintile counts of a row add up to its matched population; Core20 (the most
+        // deprived fifth nationally) is quintile 1 again, so it is hidden with it.
+        let quintiles = [
+            "population_imd_q1",
+            "population_imd_q2",
+            "population_imd_q3",
+            "population_imd_q4",
+            "population_imd_q5",
+        ];
+        let mut masks =
+            config
+                .disclosure
+                .row_part_masks(&areas, &quintiles, schema::POPULATION_WITH_IMD)?;
+        if let Some((_, q1)) = masks.first() {
+            masks.push((schema::CORE20_POPULATION.to_string(), q1.clone()));
+        }
+        let mut areas = config.disclosure.protect_masked(
             areas,
             &[
                 schema::POPULATION,
@@ -602,6 +618,7 @@ fn population_stages(
                 ),
                 (schema::DEPRIVATION_DECILE, &[schema::POPULATION_WITH_IMD]),
             ],
+            &masks,
         )?;
         staging.write_frame(tables::AREA_DEPRIVATION, &mut areas, false)?;
         Ok(())

@@ -515,6 +515,23 @@ fn suppression_cannot_be_undone_by_differencing_totals_and_parts() {
         );
     }
 
+    // area_deprivation: the quintile counts of a row are the parts of its matched population.
+    let areas = read(&run.join("area_deprivation.parquet"));
+    let hidden_quintiles = (1..=5)
+        .map(|q| col(format!("population_imd_q{q}").as_str()).is_null().cast(DataType::UInt32))
+        .reduce(|a, b| a + b)
+        .expect("five quintiles");
+    let single = areas
+        .lazy()
+        .filter(
+            hidden_quintiles
+                .eq(lit(1u32))
+                .and(col("population_with_imd").is_not_null()),
+        )
+        .collect()
+        .expect("rows");
+    assert_eq!(single.height(), 0, "area rows with one hidden quintile:\n{single}");
+
     // segments: a cross-table; along every dimension, a line of two or more cells whose true
     // total is not small never has exactly one hidden cell. True totals from the unrounded run
     // (same inputs, same row order).
