@@ -88,6 +88,9 @@ pub struct Config {
     /// Statistical disclosure control of publishable tables (`[disclosure]`).
     #[serde(default)]
     pub disclosure: crate::pipeline::disclosure::DisclosureConfig,
+    /// The input drift guard against the previous run (`[drift]`).
+    #[serde(default)]
+    pub drift: crate::pipeline::drift::DriftConfig,
     /// The folder the config file is in; relative paths were resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -394,6 +397,9 @@ impl Config {
                 format!("indicator id `{}` is declared twice", pair[0]),
             ));
         }
+        self.drift
+            .check(&self.input_names())
+            .map_err(|(key, message)| self.invalid(key, message))?;
         let mut kinds: Vec<&str> = self.footprints.iter().map(|f| f.kind.as_str()).collect();
         kinds.sort_unstable();
         if let Some(pair) = kinds.windows(2).find(|w| w[0] == w[1]) {
@@ -403,6 +409,20 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The names inputs go by in reports, manifests and `[drift.inputs]`: each `[inputs.KIND]`
+    /// as `KIND`, each footprint file as `footprints.KIND`.
+    pub fn input_names(&self) -> Vec<String> {
+        self.inputs
+            .keys()
+            .map(|k| k.name().to_string())
+            .chain(
+                self.footprints
+                    .iter()
+                    .map(|f| format!("footprints.{}", f.kind)),
+            )
+            .collect()
     }
 
     /// The reject limit for one input.
@@ -486,6 +506,45 @@ mod tests {
             err.to_string().contains("validation.max_reject_rate"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn drift_bounds_default_on_and_overrides_must_name_an_input() {
+        let config = parse("[run]\nextract_date = \"2023-02-01\"\n").expect("valid");
+        assert!(config.drift.enabled);
+        assert!((config.drift.max_row_change - 0.10).abs() < 1e-12);
+        assert!((config.drift.max_reject_rate_increase - 0.005).abs() < 1e-12);
+        let err = parse(
+            r#"
+            [run]
+            extract_date = "2023-02-01"
+            [inputs.patients]
+            path = "p.csv"
+            [drift.inputs.patient]
+            max_row_change = 0.5
+            "#,
+        )
+        .expect_err("no such input");
+        assert!(err.to_string().contains("drift.inputs.patient"), "{err}");
+        let config = parse(
+            r#"
+            [run]
+            extract_date = "2023-02-01"
+            [inputs.patients]
+            path = "p.csv"
+            [[footprints]]
+            kind = "icb"
+            path = "icb.geojson"
+            [drift]
+            max_reject_rate_increase = 0.01
+            [drift.inputs.patients]
+            max_row_change = 0.5
+            [drift.inputs."footprints.icb"]
+            max_row_change = 0
+            "#,
+        )
+        .expect("valid overrides");
+        assert_eq!(config.drift.inputs.len(), 2);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
         cause.is::<UserError>()
             || cause.is::<crate::ingest::InputError>()
             || cause.is::<crate::config::ConfigError>()
+            || cause.is::<crate::pipeline::drift::DriftError>()
             || cause
                 .downcast_ref::<crate::synth::SynthError>()
                 .is_some_and(|e| e.is_user_error())
@@ -47,11 +48,16 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// The exit status a scheduler should see for this error.
+pub fn exit_status_for(err: &anyhow::Error) -> u8 {
+    if is_user_error(err) {
+        EXIT_BAD_INPUT
+    } else {
+        EXIT_INTERNAL
+    }
+}
+
 /// The exit code a scheduler should see for this error.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    if is_user_error(err) {
-        ExitCode::from(EXIT_BAD_INPUT)
-    } else {
-        ExitCode::from(EXIT_INTERNAL)
-    }
+    ExitCode::from(exit_status_for(err))
 }

@@ -4,18 +4,21 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use healthgap::cli::{Cli, run};
-use healthgap::error::exit_code_for;
+use healthgap::error::exit_status_for;
+use healthgap::output::Printer;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let printer = Printer::new(cli.quiet, cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
             if healthgap::error::is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
-            exit_code_for(&err)
+            let status = exit_status_for(&err);
+            printer.error(&format!("{err:#}"), status);
+            ExitCode::from(status)
         }
     }
 }

@@ -76,6 +76,21 @@ impl Printer {
         self.log("warn", message.as_ref(), None);
     }
 
+    /// The error that ends the command, with the exit code the scheduler will see: `error:
+    /// MESSAGE` for people, or in JSON mode `{"level":"error","message":..,"exit_code":..}`
+    /// like every other line, so a log shipper parsing the lines does not lose the one that
+    /// says why a run failed.
+    pub fn error(&self, message: &str, exit_code: u8) {
+        match self.log_format {
+            LogFormat::Text => self.log("error", message, None),
+            LogFormat::Json => self.log(
+                "error",
+                message,
+                Some(serde_json::json!({ "exit_code": exit_code })),
+            ),
+        }
+    }
+
     /// A structured event: a message plus fields (JSON mode prints the fields as keys).
     pub fn event(&self, level: &str, message: &str, fields: serde_json::Value) {
         if self.quiet && level == "info" {

@@ -133,12 +133,16 @@ pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let demo_config = data_dir.join("demo.toml");
     std::fs::write(&demo_config, &text)
         .with_context(|| format!("writing {}", demo_config.display()))?;
-    let config = Config::load(&demo_config)?;
+    let mut config = Config::load(&demo_config)?;
+    // A demo regenerates its inputs at will (another seed, scale or ICB): their change since
+    // the last demo run is intended, not a broken extract.
+    config.drift.enabled = false;
 
     let run_settings = RunSettings {
         output_root: output_root.clone(),
         run_id: pipeline::default_run_id(),
         abort_at: None,
+        accept_drift: false,
     };
     let summary = pipeline::run(&config, &run_settings, printer)?;
 

@@ -17,10 +17,12 @@ use crate::pipeline::{self, AbortPoint, RunSettings};
 /// tables (`patients_enriched`, `footprint_weights`, `area_deprivation`, `rejects`) with a
 /// `manifest.json` into `ROOT/<run_id>/`. The folder is written under a temporary name and
 /// renamed when complete; `ROOT/latest` then points at it. A failed or interrupted run leaves
-/// the previous run and `latest` untouched. A lock stops two runs on one root at once.
+/// the previous run and `latest` untouched. A lock stops two runs on one root at once. A run
+/// whose inputs' row counts or reject rates moved beyond the `[drift]` bounds since the previous
+/// run stops before writing anything (a truncated extract), unless `--accept-drift` is given.
 ///
-/// Exit codes: 0 success; 2 bad input or configuration (or the root is locked, unwritable or
-/// full: a person must act); 1 internal failure.
+/// Exit codes: 0 success; 2 bad input or configuration, input drift, or the root is locked,
+/// unwritable or full (a person must act); 1 internal failure.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  healthgap run --config healthgap.toml\n  healthgap run --config healthgap.toml --out /data/healthgap --run-id 2026-11-21\n  healthgap --quiet --log-format json run --config /etc/healthgap.toml   # cron / systemd"
@@ -37,6 +39,11 @@ pub struct RunArgs {
     /// Run id, the run folder's name (default: the UTC time, e.g. 20261121T023000Z)
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
+
+    /// Publish even if input row counts or reject rates changed beyond the [drift] bounds since
+    /// the previous run (check the change is expected first: a new extract, a boundary change)
+    #[arg(long)]
+    pub accept_drift: bool,
 
     /// Stop abruptly at a point of publishing (for tests of atomic publishing)
     #[arg(long, hide = true, value_enum)]
@@ -57,6 +64,7 @@ pub fn run(args: RunArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
         output_root: args.out.unwrap_or_else(|| config.run.output_root.clone()),
         run_id,
         abort_at: args.abort_at,
+        accept_drift: args.accept_drift,
     };
     let summary = pipeline::run(&config, &settings, printer)?;
     match printer.log_format() {

@@ -10,7 +10,7 @@ use geo::{MultiPolygon, Polygon};
 use serde_json::Value;
 
 use super::InputError;
-use super::report::{IngestReport, Reject};
+use super::report::{IngestReport, Reject, shown_value};
 
 /// One footprint polygon with its identifying properties.
 #[derive(Debug, Clone)]
@@ -116,12 +116,26 @@ pub fn read_footprints(
                 column: code_property.clone(),
                 value: properties
                     .get(&code_property)
-                    .map(|v| v.to_string())
+                    .map(|v| shown_value(&v.to_string()))
                     .unwrap_or_default(),
                 reason: "missing footprint code".into(),
             });
             continue;
         };
+        if let Some(problem) = feature
+            .geometry
+            .as_ref()
+            .and_then(|g| bad_position(&g.value))
+        {
+            rejects.push(Reject {
+                file: file.clone(),
+                line: row,
+                column: "geometry".into(),
+                value: shown_value(&code),
+                reason: problem.into(),
+            });
+            continue;
+        }
         let geometry = match feature
             .geometry
             .as_ref()
@@ -140,7 +154,7 @@ pub fn read_footprints(
                 file: file.clone(),
                 line: row,
                 column: "geometry".into(),
-                value: code,
+                value: shown_value(&code),
                 reason: "feature has no Polygon or MultiPolygon geometry".into(),
             });
             continue;
@@ -173,10 +187,68 @@ pub fn read_footprints(
     })
 }
 
+/// Why a geometry's positions cannot be used, if they cannot: the GeoJSON parser accepts a
+/// position of any length, and converting one with fewer than two numbers panics (geojson
+/// indexes `[0]` and `[1]`).
+fn bad_position(value: &geojson::GeometryValue) -> Option<&'static str> {
+    use geojson::GeometryValue as G;
+    let check = |position: &geojson::Position| {
+        let numbers = position.as_slice();
+        if numbers.len() < 2 {
+            Some("a coordinate has fewer than two numbers (expected [longitude, latitude])")
+        } else if !numbers.iter().all(|v| v.is_finite()) {
+            Some("a coordinate is not a finite number")
+        } else {
+            None
+        }
+    };
+    match value {
+        G::Point { coordinates } => check(coordinates),
+        G::MultiPoint { coordinates } | G::LineString { coordinates } => {
+            coordinates.iter().find_map(check)
+        }
+        G::MultiLineString { coordinates } | G::Polygon { coordinates } => {
+            coordinates.iter().flatten().find_map(check)
+        }
+        G::MultiPolygon { coordinates } => coordinates.iter().flatten().flatten().find_map(check),
+        G::GeometryCollection { geometries } => {
+            geometries.iter().find_map(|g| bad_position(&g.value))
+        }
+    }
+}
+
 fn value_as_code(value: &Value) -> Option<String> {
     match value {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_10_a_one_number_position_is_a_reject_not_a_panic() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("short.geojson");
+        std::fs::write(
+            &path,
+            r#"{"type":"FeatureCollection","features":[
+              {"type":"Feature","properties":{"ICB22CD":"E54000050"},
+               "geometry":{"type":"Polygon","coordinates":[[[0.0,50.0],[0.0]]]}},
+              {"type":"Feature","properties":{"ICB22CD":"E54000051"},
+               "geometry":{"type":"Polygon","coordinates":[[[0,50],[1,50],[1,51],[0,50]]]}}]}"#,
+        )
+        .expect("write");
+        let read = read_footprints(&path, None, None).expect("one usable polygon");
+        assert_eq!(read.features.len(), 1);
+        assert_eq!(read.rejects.len(), 1);
+        assert!(
+            read.rejects[0]
+                .reason
+                .starts_with("a coordinate has fewer than two numbers")
+        );
     }
 }

@@ -124,7 +124,8 @@ impl InputError {
 pub fn short_polars_message(error: &PolarsError) -> String {
     let text = error.to_string();
     let first = text.split("\n\n").next().unwrap_or(&text);
-    first.lines().next().unwrap_or(first).trim().to_string()
+    // polars quotes the offending field, which can be megabytes long (a line cut short).
+    report::shown_value(first.lines().next().unwrap_or(first).trim())
 }
 
 /// Every tabular input kind of the data contract (DESIGN §2). Footprint polygons (GeoJSON) are
@@ -304,6 +305,32 @@ pub fn read_table(
     path: &Path,
     options: &ReadOptions,
 ) -> Result<Table, InputError> {
+    // polars panics on some damaged files (a Parquet page or embedded schema that does not
+    // decode). Reading checks every value, so the whole file is decoded here: a panic becomes
+    // an error naming the file, not a crash of the nightly run.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_table_unguarded(kind, path, options)
+    }));
+    read.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "no message".to_string());
+        Err(InputError::file(
+            path,
+            format!(
+                "cannot be read: the reader failed on it ({message}); the file may be damaged: export it again"
+            ),
+        ))
+    })
+}
+
+fn read_table_unguarded(
+    kind: InputKind,
+    path: &Path,
+    options: &ReadOptions,
+) -> Result<Table, InputError> {
     let contract = kind.contract();
     let raw = source::open(path, options.format, contract)?;
     let format = raw.format;
@@ -388,7 +415,8 @@ fn check_source(
             .not()
     };
 
-    let (mut rejects, mut refused_rows) = collect_rejects(&checked, structural_ok, &raw)?;
+    let (mut rejects, mut refused_rows) =
+        collect_rejects(&checked, structural_ok, &raw, &text_extras)?;
     refused_rows.extend(structural.iter().map(|&r| r as IdxSize));
     let file_label = path.display().to_string();
     rejects.extend(raw.structural_rejects.iter().map(|s| Reject {
@@ -450,6 +478,7 @@ fn collect_rejects(
     checked: &validate::Checked,
     structural_ok: Expr,
     raw: &source::RawSource,
+    text_extras: &[String],
 ) -> Result<(Vec<Reject>, Vec<IdxSize>), InputError> {
     let path = raw.path.as_path();
     let mut keep = vec![col(source::ROW_INDEX)];
@@ -460,6 +489,18 @@ fn collect_rejects(
             kept_raw.push(raw_col);
             keep.push(col(raw_col).cast(DataType::String));
         }
+    }
+    // Unchecked text columns are read too (only their lengths are kept), so that a field
+    // polars cannot parse (an unterminated quote at the end of the file) fails here, where
+    // the record-by-record reader takes over, and not later when the pipeline reads them.
+    for (i, extra) in text_extras.iter().enumerate() {
+        keep.push(
+            col(format!("{}{extra}", validate::RAW_PREFIX))
+                .cast(DataType::String)
+                .str()
+                .len_bytes()
+                .alias(format!("__parsed{i}")),
+        );
     }
     let bad = checked
         .frame
@@ -495,11 +536,7 @@ fn collect_rejects(
         for (i, why) in reasons.iter().enumerate() {
             let Some(why) = why else { continue };
             let record = rows.get(i).unwrap_or(0);
-            let value = values
-                .as_ref()
-                .and_then(|v| v.get(i))
-                .unwrap_or("")
-                .to_string();
+            let value = report::shown_value(values.as_ref().and_then(|v| v.get(i)).unwrap_or(""));
             rejects.push(Reject {
                 file: file.clone(),
                 line: raw.lines.line_of(record),

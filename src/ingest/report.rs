@@ -16,10 +16,28 @@ pub struct Reject {
     pub line: u64,
     /// The column the problem is in (canonical name).
     pub column: String,
-    /// The value as written (empty for a missing value).
+    /// The value as written (empty for a missing value), cut to [`SHOWN_VALUE_CHARS`]
+    /// characters.
     pub value: String,
     /// What was expected.
     pub reason: String,
+}
+
+/// The longest value a reject or message shows: a field can be megabytes long (a line cut
+/// short), and a reject only has to let a person find it.
+pub const SHOWN_VALUE_CHARS: usize = 200;
+
+/// A value as a reject or a message shows it: whole, or its first [`SHOWN_VALUE_CHARS`]
+/// characters and how long it was.
+pub fn shown_value(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_VALUE_CHARS) {
+        None => value.to_string(),
+        Some((end, _)) => format!(
+            "{}… ({} bytes in all)",
+            value.get(..end).unwrap_or_default(),
+            value.len()
+        ),
+    }
 }
 
 /// How many rows were refused for one reason in one column.
@@ -143,6 +161,15 @@ pub fn rejects_frame(input: &str, rejects: &[Reject]) -> PolarsResult<DataFrame>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_values_are_cut_for_showing() {
+        assert_eq!(shown_value("E01012298"), "E01012298");
+        let long = "é".repeat(300);
+        let shown = shown_value(&long);
+        assert!(shown.starts_with(&"é".repeat(200)));
+        assert!(shown.ends_with("… (600 bytes in all)"), "{shown}");
+    }
 
     fn reject(line: u64, column: &str, reason: &str) -> Reject {
         Reject {

@@ -224,6 +224,7 @@ fn scan_csv_structure(
     let mut structural_rejects = Vec::new();
     let mut invalid_utf8_records = 0u64;
     let mut current_extra = 0u64;
+    let mut previous_line = first_line - 1;
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
@@ -239,9 +240,14 @@ fn scan_csv_structure(
                 ));
             }
         }
-        let line = record
+        let reported = record
             .position()
             .map_or(first_line + rows + current_extra, |p| p.line());
+        // Each record starts at least one line after the one before: the csv crate counts
+        // '\n' only, so with CR-only line ends it reports one line for many records, and two
+        // records on one line would be counted as one reject (and their lines would be wrong).
+        let line = reported.max(previous_line + 1);
+        previous_line = line;
         let extra = line.saturating_sub(first_line + rows);
         if extra != current_extra {
             lines.shifts.push((rows, extra));
@@ -445,6 +451,11 @@ fn open_csv(
         (1..=width).map(|i| format!("column {i}")).collect()
     };
     let matched = match_headers(path, &headers, contract)?;
+    let by_records = || -> Result<LazyFrame, InputError> {
+        let frame = read_records(path, separator, has_header, headers.len(), &matched)?;
+        let column_at = |position: usize| Some(format!("__pos{position}"));
+        project(frame.lazy(), &matched, column_at, path)
+    };
     let frame = match engine {
         CsvEngine::Polars => {
             let mut frame = LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
@@ -467,15 +478,34 @@ fn open_csv(
                 .collect_schema()
                 .map_err(|e| InputError::polars(path, "cannot read the header", e))?;
             let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
-            // names[0] is the row index.
-            let column_at = |position: usize| names.get(position + 1).cloned();
-            project(frame, &matched, column_at, path)?
+            // Rejects are keyed by the structure pass's record numbers and the values come
+            // from polars' rows: the two must split the file the same way. They do not where
+            // a bare CR ends a line (the csv crate ends a record there, polars does not), so
+            // such files, and any other disagreement, are read record by record instead.
+            let polars_rows = frame
+                .clone()
+                .select([len().alias("n")])
+                .collect()
+                .ok()
+                .and_then(|df| {
+                    df.column("n")
+                        .ok()?
+                        .cast(&DataType::UInt64)
+                        .ok()?
+                        .u64()
+                        .ok()?
+                        .get(0)
+                });
+            let same_header = !has_header || names.len() == headers.len() + 1;
+            if same_header && polars_rows == Some(structure.rows) {
+                // names[0] is the row index.
+                let column_at = |position: usize| names.get(position + 1).cloned();
+                project(frame, &matched, column_at, path)?
+            } else {
+                by_records()?
+            }
         }
-        CsvEngine::Records => {
-            let frame = read_records(path, separator, has_header, headers.len(), &matched)?;
-            let column_at = |position: usize| Some(format!("__pos{position}"));
-            project(frame.lazy(), &matched, column_at, path)?
-        }
+        CsvEngine::Records => by_records()?,
     };
     Ok(RawSource {
         path: path.to_path_buf(),
@@ -597,7 +627,99 @@ fn project(
     Ok(frame.select(select))
 }
 
+/// Refuse a damaged Parquet file before polars reads it.
+///
+/// polars trusts a file's structure: it slices the file with the footer's column-chunk offsets
+/// unchecked (a cut-off file whose footer still parses reads out of bounds: an abort in a debug
+/// build, undefined behaviour in a release one) and sizes buffers from the row and value counts
+/// (a flipped byte in a count asks for exabytes and aborts). So every Parquet input is walked
+/// first with the `parquet` crate, which checks as it reads: every chunk inside the file, every
+/// page header readable and every page decompressed (for the codecs this build has: none,
+/// Snappy, Zstandard; other codecs' pages are skipped by their headers), and the values the
+/// pages hold equal to the footer's counts. A walk is one pass over the file.
+fn check_parquet_structure(path: &Path) -> Result<(), InputError> {
+    use parquet::basic::Compression;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let damaged = |what: String| {
+        InputError::file(
+            path,
+            format!("the Parquet file is damaged ({what}); export it again"),
+        )
+    };
+    let file = File::open(path).map_err(|e| InputError::io(path, "cannot open the file", e))?;
+    let length = file
+        .metadata()
+        .map_err(|e| InputError::io(path, "cannot read the file", e))?
+        .len();
+    let reader = SerializedFileReader::new(file)
+        .map_err(|e| InputError::file(path, format!("not a readable Parquet file: {e}")))?;
+    let metadata = reader.metadata();
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        let row_group = reader
+            .get_row_group(g)
+            .map_err(|e| damaged(format!("row group {}: {e}", g + 1)))?;
+        for (c, column) in group.columns().iter().enumerate() {
+            let name = column.column_path().to_string();
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or_else(|| column.data_page_offset());
+            let size = column.compressed_size();
+            let inside = start >= 0
+                && size >= 0
+                && start
+                    .checked_add(size)
+                    .and_then(|end| u64::try_from(end).ok())
+                    .is_some_and(|end| end <= length);
+            if !inside {
+                return Err(damaged(format!(
+                    "column {name} of row group {} lies outside the file's {length} bytes",
+                    g + 1
+                )));
+            }
+            let mut pages = row_group
+                .get_column_page_reader(c)
+                .map_err(|e| damaged(format!("column {name}: {e}")))?;
+            let page_error = |e: parquet::errors::ParquetError| {
+                damaged(format!("column {name} of row group {}: {e}", g + 1))
+            };
+            let mut values: i64 = 0;
+            let decompressible = matches!(
+                column.compression(),
+                Compression::UNCOMPRESSED | Compression::SNAPPY | Compression::ZSTD(_)
+            );
+            if decompressible {
+                while let Some(page) = pages.get_next_page().map_err(page_error)? {
+                    if page.page_type() != parquet::basic::PageType::DICTIONARY_PAGE {
+                        values = values.saturating_add(i64::from(page.num_values()));
+                    }
+                }
+            } else {
+                while let Some(page) = pages.peek_next_page().map_err(page_error)? {
+                    if !page.is_dict {
+                        let levels = page.num_levels.unwrap_or(0);
+                        values = values.saturating_add(i64::try_from(levels).unwrap_or(i64::MAX));
+                    }
+                    pages.skip_next_page().map_err(page_error)?;
+                }
+            }
+            // A flat column (every input table is flat) holds one value per row.
+            let flat = column.column_descr().max_rep_level() == 0;
+            if values != column.num_values() || (flat && values != group.num_rows()) {
+                return Err(damaged(format!(
+                    "column {name} of row group {}: its pages hold {values} values, the footer says {} values in {} rows",
+                    g + 1,
+                    column.num_values(),
+                    group.num_rows()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn open_parquet(path: &Path, contract: &InputContract) -> Result<RawSource, InputError> {
+    check_parquet_structure(path)?;
     let args = ScanArgsParquet {
         row_index: Some(RowIndex {
             name: ROW_INDEX.into(),

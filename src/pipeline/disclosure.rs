@@ -6,6 +6,22 @@
 //! `round_to` (default 5), and values derived from a suppressed count (a rate, a share, limits,
 //! a gap) are withheld. Values are computed from the true counts before rounding, as official
 //! statistics are. Zero is not disclosive and is kept.
+//!
+//! **Secondary (complementary) suppression.** Where published cells add up to a total that is
+//! published too (or can be derived from other tables), one suppressed cell in a group would be
+//! the total minus the others. [`DisclosureConfig::complementary`] suppresses the next smallest
+//! cell of every such group, and repeats until no group has exactly one suppressed cell
+//! (unless its total is itself suppressed). [`Additivity`] says how a table's rows group:
+//! `indicators` by breakdown within a footprint (the parts of its `all` row), `segments` as a
+//! cross-table (each line along one dimension adds up to a margin). Rounding to 5 blurs a
+//! difference but does not hide a small one, so it is no substitute. Groups across the
+//! footprint hierarchy (practices within a PCN, ICBs within England) are not protected here.
+//!
+//! The decisions are pure functions over plain vectors ([`DisclosureConfig::complementary`]),
+//! applied to polars tables by [`DisclosureConfig::protect_additive`]; `pipeline::run` applies
+//! them to every publishable table before publish writes it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use polars::prelude::*;
 use serde::Deserialize;
@@ -52,7 +68,123 @@ fn default_round_to() -> f64 {
 /// Column flagging rows with a suppressed count.
 pub const SUPPRESSED: &str = "suppressed";
 
+/// How the rows of a table add up, for complementary suppression.
+#[derive(Debug, Clone, Copy)]
+pub enum Additivity<'a> {
+    /// Rows sharing the `keys` and one value of `breakdown` are the parts of the row with the
+    /// same `keys` whose `breakdown` is `total` (the `indicators` table: the breakdown rows of
+    /// an indicator in a footprint sum to its `all` row). A group without a total row is taken
+    /// to add up to the sum of its parts.
+    Breakdowns {
+        /// Columns identifying the whole (indicator, footprint kind and code).
+        keys: &'a [&'a str],
+        /// The column naming the breakdown.
+        breakdown: &'a str,
+        /// The breakdown value of the total row.
+        total: &'a str,
+    },
+    /// A cross-table within the `keys`: cells that differ in one of the `dimensions` only add up
+    /// to a margin (not published in the table, but derivable from others: a footprint's
+    /// population by IMD quintile is in `area_deprivation`), so each cell is in one group per
+    /// dimension (the `segments` table).
+    CrossTable {
+        /// Columns identifying one table (footprint, segmentation).
+        keys: &'a [&'a str],
+        /// The cross-classifying columns.
+        dimensions: &'a [&'a str],
+    },
+}
+
+/// Cells of a table that add up to a total: indices into the count vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// The cells (row indices).
+    pub cells: Vec<usize>,
+    /// Their total as published or derivable (its true value, before rounding).
+    pub total: f64,
+}
+
 impl DisclosureConfig {
+    /// Whether a true count is disclosive (from 1 to `suppress_up_to`); zero is not.
+    pub fn is_small(&self, count: f64) -> bool {
+        count > 0.0 && count <= self.suppress_up_to
+    }
+
+    /// Which cells to suppress: every small count (primary), plus complementary cells so that
+    /// no group whose total is shown has exactly one suppressed cell. A group of one cell (the
+    /// cell is its total) cannot be protected by suppression within it; its cell is protected,
+    /// if at all, by the other groups it belongs to.
+    ///
+    /// A group with a single suppressed cell gets its smallest other positive cell suppressed
+    /// (a zero only when no positive cell is left; ties go to the first row), and every group
+    /// that cell belongs to is checked again, until nothing changes. Each round suppresses one
+    /// more cell, so this ends. `counts` are the true counts (`NaN` for a missing one, which is
+    /// never chosen).
+    pub fn complementary(&self, counts: &[f64], groups: &[Group]) -> Vec<bool> {
+        let mut suppressed: Vec<bool> = counts.iter().map(|&c| self.is_small(c)).collect();
+        let mut member_of: Vec<Vec<usize>> = vec![Vec::new(); counts.len()];
+        for (g, group) in groups.iter().enumerate() {
+            for &cell in &group.cells {
+                if let Some(groups) = member_of.get_mut(cell) {
+                    groups.push(g);
+                }
+            }
+        }
+        // A cell alone in one of its groups equals that group's total: hiding it there hides
+        // nothing, so such cells are chosen as complements last.
+        let alone: Vec<bool> = member_of
+            .iter()
+            .map(|gs| gs.iter().any(|&g| groups[g].cells.len() == 1))
+            .collect();
+        let mut queue: VecDeque<usize> = (0..groups.len()).collect();
+        let mut queued = vec![true; groups.len()];
+        while let Some(g) = queue.pop_front() {
+            queued[g] = false;
+            let Some(group) = groups.get(g) else { continue };
+            // A suppressed total protects its parts: there is nothing to subtract from.
+            if self.is_small(group.total) {
+                continue;
+            }
+            let hidden = group
+                .cells
+                .iter()
+                .filter(|&&i| suppressed.get(i).copied().unwrap_or(false))
+                .count();
+            if hidden != 1 {
+                continue;
+            }
+            let candidate = group
+                .cells
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    !suppressed.get(i).copied().unwrap_or(true)
+                        && counts.get(i).is_some_and(|c| c.is_finite())
+                })
+                .min_by(|&a, &b| {
+                    let (x, y) = (counts[a], counts[b]);
+                    // Cells that can be hidden in every group first, then positive cells (a zero
+                    // hides little), then the smallest, then the first row, so the choice is
+                    // deterministic.
+                    alone[a]
+                        .cmp(&alone[b])
+                        .then((x <= 0.0).cmp(&(y <= 0.0)))
+                        .then(x.total_cmp(&y))
+                        .then(a.cmp(&b))
+                });
+            if let Some(cell) = candidate {
+                suppressed[cell] = true;
+                for &other in &member_of[cell] {
+                    if !queued[other] {
+                        queued[other] = true;
+                        queue.push_back(other);
+                    }
+                }
+            }
+        }
+        suppressed
+    }
+
     /// Whether a count must be suppressed.
     fn small(&self, count: Expr) -> Expr {
         count
@@ -61,15 +193,15 @@ impl DisclosureConfig {
             .and(count.lt_eq(lit(self.suppress_up_to)))
     }
 
-    /// A count as published: null when small, else rounded.
-    fn publish(&self, count: Expr) -> Expr {
+    /// A count as published: null when `suppressed`, else rounded.
+    fn publish(&self, count: Expr, suppressed: Expr) -> Expr {
         let rounded = if self.round_to > 1.0 {
             (count.clone() / lit(self.round_to)).round(0, RoundMode::HalfAwayFromZero)
                 * lit(self.round_to)
         } else {
             count.clone()
         };
-        when(self.small(count.clone().cast(DataType::Float64)))
+        when(suppressed)
             .then(lit(NULL).cast(DataType::Float64))
             .otherwise(rounded.cast(DataType::Float64))
     }
@@ -85,23 +217,78 @@ impl DisclosureConfig {
         counts: &[&str],
         derived: &[(&str, &[&str])],
     ) -> PolarsResult<DataFrame> {
+        self.protect_masked(table, counts, derived, &[])
+    }
+
+    /// [`protect`](Self::protect) plus complementary suppression of every count column within
+    /// the groups `additivity` describes (each column on its own: a numerator can be undone by
+    /// differencing whether or not its denominator is shown).
+    ///
+    /// # Errors
+    /// If a named column is missing or not numeric.
+    pub fn protect_additive(
+        &self,
+        table: DataFrame,
+        counts: &[&str],
+        derived: &[(&str, &[&str])],
+        additivity: Additivity<'_>,
+    ) -> PolarsResult<DataFrame> {
         if !self.enabled {
             return Ok(table);
         }
-        let any_small = counts
+        let layout = GroupLayout::of(&table, additivity)?;
+        let mut masks = Vec::new();
+        for &count in counts {
+            let values = true_counts(&table, count)?;
+            let groups = layout.groups(&values);
+            masks.push((count.to_string(), self.complementary(&values, &groups)));
+        }
+        self.protect_masked(table, counts, derived, &masks)
+    }
+
+    /// [`protect`](Self::protect) where `masks` add cells to suppress (one flag per row) on top
+    /// of the small counts: complementary suppression, or cells repeated from a table protected
+    /// that way.
+    ///
+    /// # Errors
+    /// If a named column is missing or a mask has the wrong length.
+    pub fn protect_masked(
+        &self,
+        table: DataFrame,
+        counts: &[&str],
+        derived: &[(&str, &[&str])],
+        masks: &[(String, Vec<bool>)],
+    ) -> PolarsResult<DataFrame> {
+        if !self.enabled {
+            return Ok(table);
+        }
+        let mask_name = |count: &str| format!("__suppress_{count}");
+        let mut table = table;
+        for (count, mask) in masks {
+            table.with_column(Column::new(mask_name(count).into(), mask.as_slice()))?;
+        }
+        let suppressed = |count: &str| {
+            let small = self.small(col(count).cast(DataType::Float64));
+            if masks.iter().any(|(c, _)| c == count) {
+                small.fill_null(lit(false)).or(col(mask_name(count)))
+            } else {
+                small.fill_null(lit(false))
+            }
+        };
+        let any_suppressed = counts
             .iter()
-            .map(|c| self.small(col(*c).cast(DataType::Float64)))
+            .map(|c| suppressed(c))
             .reduce(|a, b| a.or(b))
             .unwrap_or_else(|| lit(false));
         let mut withheld: Vec<Expr> = Vec::new();
         for (column, sources) in derived {
-            let small = sources
+            let hidden = sources
                 .iter()
-                .map(|c| self.small(col(*c).cast(DataType::Float64)))
+                .map(|c| suppressed(c))
                 .reduce(|a, b| a.or(b))
                 .unwrap_or_else(|| lit(false));
             withheld.push(
-                when(small)
+                when(hidden)
                     .then(lit(NULL).cast(table.column(column)?.dtype().clone()))
                     .otherwise(col(*column))
                     .alias(*column),
@@ -109,15 +296,269 @@ impl DisclosureConfig {
         }
         let rounded: Vec<Expr> = counts
             .iter()
-            .map(|c| self.publish(col(*c)).alias(*c))
+            .map(|c| self.publish(col(*c), suppressed(c)).alias(*c))
             .collect();
+        let drop: Vec<String> = masks.iter().map(|(c, _)| mask_name(c)).collect();
         table
             .lazy()
-            .with_column(any_small.fill_null(lit(false)).alias(SUPPRESSED))
+            .with_column(any_suppressed.alias(SUPPRESSED))
             .with_columns(withheld)
             .with_columns(rounded)
+            .drop(by_name(drop, true, false))
             .collect()
     }
+}
+
+impl DisclosureConfig {
+    /// Complementary suppression within each row of a table whose `parts` columns add up to
+    /// its `total` column (`area_deprivation`: the people in IMD quintiles 1 to 5 are the
+    /// people with a deprivation match). One mask per part column, for
+    /// [`protect_masked`](Self::protect_masked); all false when disclosure control is off.
+    ///
+    /// # Errors
+    /// If a column is missing or not numeric.
+    pub fn row_part_masks(
+        &self,
+        table: &DataFrame,
+        parts: &[&str],
+        total: &str,
+    ) -> PolarsResult<Vec<(String, Vec<bool>)>> {
+        let height = table.height();
+        if !self.enabled {
+            return Ok(parts
+                .iter()
+                .map(|p| (p.to_string(), vec![false; height]))
+                .collect());
+        }
+        let columns: Vec<Vec<f64>> = parts
+            .iter()
+            .map(|p| true_counts(table, p))
+            .collect::<Result<_, _>>()?;
+        let totals = true_counts(table, total)?;
+        // Cell (row, part) is at row × parts + part.
+        let width = parts.len();
+        let mut counts = vec![f64::NAN; height * width];
+        for (j, column) in columns.iter().enumerate() {
+            for (row, &value) in column.iter().enumerate() {
+                counts[row * width + j] = value;
+            }
+        }
+        let groups: Vec<Group> = (0..height)
+            .map(|row| Group {
+                cells: (row * width..(row + 1) * width).collect(),
+                total: totals.get(row).copied().filter(|t| t.is_finite()).unwrap_or(0.0),
+            })
+            .collect();
+        let hidden = self.complementary(&counts, &groups);
+        Ok(parts
+            .iter()
+            .enumerate()
+            .map(|(j, p)| {
+                (
+                    p.to_string(),
+                    (0..height).map(|row| hidden[row * width + j]).collect(),
+                )
+            })
+            .collect())
+    }
+}
+
+/// A count column as true values, `NaN` where missing.
+fn true_counts(table: &DataFrame, count: &str) -> PolarsResult<Vec<f64>> {
+    Ok(table
+        .column(count)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+/// Which rows form each group of a table (the same for every count column), and where each
+/// group's total comes from.
+struct GroupLayout {
+    /// The cells of each group.
+    cells: Vec<Vec<usize>>,
+    /// The row holding each group's published total, if the table has one.
+    total_rows: Vec<Option<usize>>,
+}
+
+impl GroupLayout {
+    fn of(table: &DataFrame, additivity: Additivity<'_>) -> PolarsResult<GroupLayout> {
+        let text = |name: &str| -> PolarsResult<Vec<String>> {
+            let column = table.column(name)?.cast(&DataType::String)?;
+            Ok(column
+                .str()?
+                .iter()
+                .map(|v| v.map_or_else(|| "\u{0}".to_string(), str::to_string))
+                .collect())
+        };
+        let key_of = |columns: &[Vec<String>], row: usize| -> String {
+            columns
+                .iter()
+                .map(|c| c[row].as_str())
+                .collect::<Vec<_>>()
+                .join("\u{1f}")
+        };
+        let mut layout = GroupLayout {
+            cells: Vec::new(),
+            total_rows: Vec::new(),
+        };
+        match additivity {
+            Additivity::Breakdowns {
+                keys,
+                breakdown,
+                total,
+            } => {
+                let keys: Vec<Vec<String>> =
+                    keys.iter().map(|k| text(k)).collect::<Result<_, _>>()?;
+                let breakdowns = text(breakdown)?;
+                let mut totals: HashMap<String, usize> = HashMap::new();
+                for (row, b) in breakdowns.iter().enumerate() {
+                    if b == total {
+                        totals.insert(key_of(&keys, row), row);
+                    }
+                }
+                let mut index: HashMap<String, usize> = HashMap::new();
+                for (row, b) in breakdowns.iter().enumerate() {
+                    if b == total {
+                        continue;
+                    }
+                    let whole = key_of(&keys, row);
+                    let group = format!("{whole}\u{1e}{b}");
+                    let g = *index.entry(group).or_insert_with(|| {
+                        layout.cells.push(Vec::new());
+                        layout.total_rows.push(totals.get(&whole).copied());
+                        layout.cells.len() - 1
+                    });
+                    layout.cells[g].push(row);
+                }
+            }
+            Additivity::CrossTable { keys, dimensions } => {
+                let keys: Vec<Vec<String>> =
+                    keys.iter().map(|k| text(k)).collect::<Result<_, _>>()?;
+                let dims: Vec<Vec<String>> = dimensions
+                    .iter()
+                    .map(|d| text(d))
+                    .collect::<Result<_, _>>()?;
+                for along in 0..dims.len() {
+                    // A line: the keys and every dimension but `along` fixed.
+                    let fixed: Vec<Vec<String>> = keys
+                        .iter()
+                        .chain(
+                            dims.iter()
+                                .enumerate()
+                                .filter(|(d, _)| *d != along)
+                                .map(|(_, c)| c),
+                        )
+                        .cloned()
+                        .collect();
+                    let mut index: HashMap<String, usize> = HashMap::new();
+                    for row in 0..table.height() {
+                        let g = *index.entry(key_of(&fixed, row)).or_insert_with(|| {
+                            layout.cells.push(Vec::new());
+                            layout.total_rows.push(None);
+                            layout.cells.len() - 1
+                        });
+                        layout.cells[g].push(row);
+                    }
+                }
+            }
+        }
+        Ok(layout)
+    }
+
+    /// The groups with their totals for one count column.
+    fn groups(&self, counts: &[f64]) -> Vec<Group> {
+        let value = |row: usize| {
+            counts
+                .get(row)
+                .copied()
+                .filter(|c| c.is_finite())
+                .unwrap_or(0.0)
+        };
+        self.cells
+            .iter()
+            .zip(&self.total_rows)
+            .map(|(cells, total_row)| Group {
+                cells: cells.clone(),
+                total: match total_row {
+                    Some(row) => value(*row),
+                    None => cells.iter().map(|&row| value(row)).sum(),
+                },
+            })
+            .collect()
+    }
+}
+
+/// Cells of `table` that repeat rows of a protected table: one mask per `(column, breakdown
+/// value)`, true where the protected row with the same `keys`, the breakdown `breakdown_of`
+/// gives for the row's first key, and that value is suppressed. The `inequality` table repeats
+/// the quintile 1 and 5 numerators of `indicators`; a cell suppressed there only as a
+/// complement must be suppressed here too, or the complement is undone.
+///
+/// # Errors
+/// If a key column is missing or not text.
+pub fn repeated_cells<'a>(
+    table: &DataFrame,
+    protected: &DataFrame,
+    keys: &[&str],
+    breakdown_of: impl Fn(&str) -> Option<&'a str>,
+    cells: &[(&str, &str)],
+) -> PolarsResult<Vec<(String, Vec<bool>)>> {
+    let Ok(flags) = protected.column(SUPPRESSED) else {
+        // Disclosure control is off: nothing is suppressed.
+        return Ok(cells
+            .iter()
+            .map(|(c, _)| (c.to_string(), vec![false; table.height()]))
+            .collect());
+    };
+    let flags = flags.bool()?;
+    let text = |frame: &DataFrame, name: &str| -> PolarsResult<StringChunked> {
+        Ok(frame.column(name)?.cast(&DataType::String)?.str()?.clone())
+    };
+    let protected_keys: Vec<StringChunked> = keys
+        .iter()
+        .map(|k| text(protected, k))
+        .collect::<Result<_, _>>()?;
+    let breakdowns = text(protected, crate::pipeline::measure::BREAKDOWN)?;
+    let values = text(protected, crate::pipeline::measure::BREAKDOWN_VALUE)?;
+    let mut hidden: HashSet<Vec<String>> = HashSet::new();
+    for row in 0..protected.height() {
+        if flags.get(row) != Some(true) {
+            continue;
+        }
+        let mut key: Vec<String> = protected_keys
+            .iter()
+            .map(|k| k.get(row).unwrap_or_default().to_string())
+            .collect();
+        key.push(breakdowns.get(row).unwrap_or_default().to_string());
+        key.push(values.get(row).unwrap_or_default().to_string());
+        hidden.insert(key);
+    }
+    let table_keys: Vec<StringChunked> = keys
+        .iter()
+        .map(|k| text(table, k))
+        .collect::<Result<_, _>>()?;
+    let mut masks = Vec::new();
+    for (column, value) in cells {
+        let mask = (0..table.height())
+            .map(|row| {
+                let mut key: Vec<String> = table_keys
+                    .iter()
+                    .map(|k| k.get(row).unwrap_or_default().to_string())
+                    .collect();
+                let Some(breakdown) = key.first().and_then(|id| breakdown_of(id)) else {
+                    return false;
+                };
+                key.push(breakdown.to_string());
+                key.push(value.to_string());
+                hidden.contains(&key)
+            })
+            .collect();
+        masks.push((column.to_string(), mask));
+    }
+    Ok(masks)
 }
 
 /// Counts and derived values of the `indicators` and `inequality` tables.
@@ -128,6 +569,35 @@ pub const INDICATOR_VALUES: &[&str] = &[
     schema::LOWER_CL_998,
     schema::UPPER_CL_998,
 ];
+
+/// How `indicators` rows add up: the breakdown rows of an indicator in a footprint are the
+/// parts of its `all` row.
+pub const INDICATOR_ADDITIVITY: Additivity<'static> = Additivity::Breakdowns {
+    keys: &[
+        schema::INDICATOR,
+        schema::FOOTPRINT_KIND,
+        schema::FOOTPRINT_CODE,
+    ],
+    breakdown: crate::pipeline::measure::BREAKDOWN,
+    total: crate::pipeline::measure::ALL,
+};
+
+/// How `segments` cells add up: within a footprint and segmentation, a cross-table of segment,
+/// risk tier, IMD quintile, age band and sex.
+pub const SEGMENT_ADDITIVITY: Additivity<'static> = Additivity::CrossTable {
+    keys: &[
+        schema::FOOTPRINT_KIND,
+        schema::FOOTPRINT_CODE,
+        crate::pipeline::segment::SEGMENTATION,
+    ],
+    dimensions: &[
+        crate::pipeline::segment::SEGMENT,
+        crate::pipeline::segment::RISK_TIER,
+        schema::IMD_QUINTILE,
+        schema::BROAD_AGE_BAND,
+        schema::SEX,
+    ],
+};
 
 #[cfg(test)]
 mod tests {
@@ -194,6 +664,157 @@ mod tests {
         );
     }
 
+    fn group(counts: &[f64], from: usize) -> Group {
+        Group {
+            cells: (from..from + counts.len()).collect(),
+            total: counts.iter().sum(),
+        }
+    }
+
+    #[test]
+    fn one_suppressed_part_gets_the_next_smallest_as_complement() {
+        let counts = [3.0, 50.0, 10.0, 0.0, 20.0];
+        let hidden = DisclosureConfig::default().complementary(&counts, &[group(&counts, 0)]);
+        assert_eq!(hidden, [true, false, true, false, false]);
+    }
+
+    #[test]
+    fn two_suppressed_parts_need_no_complement() {
+        let counts = [3.0, 5.0, 10.0, 20.0];
+        let hidden = DisclosureConfig::default().complementary(&counts, &[group(&counts, 0)]);
+        assert_eq!(hidden, [true, true, false, false]);
+    }
+
+    #[test]
+    fn a_suppressed_total_protects_its_only_part() {
+        let counts = [5.0, 0.0, 0.0];
+        let hidden = DisclosureConfig::default().complementary(&counts, &[group(&counts, 0)]);
+        assert_eq!(hidden, [true, false, false]);
+    }
+
+    #[test]
+    fn a_complement_chosen_in_one_line_is_checked_in_the_lines_it_crosses() {
+        // A 2 × 3 table: rows are one dimension's lines, columns the other's.
+        //   3  40  50
+        //  30  45  60
+        // Row 1 hides 3 and (complement) 40; column 2 then has 40 alone: 45 joins it; row 2
+        // then has 45 alone: 30 joins (smallest); column 1 has 3 and 30: done.
+        let counts = [3.0, 40.0, 50.0, 30.0, 45.0, 60.0];
+        let line = |cells: Vec<usize>| Group {
+            total: cells.iter().map(|&i| counts[i]).sum(),
+            cells,
+        };
+        let groups = vec![
+            line(vec![0, 1, 2]),
+            line(vec![3, 4, 5]),
+            line(vec![0, 3]),
+            line(vec![1, 4]),
+            line(vec![2, 5]),
+        ];
+        let hidden = DisclosureConfig::default().complementary(&counts, &groups);
+        assert_eq!(hidden, [true, true, false, true, true, false]);
+    }
+
+    #[test]
+    fn indicator_breakdowns_get_complements_and_their_values_are_withheld() {
+        let table = df![
+            "indicator" => ["a", "a", "a", "a", "a"],
+            "footprint_kind" => ["pcn"; 5],
+            "footprint_code" => ["U1"; 5],
+            "breakdown" => ["all", "sex", "sex", "core20", "core20"],
+            "breakdown_value" => ["all", "F", "M", "Core20", "Other"],
+            "numerator" => [33.0, 3.0, 30.0, 12.0, 21.0],
+            "denominator" => [200.0, 90.0, 110.0, 60.0, 140.0],
+            "value" => [16.5, 3.3, 27.3, 20.0, 15.0],
+        ]
+        .expect("frame");
+        let out = DisclosureConfig::default()
+            .protect_additive(
+                table,
+                &["numerator", "denominator"],
+                &[("value", &["numerator", "denominator"])],
+                INDICATOR_ADDITIVITY,
+            )
+            .expect("protect");
+        let num: Vec<Option<f64>> = out
+            .column("numerator")
+            .expect("n")
+            .f64()
+            .expect("f")
+            .iter()
+            .collect();
+        // F = 3 is primary; M = 33 − 3 would give it away, so M is hidden too; core20 is safe.
+        assert_eq!(num, [Some(35.0), None, None, Some(10.0), Some(20.0)]);
+        let value: Vec<Option<f64>> = out
+            .column("value")
+            .expect("v")
+            .f64()
+            .expect("f")
+            .iter()
+            .collect();
+        assert_eq!(value, [Some(16.5), None, None, Some(20.0), Some(15.0)]);
+        let den: Vec<Option<f64>> = out
+            .column("denominator")
+            .expect("d")
+            .f64()
+            .expect("f")
+            .iter()
+            .collect();
+        assert!(
+            den.iter().all(Option::is_some),
+            "denominators are not small"
+        );
+    }
+
+    #[test]
+    fn quintile_columns_of_a_row_get_a_complement() {
+        let table = df![
+            "population_with_imd" => [143.0, 200.0],
+            "q1" => [3.0, 40.0],
+            "q2" => [50.0, 40.0],
+            "q3" => [40.0, 40.0],
+            "q4" => [30.0, 40.0],
+            "q5" => [20.0, 40.0],
+        ]
+        .expect("frame");
+        let masks = DisclosureConfig::default()
+            .row_part_masks(&table, &["q1", "q2", "q3", "q4", "q5"], "population_with_imd")
+            .expect("masks");
+        let hidden: Vec<(String, Vec<bool>)> = masks;
+        assert_eq!(hidden[0].1, [true, false], "q1 = 3 is primary");
+        assert_eq!(hidden[4].1, [true, false], "q5 = 20 is its complement");
+        assert!(hidden[1..4].iter().all(|(_, m)| m == &[false, false]));
+    }
+
+    #[test]
+    fn repeated_quintile_cells_follow_the_protected_indicators() {
+        let protected = df![
+            "indicator" => ["a", "a", "a"],
+            "footprint_kind" => ["pcn"; 3],
+            "footprint_code" => ["U1"; 3],
+            "breakdown" => ["imd_quintile", "imd_quintile", "imd_quintile"],
+            "breakdown_value" => ["1", "2", "5"],
+            SUPPRESSED => [true, true, false],
+        ]
+        .expect("frame");
+        let inequality = df![
+            "indicator" => ["a", "b"],
+            "footprint_kind" => ["pcn", "pcn"],
+            "footprint_code" => ["U1", "U1"],
+        ]
+        .expect("frame");
+        let masks = repeated_cells(
+            &inequality,
+            &protected,
+            &["indicator", "footprint_kind", "footprint_code"],
+            |_| Some("imd_quintile"),
+            &[("q1_numerator", "1"), ("q5_numerator", "5")],
+        )
+        .expect("masks");
+        assert_eq!(masks[0], ("q1_numerator".to_string(), vec![true, false]));
+        assert_eq!(masks[1], ("q5_numerator".to_string(), vec![false, false]));
+    }
+
     #[test]
     fn disabled_leaves_the_table_alone() {
         let table = df!["n" => [3.0]].expect("frame");
@@ -203,5 +824,150 @@ mod tests {
         };
         let out = config.protect(table.clone(), &["n"], &[]).expect("protect");
         assert!(out.equals(&table));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Counts as published data has them: many small, some zero, some large.
+        fn count() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                3 => 0u32..=9,
+                2 => 0u32..=40,
+                1 => 0u32..=5000,
+            ]
+            .prop_map(f64::from)
+        }
+
+        fn assert_protected(config: &DisclosureConfig, counts: &[f64], groups: &[Group]) {
+            let hidden = config.complementary(counts, groups);
+            for (i, &c) in counts.iter().enumerate() {
+                if config.is_small(c) {
+                    assert!(hidden[i], "primary cell {i} ({c}) is shown");
+                }
+            }
+            for group in groups {
+                // A suppressed total hides its parts; a one-cell group has nothing to pair with.
+                if config.is_small(group.total) || group.cells.len() < 2 {
+                    continue;
+                }
+                let n = group.cells.iter().filter(|&&i| hidden[i]).count();
+                assert_ne!(n, 1, "group {group:?} has one suppressed cell: {hidden:?}");
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn no_breakdown_group_keeps_a_single_suppressed_cell(
+                groups in prop::collection::vec(prop::collection::vec(count(), 1..12), 1..8)
+            ) {
+                let config = DisclosureConfig::default();
+                let mut counts = Vec::new();
+                let mut built = Vec::new();
+                for parts in &groups {
+                    built.push(group(parts, counts.len()));
+                    counts.extend_from_slice(parts);
+                }
+                assert_protected(&config, &counts, &built);
+            }
+
+            #[test]
+            fn no_line_of_a_cross_table_keeps_a_single_suppressed_cell(
+                shape in (1usize..5, 1usize..5, 1usize..4),
+                seed in prop::collection::vec(count(), 64),
+            ) {
+                let (a, b, c) = shape;
+                let at = |i: usize, j: usize, k: usize| (i * b + j) * c + k;
+                let counts: Vec<f64> = (0..a * b * c).map(|n| seed[n % seed.len()]).collect();
+                let mut groups = Vec::new();
+                let line = |cells: Vec<usize>| Group {
+                    total: cells.iter().map(|&n| counts[n]).sum(),
+                    cells,
+                };
+                for j in 0..b { for k in 0..c { groups.push(line((0..a).map(|i| at(i, j, k)).collect())); } }
+                for i in 0..a { for k in 0..c { groups.push(line((0..b).map(|j| at(i, j, k)).collect())); } }
+                for i in 0..a { for j in 0..b { groups.push(line((0..c).map(|k| at(i, j, k)).collect())); } }
+                assert_protected(&DisclosureConfig::default(), &counts, &groups);
+            }
+
+            #[test]
+            fn a_protected_indicators_table_shows_no_small_count_and_no_single_hidden_part(
+                footprints in prop::collection::vec(
+                    prop::collection::vec((count(), count()), 1..8), 1..5),
+            ) {
+                // Each footprint: one breakdown with these parts, and the `all` row their sum.
+                let mut id = Vec::new();
+                let mut code = Vec::new();
+                let mut breakdown = Vec::new();
+                let mut value = Vec::new();
+                let mut num = Vec::new();
+                let mut den = Vec::new();
+                for (f, parts) in footprints.iter().enumerate() {
+                    let total: (f64, f64) = parts.iter().fold((0.0, 0.0), |s, p| (s.0 + p.0, s.1 + p.0 + p.1));
+                    let rows = std::iter::once(("all".to_string(), total))
+                        .chain(parts.iter().enumerate().map(|(i, p)| (i.to_string(), (p.0, p.0 + p.1))));
+                    for (label, (x, n)) in rows {
+                        id.push("i");
+                        code.push(format!("F{f}"));
+                        breakdown.push(if label == "all" { "all" } else { "sex" });
+                        value.push(label);
+                        num.push(x);
+                        den.push(n);
+                    }
+                }
+                let rate: Vec<Option<f64>> = num.iter().zip(&den).map(|(x, n)| (*n > 0.0).then(|| x / n)).collect();
+                let height = id.len();
+                let table = df![
+                    "indicator" => id,
+                    "footprint_kind" => vec!["pcn"; height],
+                    "footprint_code" => code.clone(),
+                    "breakdown" => breakdown.clone(),
+                    "breakdown_value" => value,
+                    "numerator" => num.clone(),
+                    "denominator" => den.clone(),
+                    "value" => rate,
+                ].expect("frame");
+                let config = DisclosureConfig::default();
+                let out = config.protect_additive(
+                    table,
+                    &["numerator", "denominator"],
+                    &[("value", &["numerator", "denominator"])],
+                    INDICATOR_ADDITIVITY,
+                ).expect("protect");
+                let shown = |name: &str| -> Vec<Option<f64>> {
+                    out.column(name).expect("column").f64().expect("f64").iter().collect()
+                };
+                let (pub_num, pub_den, pub_value) = (shown("numerator"), shown("denominator"), shown("value"));
+                for (truth, published) in [(&num, &pub_num), (&den, &pub_den)] {
+                    for (row, (t, p)) in truth.iter().zip(published).enumerate() {
+                        if config.is_small(*t) {
+                            prop_assert!(p.is_none(), "row {row}: small count {t} shown as {p:?}");
+                        }
+                        if let Some(p) = p {
+                            prop_assert!(!(*p > 0.0 && *p < 8.0), "row {row}: {p} published");
+                            prop_assert_eq!(p % 5.0, 0.0);
+                        }
+                    }
+                    // Per footprint: the parts of a shown total never have one hidden cell.
+                    for f in 0..footprints.len() {
+                        let rows: Vec<usize> = (0..code.len()).filter(|&r| code[r] == format!("F{f}")).collect();
+                        let total_row = rows.iter().copied().find(|&r| breakdown[r] == "all").expect("all");
+                        if config.is_small(truth[total_row]) {
+                            continue;
+                        }
+                        let hidden = rows.iter().filter(|&&r| breakdown[r] != "all" && published[r].is_none()).count();
+                        prop_assert_ne!(hidden, 1, "footprint F{}: one hidden part", f);
+                    }
+                }
+                for row in 0..pub_value.len() {
+                    if pub_num[row].is_none() || pub_den[row].is_none() {
+                        prop_assert!(pub_value[row].is_none(), "row {row}: a value derived from a hidden count is shown");
+                    }
+                }
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod attribute;
 pub mod disclosure;
+pub mod drift;
 pub mod enrich;
 pub mod gradient;
 pub mod ingest;
@@ -66,6 +67,8 @@ pub struct RunSettings {
     pub run_id: String,
     /// Stop the process abruptly at this point (tests only).
     pub abort_at: Option<AbortPoint>,
+    /// Publish even when inputs drifted beyond the `[drift]` bounds (`--accept-drift`).
+    pub accept_drift: bool,
 }
 
 /// What a finished run reports.
@@ -159,6 +162,35 @@ pub fn run(
                 report.file.display()
             ));
         }
+    }
+
+    // Before anything is written: a truncated or broken extract must not replace a good run.
+    let current = drift::counts_by_input(
+        ingested
+            .all_tables()
+            .map(|t| &t.report)
+            .chain(ingested.footprints.values().map(|f| &f.report))
+            .map(|r| (r.input.as_str(), r.rows_read, r.rows_rejected)),
+    );
+    let drift = drift::check(
+        &config.drift,
+        &settings.output_root,
+        &current,
+        settings.accept_drift,
+    )?;
+    if drift.accepted {
+        let changes: Vec<String> = drift.exceeded().map(|d| d.describe()).collect();
+        let warning = if changes.is_empty() {
+            "input drift not checked: the previous run's manifest cannot be read (--accept-drift)"
+                .to_string()
+        } else {
+            format!(
+                "input drift accepted with --accept-drift: {}",
+                changes.join("; ")
+            )
+        };
+        printer.warn(&warning);
+        warnings.push(warning);
     }
 
     // Input fingerprints for the manifest and every table's metadata.
@@ -295,6 +327,22 @@ pub fn run(
                 quintiles: practice_outcomes::PRACTICE_QUINTILE,
             }))
             .collect();
+        // Indicators first: the inequality table repeats their quintile numerators, which must
+        // stay hidden wherever complementary suppression hid them here.
+        let published = stages.run("publish indicators", || {
+            let derived: Vec<(&str, &[&str])> = disclosure::INDICATOR_VALUES
+                .iter()
+                .map(|v| (*v, [schema::NUMERATOR, schema::DENOMINATOR].as_slice()))
+                .collect();
+            let mut table = config.disclosure.protect_additive(
+                indicators.clone(),
+                &[schema::NUMERATOR, schema::DENOMINATOR],
+                &derived,
+                disclosure::INDICATOR_ADDITIVITY,
+            )?;
+            staging.write_frame(tables::INDICATORS, &mut table, false)?;
+            Ok(table)
+        })?;
         stages.run("gradient", || {
             let table = gradient::inequality_table(
                 &indicators,
@@ -303,7 +351,25 @@ pub fn run(
                 config.run.seed,
             )
             .context("estimating inequality gradients")?;
-            let mut table = config.disclosure.protect(
+            let quintiles_of = |id: &str| {
+                gradient_specs
+                    .iter()
+                    .find(|g| g.spec.id == id)
+                    .map(|g| g.quintiles)
+            };
+            let repeated = disclosure::repeated_cells(
+                &table,
+                &published,
+                &[
+                    schema::INDICATOR,
+                    schema::FOOTPRINT_KIND,
+                    schema::FOOTPRINT_CODE,
+                ],
+                quintiles_of,
+                &[("q1_numerator", "1"), ("q5_numerator", "5")],
+            )
+            .context("carrying suppression from indicators to inequality")?;
+            let mut table = config.disclosure.protect_masked(
                 table,
                 &[
                     schema::NUMERATOR,
@@ -318,21 +384,9 @@ pub fn run(
                     ("gap_absolute", &["q1_numerator", "q5_numerator"]),
                     ("gap_relative", &["q1_numerator", "q5_numerator"]),
                 ],
+                &repeated,
             )?;
             staging.write_frame(tables::INEQUALITY, &mut table, false)?;
-            Ok(())
-        })?;
-        stages.run("publish indicators", || {
-            let derived: Vec<(&str, &[&str])> = disclosure::INDICATOR_VALUES
-                .iter()
-                .map(|v| (*v, [schema::NUMERATOR, schema::DENOMINATOR].as_slice()))
-                .collect();
-            let mut table = config.disclosure.protect(
-                indicators.clone(),
-                &[schema::NUMERATOR, schema::DENOMINATOR],
-                &derived,
-            )?;
-            staging.write_frame(tables::INDICATORS, &mut table, false)?;
             Ok(())
         })?;
     }
@@ -385,6 +439,7 @@ pub fn run(
         "deprivation_match": population.as_ref().map(|p| &p.matched),
         "membership": population.as_ref().map(|p| &p.membership),
         "geometric": population.as_ref().map(|p| &p.geometric),
+        "drift": drift,
         "warnings": warnings,
     });
     let abort_at = settings.abort_at;
@@ -527,7 +582,23 @@ fn population_stages(
     stages.run("area deprivation", || {
         let areas =
             attribute::area_deprivation(base.clone()).context("computing area deprivation")?;
-        let mut areas = config.disclosure.protect(
+        // The quintile counts of a row add up to its matched population; Core20 (the most
+        // deprived fifth nationally) is quintile 1 again, so it is hidden with it.
+        let quintiles = [
+            "population_imd_q1",
+            "population_imd_q2",
+            "population_imd_q3",
+            "population_imd_q4",
+            "population_imd_q5",
+        ];
+        let mut masks =
+            config
+                .disclosure
+                .row_part_masks(&areas, &quintiles, schema::POPULATION_WITH_IMD)?;
+        if let Some((_, q1)) = masks.first() {
+            masks.push((schema::CORE20_POPULATION.to_string(), q1.clone()));
+        }
+        let mut areas = config.disclosure.protect_masked(
             areas,
             &[
                 schema::POPULATION,
@@ -547,6 +618,7 @@ fn population_stages(
                 ),
                 (schema::DEPRIVATION_DECILE, &[schema::POPULATION_WITH_IMD]),
             ],
+            &masks,
         )?;
         staging.write_frame(tables::AREA_DEPRIVATION, &mut areas, false)?;
         Ok(())
@@ -555,9 +627,12 @@ fn population_stages(
         stages.run("segments", || {
             let table = segment::segments_table(base.clone(), &segmentations)
                 .context("counting segments")?;
-            let mut table = config
-                .disclosure
-                .protect(table, &[schema::POPULATION], &[])?;
+            let mut table = config.disclosure.protect_additive(
+                table,
+                &[schema::POPULATION],
+                &[],
+                disclosure::SEGMENT_ADDITIVITY,
+            )?;
             staging.write_frame(tables::SEGMENTS, &mut table, false)?;
             Ok(())
         })?;

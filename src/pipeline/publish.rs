@@ -1,8 +1,9 @@
 //! Stage 7, publish: the run folder, written so that a failure never damages the last good run.
 //!
 //! Owns the output root's life cycle:
-//! - a **lock** (`ROOT/.healthgap.lock`) so two runs never write one root at once; a lock left
-//!   by a killed run is detected (its process is gone) and cleared;
+//! - a **lock** (`ROOT/.healthgap.lock`, an `flock` on the file plus the holder's pid, host and
+//!   process start time in it) so two runs never write one root at once; a lock left by a
+//!   killed run is detected (its `flock` is gone and so is its process) and cleared;
 //! - a **staging folder** `ROOT/.tmp-<run_id>-<pid>` where every table is written;
 //! - the **commit**: the manifest is written last, files and folder are synced, the staging
 //!   folder is renamed to `ROOT/<run_id>`, and `ROOT/latest` is switched to it by renaming a
@@ -13,10 +14,11 @@
 //! input hashes. What goes into each table is decided by the other stages.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use polars::io::utils::file::{Writable, WritableTrait};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -34,7 +36,7 @@ pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The file system refused (unwritable root, full disk, …): a person must act.
-    #[error("{}: {context}: {source}", path.display())]
+    #[error("{}: {context}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -55,7 +57,7 @@ pub enum PublishError {
         run_id: String,
     },
     /// polars failed to compute or write a table (an internal failure).
-    #[error("writing table {table}: {source}")]
+    #[error("writing table {table}")]
     Table {
         /// The table.
         table: String,
@@ -97,15 +99,24 @@ struct LockInfo {
 }
 
 /// The lock on an output root; released (the file removed) when dropped.
+///
+/// Held two ways: an exclusive `flock` on the open lock file, which the kernel releases when the
+/// process ends however it ends (so two healthgap runs can never both hold it, and a killed run
+/// never blocks the next one), and the file's contents, which name the run for people and for
+/// runs that cannot see the `flock` (another host on a shared file system).
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    /// The open lock file: closing it releases the `flock`, so it lives as long as the lock.
+    _file: File,
     /// A note when a stale lock from a killed run was cleared on the way in.
     pub cleared_stale: Option<String>,
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
+        // Removed while the flock is still held (the file closes after this body), so a run
+        // that opened the old file in between sees it is gone and retries on a fresh one.
         // Nothing useful can be done if removal fails; the next run will find the lock stale.
         let _ = fs::remove_file(&self.path);
     }
@@ -117,15 +128,35 @@ fn host_name() -> String {
         .unwrap_or_else(|_| "unknown".to_string())
 }
 
-/// The start time of a process, if it is running (Linux `/proc`).
+/// The start time of a process, if it is running (Linux `/proc`). A zombie (killed, not yet
+/// reaped by its parent) still has a `/proc` entry but is not running.
 fn process_start(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
-    let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(19)?.parse().ok()
+    // The command name (field 2) may hold spaces and parentheses: fields resume after the last
+    // ')', with the state (field 3) first and the start time (field 22) twenty fields on.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?;
+    if matches!(state, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// Whether `file` (open) is the file now at `path`: a lock taken on a file that another run
+/// removed in the meantime locks nothing.
+fn is_file_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
 }
 
 /// Take the lock on `root` (creating the folder), clearing a stale lock left by a dead run.
+///
+/// A lock is live when another process holds the file's `flock`, or (for a holder that cannot
+/// hold one: another host, an older healthgap) when the process it names is still running with
+/// the start time it recorded, so a reused pid is not mistaken for the run that left the lock.
 ///
 /// # Errors
 /// [`PublishError::Locked`] when a live run holds it; [`PublishError::Io`] when the root cannot
@@ -142,71 +173,107 @@ pub fn acquire_lock(root: &Path, run_id: &str) -> Result<RunLock, PublishError> 
         run_id: run_id.to_string(),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
-    let mut cleared_stale = None;
-    for _attempt in 0..2 {
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut file) => {
-                let text = serde_json::to_string(&info).unwrap_or_default();
-                file.write_all(text.as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| PublishError::io(&path, "cannot write the lock file", e))?;
-                return Ok(RunLock {
-                    path,
-                    cleared_stale,
-                });
+    for _attempt in 0..3 {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| PublishError::io(&path, "cannot create the lock file", e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = read_holder(&mut file);
+                return Err(PublishError::Locked(live_lock_message(
+                    root,
+                    holder.as_ref(),
+                )));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<LockInfo>(&t).ok());
-                match holder {
-                    Some(holder) if holder.host != info.host => {
-                        return Err(PublishError::Locked(format!(
-                            "{} is locked by run {} (pid {} on host {}, started {}); it cannot be checked from this host: remove {} once that run has ended",
-                            root.display(),
-                            holder.run_id,
-                            holder.pid,
-                            holder.host,
-                            holder.started_at,
-                            path.display()
-                        )));
-                    }
-                    Some(holder)
-                        if process_start(holder.pid).is_some()
-                            && (holder.process_start.is_none()
-                                || process_start(holder.pid) == holder.process_start) =>
-                    {
-                        return Err(PublishError::Locked(format!(
-                            "another run is writing to {}: run {} (pid {}, started {}); wait for it to finish",
-                            root.display(),
-                            holder.run_id,
-                            holder.pid,
-                            holder.started_at
-                        )));
-                    }
-                    holder => {
-                        // The holder is gone (killed, or the machine restarted): clear its lock.
-                        cleared_stale = Some(match holder {
-                            Some(h) => format!(
-                                "cleared a stale lock left by run {} (pid {}, started {}), which is no longer running",
-                                h.run_id, h.pid, h.started_at
-                            ),
-                            None => {
-                                "cleared an unreadable lock file left by an earlier run".to_string()
-                            }
-                        });
-                        fs::remove_file(&path)
-                            .map_err(|e| PublishError::io(&path, "cannot clear a stale lock", e))?;
-                    }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(PublishError::io(&path, "cannot lock the lock file", e));
+            }
+        }
+        if !is_file_at(&file, &path) {
+            // The run holding it finished and removed it between our open and lock: try again
+            // on the file now at the path.
+            continue;
+        }
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        let cleared_stale = if text.trim().is_empty() {
+            // Created by a run that died before writing it (or just now, by us).
+            None
+        } else {
+            match serde_json::from_str::<LockInfo>(&text) {
+                Ok(holder) if holder.host != info.host => {
+                    return Err(PublishError::Locked(format!(
+                        "{} is locked by run {} (pid {} on host {}, started {}); it cannot be checked from this host: remove {} once that run has ended",
+                        root.display(),
+                        holder.run_id,
+                        holder.pid,
+                        holder.host,
+                        holder.started_at,
+                        path.display()
+                    )));
+                }
+                // A running process that does not hold the flock (an older healthgap): live.
+                Ok(holder)
+                    if process_start(holder.pid).is_some()
+                        && (holder.process_start.is_none()
+                            || process_start(holder.pid) == holder.process_start) =>
+                {
+                    return Err(PublishError::Locked(live_lock_message(root, Some(&holder))));
+                }
+                Ok(holder) => Some(format!(
+                    "cleared a stale lock left by run {} (pid {}, started {}), which is no longer running",
+                    holder.run_id, holder.pid, holder.started_at
+                )),
+                Err(_) => {
+                    Some("cleared an unreadable lock file left by an earlier run".to_string())
                 }
             }
-            Err(e) => return Err(PublishError::io(&path, "cannot create the lock file", e)),
-        }
+        };
+        let text = serde_json::to_string(&info).unwrap_or_default();
+        file.set_len(0)
+            .and_then(|()| file.seek(std::io::SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(text.as_bytes()))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| PublishError::io(&path, "cannot write the lock file", e))?;
+        return Ok(RunLock {
+            path,
+            _file: file,
+            cleared_stale,
+        });
     }
     Err(PublishError::Locked(format!(
-        "could not take the lock on {}: another run took it at the same moment",
+        "could not take the lock on {}: other runs took and released it while this one tried",
         root.display()
     )))
+}
+
+/// What the lock file says about its holder, if it can be read.
+fn read_holder(file: &mut File) -> Option<LockInfo> {
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn live_lock_message(root: &Path, holder: Option<&LockInfo>) -> String {
+    match holder {
+        Some(holder) => format!(
+            "another run is writing to {}: run {} (pid {}, started {}); wait for it to finish",
+            root.display(),
+            holder.run_id,
+            holder.pid,
+            holder.started_at
+        ),
+        // The holder has the flock but has not written its details yet: it has just started.
+        None => format!(
+            "another run is writing to {} (it has just started); wait for it to finish",
+            root.display()
+        ),
+    }
 }
 
 /// A table written to the run folder, for the manifest.
@@ -329,8 +396,8 @@ impl StagingRun {
         restricted: bool,
     ) -> Result<(), PublishError> {
         let path = self.table_path(table);
-        let file = File::create(&path)
-            .map_err(|e| PublishError::io(&path, "cannot create the table file", e))?;
+        let file = RecordingFile::create(&path)?;
+        let failure = file.failure();
         let options = self.write_options(table);
         frame.rechunk_mut();
         ParquetWriter::new(file)
@@ -339,7 +406,7 @@ impl StagingRun {
             .with_row_group_size(options.row_group_size)
             .with_key_value_metadata(options.key_value_metadata)
             .finish(frame)
-            .map_err(|source| self.table_error(table, &path, source))?;
+            .map_err(|source| self.table_error(table, &path, source, &failure))?;
         self.tables.push(TableRecord {
             table: table.to_string(),
             file: format!("{table}.parquet"),
@@ -362,8 +429,11 @@ impl StagingRun {
     ) -> Result<u64, PublishError> {
         let path = self.table_path(table);
         let options = self.write_options(table);
+        let file = RecordingFile::create(&path)?;
+        let failure = file.failure();
+        let writable = Writable::Dyn(Box::new(file));
         let target = SinkDestination::File {
-            target: SinkTarget::Path(PlRefPath::new(path.to_string_lossy().as_ref())),
+            target: SinkTarget::Dyn(SpecialEq::new(Arc::new(Mutex::new(Some(writable))))),
         };
         let args = UnifiedSinkArgs {
             maintain_order: true,
@@ -371,7 +441,7 @@ impl StagingRun {
         };
         plan.sink(target, FileWriteFormat::Parquet(Arc::new(options)), args)
             .and_then(|sink| sink.collect_with_engine(Engine::Streaming))
-            .map_err(|source| self.table_error(table, &path, source))?;
+            .map_err(|source| self.table_error(table, &path, source, &failure))?;
         let rows = LazyFrame::scan_parquet(
             PlRefPath::new(path.to_string_lossy().as_ref()),
             ScanArgsParquet::default(),
@@ -385,7 +455,7 @@ impl StagingRun {
                 .get(0)
                 .unwrap_or(0))
         })
-        .map_err(|source| self.table_error(table, &path, source))?;
+        .map_err(|source| self.table_error(table, &path, source, &failure))?;
         self.tables.push(TableRecord {
             table: table.to_string(),
             file: format!("{table}.parquet"),
@@ -408,7 +478,23 @@ impl StagingRun {
         Ok(())
     }
 
-    fn table_error(&self, table: &str, path: &Path, source: PolarsError) -> PublishError {
+    fn table_error(
+        &self,
+        table: &str,
+        path: &Path,
+        source: PolarsError,
+        failure: &WriteFailure,
+    ) -> PublishError {
+        // The operating system's own error, when a write failed: the Parquet writer reports a
+        // failed write of its footer as a malformed file, which would read as a bug (exit 1)
+        // rather than a full disk a person must clear (exit 2).
+        if let Some(error) = failure.take() {
+            return PublishError::Io {
+                path: path.to_path_buf(),
+                context: format!("cannot write table {table}"),
+                source: error,
+            };
+        }
         match source {
             // Disk full, permission denied: the environment, not the tool.
             PolarsError::IO { error, .. } => PublishError::Io {
@@ -461,6 +547,84 @@ impl StagingRun {
         after_rename();
         point_latest(&self.root, &self.run_id)?;
         Ok(final_dir)
+    }
+}
+
+/// The first error the operating system gave while a table was written, shared between the
+/// file (inside polars' writer) and the code that reports the failure.
+#[derive(Debug, Clone, Default)]
+struct WriteFailure(Arc<Mutex<Option<std::io::Error>>>);
+
+impl WriteFailure {
+    fn record(&self, error: &std::io::Error) {
+        if let Ok(mut slot) = self.0.lock()
+            && slot.is_none()
+        {
+            // io::Error is not Clone: keep the OS error number (its message comes with it).
+            *slot = Some(match error.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(error.kind(), error.to_string()),
+            });
+        }
+    }
+
+    fn take(&self) -> Option<std::io::Error> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// A table file that records the first failed write, sync or close (see [`WriteFailure`]).
+struct RecordingFile {
+    file: File,
+    failure: WriteFailure,
+}
+
+impl RecordingFile {
+    fn create(path: &Path) -> Result<Self, PublishError> {
+        let file = File::create(path)
+            .map_err(|e| PublishError::io(path, "cannot create the table file", e))?;
+        Ok(RecordingFile {
+            file,
+            failure: WriteFailure::default(),
+        })
+    }
+
+    fn failure(&self) -> WriteFailure {
+        self.failure.clone()
+    }
+
+    fn check<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(error) = &result {
+            self.failure.record(error);
+        }
+        result
+    }
+}
+
+impl Write for RecordingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.file.write(buf);
+        self.check(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.file.flush();
+        self.check(result)
+    }
+}
+
+impl WritableTrait for RecordingFile {
+    fn close(&mut self) -> std::io::Result<()> {
+        // The file closes when dropped; commit syncs every table before the rename.
+        Ok(())
+    }
+
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.check(self.file.sync_all())
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.check(self.file.sync_data())
     }
 }
 
@@ -535,6 +699,67 @@ mod tests {
     #[test]
     fn own_process_start_is_readable() {
         assert!(process_start(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn a_zombie_is_not_running() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        assert!(process_start(child.id()).is_some());
+        child.kill().expect("kill");
+        // Killed but not reaped: /proc still lists it, as state Z. Bounded wait for the kernel
+        // to finish the kill.
+        let mut gone = false;
+        for _ in 0..200 {
+            if process_start(child.id()).is_none() {
+                gone = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = child.wait();
+        assert!(gone, "a killed, unreaped process counts as not running");
+    }
+
+    #[test]
+    fn a_second_lock_on_one_root_is_refused_until_the_first_is_released() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let first = acquire_lock(root.path(), "r1").expect("first lock");
+        assert!(first.cleared_stale.is_none());
+        let err = acquire_lock(root.path(), "r2").expect_err("held");
+        assert!(
+            err.to_string().contains("another run is writing to") && err.to_string().contains("r1"),
+            "{err}"
+        );
+        drop(first);
+        assert!(!root.path().join(LOCK_FILE).exists());
+        let second = acquire_lock(root.path(), "r2").expect("free again");
+        assert!(second.cleared_stale.is_none());
+    }
+
+    #[test]
+    fn a_lock_naming_a_reused_pid_is_stale() {
+        let root = tempfile::tempdir().expect("temp dir");
+        // This process is alive, but it did not start at clock tick 1: the pid was reused.
+        let lock = serde_json::json!({
+            "pid": std::process::id(),
+            "host": host_name(),
+            "process_start": 1,
+            "run_id": "old",
+            "started_at": "2026-11-21T02:00:00Z",
+        });
+        fs::write(root.path().join(LOCK_FILE), lock.to_string()).expect("lock");
+        let taken = acquire_lock(root.path(), "new").expect("stale lock cleared");
+        assert!(
+            taken
+                .cleared_stale
+                .as_deref()
+                .is_some_and(|n| n.contains("run old")),
+            "{:?}",
+            taken.cleared_stale
+        );
     }
 
     #[test]

@@ -3,11 +3,14 @@
 
 mod bundle;
 mod charts;
+mod fuzz;
 mod harness;
+mod hostile;
 mod ingest;
 mod measure;
 mod pipeline;
 mod query;
+mod reliability;
 mod run;
 mod saved_queries;
 mod stats;

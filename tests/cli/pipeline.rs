@@ -10,7 +10,7 @@ use polars::prelude::*;
 
 /// The demo's analysis sections without the (national) practice-level indicator, with a
 /// shorter simulation: enough for every check here and quick in a debug build.
-fn analysis_sections(disclosure: bool) -> String {
+pub(crate) fn analysis_sections(disclosure: bool) -> String {
     let sections = healthgap::demo::DEMO_SECTIONS;
     let start = sections
         .find("# --- Indicators from practice-level")
@@ -372,6 +372,26 @@ fn no_publishable_table_shows_a_count_from_1_to_7_or_a_patient_id() {
         checked += 1;
     }
     assert!(checked >= 5, "checked {checked} publishable tables");
+    // The manifest: restricted tables are marked so, and it holds no patient id anywhere (it
+    // records counts and reasons, never input values).
+    for output in outputs {
+        let restricted =
+            ["patients_enriched", "rejects"].contains(&output["table"].as_str().unwrap_or(""));
+        assert_eq!(output["restricted"], restricted, "{output}");
+    }
+    let mut strings = Vec::new();
+    json_strings(&manifest, &mut strings);
+    let leaked: Vec<&String> = strings.iter().filter(|s| ids.contains(*s)).collect();
+    assert!(
+        leaked.is_empty(),
+        "the manifest holds patient ids: {leaked:?}"
+    );
+    let text = manifest.to_string();
+    let sample: Vec<&String> = ids.iter().filter(|id| id.len() >= 6).take(2000).collect();
+    assert!(
+        !sample.iter().any(|id| text.contains(id.as_str())),
+        "the manifest quotes a patient id"
+    );
     // Values computed from suppressed counts are withheld.
     let indicators = read(&run.join("indicators.parquet"));
     let leaked = indicators
@@ -380,4 +400,201 @@ fn no_publishable_table_shows_a_count_from_1_to_7_or_a_patient_id() {
         .collect()
         .expect("leaks");
     assert_eq!(leaked.height(), 0);
+}
+
+/// Every string value in a JSON document.
+fn json_strings(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| json_strings(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| json_strings(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn suppression_cannot_be_undone_by_differencing_totals_and_parts() {
+    let run = published_run();
+    // indicators: within an indicator × footprint × breakdown, the parts of a shown `all` row
+    // never have exactly one hidden cell, for the numerator and the denominator alike.
+    let indicators = read(&run.join("indicators.parquet"));
+    let keys = [
+        col("indicator"),
+        col("footprint_kind"),
+        col("footprint_code"),
+    ];
+    for count in ["numerator", "denominator"] {
+        let totals = indicators
+            .clone()
+            .lazy()
+            .filter(col("breakdown").eq(lit("all")))
+            .select([
+                col("indicator"),
+                col("footprint_kind"),
+                col("footprint_code"),
+                col(count).is_null().alias("total_hidden"),
+            ]);
+        let single = indicators
+            .clone()
+            .lazy()
+            .filter(col("breakdown").neq(lit("all")))
+            .group_by([
+                col("indicator"),
+                col("footprint_kind"),
+                col("footprint_code"),
+                col("breakdown"),
+            ])
+            .agg([
+                col(count).is_null().sum().alias("hidden"),
+                len().alias("cells"),
+            ])
+            .join(
+                totals,
+                keys.clone(),
+                keys.clone(),
+                JoinArgs::new(JoinType::Left),
+            )
+            .filter(
+                col("hidden")
+                    .eq(lit(1))
+                    .and(col("total_hidden").not())
+                    .and(col("cells").gt(lit(1))),
+            )
+            .collect()
+            .expect("groups");
+        assert_eq!(
+            single.height(),
+            0,
+            "{count}: breakdown groups with one hidden part:\n{single}"
+        );
+    }
+    let suppressed = indicators
+        .clone()
+        .lazy()
+        .filter(col("suppressed"))
+        .collect()
+        .expect("suppressed")
+        .height();
+    assert!(suppressed > 0, "the sample has small cells to protect");
+
+    // inequality repeats the quintile 1 and 5 numerators: hidden wherever indicators hides them.
+    let inequality = read(&run.join("inequality.parquet"));
+    let quintile = |label: &str| {
+        indicators
+            .clone()
+            .lazy()
+            .filter(
+                col("breakdown")
+                    .eq(lit("imd_quintile"))
+                    .and(col("breakdown_value").eq(lit(label))),
+            )
+            .select([
+                col("indicator"),
+                col("footprint_kind"),
+                col("footprint_code"),
+                col("suppressed").alias("quintile_suppressed"),
+            ])
+    };
+    for (label, column) in [("1", "q1_numerator"), ("5", "q5_numerator")] {
+        let leaks = inequality
+            .clone()
+            .lazy()
+            .join(
+                quintile(label),
+                keys.clone(),
+                keys.clone(),
+                JoinArgs::new(JoinType::Inner),
+            )
+            .filter(col("quintile_suppressed").and(col(column).is_not_null()))
+            .collect()
+            .expect("join");
+        assert_eq!(
+            leaks.height(),
+            0,
+            "{column} shows a hidden quintile:\n{leaks}"
+        );
+    }
+
+    // area_deprivation: the quintile counts of a row are the parts of its matched population.
+    let areas = read(&run.join("area_deprivation.parquet"));
+    let hidden_quintiles = (1..=5)
+        .map(|q| col(format!("population_imd_q{q}").as_str()).is_null().cast(DataType::UInt32))
+        .reduce(|a, b| a + b)
+        .expect("five quintiles");
+    let single = areas
+        .lazy()
+        .filter(
+            hidden_quintiles
+                .eq(lit(1u32))
+                .and(col("population_with_imd").is_not_null()),
+        )
+        .collect()
+        .expect("rows");
+    assert_eq!(single.height(), 0, "area rows with one hidden quintile:\n{single}");
+
+    // segments: a cross-table; along every dimension, a line of two or more cells whose true
+    // total is not small never has exactly one hidden cell. True totals from the unrounded run
+    // (same inputs, same row order).
+    let published = read(&run.join("segments.parquet"));
+    let truth = read(&unrounded_run().join("segments.parquet"));
+    assert_eq!(published.height(), truth.height());
+    let dimensions = [
+        "segment",
+        "risk_tier",
+        "imd_quintile",
+        "broad_age_band",
+        "sex",
+    ];
+    for key in ["footprint_kind", "footprint_code", "segmentation"]
+        .iter()
+        .chain(&dimensions)
+    {
+        assert!(
+            published
+                .column(key)
+                .expect("key")
+                .equals_missing(truth.column(key).expect("key")),
+            "segments rows align on {key}"
+        );
+    }
+    let mut joined = published.clone();
+    joined
+        .with_column(
+            truth
+                .column("population")
+                .expect("population")
+                .clone()
+                .with_name("true_population".into()),
+        )
+        .expect("true counts");
+    for along in dimensions {
+        let mut fixed = vec![
+            col("footprint_kind"),
+            col("footprint_code"),
+            col("segmentation"),
+        ];
+        fixed.extend(dimensions.iter().filter(|d| **d != along).map(|d| col(*d)));
+        let single = joined
+            .clone()
+            .lazy()
+            .group_by(fixed)
+            .agg([
+                col("population").is_null().sum().alias("hidden"),
+                len().alias("cells"),
+                col("true_population").sum().alias("total"),
+            ])
+            .filter(
+                col("hidden")
+                    .eq(lit(1))
+                    .and(col("cells").gt(lit(1)))
+                    .and(col("total").gt(lit(7))),
+            )
+            .collect()
+            .expect("lines");
+        assert_eq!(
+            single.height(),
+            0,
+            "segments lines along {along} with one hidden cell:\n{single}"
+        );
+    }
 }
