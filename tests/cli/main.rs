@@ -8,6 +8,7 @@ mod ingest;
 mod measure;
 mod pipeline;
 mod query;
+mod report;
 mod run;
 mod stats;
 mod synth;
