@@ -17,7 +17,7 @@
 //!
 //! Left out, and said so in the pack: suppressed groups (never recomputed), groups with fewer
 //! than [`MIN_AFFECTED`] people affected, groups holding most of the PCN (the "rest" would be
-//! the cohort), IMD quintile 1 (the same people as Core20), sex and age bands (eligibility and
+//! the cohort), the largest segment and risk tier (the baseline of need: Healthy, low risk), IMD quintile 1 (the same people as Core20), sex and age bands (eligibility and
 //! age drive those), and rates: a rate's size is events, not people, and a crude rate compared
 //! across groups mostly measures their ages (a directly standardised rate of "the rest" cannot be
 //! derived from published figures). Rates appear in the gradients instead.
@@ -98,6 +98,18 @@ fn eligible(breakdown: &str, value: &str, polarity: Polarity) -> bool {
         // indicators (higher is better) is a worse value a sign of being underserved.
         "segment" | "risk_tier" => polarity == Polarity::HighIsGood && value != "Unknown",
         _ => false,
+    }
+}
+
+/// A group in a few words, for table rows.
+fn short_who(breakdown: &str, value: &str) -> String {
+    match (breakdown, value) {
+        ("core20", _) => "Core20".into(),
+        ("imd_quintile", q) => format!("IMD quintile {q}"),
+        ("ethnic_group", g) => g.to_string(),
+        ("segment", s) => format!("Segment {s}"),
+        ("risk_tier", t) => format!("Risk tier {t}"),
+        (b, v) => format!("{b}: {v}"),
     }
 }
 
@@ -217,12 +229,29 @@ pub fn find(ctx: &IcbContext, pcn: &str) -> Vec<Cohort> {
         let Some(all) = rows.iter().find(|r| r.breakdown == "all") else {
             continue;
         };
+        // The largest segment and risk tier are the baseline of need (Healthy, low risk), not
+        // a cohort.
+        let largest = |breakdown: &str| {
+            rows.iter()
+                .filter(|r| r.breakdown == breakdown)
+                .max_by(|a, b| {
+                    a.denominator
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.denominator.unwrap_or(0.0))
+                })
+                .map(|r| r.breakdown_value.clone())
+        };
+        let baseline = [largest("segment"), largest("risk_tier")];
         for group in &rows {
-            if eligible(
-                &group.breakdown,
-                &group.breakdown_value,
-                indicator.spec.polarity,
-            ) && let Some(c) = cohort(indicator, all, group)
+            let is_baseline = matches!(group.breakdown.as_str(), "segment" | "risk_tier")
+                && baseline.contains(&Some(group.breakdown_value.clone()));
+            if !is_baseline
+                && eligible(
+                    &group.breakdown,
+                    &group.breakdown_value,
+                    indicator.spec.polarity,
+                )
+                && let Some(c) = cohort(indicator, all, group)
             {
                 found.push(c);
             }
@@ -353,7 +382,11 @@ pub fn section(ctx: &IcbContext, pcn: &Pcn<'_>) -> Section {
                 let u = &c.unit;
                 vec![
                     Cell::Number((i + 1).to_string()),
-                    Cell::Text(format!("{} \u{2014} {}", c.who, c.measure)),
+                    Cell::Text(format!(
+                        "{} \u{2014} {}",
+                        short_who(&c.breakdown, &c.group),
+                        c.measure
+                    )),
                     Cell::Number(format!(
                         "{} of {}",
                         format_count(c.affected),
@@ -372,7 +405,11 @@ pub fn section(ctx: &IcbContext, pcn: &Pcn<'_>) -> Section {
                         u.format_bare(c.gap_limits.0),
                         u.format_bare(c.gap_limits.1)
                     )),
-                    Cell::Number(format_count(c.excess)),
+                    Cell::Number(if c.excess < 10.0 {
+                        "under 10".into()
+                    } else {
+                        format_count(c.excess)
+                    }),
                 ]
             })
             .collect();
@@ -407,7 +444,8 @@ pub fn section(ctx: &IcbContext, pcn: &Pcn<'_>) -> Section {
         "Compared: people in Core20 neighbourhoods and in IMD quintile 2, ethnic groups, and (for \
          indicators where higher is better) segments and risk tiers, each against the rest of \
          the PCN. Not compared: groups with suppressed counts, groups with fewer than \
-         {MIN_AFFECTED} people affected, groups holding most of the PCN, sex and age bands, \
+         {MIN_AFFECTED} people affected, groups holding most of the PCN, the largest segment and \
+         risk tier (the baseline of need), sex and age bands, \
          indicators without a better direction, and rates (see the gradients). The rest of the \
          PCN is its total minus the group, from published counts rounded to 5; the gap's \
          interval is Newcombe's hybrid score (MOVER) method."

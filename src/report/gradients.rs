@@ -408,6 +408,37 @@ pub fn funnel_chart(
     ))
 }
 
+/// A published funnel significance label in words, with whether it is better or worse:
+/// "above the 99.8% limit (worse) — High (0.001)".
+pub fn significance_words(indicator: &Indicator, label: &str) -> String {
+    let (place, high) = match label {
+        "High (0.001)" => ("above the 99.8% limit", Some(true)),
+        "High (0.025)" => ("above the 95% limit", Some(true)),
+        "Low (0.001)" => ("below the 99.8% limit", Some(false)),
+        "Low (0.025)" => ("below the 95% limit", Some(false)),
+        "Not significant" => ("within the 95% limits", None),
+        _ => return label.to_string(),
+    };
+    let judgement = match (high, indicator.spec.polarity) {
+        (Some(h), Polarity::LowIsGood) => {
+            if h {
+                " (worse)"
+            } else {
+                " (better)"
+            }
+        }
+        (Some(h), Polarity::HighIsGood) => {
+            if h {
+                " (better)"
+            } else {
+                " (worse)"
+            }
+        }
+        _ => "",
+    };
+    format!("{place}{judgement}")
+}
+
 /// The PCN's place on a funnel in words.
 fn funnel_phrase(funnel: &Funnel, pcn: &str) -> Option<&'static str> {
     let point = funnel.points.iter().find(|p| p.code == pcn)?;
@@ -525,8 +556,11 @@ pub fn section(ctx: &IcbContext, pcn: &Pcn<'_>) -> Section {
         };
         let published = pick
             .pcn_row
-            .and_then(|r| r.funnel_significance.clone())
-            .unwrap_or_else(|| "not assessed".into());
+            .and_then(|r| r.funnel_significance.as_deref())
+            .map_or_else(
+                || "not assessed".to_string(),
+                |label| significance_words(indicator, label),
+            );
         let slug = format!("funnel-{}", pack::file_stem(indicator.id()));
         match funnel_chart(ctx, pick, pcn.code()) {
             Ok((funnel, scope)) => {
@@ -559,9 +593,7 @@ pub fn section(ctx: &IcbContext, pcn: &Pcn<'_>) -> Section {
                     &text,
                     &slug,
                     format!("No funnel plot: {reason}."),
-                    Some(format!(
-                        "Published funnel significance of {name}: {published}."
-                    )),
+                    None,
                 )));
             }
         }

@@ -65,7 +65,7 @@ th.number { text-align: right; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.suppressed { text-align: right; color: var(--muted); font-style: italic; }
 td.missing { text-align: right; color: var(--muted); }
-td code { font: 10.5px/1.3 "DejaVu Sans Mono", Menlo, Consolas, monospace; white-space: nowrap; }
+td code { font: 10.5px/1.3 "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 table.wide { font-size: 12px; }
 table.wide td, table.wide th { padding: 4px 5px; }
 tr.highlight td { font-weight: 600; }
@@ -184,6 +184,16 @@ fn render_section(out: &mut String, number: usize, section: &Section) {
     out.push_str("</section>\n");
 }
 
+/// A long code (a SHA-256) that may wrap only between groups of 16 characters.
+fn breakable(code: &str) -> String {
+    let chars: Vec<char> = code.chars().collect();
+    chars
+        .chunks(16)
+        .map(|c| escape(&c.iter().collect::<String>()))
+        .collect::<Vec<_>>()
+        .join("<wbr>")
+}
+
 fn inline_html(inline: &Inline) -> String {
     inline
         .iter()
@@ -196,7 +206,7 @@ fn inline_html(inline: &Inline) -> String {
 
 fn render_table(out: &mut String, table: &Table) {
     // Many columns: a smaller type so the table fits the page.
-    if table.columns.len() > 7 {
+    if table.columns.len() >= 7 {
         out.push_str("<table class=\"wide\">\n");
     } else {
         out.push_str("<table>\n");
@@ -230,7 +240,7 @@ fn render_table(out: &mut String, table: &Table) {
                 Cell::Number(t) => (" class=\"number\"", escape(t)),
                 Cell::Suppressed => (" class=\"suppressed\"", "suppressed".to_string()),
                 Cell::Missing => (" class=\"missing\"", "\u{2013}".to_string()),
-                Cell::Code(t) => ("", format!("<code>{}</code>", escape(t))),
+                Cell::Code(t) => ("", format!("<code>{}</code>", breakable(t))),
                 Cell::Link { text, href } => (
                     "",
                     format!("<a href=\"{}\">{}</a>", escape(href), escape(text)),

@@ -454,13 +454,18 @@ fn key_findings(ctx: &IcbContext, pcn: &Pcn<'_>) -> Section {
         .iter()
         .filter_map(|p| {
             let label = p.pcn_row?.funnel_significance.as_deref()?;
-            (label.starts_with("High") || label.starts_with("Low"))
-                .then(|| format!("{} ({label})", p.indicator.measure()))
+            (label.starts_with("High") || label.starts_with("Low")).then(|| {
+                format!(
+                    "{}: {}",
+                    p.indicator.measure(),
+                    gradients::significance_words(p.indicator, label)
+                )
+            })
         })
         .collect();
     if !outliers.is_empty() {
         items.push(vec![
-            Span::Text("Outside the funnel limits against the run's PCN average: ".into()),
+            Span::Text("Compared with the average of the run's PCNs: ".into()),
             Span::Strong(outliers.join("; ")),
             Span::Text(".".into()),
         ]);

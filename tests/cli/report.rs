@@ -326,7 +326,17 @@ fn unknown_pcn_is_exit_2_with_the_closest_codes() {
     );
     assert!(!dir.join("reports").exists(), "nothing written");
 
-    // No run there: exit 2 too; --all needs --icb.
+    // No run there, a year that is not YYYY-YY, --all without --icb: exit 2 too.
+    dir.run(&[
+        "report",
+        "--pcn",
+        &demo.pcn,
+        "--run",
+        &demo.run.display().to_string(),
+        "--year",
+        "2023-25",
+    ])
+    .expect_code(2);
     dir.run(&["report", "--pcn", &demo.pcn, "--run", "no-such-run"])
         .expect_code(2);
     dir.run(&["report", "--all", "--run", &demo.run.display().to_string()])
