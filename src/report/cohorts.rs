@@ -23,9 +23,9 @@
 //! derived from published figures). Rates appear in the gradients instead.
 
 use super::document::{Block, Cell, Section, Span, Table};
-use super::gather::IndicatorRow;
 use super::manifest::Indicator;
 use super::pack::{IcbContext, Pcn};
+use super::rows::IndicatorRow;
 use crate::charts::style::{Unit, format_count};
 use crate::pipeline::measure::{IndicatorType, Polarity};
 use crate::stats::difference::difference_limits;

@@ -14,9 +14,9 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::document::{Block, Section};
-use super::gather::{Area, LsoaWeight, numbers, strings};
 use super::manifest::Manifest;
 use super::pack::{self, IcbContext, Pcn};
+use super::rows::{Area, LsoaWeight, numbers, strings};
 use crate::charts::ChartText;
 use crate::charts::map::{LsoaPoint, Map, MapZoom};
 use crate::config::Config;

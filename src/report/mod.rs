@@ -5,13 +5,15 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `gather.rs` | reading the publishable tables (filtered to one ICB) into plain structs |
+//! | `gather.rs` | reading the publishable tables, filtered to one ICB |
+//! | `rows.rs` | the plain row structs, filled from the collected tables |
 //! | `manifest.rs` | `manifest.json`, the run's config, indicator units and names |
 //! | `geography.rs` | the map's inputs: ICB polygons, LSOA centroids and deciles |
 //! | `profile.rs` | population and deprivation against ICB and England |
 //! | `quintile_bars.rs` | the profile's chart: people by IMD quintile, one bar per area |
 //! | `segments.rs` | the segment chart |
-//! | `gradients.rs` | the gradients that matter most: gradient charts and funnel plots |
+//! | `gradients.rs` | the gradients that matter most: choice, gradient charts, decile tables |
+//! | `funnel.rs` | their funnel plots and the published funnel significance in words |
 //! | `cohorts.rs` | candidate underserved cohorts, ranked by size × gap |
 //! | `trend.rs` | earlier runs in the same output root and the SII trend |
 //! | `appendix.rs` | methods, data vintages and definitions |
@@ -37,6 +39,7 @@
 pub mod appendix;
 pub mod cohorts;
 pub mod document;
+pub mod funnel;
 pub mod gather;
 pub mod geography;
 pub mod gradients;
@@ -47,6 +50,7 @@ pub mod markdown;
 pub mod pack;
 pub mod profile;
 pub mod quintile_bars;
+pub mod rows;
 pub mod segments;
 pub mod trend;
 

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 
 use super::cohorts::{self, Cohort};
 use super::document::{Block, Document, Figure, Section, Span};
-use super::gather::{Area, IcbData, RunTables};
+use super::gather::{IcbData, RunTables};
 use super::geography::{self, IcbGeography};
 use super::gradients::{self, Pick};
 use super::manifest::{self, Indicator, Manifest};
+use super::rows::Area;
 use super::trend::History;
 use super::{PackFiles, ReportError, Year, index};
 use crate::charts::{Chart, ChartText, Notice};
@@ -458,7 +459,7 @@ fn key_findings(ctx: &IcbContext, pcn: &Pcn<'_>) -> Section {
                 format!(
                     "{}: {}",
                     p.indicator.measure(),
-                    gradients::significance_words(p.indicator, label)
+                    super::funnel::significance_words(p.indicator, label)
                 )
             })
         })

@@ -4,9 +4,9 @@
 //! "suppressed".
 
 use super::document::{Block, Cell, Figure, Section, Table};
-use super::gather::Area;
 use super::pack::{self, IcbContext, Pcn};
 use super::quintile_bars::{self, QuintileBar};
+use super::rows::Area;
 use crate::charts::ChartText;
 use crate::charts::style::{format_count, format_number, format_percent};
 

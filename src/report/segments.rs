@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use super::document::{Block, Cell, Section, Table};
-use super::gather::SegmentCell;
 use super::pack::{self, IcbContext, Pcn};
 use super::profile::share;
+use super::rows::SegmentCell;
 use crate::charts::ChartText;
 use crate::charts::segments::{QUINTILES, SegmentPanel, SegmentRow, Segments};
 use crate::charts::style::format_count;

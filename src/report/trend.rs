@@ -11,8 +11,9 @@ use polars::prelude::*;
 
 use super::ReportError;
 use super::document::{Block, Section};
-use super::gather::{InequalityRow, RunTables};
+use super::gather::RunTables;
 use super::pack::{self, IcbContext, Pcn};
+use super::rows::InequalityRow;
 use crate::charts::ChartText;
 use crate::charts::trend::{Trend, TrendPoint};
 use crate::pipeline::tables;
@@ -148,7 +149,7 @@ fn read_rows(
         path: path.to_path_buf(),
         source,
     })?;
-    super::gather::inequality_rows(tables::INEQUALITY, &df)
+    super::rows::inequality_rows(tables::INEQUALITY, &df)
 }
 
 /// The SII trend section.
