@@ -140,9 +140,10 @@ fn methods(ctx: &IcbContext) -> Section {
     section.push(Block::Bullets(vec![
         super::document::text(
             "Gradients: the PCN's SII when it has at least 5 populated deciles, else the ICB's; \
-             significant gradients first, then the steepest relative to the indicator's value \
-             (|SII| \u{f7} value). The fitted line is drawn from the published SII through the \
-             population-weighted mean of the decile values.",
+             significant gradients first, then the PCN's own before the ICB's, then the \
+             steepest relative to the indicator's value (|SII| \u{f7} value). The fitted line \
+             is drawn from the published SII through the population-weighted mean of the decile \
+             values.",
         ),
         super::document::text(
             "Funnel plots: the ICB's PCNs (every PCN of the run when the ICB has fewer than 3 \

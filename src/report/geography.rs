@@ -345,11 +345,27 @@ pub fn section(ctx: &IcbContext, pcn: &Pcn<'_>) -> Section {
     let points = geography.points(&registered);
     let marked: Vec<&LsoaPoint> = points.iter().filter(|p| p.registered).collect();
     let core20 = marked.iter().filter(|p| p.core20).count();
+    let method = ctx
+        .data
+        .weights
+        .iter()
+        .find(|w| w.footprint_kind == "pcn" && w.footprint_code == pcn.code())
+        .map(|w| w.method.as_str());
+    let attributed = match method {
+        Some("registered_plurality") => {
+            "the neighbourhoods (LSOAs) where more of the registered residents are its patients \
+             than any other PCN's"
+        }
+        Some("registered_share") => {
+            "the neighbourhoods (LSOAs) where its patients are at least the configured share of \
+             the registered residents"
+        }
+        _ => "the neighbourhoods (LSOAs) attributed to it from where its patients live",
+    };
     section.paragraph(format!(
-        "{name}'s registered patients are the largest registered group in {} neighbourhoods \
-         (LSOAs), {core20} of them in the Core20 (England's most deprived 20%). The maps shade \
-         every LSOA of {icb} by its national {} decile (darker = more deprived); rings mark \
-         Core20 LSOAs and squares the PCN's.",
+        "{name}'s footprint is {attributed}: {} LSOAs, {core20} of them in the Core20 (England's \
+         most deprived 20%). The maps shade every LSOA of {icb} by its national {} decile \
+         (darker = more deprived); rings mark Core20 LSOAs and squares the PCN's.",
         marked.len(),
         geography.index_label
     ));
@@ -372,7 +388,7 @@ pub fn section(ctx: &IcbContext, pcn: &Pcn<'_>) -> Section {
         source.clone(),
     )
     .with_subtitle(format!(
-        "LSOAs of {icb} by {} decile; squares: LSOAs where {name} holds the most registered residents",
+        "LSOAs of {icb} by {} decile; squares: {name}'s footprint (where its patients live)",
         geography.index_label
     ));
     section.push(Block::Figure(pack::figure(&map, &text, "map-icb", None)));

@@ -3,8 +3,9 @@
 //!
 //! Choice: each indicator's SII at PCN level when the PCN has at least five populated deciles
 //! (the pipeline's minimum for an SII), else the ICB's, with a note. Significant gradients (95%
-//! limits excluding 0) come first, then the steepest relative to the indicator's own value
-//! (|SII| ÷ value, so rates and percentages compare); the top [`SHOWN`] are shown.
+//! limits excluding 0) come first, then the PCN's own before the ICB's, then the steepest
+//! relative to the indicator's own value (|SII| ÷ value, so rates and percentages compare); the
+//! top [`SHOWN`] are shown.
 //!
 //! Numbers come from the run: SII, RII and limits from `inequality`; decile values, limits and
 //! people from `indicators`. The fitted line is drawn from the published SII: a population-

@@ -149,8 +149,8 @@ pub struct LsoaWeight {
     pub footprint_kind: String,
     /// The footprint's code.
     pub footprint_code: String,
-    /// Registered residents of the LSOA in the footprint (residence methods).
-    pub registered: Option<f64>,
+    /// How it was attributed: `registered_plurality`, `registered_share`, `geometric`, …
+    pub method: String,
 }
 
 pub(super) fn areas_from(table: &str, df: &DataFrame) -> Result<Vec<Area>, ReportError> {
@@ -291,7 +291,7 @@ pub(super) fn weights_from(table: &str, df: &DataFrame) -> Result<Vec<LsoaWeight
     let lsoa = strings(table, df, schema::LSOA_CODE)?;
     let fk = strings(table, df, schema::FOOTPRINT_KIND)?;
     let fc = strings(table, df, schema::FOOTPRINT_CODE)?;
-    let registered = numbers(table, df, schema::REGISTERED)?;
+    let method = strings(table, df, schema::METHOD)?;
     Ok((0..df.height())
         .map(|i| {
             let text = |v: &Vec<Option<String>>| v.get(i).cloned().flatten().unwrap_or_default();
@@ -299,7 +299,7 @@ pub(super) fn weights_from(table: &str, df: &DataFrame) -> Result<Vec<LsoaWeight
                 lsoa: text(&lsoa),
                 footprint_kind: text(&fk),
                 footprint_code: text(&fc),
-                registered: registered.get(i).copied().flatten(),
+                method: text(&method),
             }
         })
         .collect())
