@@ -4,6 +4,9 @@
 //! published funnel significance (the `inequality` table's, against every PCN of the run) in
 //! words. The gradient chart beside it is `gradients.rs`; drawing is `crate::charts::funnel`.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use super::gradients::Pick;
 use super::manifest::Indicator;
 use super::pack::IcbContext;
@@ -19,15 +22,43 @@ use crate::stats::funnel::{
 /// Fewest PCNs for a funnel plot of an ICB; with fewer, England's PCNs are plotted.
 const MIN_FUNNEL_AREAS: usize = 3;
 
+/// Funnel plots by indicator id, computed once per ICB and shared by its PCNs' packs (only the
+/// highlighted point differs).
+pub type FunnelCache = Mutex<BTreeMap<String, Result<(Funnel, String), String>>>;
+
 /// A funnel plot of a pick: the ICB's PCNs (or every PCN of the run when the ICB has fewer than
-/// three with a value), the PCN highlighted; `Err` says why there is none.
+/// three with a value), the PCN highlighted, and the scope in words; `Err` says why there is
+/// none.
 pub fn funnel_chart(
     ctx: &IcbContext,
     pick: &Pick<'_>,
     pcn: &str,
 ) -> Result<(Funnel, String), String> {
+    let id = pick.indicator.id();
+    let cached = ctx.funnels.lock().ok().and_then(|m| m.get(id).cloned());
+    let base = match cached {
+        Some(base) => base,
+        None => {
+            let base = compute(ctx, pick.indicator);
+            if let Ok(mut cache) = ctx.funnels.lock() {
+                cache.insert(id.to_string(), base.clone());
+            }
+            base
+        }
+    };
+    let (mut funnel, scope) = base?;
+    funnel.highlight = funnel
+        .points
+        .iter()
+        .any(|p| p.code == pcn)
+        .then(|| pcn.to_string());
+    Ok((funnel, scope))
+}
+
+/// The funnel of an indicator over the ICB's PCNs, nothing highlighted.
+fn compute(ctx: &IcbContext, indicator: &Indicator) -> Result<(Funnel, String), String> {
     let usable = |r: &&InequalityRow| {
-        r.indicator == pick.indicator.id()
+        r.indicator == indicator.id()
             && r.footprint_kind == "pcn"
             && r.numerator.is_some()
             && r.denominator.is_some_and(|d| d > 0.0)
@@ -77,7 +108,7 @@ pub fn funnel_chart(
         .map(|r| r.denominator.unwrap_or(f64::NAN))
         .collect();
     let rate: Vec<f64> = rows.iter().map(|r| r.value.unwrap_or(f64::NAN)).collect();
-    let statistic = match pick.indicator.spec.kind {
+    let statistic = match indicator.spec.kind {
         IndicatorType::Proportion => FunnelStatistic::Proportion,
         IndicatorType::Rate => FunnelStatistic::Rate(RateType::Crude),
         IndicatorType::Dsr => FunnelStatistic::Rate(RateType::Dsr),
@@ -89,7 +120,7 @@ pub fn funnel_chart(
     };
     let options = FunnelOptions {
         statistic,
-        multiplier: pick.indicator.spec.multiplier(),
+        multiplier: indicator.spec.multiplier(),
         years_of_data: 1.0,
     };
     let limits = funnel_limits(&input, &options).map_err(|e| format!("no funnel limits: {e}"))?;
@@ -127,25 +158,21 @@ pub fn funnel_chart(
             significance: Some(s),
         })
         .collect();
-    let highlight = points
-        .iter()
-        .any(|p| p.code == pcn)
-        .then(|| pcn.to_string());
-    let denominator_label = match pick.indicator.spec.kind {
+    let denominator_label = match indicator.spec.kind {
         IndicatorType::Proportion => "People eligible (denominator)",
         IndicatorType::Rate => "Registered people (denominator)",
         IndicatorType::Dsr => "Population (derived from events and rate)",
     };
     Ok((
         Funnel {
-            measure: pick.indicator.measure(),
-            unit: pick.indicator.unit(),
+            measure: indicator.measure(),
+            unit: indicator.unit(),
             denominator_label: denominator_label.into(),
             points,
             limits,
             baseline: None,
             baseline_label: baseline_label.into(),
-            highlight,
+            highlight: None,
         },
         scope,
     ))

@@ -227,8 +227,9 @@ impl IcbGeography {
         let focus = polygon
             .filter(|p| footprints.features.iter().any(|f| f.code == *p))
             .map(str::to_string);
+        let areas = near(footprints.features, focus.as_deref(), &lsoas);
         Ok(IcbGeography {
-            areas: footprints.features,
+            areas,
             focus,
             icb_lsoas: icb_lsoas.into_iter().collect(),
             lsoas,
@@ -258,6 +259,46 @@ impl IcbGeography {
             })
             .collect()
     }
+}
+
+/// The polygons a map of the ICB can show: those whose bounding box comes within half the ICB's
+/// size of the ICB or of any LSOA drawn. The map skips the rest anyway, but only after
+/// simplifying them; dropping them once here saves that for every PCN's two maps.
+fn near(
+    features: Vec<Footprint>,
+    focus: Option<&str>,
+    lsoas: &BTreeMap<String, Lsoa>,
+) -> Vec<Footprint> {
+    use geo::BoundingRect;
+    let mut boxes: Vec<geo::Rect<f64>> = features
+        .iter()
+        .filter(|f| Some(f.code.as_str()) == focus)
+        .filter_map(|f| f.geometry.bounding_rect())
+        .collect();
+    if boxes.is_empty() {
+        return features;
+    }
+    for lsoa in lsoas.values() {
+        let c = geo::coord! { x: lsoa.longitude, y: lsoa.latitude };
+        boxes.push(geo::Rect::new(c, c));
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for b in &boxes {
+        x0 = x0.min(b.min().x);
+        y0 = y0.min(b.min().y);
+        x1 = x1.max(b.max().x);
+        y1 = y1.max(b.max().y);
+    }
+    let (dx, dy) = ((x1 - x0) / 2.0, (y1 - y0) / 2.0);
+    let (x0, y0, x1, y1) = (x0 - dx, y0 - dy, x1 + dx, y1 + dy);
+    features
+        .into_iter()
+        .filter(|f| {
+            f.geometry.bounding_rect().is_some_and(|b| {
+                b.max().x >= x0 && b.min().x <= x1 && b.max().y >= y0 && b.min().y <= y1
+            })
+        })
+        .collect()
 }
 
 /// Numeric columns of the rows of `codes` in a reference input, by LSOA code.

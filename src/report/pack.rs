@@ -51,6 +51,8 @@ pub struct IcbContext {
     pub year: Year,
     /// Problems worth telling the user (inputs moved since the run, config unreadable).
     pub warnings: Vec<String>,
+    /// Funnel plots, computed once per indicator for all the ICB's packs.
+    pub funnels: super::funnel::FunnelCache,
 }
 
 impl IcbContext {
@@ -131,6 +133,7 @@ impl IcbContext {
             history,
             year,
             warnings,
+            funnels: Default::default(),
         })
     }
 
