@@ -25,6 +25,7 @@ pub mod ingest;
 pub mod output;
 pub mod pipeline;
 pub mod query;
+pub mod report;
 pub mod schema;
 pub mod stats;
 pub mod synth;

@@ -23,7 +23,9 @@ use crate::synth::{OutputFormat, Scale, Settings};
 /// already there, writes a complete example config beside it (`demo.toml`: every input, a
 /// dozen indicators, both segmentations), runs the pipeline into ROOT, and prints where the
 /// outputs are with a short summary: population, Core20 share and the three steepest
-/// gradients. Everything it needs is in the repository; nothing is downloaded.
+/// gradients. It then writes the evidence pack of the ICB's largest PCN (as `healthgap report`
+/// does) to ROOT/reports/<run_id>/ and prints its path. Everything it needs is in the
+/// repository; nothing is downloaded.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  healthgap demo\n  healthgap demo --scale pcn              # one PCN, a minute on a laptop\n  healthgap demo --icb QHM --out /tmp/hg  # a chosen ICB\n  healthgap query --run out/latest --tables"
@@ -155,6 +157,24 @@ pub fn run(args: DemoArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     for line in summary_lines(&summary.run_dir).context("summarising the run")? {
         printer.result(line)?;
     }
+    if let Some(pcn) = largest_pcn(&summary.run_dir).context("finding the largest PCN")? {
+        let settings = crate::report::Settings {
+            run: summary.run_dir.clone(),
+            target: crate::report::Target::Pcn(pcn),
+            year: None,
+            out: Some(output_root.join("reports").join(&summary.run_id)),
+        };
+        let written = crate::report::write(&settings, printer)
+            .context("writing the evidence pack of the largest PCN")?;
+        for pack in &written.packs {
+            printer.result(format!(
+                "pack         {} ({}, {})",
+                pack.html.display(),
+                pack.name,
+                pack.pcn
+            ))?;
+        }
+    }
     printer.result(format!(
         "next         healthgap query --run {} --tables",
         output_root.join(crate::pipeline::publish::LATEST).display()
@@ -172,6 +192,56 @@ fn scan(path: &Path) -> PolarsResult<LazyFrame> {
         PlRefPath::new(path.to_string_lossy().as_ref()),
         ScanArgsParquet::default(),
     )
+}
+
+/// The largest PCN of the run's largest ICB (by registered population), if any.
+fn largest_pcn(run_dir: &Path) -> anyhow::Result<Option<String>> {
+    use crate::schema;
+    let areas = scan(&run_dir.join("area_deprivation.parquet"))?
+        .filter(col(schema::AREA_LEVEL).neq(lit("practice")))
+        .collect()?;
+    let column = |name: &str| -> anyhow::Result<Vec<Option<String>>> {
+        Ok(areas
+            .column(name)?
+            .str()?
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect())
+    };
+    let (level, code, parent) = (
+        column(schema::AREA_LEVEL)?,
+        column(schema::AREA_CODE)?,
+        column(schema::PARENT_AREA_CODE)?,
+    );
+    let population: Vec<f64> = areas
+        .column(schema::POPULATION)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(0.0))
+        .collect();
+    let rows: Vec<(&str, &str, Option<&str>, f64)> = (0..areas.height())
+        .filter_map(|i| {
+            Some((
+                level.get(i)?.as_deref()?,
+                code.get(i)?.as_deref()?,
+                parent.get(i)?.as_deref(),
+                population.get(i).copied()?,
+            ))
+        })
+        .collect();
+    let largest = |candidates: Vec<&(&str, &str, Option<&str>, f64)>| {
+        candidates
+            .into_iter()
+            .max_by(|a, b| a.3.total_cmp(&b.3).then(b.1.cmp(a.1)))
+            .map(|r| r.1.to_string())
+    };
+    let icb = largest(rows.iter().filter(|r| r.0 == "icb").collect());
+    Ok(largest(
+        rows.iter()
+            .filter(|r| r.0 == "pcn" && (icb.is_none() || r.2 == icb.as_deref()))
+            .collect(),
+    ))
 }
 
 /// Population, Core20 share and the three steepest gradients of the run's ICB (or England).

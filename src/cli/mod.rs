@@ -12,6 +12,7 @@ use crate::output::{LogFormat, Printer};
 
 pub mod demo;
 pub mod query;
+pub mod report;
 pub mod run;
 pub mod stats;
 pub mod synth;
@@ -52,6 +53,7 @@ pub enum Command {
     Stats(Box<stats::StatsArgs>),
     Validate(validate::ValidateArgs),
     Query(query::QueryArgs),
+    Report(report::ReportArgs),
     Synth(synth::SynthArgs),
 }
 
@@ -64,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::run(*args, &printer),
         Command::Validate(args) => validate::run(args, &printer),
         Command::Query(args) => query::run(args, &printer),
+        Command::Report(args) => report::run(args, &printer),
         Command::Synth(args) => synth::run(args, &printer),
     }
 }

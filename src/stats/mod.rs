@@ -34,6 +34,7 @@
 //! | MAD | mean absolute difference (the SII reliability statistic) |
 //! | ESP2013 | the 2013 European Standard Population |
 
+pub mod difference;
 pub mod dsr;
 pub mod funnel;
 pub mod isr;

@@ -11,6 +11,7 @@ mod measure;
 mod pipeline;
 mod query;
 mod reliability;
+mod report;
 mod run;
 mod saved_queries;
 mod stats;

@@ -59,7 +59,7 @@ fn unrounded_run() -> &'static Path {
     pipeline_run(&RUN, "unrounded", false)
 }
 
-fn published_run() -> &'static Path {
+pub(crate) fn published_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     pipeline_run(&RUN, "published", true)
 }
