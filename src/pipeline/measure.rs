@@ -12,6 +12,7 @@
 //! only adapts them to tables (one call per row, or per age-band group for DSRs).
 
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::error::UserError;
@@ -305,17 +306,20 @@ pub(crate) fn den_column(i: usize) -> String {
     format!("__den{i}")
 }
 
-/// The text value of a breakdown on each patient row (null → "Unknown").
-fn breakdown_value(breakdown: &str) -> Expr {
-    let value = match breakdown {
-        b if b == schema::CORE20 => when(col(schema::CORE20).eq(lit(true)))
+/// The text label of a breakdown's value, from the `breakdown_value` column grouped on the
+/// breakdown column's own values (null → "Unknown").
+fn breakdown_label(breakdown: &str) -> Expr {
+    let value = col(BREAKDOWN_VALUE);
+    let label = if breakdown == schema::CORE20 {
+        when(value.clone().eq(lit(true)))
             .then(lit("Core20"))
-            .when(col(schema::CORE20).eq(lit(false)))
+            .when(value.eq(lit(false)))
             .then(lit("Not Core20"))
-            .otherwise(lit(NULL).cast(DataType::String)),
-        other => col(other).cast(DataType::String),
+            .otherwise(lit(NULL).cast(DataType::String))
+    } else {
+        value.cast(DataType::String)
     };
-    value.fill_null(lit(UNKNOWN))
+    label.fill_null(lit(UNKNOWN))
 }
 
 /// Practice-level sums of every indicator's numerator and denominator, for each breakdown
@@ -324,12 +328,17 @@ fn breakdown_value(breakdown: &str) -> Expr {
 fn practice_sums(
     patients: &LazyFrame,
     indicators: &[PreparedIndicator],
+    wanted: &[usize],
     breakdowns: &[String],
     by_age: bool,
 ) -> PolarsResult<LazyFrame> {
     let weight = col(schema::WEIGHT).cast(DataType::Float64);
     let mut with_terms = Vec::new();
-    for (i, indicator) in indicators.iter().enumerate() {
+    for (i, indicator) in indicators
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| wanted.contains(i))
+    {
         let eligible = indicator.eligible.clone();
         with_terms.push(
             when(eligible.clone())
@@ -345,15 +354,18 @@ fn practice_sums(
         );
     }
     let terms = patients.clone().with_columns(with_terms);
-    let sums: Vec<Expr> = (0..indicators.len())
-        .flat_map(|i| [col(num_column(i)).sum(), col(den_column(i)).sum()])
+    let sums: Vec<Expr> = wanted
+        .iter()
+        .flat_map(|&i| [col(num_column(i)).sum(), col(den_column(i)).sum()])
         .collect();
     let mut frames = Vec::new();
     for breakdown in std::iter::once(ALL.to_string()).chain(breakdowns.iter().cloned()) {
-        let value = if breakdown == ALL {
-            lit("All")
+        // Group on the breakdown column as it is (integers, booleans) and label the groups
+        // afterwards: text made for every patient row is most of the cost otherwise.
+        let (value, label) = if breakdown == ALL {
+            (lit(true), lit("All"))
         } else {
-            breakdown_value(&breakdown)
+            (col(breakdown.as_str()), breakdown_label(&breakdown))
         };
         let mut keys = vec![col(schema::PRACTICE_CODE), value.alias(BREAKDOWN_VALUE)];
         if by_age {
@@ -368,7 +380,10 @@ fn practice_sums(
                 .clone()
                 .group_by(keys)
                 .agg(sums.clone())
-                .with_column(lit(breakdown.clone()).alias(BREAKDOWN)),
+                .with_columns([
+                    label.alias(BREAKDOWN_VALUE),
+                    lit(breakdown.clone()).alias(BREAKDOWN),
+                ]),
         );
     }
     concat(frames, UnionArgs::default())
@@ -380,7 +395,7 @@ fn roll_up(
     practices: LazyFrame,
     levels: &[String],
     by_age: bool,
-    n: usize,
+    wanted: &[usize],
 ) -> PolarsResult<LazyFrame> {
     let sums = sums.join(
         practices,
@@ -388,8 +403,9 @@ fn roll_up(
         [col(schema::PRACTICE_CODE)],
         JoinArgs::new(JoinType::Left),
     );
-    let aggs: Vec<Expr> = (0..n)
-        .flat_map(|i| [col(num_column(i)).sum(), col(den_column(i)).sum()])
+    let aggs: Vec<Expr> = wanted
+        .iter()
+        .flat_map(|&i| [col(num_column(i)).sum(), col(den_column(i)).sum()])
         .collect();
     let mut frames = Vec::new();
     for level in levels {
@@ -443,28 +459,37 @@ pub fn indicators_table(
         col(schema::ICB_CODE),
     ]);
     let levels = &config.levels;
+    // Sums by age band only for the DSRs: by practice × breakdown value × age band the frame is
+    // nineteen times longer, and every column in it costs.
+    let (dsr, flat_only): (Vec<usize>, Vec<usize>) =
+        (0..n).partition(|&i| indicators[i].spec.kind == IndicatorType::Dsr);
+    // Practice sums are collected before rolling up: each level's plan would otherwise run
+    // the patient-level aggregation again.
     let flat = roll_up(
-        practice_sums(patients, indicators, &config.breakdowns, false)?,
+        practice_sums(patients, indicators, &flat_only, &config.breakdowns, false)?
+            .collect()?
+            .lazy(),
         practice_map.clone(),
         levels,
         false,
-        n,
+        &flat_only,
     )?
     .collect()?;
-    let has_dsr = indicators.iter().any(|i| i.spec.kind == IndicatorType::Dsr);
-    let by_age = if has_dsr {
+    let by_age = if dsr.is_empty() {
+        None
+    } else {
         Some(
             roll_up(
-                practice_sums(patients, indicators, &config.breakdowns, true)?,
+                practice_sums(patients, indicators, &dsr, &config.breakdowns, true)?
+                    .collect()?
+                    .lazy(),
                 practice_map,
                 levels,
                 true,
-                n,
+                &dsr,
             )?
             .collect()?,
         )
-    } else {
-        None
     };
 
     let pair = reference_levels()?;
@@ -501,56 +526,71 @@ pub(crate) fn estimate_rows(
     pair: &[Confidence],
     rows: &mut IndicatorRows,
 ) -> PolarsResult<()> {
-    let kinds = flat.column(schema::FOOTPRINT_KIND)?.str()?.clone();
-    let codes = flat.column(schema::FOOTPRINT_CODE)?.str()?.clone();
-    let breakdowns = flat.column(BREAKDOWN)?.str()?.clone();
-    let values = flat.column(BREAKDOWN_VALUE)?.str()?.clone();
+    let keys = key_columns(flat)?;
     for (i, spec) in specs.iter().enumerate() {
         if spec.kind == IndicatorType::Dsr {
             continue;
         }
-        let nums = flat.column(&num_column(i))?.f64()?.clone();
-        let dens = flat.column(&den_column(i))?.f64()?.clone();
-        for row in 0..flat.height() {
-            let x = nums.get(row).unwrap_or(0.0);
-            let d = dens.get(row).unwrap_or(0.0);
-            let (estimate, method) = if d <= 0.0 {
-                (None, None)
-            } else {
+        let nums = zero_filled(flat, &num_column(i))?;
+        let dens = zero_filled(flat, &den_column(i))?;
+        // One call per row, in parallel: a national run has millions of rows.
+        let estimates: Vec<(Option<crate::stats::Estimate>, Option<&'static str>)> = nums
+            .par_iter()
+            .zip(dens.par_iter())
+            .map(|(&x, &d)| {
+                if d <= 0.0 {
+                    return Ok((None, None));
+                }
                 match spec.kind {
-                    IndicatorType::Proportion => (
+                    IndicatorType::Proportion => Ok((
                         crate::stats::proportion::proportion(x.min(d), d, pair, spec.multiplier())
                             .map_err(stats_err)?,
-                        Some("Wilson".to_string()),
-                    ),
+                        Some("Wilson"),
+                    )),
                     _ => {
                         let rate = crate::stats::rate::crude_rate(x, d, pair, spec.multiplier())
                             .map_err(stats_err)?;
-                        (rate.estimate, rate.method.map(|m| m.label().to_string()))
+                        Ok((rate.estimate, rate.method.map(|m| m.label())))
                     }
                 }
-            };
-            rows.push(
-                spec,
-                kinds.get(row),
-                codes.get(row),
-                breakdowns.get(row),
-                values.get(row),
-                x,
-                d,
-                estimate.as_ref(),
-                method,
-            );
-        }
+            })
+            .collect::<PolarsResult<_>>()?;
+        let (estimates, methods): (Vec<_>, Vec<_>) = estimates.into_iter().unzip();
+        rows.push_block(spec, &keys, nums, dens, &estimates, methods)?;
     }
     Ok(())
+}
+
+/// The four key columns of an indicators block, in the published order.
+fn key_columns(frame: &DataFrame) -> PolarsResult<Vec<Column>> {
+    [
+        schema::FOOTPRINT_KIND,
+        schema::FOOTPRINT_CODE,
+        BREAKDOWN,
+        BREAKDOWN_VALUE,
+    ]
+    .iter()
+    .map(|name| frame.column(name).cloned())
+    .collect()
+}
+
+/// A numeric column as plain values, missing as 0.
+fn zero_filled(frame: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
+    Ok(frame
+        .column(name)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(0.0))
+        .collect())
 }
 
 fn stats_err(e: crate::stats::StatsError) -> PolarsError {
     polars_err!(ComputeError: "{e}")
 }
 
-/// DSR rows: group the age-band sums of each footprint × breakdown value and standardise.
+/// DSR rows: spread the age-band sums of each footprint × breakdown value over the 19 ESP2013
+/// bands and standardise.
 fn dsr_rows(
     by_age: &DataFrame,
     indicators: &[PreparedIndicator],
@@ -564,12 +604,22 @@ fn dsr_rows(
         BREAKDOWN,
         BREAKDOWN_VALUE,
     ];
-    let mut aggs = vec![col(schema::AGE_BAND)];
+    let band_of = |band: &str, column: String| {
+        col(column)
+            .filter(col(schema::AGE_BAND).eq(lit(band)))
+            .sum()
+    };
+    let mut aggs = Vec::new();
     for (i, indicator) in indicators.iter().enumerate() {
         if indicator.spec.kind == IndicatorType::Dsr {
-            aggs.push(col(num_column(i)));
-            aggs.push(col(den_column(i)));
+            for (b, band) in ESP2013_BANDS.iter().enumerate() {
+                aggs.push(band_of(band, num_column(i)).alias(format!("__num{i}_{b}")));
+                aggs.push(band_of(band, den_column(i)).alias(format!("__den{i}_{b}")));
+            }
         }
+    }
+    if aggs.is_empty() {
+        return Ok(());
     }
     let grouped = by_age
         .clone()
@@ -577,169 +627,165 @@ fn dsr_rows(
         .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
         .agg(aggs)
         .collect()?;
-    let kinds = grouped.column(schema::FOOTPRINT_KIND)?.str()?.clone();
-    let codes = grouped.column(schema::FOOTPRINT_CODE)?.str()?.clone();
-    let breakdowns = grouped.column(BREAKDOWN)?.str()?.clone();
-    let values = grouped.column(BREAKDOWN_VALUE)?.str()?.clone();
-    let bands = grouped.column(schema::AGE_BAND)?.list()?.clone();
+    let key_cols = key_columns(&grouped)?;
     for (i, indicator) in indicators.iter().enumerate() {
         if indicator.spec.kind != IndicatorType::Dsr {
             continue;
         }
-        let nums = grouped.column(&num_column(i))?.list()?.clone();
-        let dens = grouped.column(&den_column(i))?.list()?.clone();
-        for row in 0..grouped.height() {
-            // Crossing into slices per group for the statistics: 19 age bands.
-            let mut x = [0.0f64; 19];
-            let mut n = [0.0f64; 19];
-            let (Some(band_list), Some(num_list), Some(den_list)) = (
-                bands.get_as_series(row),
-                nums.get_as_series(row),
-                dens.get_as_series(row),
-            ) else {
-                continue;
-            };
-            let band_names = band_list.str()?.clone();
-            let num_values = num_list.f64()?.clone();
-            let den_values = den_list.f64()?.clone();
-            for j in 0..band_names.len() {
-                let Some(position) = band_names
-                    .get(j)
-                    .and_then(|b| ESP2013_BANDS.iter().position(|e| *e == b))
-                else {
-                    continue;
-                };
-                if let (Some(slot_x), Some(slot_n)) = (x.get_mut(position), n.get_mut(position)) {
-                    *slot_x += num_values.get(j).unwrap_or(0.0);
-                    *slot_n += den_values.get(j).unwrap_or(0.0);
+        let bands = |prefix: &str| -> PolarsResult<Vec<Vec<f64>>> {
+            (0..ESP2013_BANDS.len())
+                .map(|b| zero_filled(&grouped, &format!("{prefix}{i}_{b}")))
+                .collect()
+        };
+        let (x_bands, n_bands) = (bands("__num")?, bands("__den")?);
+        let estimates: Vec<(f64, f64, Option<crate::stats::Estimate>)> = (0..grouped.height())
+            .into_par_iter()
+            .map(|row| {
+                // Bands with no eligible people carry no information; the reference needs n > 0.
+                let used: Vec<usize> = (0..ESP2013_BANDS.len())
+                    .filter(|&b| n_bands[b][row] > 0.0)
+                    .collect();
+                let xs: Vec<f64> = used.iter().map(|&b| x_bands[b][row]).collect();
+                let ns: Vec<f64> = used.iter().map(|&b| n_bands[b][row]).collect();
+                let total_x: f64 = x_bands.iter().map(|band| band[row]).sum();
+                let total_n: f64 = n_bands.iter().map(|band| band[row]).sum();
+                if used.is_empty() {
+                    return Ok((total_x, total_n, None));
                 }
-            }
-            let total_x: f64 = x.iter().sum();
-            let total_n: f64 = n.iter().sum();
-            // Bands with no eligible people carry no information; the reference needs n > 0.
-            let used: Vec<usize> = (0..19)
-                .filter(|&b| n.get(b).copied().unwrap_or(0.0) > 0.0)
-                .collect();
-            let estimate = if used.is_empty() {
-                None
-            } else {
-                let xs: Vec<f64> = used
-                    .iter()
-                    .map(|&b| x.get(b).copied().unwrap_or(0.0))
-                    .collect();
-                let ns: Vec<f64> = used
-                    .iter()
-                    .map(|&b| n.get(b).copied().unwrap_or(0.0))
-                    .collect();
                 let ws: Vec<f64> = used
                     .iter()
                     .map(|&b| esp2013.get(b).copied().unwrap_or(0.0))
                     .collect();
-                crate::stats::dsr::dsr(&xs, &ns, &ws, pair, indicator.spec.multiplier())
-                    .map_err(stats_err)?
-                    .estimate
-            };
-            rows.push(
-                &indicator.spec,
-                kinds.get(row),
-                codes.get(row),
-                breakdowns.get(row),
-                values.get(row),
-                total_x,
-                total_n,
-                estimate.as_ref(),
-                Some("Dobson".to_string()),
-            );
+                let estimate =
+                    crate::stats::dsr::dsr(&xs, &ns, &ws, pair, indicator.spec.multiplier())
+                        .map_err(stats_err)?
+                        .estimate;
+                Ok((total_x, total_n, estimate))
+            })
+            .collect::<PolarsResult<_>>()?;
+        let mut nums = Vec::with_capacity(estimates.len());
+        let mut dens = Vec::with_capacity(estimates.len());
+        let mut values = Vec::with_capacity(estimates.len());
+        for (x, n, estimate) in estimates {
+            nums.push(x);
+            dens.push(n);
+            values.push(estimate);
         }
+        let methods = vec![Some("Dobson"); values.len()];
+        rows.push_block(&indicator.spec, &key_cols, nums, dens, &values, methods)?;
     }
     Ok(())
 }
 
-/// Rows of the `indicators` table, built column by column.
+/// Rows of the `indicators` table, a block of columns per indicator (the key columns are shared
+/// with the frame they came from, not copied row by row).
 #[derive(Default)]
 pub(crate) struct IndicatorRows {
-    indicator: Vec<String>,
-    name: Vec<String>,
-    kind: Vec<&'static str>,
-    level: Vec<Option<String>>,
-    code: Vec<Option<String>>,
-    breakdown: Vec<Option<String>>,
-    value_label: Vec<Option<String>>,
-    numerator: Vec<f64>,
-    denominator: Vec<f64>,
-    value: Vec<Option<f64>>,
-    l95: Vec<Option<f64>>,
-    u95: Vec<Option<f64>>,
-    l998: Vec<Option<f64>>,
-    u998: Vec<Option<f64>>,
-    method: Vec<Option<String>>,
+    blocks: Vec<DataFrame>,
 }
 
 impl IndicatorRows {
-    #[allow(clippy::too_many_arguments)]
-    fn push(
+    /// Add one indicator's rows: `keys` are footprint kind, code, breakdown and breakdown value
+    /// (one entry per row, like the other arguments).
+    ///
+    /// # Errors
+    /// If the lengths differ.
+    pub(crate) fn push_block(
         &mut self,
         spec: &IndicatorSpec,
-        level: Option<&str>,
-        code: Option<&str>,
-        breakdown: Option<&str>,
-        value_label: Option<&str>,
-        numerator: f64,
-        denominator: f64,
-        estimate: Option<&crate::stats::Estimate>,
-        method: Option<String>,
-    ) {
-        self.indicator.push(spec.id.clone());
-        self.name.push(spec.name.clone());
-        self.kind.push(match spec.kind {
+        keys: &[Column],
+        numerator: Vec<f64>,
+        denominator: Vec<f64>,
+        estimates: &[Option<crate::stats::Estimate>],
+        method: Vec<Option<&'static str>>,
+    ) -> PolarsResult<()> {
+        let n = numerator.len();
+        let limit = |i: usize, upper: bool| -> Vec<Option<f64>> {
+            estimates
+                .iter()
+                .map(|e| {
+                    e.as_ref()
+                        .and_then(|e| e.limits.get(i))
+                        .map(|l| if upper { l.upper } else { l.lower })
+                        .filter(|v| v.is_finite())
+                })
+                .collect()
+        };
+        let value: Vec<Option<f64>> = estimates
+            .iter()
+            .map(|e| e.as_ref().map(|e| e.value).filter(|v| v.is_finite()))
+            .collect();
+        let text = |name: &str, value: &str| {
+            Column::new_scalar(
+                name.into(),
+                Scalar::new(DataType::String, AnyValue::StringOwned(value.into())),
+                n,
+            )
+        };
+        let kind = match spec.kind {
             IndicatorType::Proportion => "proportion",
             IndicatorType::Rate => "rate",
             IndicatorType::Dsr => "dsr",
-        });
-        self.level.push(level.map(str::to_string));
-        self.code.push(code.map(str::to_string));
-        self.breakdown.push(breakdown.map(str::to_string));
-        self.value_label.push(value_label.map(str::to_string));
-        self.numerator.push(numerator);
-        self.denominator.push(denominator);
-        let limit = |i: usize, upper: bool| {
-            estimate
-                .and_then(|e| e.limits.get(i))
-                .map(|l| if upper { l.upper } else { l.lower })
-                .filter(|v| v.is_finite())
         };
-        self.value
-            .push(estimate.map(|e| e.value).filter(|v| v.is_finite()));
-        self.l95.push(limit(0, false));
-        self.u95.push(limit(0, true));
-        self.l998.push(limit(1, false));
-        self.u998.push(limit(1, true));
-        self.method.push(method);
+        let mut columns = vec![
+            text(schema::INDICATOR, &spec.id),
+            text(schema::INDICATOR_NAME, &spec.name),
+            text(INDICATOR_TYPE, kind),
+        ];
+        for key in keys {
+            columns.push(key.cast(&DataType::String)?);
+        }
+        columns.extend([
+            Column::new(schema::NUMERATOR.into(), numerator),
+            Column::new(schema::DENOMINATOR.into(), denominator),
+            Column::new(schema::VALUE.into(), value),
+            Column::new(schema::LOWER_CL_95.into(), limit(0, false)),
+            Column::new(schema::UPPER_CL_95.into(), limit(0, true)),
+            Column::new(schema::LOWER_CL_998.into(), limit(1, false)),
+            Column::new(schema::UPPER_CL_998.into(), limit(1, true)),
+            Column::new(METHOD.into(), method),
+        ]);
+        self.blocks.push(DataFrame::new(n, columns)?);
+        Ok(())
     }
 
     pub(crate) fn into_frame(self) -> PolarsResult<DataFrame> {
-        let n = self.indicator.len();
-        DataFrame::new(
-            n,
-            vec![
-                Column::new(schema::INDICATOR.into(), self.indicator),
-                Column::new(schema::INDICATOR_NAME.into(), self.name),
-                Column::new(INDICATOR_TYPE.into(), self.kind),
-                Column::new(schema::FOOTPRINT_KIND.into(), self.level),
-                Column::new(schema::FOOTPRINT_CODE.into(), self.code),
-                Column::new(BREAKDOWN.into(), self.breakdown),
-                Column::new(BREAKDOWN_VALUE.into(), self.value_label),
-                Column::new(schema::NUMERATOR.into(), self.numerator),
-                Column::new(schema::DENOMINATOR.into(), self.denominator),
-                Column::new(schema::VALUE.into(), self.value),
-                Column::new(schema::LOWER_CL_95.into(), self.l95),
-                Column::new(schema::UPPER_CL_95.into(), self.u95),
-                Column::new(schema::LOWER_CL_998.into(), self.l998),
-                Column::new(schema::UPPER_CL_998.into(), self.u998),
-                Column::new(METHOD.into(), self.method),
-            ],
-        )
+        let mut blocks = self.blocks.into_iter();
+        let Some(mut table) = blocks.next() else {
+            return empty_block();
+        };
+        for block in blocks {
+            table.vstack_mut_owned(block)?;
+        }
+        table.rechunk_mut_par();
+        Ok(table)
     }
+}
+
+/// The `indicators` columns with no rows.
+fn empty_block() -> PolarsResult<DataFrame> {
+    let text = |name: &str| Column::new_empty(name.into(), &DataType::String);
+    let number = |name: &str| Column::new_empty(name.into(), &DataType::Float64);
+    DataFrame::new(
+        0,
+        vec![
+            text(schema::INDICATOR),
+            text(schema::INDICATOR_NAME),
+            text(INDICATOR_TYPE),
+            text(schema::FOOTPRINT_KIND),
+            text(schema::FOOTPRINT_CODE),
+            text(BREAKDOWN),
+            text(BREAKDOWN_VALUE),
+            number(schema::NUMERATOR),
+            number(schema::DENOMINATOR),
+            number(schema::VALUE),
+            number(schema::LOWER_CL_95),
+            number(schema::UPPER_CL_95),
+            number(schema::LOWER_CL_998),
+            number(schema::UPPER_CL_998),
+            text(METHOD),
+        ],
+    )
 }
 
 fn empty_indicators() -> PolarsResult<DataFrame> {
