@@ -21,7 +21,7 @@
 //! applied to polars tables by [`DisclosureConfig::protect_additive`]; `pipeline::run` applies
 //! them to every publishable table before publish writes it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use polars::prelude::*;
 use serde::Deserialize;
@@ -346,7 +346,11 @@ impl DisclosureConfig {
         let groups: Vec<Group> = (0..height)
             .map(|row| Group {
                 cells: (row * width..(row + 1) * width).collect(),
-                total: totals.get(row).copied().filter(|t| t.is_finite()).unwrap_or(0.0),
+                total: totals
+                    .get(row)
+                    .copied()
+                    .filter(|t| t.is_finite())
+                    .unwrap_or(0.0),
             })
             .collect();
         let hidden = self.complementary(&counts, &groups);
@@ -385,21 +389,6 @@ struct GroupLayout {
 
 impl GroupLayout {
     fn of(table: &DataFrame, additivity: Additivity<'_>) -> PolarsResult<GroupLayout> {
-        let text = |name: &str| -> PolarsResult<Vec<String>> {
-            let column = table.column(name)?.cast(&DataType::String)?;
-            Ok(column
-                .str()?
-                .iter()
-                .map(|v| v.map_or_else(|| "\u{0}".to_string(), str::to_string))
-                .collect())
-        };
-        let key_of = |columns: &[Vec<String>], row: usize| -> String {
-            columns
-                .iter()
-                .map(|c| c[row].as_str())
-                .collect::<Vec<_>>()
-                .join("\u{1f}")
-        };
         let mut layout = GroupLayout {
             cells: Vec::new(),
             total_rows: Vec::new(),
@@ -410,57 +399,51 @@ impl GroupLayout {
                 breakdown,
                 total,
             } => {
-                let keys: Vec<Vec<String>> =
-                    keys.iter().map(|k| text(k)).collect::<Result<_, _>>()?;
-                let breakdowns = text(breakdown)?;
-                let mut totals: HashMap<String, usize> = HashMap::new();
-                for (row, b) in breakdowns.iter().enumerate() {
-                    if b == total {
-                        totals.insert(key_of(&keys, row), row);
+                let is_total: Vec<bool> = table
+                    .column(breakdown)?
+                    .cast(&DataType::String)?
+                    .str()?
+                    .iter()
+                    .map(|b| b == Some(total))
+                    .collect();
+                // The total row of each whole, by row.
+                let mut total_of_row: Vec<Option<usize>> = vec![None; table.height()];
+                for whole in row_groups(table, keys)? {
+                    let total_row = whole.iter().copied().find(|&r| is_total[r]);
+                    for row in whole {
+                        total_of_row[row] = total_row;
                     }
                 }
-                let mut index: HashMap<String, usize> = HashMap::new();
-                for (row, b) in breakdowns.iter().enumerate() {
-                    if b == total {
+                let by: Vec<&str> = keys.iter().copied().chain([breakdown]).collect();
+                for cells in row_groups(table, &by)? {
+                    // Total rows form groups of their own; they are totals, not parts.
+                    let Some(&first) = cells.first() else {
+                        continue;
+                    };
+                    if is_total[first] {
                         continue;
                     }
-                    let whole = key_of(&keys, row);
-                    let group = format!("{whole}\u{1e}{b}");
-                    let g = *index.entry(group).or_insert_with(|| {
-                        layout.cells.push(Vec::new());
-                        layout.total_rows.push(totals.get(&whole).copied());
-                        layout.cells.len() - 1
-                    });
-                    layout.cells[g].push(row);
+                    layout.total_rows.push(total_of_row[first]);
+                    layout.cells.push(cells);
                 }
             }
             Additivity::CrossTable { keys, dimensions } => {
-                let keys: Vec<Vec<String>> =
-                    keys.iter().map(|k| text(k)).collect::<Result<_, _>>()?;
-                let dims: Vec<Vec<String>> = dimensions
-                    .iter()
-                    .map(|d| text(d))
-                    .collect::<Result<_, _>>()?;
-                for along in 0..dims.len() {
+                for along in 0..dimensions.len() {
                     // A line: the keys and every dimension but `along` fixed.
-                    let fixed: Vec<Vec<String>> = keys
+                    let by: Vec<&str> = keys
                         .iter()
                         .chain(
-                            dims.iter()
+                            dimensions
+                                .iter()
                                 .enumerate()
                                 .filter(|(d, _)| *d != along)
                                 .map(|(_, c)| c),
                         )
-                        .cloned()
+                        .copied()
                         .collect();
-                    let mut index: HashMap<String, usize> = HashMap::new();
-                    for row in 0..table.height() {
-                        let g = *index.entry(key_of(&fixed, row)).or_insert_with(|| {
-                            layout.cells.push(Vec::new());
-                            layout.total_rows.push(None);
-                            layout.cells.len() - 1
-                        });
-                        layout.cells[g].push(row);
+                    for cells in row_groups(table, &by)? {
+                        layout.cells.push(cells);
+                        layout.total_rows.push(None);
                     }
                 }
             }
@@ -489,6 +472,26 @@ impl GroupLayout {
             })
             .collect()
     }
+}
+
+/// The rows of `table` sharing values of `by` (missing values form a group), groups in order
+/// of first appearance and rows in table order, so that choices made group by group are the
+/// same in every run.
+fn row_groups(table: &DataFrame, by: &[&str]) -> PolarsResult<Vec<Vec<usize>>> {
+    if table.height() == 0 {
+        return Ok(Vec::new());
+    }
+    let grouped = table.group_by_stable(by.iter().copied())?;
+    Ok(grouped
+        .get_groups()
+        .iter()
+        .map(|group| match group {
+            GroupsIndicator::Idx((_, rows)) => rows.iter().map(|&r| r as usize).collect(),
+            GroupsIndicator::Slice([first, len]) => {
+                (first as usize..(first + len) as usize).collect()
+            }
+        })
+        .collect())
 }
 
 /// Cells of `table` that repeat rows of a protected table: one mask per `(column, breakdown
@@ -778,7 +781,11 @@ mod tests {
         ]
         .expect("frame");
         let masks = DisclosureConfig::default()
-            .row_part_masks(&table, &["q1", "q2", "q3", "q4", "q5"], "population_with_imd")
+            .row_part_masks(
+                &table,
+                &["q1", "q2", "q3", "q4", "q5"],
+                "population_with_imd",
+            )
             .expect("masks");
         let hidden: Vec<(String, Vec<bool>)> = masks;
         assert_eq!(hidden[0].1, [true, false], "q1 = 3 is primary");
