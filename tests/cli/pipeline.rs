@@ -518,7 +518,11 @@ fn suppression_cannot_be_undone_by_differencing_totals_and_parts() {
     // area_deprivation: the quintile counts of a row are the parts of its matched population.
     let areas = read(&run.join("area_deprivation.parquet"));
     let hidden_quintiles = (1..=5)
-        .map(|q| col(format!("population_imd_q{q}").as_str()).is_null().cast(DataType::UInt32))
+        .map(|q| {
+            col(format!("population_imd_q{q}").as_str())
+                .is_null()
+                .cast(DataType::UInt32)
+        })
         .reduce(|a, b| a + b)
         .expect("five quintiles");
     let single = areas
@@ -530,7 +534,11 @@ fn suppression_cannot_be_undone_by_differencing_totals_and_parts() {
         )
         .collect()
         .expect("rows");
-    assert_eq!(single.height(), 0, "area rows with one hidden quintile:\n{single}");
+    assert_eq!(
+        single.height(),
+        0,
+        "area rows with one hidden quintile:\n{single}"
+    );
 
     // segments: a cross-table; along every dimension, a line of two or more cells whose true
     // total is not small never has exactly one hidden cell. True totals from the unrounded run

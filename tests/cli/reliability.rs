@@ -674,9 +674,24 @@ fn the_same_inputs_config_and_seed_give_byte_identical_tables() {
     let data = crate::synth::pcn_run();
     let mut config = std::fs::read_to_string(data.join("healthgap.toml")).expect("synth config");
     config.push_str(&crate::pipeline::analysis_sections(true));
-    let config_path = data.join("reproducible.toml");
-    std::fs::write(&config_path, config).expect("write config");
+    // The config lives in this test's folder, not in the shared synthetic data (other tests
+    // list that folder's files): its relative paths become absolute.
+    let config: String = config
+        .lines()
+        .map(|line| match line.strip_prefix("path = \"") {
+            Some(rest) if !rest.starts_with('/') => {
+                format!(
+                    "path = {}",
+                    toml_path(&data.join(rest.trim_end_matches('"')))
+                )
+            }
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     let dir = Workdir::new("reproducible");
+    let config_path = dir.join("reproducible.toml");
+    std::fs::write(&config_path, config).expect("write config");
     let roots = [dir.join("a"), dir.join("b")];
     // Both at once: they share nothing but the inputs.
     let children: Vec<_> = roots

@@ -639,3 +639,60 @@ fn the_pack_renders_in_headless_chromium_with_every_chart() {
         "a screenshot of the window"
     );
 }
+
+/// Every file under `dir`, by path relative to it, with its bytes.
+fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read file");
+                files.insert(path.strip_prefix(dir).expect("under").to_path_buf(), bytes);
+            }
+        }
+    }
+    files
+}
+
+/// Issue 10: the same run gives byte-identical packs, chart files included (no clock, no
+/// output path, no hash-map order in what is written).
+#[test]
+fn the_same_run_gives_identical_pack_and_chart_files() {
+    let demo = demo();
+    let dir = Workdir::new("report-reproducible");
+    for out in ["first", "second"] {
+        dir.run(&[
+            "report",
+            "--pcn",
+            &demo.pcn,
+            "--run",
+            &demo.run.display().to_string(),
+            "--out",
+            out,
+        ])
+        .expect_code(0);
+    }
+    let first = files_under(&dir.join("first"));
+    let second = files_under(&dir.join("second"));
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>(),
+        "the same files"
+    );
+    let charts = first
+        .keys()
+        .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+        .count();
+    assert!(charts >= 5, "chart files written: {charts}");
+    for (path, bytes) in &first {
+        assert!(
+            bytes == &second[path],
+            "{} differs between two reports of the same run",
+            path.display()
+        );
+    }
+}
