@@ -76,9 +76,14 @@ pub fn section(ctx: &IcbContext, pcn: &Pcn<'_>) -> Section {
         "Registered people by national {} quintile of their home LSOA: {name}, {} and {}",
         ctx.manifest.index_label(),
         ctx.icb_name(),
-        columns
-            .last()
-            .map_or("England".to_string(), |(l, _)| l.to_lowercase())
+        columns.last().map_or("England".to_string(), |(l, _)| {
+            // Mid-sentence: "all practices in this run", but "England" keeps its capital.
+            if l == "England" {
+                l.clone()
+            } else {
+                l.to_lowercase()
+            }
+        })
     );
     let figure = match quintile_bars::render_svg(&bars, &title, &subtitle, &ctx.source()) {
         Ok(svg) => Figure {
