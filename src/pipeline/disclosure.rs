@@ -369,13 +369,7 @@ impl DisclosureConfig {
 
 /// A count column as true values, `NaN` where missing.
 fn true_counts(table: &DataFrame, count: &str) -> PolarsResult<Vec<f64>> {
-    Ok(table
-        .column(count)?
-        .cast(&DataType::Float64)?
-        .f64()?
-        .iter()
-        .map(|v| v.unwrap_or(f64::NAN))
-        .collect())
+    super::f64_values(table, count, f64::NAN)
 }
 
 /// Which rows form each group of a table (the same for every count column), and where each

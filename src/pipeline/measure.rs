@@ -561,28 +561,25 @@ pub(crate) fn estimate_rows(
     Ok(())
 }
 
-/// The four key columns of an indicators block, in the published order.
+/// The key columns of an indicators block (and of the sums it is made from), in the published
+/// order.
+const KEYS: [&str; 4] = [
+    schema::FOOTPRINT_KIND,
+    schema::FOOTPRINT_CODE,
+    BREAKDOWN,
+    BREAKDOWN_VALUE,
+];
+
+/// The key columns of `frame`, shared (not copied) with it.
 fn key_columns(frame: &DataFrame) -> PolarsResult<Vec<Column>> {
-    [
-        schema::FOOTPRINT_KIND,
-        schema::FOOTPRINT_CODE,
-        BREAKDOWN,
-        BREAKDOWN_VALUE,
-    ]
-    .iter()
-    .map(|name| frame.column(name).cloned())
-    .collect()
+    KEYS.iter()
+        .map(|name| frame.column(name).cloned())
+        .collect()
 }
 
 /// A numeric column as plain values, missing as 0.
 fn zero_filled(frame: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
-    Ok(frame
-        .column(name)?
-        .cast(&DataType::Float64)?
-        .f64()?
-        .iter()
-        .map(|v| v.unwrap_or(0.0))
-        .collect())
+    super::f64_values(frame, name, 0.0)
 }
 
 fn stats_err(e: crate::stats::StatsError) -> PolarsError {
@@ -598,12 +595,6 @@ fn dsr_rows(
     pair: &[Confidence],
     rows: &mut IndicatorRows,
 ) -> PolarsResult<()> {
-    let keys = [
-        schema::FOOTPRINT_KIND,
-        schema::FOOTPRINT_CODE,
-        BREAKDOWN,
-        BREAKDOWN_VALUE,
-    ];
     let band_of = |band: &str, column: String| {
         col(column)
             .filter(col(schema::AGE_BAND).eq(lit(band)))
@@ -624,7 +615,7 @@ fn dsr_rows(
     let grouped = by_age
         .clone()
         .lazy()
-        .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
+        .group_by(KEYS.iter().map(|k| col(*k)).collect::<Vec<_>>())
         .agg(aggs)
         .collect()?;
     let key_cols = key_columns(&grouped)?;

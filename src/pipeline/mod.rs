@@ -725,6 +725,25 @@ fn segment_and_prepare(
 }
 
 /// A default run id: the UTC time, to the second (`20260201T023000Z`).
+/// A numeric column as plain `f64`s (cast as needed), `missing` where null: for the loops
+/// that hand columns to the statistics or to disclosure control.
+///
+/// # Errors
+/// If the column is missing or not numeric.
+pub(crate) fn f64_values(
+    frame: &polars::prelude::DataFrame,
+    name: &str,
+    missing: f64,
+) -> polars::prelude::PolarsResult<Vec<f64>> {
+    Ok(frame
+        .column(name)?
+        .cast(&polars::prelude::DataType::Float64)?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(missing))
+        .collect())
+}
+
 pub fn default_run_id() -> String {
     chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
 }

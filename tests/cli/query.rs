@@ -595,22 +595,15 @@ fn writes_are_refused_before_anything_runs() {
     assert_eq!(files_under(&dir.join("out")), before);
 }
 
+/// Every file under `dir` with its size.
 fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(&folder).expect("read folder") {
-            let path = entry.expect("entry").path();
-            let meta = std::fs::symlink_metadata(&path).expect("metadata");
-            if meta.is_dir() {
-                stack.push(path);
-            } else {
-                files.push((path, meta.len()));
-            }
-        }
-    }
-    files.sort();
-    files
+    crate::harness::files_under(dir)
+        .into_iter()
+        .map(|path| {
+            let size = std::fs::symlink_metadata(&path).expect("metadata").len();
+            (path, size)
+        })
+        .collect()
 }
 
 #[test]

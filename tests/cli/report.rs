@@ -642,20 +642,13 @@ fn the_pack_renders_in_headless_chromium_with_every_chart() {
 
 /// Every file under `dir`, by path relative to it, with its bytes.
 fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(&folder).expect("read folder") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).expect("read file");
-                files.insert(path.strip_prefix(dir).expect("under").to_path_buf(), bytes);
-            }
-        }
-    }
-    files
+    crate::harness::files_under(dir)
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).expect("read file");
+            (path.strip_prefix(dir).expect("under").to_path_buf(), bytes)
+        })
+        .collect()
 }
 
 /// Issue 10: the same run gives byte-identical packs, chart files included (no clock, no
