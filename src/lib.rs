@@ -22,6 +22,7 @@ pub mod error;
 pub mod geometry;
 pub mod indicators;
 pub mod ingest;
+pub mod lazy;
 pub mod output;
 pub mod pipeline;
 pub mod query;

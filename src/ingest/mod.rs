@@ -400,7 +400,8 @@ fn check_source(
         contract.unique_key,
         &file_schema,
         row_checks,
-    );
+    )
+    .map_err(|e| InputError::polars(path, "cannot check for duplicate keys", e))?;
 
     let structural: Vec<u64> = raw.structural_rejects.iter().map(|r| r.record).collect();
     let structural_ok = if structural.is_empty() {
@@ -502,13 +503,14 @@ fn collect_rejects(
                 .alias(format!("__parsed{i}")),
         );
     }
-    let bad = checked
-        .frame
-        .clone()
-        .filter(structural_ok.and(checked.row_ok().not()))
-        .select(keep)
-        .collect()
-        .map_err(|e| InputError::polars(path, "cannot check the rows", e))?;
+    let bad = crate::lazy::collect_streaming(
+        checked
+            .frame
+            .clone()
+            .filter(structural_ok.and(checked.row_ok().not()))
+            .select(keep),
+    )
+    .map_err(|e| InputError::polars(path, "cannot check the rows", e))?;
     let rows = bad
         .column(source::ROW_INDEX)
         .and_then(|c| c.cast(&DataType::UInt64))
