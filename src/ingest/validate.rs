@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use polars::prelude::*;
 use rayon::slice::ParallelSliceMut;
 
-use super::contract::{ColumnSpec, ColumnType, EnumDomain, MISSING_MARKERS, Vocabulary};
+use super::contract::{ColumnSpec, ColumnType, MISSING_MARKERS};
 use super::source::ROW_INDEX;
 
 /// Prefix of the columns that carry the raw text of a contract column.
@@ -127,11 +127,14 @@ pub fn check(
         outputs.push(extra.clone());
     }
 
-    let parsed = frame
-        .select(raw_cols)
-        .with_columns(text_cols)
-        .with_columns(missing_cols)
-        .with_columns(parsed_cols);
+    let parsed = with_canonical_values(
+        frame
+            .select(raw_cols)
+            .with_columns(text_cols)
+            .with_columns(missing_cols),
+        columns,
+    )?
+    .with_columns(parsed_cols);
     let mut frame = parsed.clone().with_columns(reason_cols);
 
     // Duplicate keys: every row sharing the key is rejected, and the reason says so. The rows
@@ -474,10 +477,7 @@ fn parse_column(spec: &ColumnPlan, raw_name: &str, source_dtype: &DataType) -> C
         ColumnType::Vocabulary(vocabulary) => {
             let parsed = when(missing.clone())
                 .then(null_of(DataType::String))
-                .otherwise(map_vocabulary(
-                    text.clone().str().to_uppercase(),
-                    vocabulary,
-                ));
+                .otherwise(col(looked_up(&spec.name)));
             let reason = when(present.clone().and(value.clone().is_null()))
                 .then(lit(format!(
                     "unknown {} (expected {})",
@@ -489,7 +489,7 @@ fn parse_column(spec: &ColumnPlan, raw_name: &str, source_dtype: &DataType) -> C
         ColumnType::Enum(domain) => {
             let parsed = when(missing.clone())
                 .then(null_of(DataType::String))
-                .otherwise(map_enum(text.clone().str().to_uppercase(), domain));
+                .otherwise(col(looked_up(&spec.name)));
             let reason = when(present.clone().and(value.clone().is_null()))
                 .then(lit(format!(
                     "unknown {} (expected {})",
@@ -512,29 +512,63 @@ fn parse_column(spec: &ColumnPlan, raw_name: &str, source_dtype: &DataType) -> C
     }
 }
 
-/// Map accepted spellings to canonical values; anything else becomes null.
-fn map_enum(upper: Expr, domain: &EnumDomain) -> Expr {
-    domain.mapping.iter().rev().fold(
-        null_of(DataType::String),
-        |otherwise, (spelling, canonical)| {
-            when(upper.clone().eq(lit(*spelling)))
-                .then(lit(*canonical))
-                .otherwise(otherwise)
-        },
-    )
+/// The column holding a spelling-checked column's canonical value (null: not a known spelling).
+fn looked_up(name: &str) -> String {
+    format!("__canonical_{name}")
 }
 
-/// Map the spellings of a run-time vocabulary to canonical values; anything else is null.
-///
-/// A chain of comparisons, not `replace_strict`: polars' streaming engine runs the chain
-/// batch by batch, but falls back to holding the whole file for `replace_strict`.
-fn map_vocabulary(upper: Expr, vocabulary: &Vocabulary) -> Expr {
-    (vocabulary.spellings)().into_iter().rev().fold(
-        null_of(DataType::String),
-        |otherwise, (spelling, canonical)| {
-            when(upper.clone().eq(lit(spelling)))
-                .then(lit(canonical))
-                .otherwise(otherwise)
-        },
-    )
+/// The accepted spellings of an enumerated or vocabulary column, upper-cased, with their
+/// canonical values; `None` for other column types. The first canonical value of a repeated
+/// spelling wins.
+fn spellings(ty: ColumnType) -> Option<Vec<(String, String)>> {
+    let pairs: Vec<(String, String)> = match ty {
+        ColumnType::Enum(domain) => domain
+            .mapping
+            .iter()
+            .map(|(spelling, canonical)| (spelling.to_string(), canonical.to_string()))
+            .collect(),
+        ColumnType::Vocabulary(vocabulary) => (vocabulary.spellings)()
+            .into_iter()
+            .map(|(spelling, canonical)| (spelling, canonical.to_string()))
+            .collect(),
+        _ => return None,
+    };
+    let mut unique: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+    for (spelling, canonical) in pairs {
+        if !unique.iter().any(|(s, _)| *s == spelling) {
+            unique.push((spelling, canonical));
+        }
+    }
+    Some(unique)
+}
+
+/// Look up the canonical value of every enumerated or vocabulary column: a left join of the
+/// upper-cased text on a small table of spellings. One hash probe per value (a chain of
+/// comparisons costs one per spelling, and the condition vocabulary has over a hundred), and
+/// it streams (polars' `replace_strict` makes the streaming engine hold the whole file).
+fn with_canonical_values(mut frame: LazyFrame, columns: &[ColumnPlan]) -> PolarsResult<LazyFrame> {
+    for plan in columns {
+        let Some(pairs) = spellings(plan.ty) else {
+            continue;
+        };
+        let key = format!("__spelling_{}", plan.name);
+        let (from, to): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
+        let table = DataFrame::new(
+            from.len(),
+            vec![
+                Column::new(key.as_str().into(), from),
+                Column::new(looked_up(&plan.name).into(), to),
+            ],
+        )?;
+        frame = frame.join(
+            table.lazy(),
+            [col(format!("__t_{}", plan.name)).str().to_uppercase()],
+            [col(key.as_str())],
+            JoinArgs {
+                maintain_order: MaintainOrderJoin::Left,
+                ..JoinArgs::new(JoinType::Left)
+            },
+        );
+    }
+    Ok(frame)
 }

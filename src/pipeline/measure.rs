@@ -464,11 +464,17 @@ pub fn indicators_table(
     let (dsr, flat_only): (Vec<usize>, Vec<usize>) =
         (0..n).partition(|&i| indicators[i].spec.kind == IndicatorType::Dsr);
     // Practice sums are collected before rolling up: each level's plan would otherwise run
-    // the patient-level aggregation again.
+    // the patient-level aggregation again. The streaming engine reads the patients once for
+    // every breakdown's grouping, batch by batch.
     let flat = roll_up(
-        practice_sums(patients, indicators, &flat_only, &config.breakdowns, false)?
-            .collect()?
-            .lazy(),
+        crate::lazy::collect_streaming(practice_sums(
+            patients,
+            indicators,
+            &flat_only,
+            &config.breakdowns,
+            false,
+        )?)?
+        .lazy(),
         practice_map.clone(),
         levels,
         false,
@@ -480,9 +486,14 @@ pub fn indicators_table(
     } else {
         Some(
             roll_up(
-                practice_sums(patients, indicators, &dsr, &config.breakdowns, true)?
-                    .collect()?
-                    .lazy(),
+                crate::lazy::collect_streaming(practice_sums(
+                    patients,
+                    indicators,
+                    &dsr,
+                    &config.breakdowns,
+                    true,
+                )?)?
+                .lazy(),
                 practice_map,
                 levels,
                 true,

@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use polars::prelude::{IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet, col, lit};
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
+use polars::prelude::{Expr, IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet, col, cols, lit};
 
 use crate::config::Config;
 use crate::error::UserError;
@@ -193,8 +194,9 @@ pub fn run(
         warnings.push(warning);
     }
 
-    // Input fingerprints for the manifest and every table's metadata.
-    let inputs: Vec<serde_json::Value> = ingested
+    // Input fingerprints for the manifest and every table's metadata (hashed in parallel:
+    // at national scale the extracts are gigabytes).
+    let inputs: Vec<_> = ingested
         .all_tables()
         .map(|t| (t.report.input.clone(), t.path.clone(), Some(&t.report)))
         .chain(
@@ -203,6 +205,9 @@ pub fn run(
                 .values()
                 .map(|f| (f.report.input.clone(), f.path.clone(), Some(&f.report))),
         )
+        .collect();
+    let inputs: Vec<serde_json::Value> = inputs
+        .into_par_iter()
         .map(|(input, path, report)| {
             let sha256 = sha256_file(&path).ok();
             serde_json::json!({
@@ -493,16 +498,14 @@ fn population_stages(
     let enriched = enrich::enrich(population, deprivation);
     let attributed = attribute::attach_membership(enriched, practices.clone().lazy());
     let patient_level = shape == enrich::PopulationShape::Patients;
-    let (patient_plan, segmentations, prepared) = if patient_level {
-        segment_and_prepare(ingested, attributed, config)?
-    } else {
-        (attributed, Vec::new(), Vec::new())
-    };
-
-    stages.run("enrich, attribute and segment", || {
-        staging
-            .sink(tables::PATIENTS_ENRICHED, patient_plan, true)
-            .map_err(anyhow::Error::from)
+    let (segmentations, prepared) = stages.run("enrich, attribute and segment", || {
+        let (patient_plan, segmentations, prepared) = if patient_level {
+            segment_and_prepare(ingested, attributed, config)?
+        } else {
+            (attributed, Vec::new(), Vec::new())
+        };
+        staging.sink(tables::PATIENTS_ENRICHED, patient_plan, true)?;
+        Ok((segmentations, prepared))
     })?;
     let base = LazyFrame::scan_parquet(
         PlRefPath::new(
@@ -709,18 +712,24 @@ fn segment_and_prepare(
             .into());
         }
     };
-    let tier = segment::risk::tier(config.risk.tiers, within, &config.risk.cutoffs);
+    let tier = segment::risk::tier(config.risk.tiers, &config.risk.cutoffs);
     let primary = names
         .first()
         .map_or(lit("Unsegmented"), |n| col(segment::segment_column(n)));
-    let mut segmented = features
-        .with_columns(columns)
-        .with_columns([tier.alias(segment::RISK_TIER)])
-        .with_column(primary.alias(segment::SEGMENT));
-    let schema = segmented
+    let segmented_with = |patients: LazyFrame, tier: Expr| {
+        patients
+            .with_columns(columns.clone())
+            .with_columns([tier.alias(segment::RISK_TIER)])
+            .with_column(primary.clone().alias(segment::SEGMENT))
+    };
+    // Indicators are checked against the columns (no data read) before the scores are counted.
+    let schema = segmented_with(features.clone(), lit(segment::risk::TIERS[0]))
         .collect_schema()
         .context("reading the segmented patient columns")?;
     let prepared = measure::prepare(&config.indicators, &schema)?;
+    let with_inputs = segment::risk::with_tier_inputs(features, config.risk.tiers, within)
+        .context("counting risk scores by footprint")?;
+    let segmented = segmented_with(with_inputs, tier).drop(cols(segment::risk::TIER_INPUTS));
     Ok((segmented, names, prepared))
 }
 

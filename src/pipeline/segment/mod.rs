@@ -228,17 +228,30 @@ pub fn features(
     // Conditions: one yes/no column per vocabulary code; a wide column on the patient list and
     // a row in the long table both count.
     if let Some(conditions) = conditions {
-        let wide = conditions.group_by([col(schema::PATIENT_ID)]).agg(
-            CONDITIONS
-                .iter()
-                .map(|c| {
-                    col(schema::CONDITION)
-                        .eq(lit(c.code))
-                        .any(true)
-                        .alias(format!("__cond_{}", c.code))
-                })
-                .collect::<Vec<_>>(),
-        );
+        // The flags are set row by row and then reduced with plain `max` (yes if any row says
+        // yes): reductions of plain columns stream, expressions inside an aggregation do not.
+        // The result (one row of flags per patient with a condition) is held in memory: the
+        // risk tiers read it before the patient table is written, and grouping the long table
+        // twice would cost more than keeping it.
+        let wide = conditions
+            .with_columns(
+                CONDITIONS
+                    .iter()
+                    .map(|c| {
+                        col(schema::CONDITION)
+                            .eq(lit(c.code))
+                            .alias(format!("__cond_{}", c.code))
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .group_by([col(schema::PATIENT_ID)])
+            .agg(
+                CONDITIONS
+                    .iter()
+                    .map(|c| col(format!("__cond_{}", c.code)).max())
+                    .collect::<Vec<_>>(),
+            );
+        let wide = crate::lazy::collect_streaming(wide)?.lazy();
         patients = patients.join(
             wide,
             [col(schema::PATIENT_ID)],
@@ -293,24 +306,52 @@ pub fn features(
 
     // Outcomes: one column per code, the patient's value (summed over rows of the code); null
     // where the patient has no row (not eligible, or a count of zero: indicators say which).
+    // Each code's value is put in a column of its own row by row, then summed and counted per
+    // patient (plain reductions, so the grouping streams).
     if let Some((outcomes, codes)) = outcomes.filter(|(_, codes)| !codes.is_empty()) {
-        let mut aggs = Vec::new();
-        for code in &codes {
-            let this = col(schema::INDICATOR).eq(lit(code.as_str()));
-            aggs.push(
-                when(this.clone().sum().gt(lit(0)))
-                    .then(col(schema::VALUE).filter(this).sum())
+        let value_of = |i: usize| format!("__outcome{i}");
+        let rows_of = |i: usize| format!("__outcome{i}_rows");
+        let per_code: Vec<Expr> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, code)| {
+                when(col(schema::INDICATOR).eq(lit(code.as_str())))
+                    .then(col(schema::VALUE).cast(DataType::Float64))
                     .otherwise(lit(NULL).cast(DataType::Float64))
-                    .alias(code.as_str()),
-            );
+                    .alias(value_of(i))
+            })
+            .collect();
+        let mut aggs = Vec::new();
+        for i in 0..codes.len() {
+            aggs.push(col(value_of(i)).sum());
+            aggs.push(col(value_of(i)).count().alias(rows_of(i)));
         }
-        let wide = outcomes.group_by([col(schema::PATIENT_ID)]).agg(aggs);
-        patients = patients.join(
-            wide,
-            [col(schema::PATIENT_ID)],
-            [col(schema::PATIENT_ID)],
-            args,
-        );
+        let wide = outcomes
+            .with_columns(per_code)
+            .group_by([col(schema::PATIENT_ID)])
+            .agg(aggs);
+        patients = patients
+            .join(
+                wide,
+                [col(schema::PATIENT_ID)],
+                [col(schema::PATIENT_ID)],
+                args,
+            )
+            .with_columns(
+                codes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, code)| {
+                        when(col(rows_of(i)).gt(lit(0)))
+                            .then(col(value_of(i)))
+                            .otherwise(lit(NULL).cast(DataType::Float64))
+                            .alias(code.as_str())
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .drop(cols(
+                (0..codes.len()).flat_map(|i| [value_of(i), rows_of(i)]),
+            ));
     }
     Ok(risk::with_scores(patients))
 }
@@ -400,7 +441,8 @@ pub fn segments_table(segmented: LazyFrame, segmentations: &[String]) -> PolarsR
             frames.push(frame);
         }
     }
-    let all = concat(frames, UnionArgs::default())?;
+    // Streamed: one read of the patients feeds every grouping, batch by batch.
+    let all = crate::lazy::collect_streaming(concat(frames, UnionArgs::default())?)?.lazy();
     all.sort(
         SEGMENTS_COLUMNS[..SEGMENTS_COLUMNS.len() - 1].to_vec(),
         SortMultipleOptions::default()

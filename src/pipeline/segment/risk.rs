@@ -116,33 +116,82 @@ fn sum_exprs(exprs: Vec<Expr>) -> Expr {
         .unwrap_or_else(|| lit(0))
 }
 
-/// The risk tier of each patient.
+/// Column holding the share of the footprint's people ranked strictly above the patient (by
+/// descending score), for percentile tiers.
+const SHARE_ABOVE: &str = "__share_above";
+/// Column holding the footprint that percentile tiers are taken within.
+const TIER_FOOTPRINT: &str = "__tier_footprint";
+
+/// Add the risk tier of each patient (column [`crate::pipeline::segment::RISK_TIER`] is the
+/// caller's alias of [`tier`]; this adds the columns it reads).
 ///
 /// Percentile: rank the score within the footprint (highest first; tied scores share the
 /// better rank), take the share of people ranked above, and cut at 0.5%, 5% and 20%.
 /// Cut-offs: the thresholds for moderate, high and very high.
-pub fn tier(method: TierMethod, within: &str, cutoffs: &[f64]) -> Expr {
+///
+/// The shares come from a small table of people by footprint × score, counted first with the
+/// streaming engine and joined back on footprint and score: the same numbers as a rank over a
+/// window, without holding every patient in memory for the window.
+///
+/// # Errors
+/// If counting the scores fails.
+pub fn with_tier_inputs(
+    patients: LazyFrame,
+    method: TierMethod,
+    within: &str,
+) -> PolarsResult<LazyFrame> {
+    if method == TierMethod::Cutoffs {
+        return Ok(patients);
+    }
+    let footprint = if within == "england" {
+        lit(schema::ENGLAND_CODE)
+    } else {
+        col(within)
+    };
+    let patients = patients.with_column(footprint.alias(TIER_FOOTPRINT));
+    let counts = crate::lazy::collect_streaming(
+        patients
+            .clone()
+            .group_by([col(TIER_FOOTPRINT), col(CMS_SCORE)])
+            .agg([len().alias("people")]),
+    )?;
+    let shares = counts
+        .lazy()
+        .sort(
+            [TIER_FOOTPRINT, CMS_SCORE],
+            SortMultipleOptions::default()
+                .with_order_descending_multi([false, true])
+                .with_nulls_last(true),
+        )
+        .with_column(
+            ((col("people").cum_sum(false) - col("people")).cast(DataType::Float64)
+                / col("people").sum().cast(DataType::Float64))
+            .over([col(TIER_FOOTPRINT)])?
+            .alias(SHARE_ABOVE),
+        )
+        .select([col(TIER_FOOTPRINT), col(CMS_SCORE), col(SHARE_ABOVE)])
+        .collect()?;
+    let args = JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        // Patients whose practice has no PCN are one footprint of their own, as in a window.
+        nulls_equal: true,
+        ..JoinArgs::new(JoinType::Left)
+    };
+    Ok(patients.join(
+        shares.lazy(),
+        [col(TIER_FOOTPRINT), col(CMS_SCORE)],
+        [col(TIER_FOOTPRINT), col(CMS_SCORE)],
+        args,
+    ))
+}
+
+/// The risk tier of each patient, over the columns [`with_tier_inputs`] added.
+pub fn tier(method: TierMethod, cutoffs: &[f64]) -> Expr {
     let score = col(CMS_SCORE);
     let label = |i: usize| lit(TIERS.get(i).copied().unwrap_or("4 low (rest)"));
     match method {
         TierMethod::Percentile => {
-            let partition = if within == "england" {
-                lit(schema::ENGLAND_CODE)
-            } else {
-                col(within)
-            };
-            let rank = score.clone().rank(
-                RankOptions {
-                    method: RankMethod::Min,
-                    descending: true,
-                },
-                None,
-            );
-            // Weighted share of people ranked strictly above, within the footprint.
-            let above = (rank.cast(DataType::Float64) - lit(1.0)) / len().cast(DataType::Float64);
-            let share = above
-                .over([partition])
-                .unwrap_or_else(|_| lit(NULL).cast(DataType::Float64));
+            let share = col(SHARE_ABOVE);
             when(score.clone().lt_eq(lit(0.0)))
                 .then(label(3))
                 .when(share.clone().lt(lit(PYRAMID[0])))
@@ -166,6 +215,9 @@ pub fn tier(method: TierMethod, within: &str, cutoffs: &[f64]) -> Expr {
     }
 }
 
+/// The helper columns [`with_tier_inputs`] adds, to drop once the tier is set.
+pub const TIER_INPUTS: [&str; 2] = [TIER_FOOTPRINT, SHARE_ABOVE];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,8 +228,10 @@ mod tests {
             .lazy()
     }
 
-    fn tiers(df: LazyFrame, expr: Expr) -> Vec<String> {
-        df.select([expr.alias("t")])
+    fn tiers(df: LazyFrame, method: TierMethod, within: &str, cutoffs: &[f64]) -> Vec<String> {
+        with_tier_inputs(df, method, within)
+            .expect("tier inputs")
+            .select([tier(method, cutoffs).alias("t")])
             .collect()
             .expect("collect")
             .column("t")
@@ -203,7 +257,9 @@ mod tests {
         let pcn = vec!["U1"; 200];
         let got = tiers(
             frame(&scores, &pcn),
-            tier(TierMethod::Percentile, "pcn_code", &[]),
+            TierMethod::Percentile,
+            "pcn_code",
+            &[],
         );
         let count = |t: &str| got.iter().filter(|g| *g == t).count();
         assert_eq!(
@@ -218,12 +274,53 @@ mod tests {
     }
 
     #[test]
+    fn pyramid_within_each_pcn_of_many_and_among_patients_without_one() {
+        // Three footprints interleaved (one of them people whose practice has no PCN), each
+        // with 200 distinct positive scores: each has its own pyramid, as a window would give.
+        let mut scores = Vec::new();
+        let mut pcn: Vec<Option<&str>> = Vec::new();
+        for score in 1..=200 {
+            for footprint in [Some("U1"), Some("U2"), None] {
+                scores.push(f64::from(score) + if footprint == Some("U2") { 0.5 } else { 0.0 });
+                pcn.push(footprint);
+            }
+        }
+        let df = df![CMS_SCORE => scores, "pcn_code" => pcn]
+            .expect("frame")
+            .lazy();
+        let got = tiers(df, TierMethod::Percentile, "pcn_code", &[]);
+        for offset in 0..3 {
+            let count = |t: &str| {
+                got.iter()
+                    .skip(offset)
+                    .step_by(3)
+                    .filter(|g| *g == t)
+                    .count()
+            };
+            assert_eq!(
+                (count("1"), count("2"), count("3"), count("4")),
+                (1, 9, 30, 160),
+                "footprint {offset}"
+            );
+        }
+        // Across England the same people form one pyramid of 600.
+        let df = df![CMS_SCORE => (1..=600).map(f64::from).collect::<Vec<_>>()]
+            .expect("frame")
+            .lazy();
+        let got = tiers(df, TierMethod::Percentile, "england", &[]);
+        let count = |t: &str| got.iter().filter(|g| *g == t).count();
+        assert_eq!((count("1"), count("2"), count("3")), (3, 27, 90));
+    }
+
+    #[test]
     fn zero_scores_are_always_low_and_ties_share_a_tier() {
         let scores = [0.0, 0.0, 0.0, 2.0, 2.0];
         let pcn = ["U1"; 5];
         let got = tiers(
             frame(&scores, &pcn),
-            tier(TierMethod::Percentile, "pcn_code", &[]),
+            TierMethod::Percentile,
+            "pcn_code",
+            &[],
         );
         assert_eq!(got, ["4", "4", "4", "1", "1"]);
     }
@@ -232,7 +329,9 @@ mod tests {
     fn cutoffs() {
         let got = tiers(
             frame(&[0.0, 0.5, 1.5, 3.0], &["U1"; 4]),
-            tier(TierMethod::Cutoffs, "pcn_code", &[0.5, 1.5, 3.0]),
+            TierMethod::Cutoffs,
+            "pcn_code",
+            &[0.5, 1.5, 3.0],
         );
         assert_eq!(got, ["4", "3", "2", "1"]);
     }
