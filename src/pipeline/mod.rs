@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use polars::prelude::{Expr, IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet, col, cols, lit};
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use crate::config::Config;
 use crate::error::UserError;
