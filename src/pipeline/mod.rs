@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use polars::prelude::{Expr, IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet, col, cols, lit};
+use polars::prelude::{Expr, IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet, col, lit};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use crate::config::Config;
@@ -729,7 +729,8 @@ fn segment_and_prepare(
     let prepared = measure::prepare(&config.indicators, &schema)?;
     let with_inputs = segment::risk::with_tier_inputs(features, config.risk.tiers, within)
         .context("counting risk scores by footprint")?;
-    let segmented = segmented_with(with_inputs, tier).drop(cols(segment::risk::TIER_INPUTS));
+    let segmented =
+        segment::risk::without_tier_inputs(segmented_with(with_inputs, tier), config.risk.tiers);
     Ok((segmented, names, prepared))
 }
 

@@ -215,8 +215,13 @@ pub fn tier(method: TierMethod, cutoffs: &[f64]) -> Expr {
     }
 }
 
-/// The helper columns [`with_tier_inputs`] adds, to drop once the tier is set.
-pub const TIER_INPUTS: [&str; 2] = [TIER_FOOTPRINT, SHARE_ABOVE];
+/// Drop the helper columns [`with_tier_inputs`] added (none for cut-offs), once the tier is set.
+pub fn without_tier_inputs(patients: LazyFrame, method: TierMethod) -> LazyFrame {
+    match method {
+        TierMethod::Percentile => patients.drop(cols([TIER_FOOTPRINT, SHARE_ABOVE])),
+        TierMethod::Cutoffs => patients,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -228,10 +233,13 @@ mod tests {
             .lazy()
     }
 
+    /// Tiers the way the pipeline sets them: inputs, tier, helper columns dropped.
     fn tiers(df: LazyFrame, method: TierMethod, within: &str, cutoffs: &[f64]) -> Vec<String> {
-        with_tier_inputs(df, method, within)
+        let with_tier = with_tier_inputs(df, method, within)
             .expect("tier inputs")
-            .select([tier(method, cutoffs).alias("t")])
+            .with_column(tier(method, cutoffs).alias("t"));
+        without_tier_inputs(with_tier, method)
+            .select([col("t")])
             .collect()
             .expect("collect")
             .column("t")
