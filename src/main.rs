@@ -7,6 +7,11 @@ use healthgap::cli::{Cli, run};
 use healthgap::error::exit_status_for;
 use healthgap::output::Printer;
 
+// polars allocates and frees large buffers from many threads; mimalloc is faster at that and
+// returns memory sooner than glibc malloc (benches/RESULTS.md, "National scale").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let printer = Printer::new(cli.quiet, cli.log_format);
