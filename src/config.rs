@@ -116,6 +116,15 @@ pub struct RunConfig {
     /// Seed for every simulation (SII confidence limits), so runs are reproducible.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Largest registered list (patients) the patient stages handle in one piece; a larger
+    /// list is split by patient into parts of at most this many, run one after another, so
+    /// memory stays bounded (docs/scaling.md).
+    #[serde(default = "default_patients_per_part")]
+    pub patients_per_part: u64,
+}
+
+fn default_patients_per_part() -> u64 {
+    crate::pipeline::partition::DEFAULT_PATIENTS_PER_PART
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(
@@ -347,6 +356,12 @@ impl Config {
             return Err(self.invalid(
                 "run.deprivation",
                 format!("must be iod2019 or iod2025, found {}", self.run.deprivation),
+            ));
+        }
+        if self.run.patients_per_part == 0 {
+            return Err(self.invalid(
+                "run.patients_per_part",
+                "must be at least 1 (the largest list handled in one piece; default 4000000)",
             ));
         }
         if !(0.0..=1.0).contains(&self.attribute.min_share) {

@@ -14,7 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let printer = Printer::new(cli.quiet, cli.log_format);
+    let printer = Printer::new(cli.quiet, cli.log_format());
     match run(cli) {
         Ok(code) => code,
         Err(err) => {

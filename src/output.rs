@@ -210,9 +210,10 @@ impl TableFormat {
     }
 }
 
-/// Rows a Parquet row group collects before it is written: small streamed batches would
+/// Rows per Parquet row group: large enough for fast scans, small enough that readers can skip
+/// groups by their statistics. Streamed batches are collected up to it: small batches would
 /// otherwise each become a tiny row group, which readers handle slowly.
-const PARQUET_ROW_GROUP_ROWS: usize = 256 * 1024;
+pub const PARQUET_ROW_GROUP_ROWS: usize = 256 * 1024;
 
 /// Writes a table batch by batch in one [`TableFormat`], so a large result streams to a file
 /// or a pipe without being held in memory (Parquet holds one row group at a time).
@@ -267,19 +268,37 @@ impl TableWriter {
             },
             TableFormat::Json => WriterState::Json { first_row: true },
             TableFormat::Ndjson => WriterState::Ndjson,
-            TableFormat::Parquet => WriterState::Parquet {
-                writer: Box::new(
-                    ParquetWriter::new(out.clone())
-                        .with_compression(ParquetCompression::Zstd(None))
-                        .batched(schema)?,
-                ),
-                pending: Vec::new(),
-                pending_rows: 0,
-            },
+            TableFormat::Parquet => {
+                let options = ParquetWriteOptions {
+                    compression: ParquetCompression::Zstd(None),
+                    ..Default::default()
+                };
+                parquet_state(&out, schema, &options)?
+            }
         };
         Ok(TableWriter {
             out,
             format: state,
+            rows: 0,
+            finished: false,
+        })
+    }
+
+    /// A Parquet writer into `out` with `options` (compression, statistics, key-value
+    /// metadata), row groups of [`PARQUET_ROW_GROUP_ROWS`].
+    ///
+    /// # Errors
+    /// If the Parquet schema cannot be built from `schema`.
+    pub fn parquet(
+        out: Box<dyn std::io::Write + Send>,
+        schema: &polars::prelude::Schema,
+        options: &polars::prelude::ParquetWriteOptions,
+    ) -> polars::prelude::PolarsResult<TableWriter> {
+        let out = SharedOut(std::sync::Arc::new(std::sync::Mutex::new(out)));
+        let format = parquet_state(&out, schema, options)?;
+        Ok(TableWriter {
+            out,
+            format,
             rows: 0,
             finished: false,
         })
@@ -382,6 +401,31 @@ impl TableWriter {
         self.out.flush()?;
         Ok(self.rows)
     }
+}
+
+/// polars' Parquet writer into `out`, set up as `options` says (the one place the options of a
+/// lazy sink are turned into an eager writer's).
+pub fn parquet_writer<W: std::io::Write>(
+    out: W,
+    options: &polars::prelude::ParquetWriteOptions,
+) -> polars::prelude::ParquetWriter<W> {
+    polars::prelude::ParquetWriter::new(out)
+        .with_compression(options.compression)
+        .with_statistics(options.statistics)
+        .with_row_group_size(options.row_group_size)
+        .with_key_value_metadata(options.key_value_metadata.clone())
+}
+
+fn parquet_state(
+    out: &SharedOut,
+    schema: &polars::prelude::Schema,
+    options: &polars::prelude::ParquetWriteOptions,
+) -> polars::prelude::PolarsResult<WriterState> {
+    Ok(WriterState::Parquet {
+        writer: Box::new(parquet_writer(out.clone(), options).batched(schema)?),
+        pending: Vec::new(),
+        pending_rows: 0,
+    })
 }
 
 fn write_row_group(

@@ -39,8 +39,23 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Log lines as JSON: the same as `--log-format json`
+    #[arg(long, global = true)]
+    pub json: bool,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The format of log lines (`--json` wins over `--log-format`).
+    pub fn log_format(&self) -> LogFormat {
+        if self.json {
+            LogFormat::Json
+        } else {
+            self.log_format
+        }
+    }
 }
 
 /// The subcommands. Their help text is the doc comment of each `Args` struct (first line:
@@ -59,7 +74,7 @@ pub enum Command {
 
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let printer = Printer::new(cli.quiet, cli.log_format);
+    let printer = Printer::new(cli.quiet, cli.log_format());
     match cli.command {
         Command::Demo(args) => demo::run(args, &printer),
         Command::Run(args) => run::run(args, &printer),

@@ -204,18 +204,15 @@ fn duplicated_rows(parsed: &LazyFrame, unique_key: &[&str]) -> PolarsResult<Vec<
     let hashed: Arc<Mutex<(Vec<u64>, Vec<IdxSize>)>> = Arc::default();
     let sink = Arc::clone(&hashed);
     let names: Vec<String> = unique_key.iter().map(|k| k.to_string()).collect();
-    let callback = PlanCallback::new(move |batch: DataFrame| {
+    crate::lazy::for_each_batch(keys.clone(), move |batch| {
         let (hashes, rows) = key_hashes(&batch, &names)?;
         let mut sink = sink
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         sink.0.extend(hashes);
         sink.1.extend(rows);
-        Ok(false)
-    });
-    keys.clone()
-        .sink_batches(callback, false, None)?
-        .collect_with_engine(Engine::Streaming)?;
+        Ok(())
+    })?;
     let (hashes, rows) = std::mem::take(
         &mut *hashed
             .lock()
@@ -261,7 +258,7 @@ fn duplicated_rows(parsed: &LazyFrame, unique_key: &[&str]) -> PolarsResult<Vec<
 /// The hash of the key and the row number of every row of a batch of `__row` and key columns.
 fn key_hashes(batch: &DataFrame, key: &[String]) -> PolarsResult<(Vec<u64>, Vec<IdxSize>)> {
     use std::hash::BuildHasher;
-    let state = foldhash::fast::FixedState::with_seed(0x6865_616c_7468_6761);
+    let state = crate::lazy::key_hasher();
     let mut hashes = vec![0u64; batch.height()];
     for name in key {
         let text = batch.column(name)?.cast(&DataType::String)?;

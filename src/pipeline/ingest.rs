@@ -54,6 +54,13 @@ impl Ingested {
         }
     }
 
+    /// Rows accepted from the files of one input kind (0 when the config does not name it).
+    pub fn rows_accepted(&self, kind: InputKind) -> u64 {
+        self.tables.get(&kind).map_or(0, |tables| {
+            tables.iter().map(|t| t.report.rows_accepted).sum()
+        })
+    }
+
     /// Every passed table, in config order.
     pub fn all_tables(&self) -> impl Iterator<Item = &Table> {
         self.tables.values().flatten()

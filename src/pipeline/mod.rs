@@ -13,6 +13,7 @@ pub mod enrich;
 pub mod gradient;
 pub mod ingest;
 pub mod measure;
+pub mod partition;
 pub mod practice_outcomes;
 pub mod publish;
 pub mod segment;
@@ -495,17 +496,28 @@ fn population_stages(
     let index = config.run.deprivation;
     let (population, shape) = population;
     let deprivation = enrich::deprivation_lookup(ingested, index)?;
-    let enriched = enrich::enrich(population, deprivation);
-    let attributed = attribute::attach_membership(enriched, practices.clone().lazy());
-    let patient_level = shape == enrich::PopulationShape::Patients;
     let (segmentations, prepared) = stages.run("enrich, attribute and segment", || {
-        let (patient_plan, segmentations, prepared) = if patient_level {
-            segment_and_prepare(ingested, attributed, config)?
-        } else {
-            (attributed, Vec::new(), Vec::new())
-        };
-        staging.sink(tables::PATIENTS_ENRICHED, patient_plan, true)?;
-        Ok((segmentations, prepared))
+        if shape != enrich::PopulationShape::Patients {
+            let enriched = enrich::enrich(population, deprivation);
+            let attributed = attribute::attach_membership(enriched, practices.clone().lazy());
+            staging.sink(tables::PATIENTS_ENRICHED, attributed, true)?;
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let patients = ingested.rows_accepted(InputKind::Patients);
+        let parts = partition::part_count(patients, config.run.patients_per_part);
+        if parts > 1 {
+            printer.note(format!(
+                "{patients} patients: the patient stages run in {parts} parts (run.patients_per_part = {})",
+                config.run.patients_per_part
+            ));
+        }
+        let plan = PatientPlan::new(ingested, deprivation, practices)?;
+        let inputs = partition::PatientInputs::split(
+            &staging.work_dir("patient-parts"),
+            parts,
+            patient_inputs(ingested, population),
+        )?;
+        segment_parts(&plan, &inputs, config, staging)
     })?;
     let base = LazyFrame::scan_parquet(
         PlRefPath::new(
@@ -650,25 +662,100 @@ fn population_stages(
     })
 }
 
-/// Features, segments, risk tier and checked indicators for a patient-level list. Rules and
-/// indicator expressions are checked here, before any heavy work runs.
-#[allow(clippy::type_complexity)]
-fn segment_and_prepare(
+/// The patient-keyed inputs, narrowed to the columns the patient stages read: the registered
+/// list (with weights), conditions and outcomes.
+fn patient_inputs(
     ingested: &ingest::Ingested,
-    attributed: LazyFrame,
+    population: LazyFrame,
+) -> Vec<(&'static str, LazyFrame)> {
+    let mut inputs = vec![(PATIENTS, population)];
+    if let Some(conditions) = ingested.frame(InputKind::Conditions) {
+        let narrow = conditions.select([col(schema::PATIENT_ID), col(schema::CONDITION)]);
+        inputs.push((CONDITIONS, narrow));
+    }
+    if let Some(outcomes) = ingested.frame(InputKind::Outcomes) {
+        let narrow = outcomes.select([
+            col(schema::PATIENT_ID),
+            col(schema::INDICATOR),
+            col(schema::VALUE),
+        ]);
+        inputs.push((OUTCOMES, narrow));
+    }
+    inputs
+}
+
+/// Names of the patient-keyed inputs in [`partition::PatientInputs`].
+const PATIENTS: &str = "patients";
+const CONDITIONS: &str = "conditions";
+const OUTCOMES: &str = "outcomes";
+
+/// Enrich, attribute and segment a patient-level list, part by part, into `patients_enriched`.
+/// Rules and indicator expressions are checked against the columns before any part is written;
+/// the risk-tier percentiles are counted over every part first. Returns the segmentations'
+/// names and the checked indicators.
+fn segment_parts(
+    plan: &PatientPlan,
+    inputs: &partition::PatientInputs,
     config: &Config,
-) -> anyhow::Result<(LazyFrame, Vec<String>, Vec<measure::PreparedIndicator>)> {
-    let conditions = ingested
-        .frame(InputKind::Conditions)
-        .map(|f| f.select([col(schema::PATIENT_ID), col(schema::CONDITION)]));
-    let outcomes = match ingested.frame(InputKind::Outcomes) {
-        Some(frame) => {
-            let codes = frame
-                .clone()
-                .select([col(schema::INDICATOR).unique_stable()])
-                .collect()
-                .context("listing outcome indicators")?;
-            let mut codes: Vec<String> = codes
+    staging: &mut StagingRun,
+) -> anyhow::Result<(Vec<String>, Vec<measure::PreparedIndicator>)> {
+    let parts = inputs.parts();
+    // Part 0's features are kept for the passes below (with one part, the list's).
+    let mut first = plan
+        .features(inputs, 0)
+        .context("building patient features")?;
+    let schema = first
+        .collect_schema()
+        .context("reading the patient columns")?;
+    let segmenter = Segmenter::new(config, &schema)?;
+    let features = |part: u32| {
+        if part == 0 {
+            Ok(first.clone())
+        } else {
+            plan.features(inputs, part)
+        }
+    };
+    let shares = match config.risk.tiers {
+        segment::risk::TierMethod::Percentile => {
+            let mut counts = Vec::new();
+            for part in 0..parts {
+                counts.push(segment::risk::score_counts(
+                    features(part)?,
+                    segmenter.within,
+                )?);
+            }
+            Some(segment::risk::tier_shares(counts).context("counting risk scores by footprint")?)
+        }
+        segment::risk::TierMethod::Cutoffs => None,
+    };
+    staging.sink_parts(
+        tables::PATIENTS_ENRICHED,
+        (0..parts).map(|part| Ok(segmenter.segmented(features(part)?, shares.as_ref()))),
+        true,
+    )?;
+    Ok((segmenter.names, segmenter.prepared))
+}
+
+/// Enrich, attribute and the features of one part of a patient-level list.
+struct PatientPlan {
+    deprivation: LazyFrame,
+    practices: LazyFrame,
+    /// Every outcome code in the outcomes input, so every part has the same columns.
+    outcome_codes: Vec<String>,
+}
+
+impl PatientPlan {
+    fn new(
+        ingested: &ingest::Ingested,
+        deprivation: LazyFrame,
+        practices: &polars::prelude::DataFrame,
+    ) -> anyhow::Result<Self> {
+        let mut outcome_codes = Vec::new();
+        if let Some(outcomes) = ingested.frame(InputKind::Outcomes) {
+            let codes =
+                crate::lazy::collect_streaming(outcomes.select([col(schema::INDICATOR).unique()]))
+                    .context("listing outcome indicators")?;
+            outcome_codes = codes
                 .column(schema::INDICATOR)
                 .and_then(|c| c.str().cloned())
                 .context("listing outcome indicators")?
@@ -676,65 +763,117 @@ fn segment_and_prepare(
                 .flatten()
                 .map(str::to_string)
                 .collect();
-            codes.sort();
-            Some((
-                frame.select([
-                    col(schema::PATIENT_ID),
-                    col(schema::INDICATOR),
-                    col(schema::VALUE),
-                ]),
-                codes,
-            ))
+            outcome_codes.sort();
         }
-        None => None,
-    };
-    let mut features =
-        segment::features(attributed, conditions, outcomes).context("building patient features")?;
-    let schema = features
-        .collect_schema()
-        .context("reading the patient columns")?;
-    let mut names = Vec::new();
-    let mut columns = Vec::new();
-    for segmentation in &config.segmentations {
-        let prepared = segment::prepare(segmentation, &schema)?;
-        columns.push(prepared.expr.alias(segment::segment_column(&prepared.name)));
-        names.push(prepared.name);
+        Ok(PatientPlan {
+            deprivation,
+            practices: practices.clone().lazy(),
+            outcome_codes,
+        })
     }
-    let within = match config.risk.within.as_str() {
-        "england" => "england",
-        "icb" => schema::ICB_CODE,
-        "practice" => schema::PRACTICE_CODE,
-        "pcn" => schema::PCN_CODE,
-        other => {
-            return Err(UserError(format!(
-                "risk.within: unknown footprint `{other}` (expected pcn, icb, practice or england)"
-            ))
-            .into());
-        }
-    };
-    let tier = segment::risk::tier(config.risk.tiers, &config.risk.cutoffs);
-    let primary = names
-        .first()
-        .map_or(lit("Unsegmented"), |n| col(segment::segment_column(n)));
-    let segmented_with = |patients: LazyFrame, tier: Expr| {
-        patients
-            .with_columns(columns.clone())
-            .with_columns([tier.alias(segment::RISK_TIER)])
-            .with_column(primary.clone().alias(segment::SEGMENT))
-    };
-    // Indicators are checked against the columns (no data read) before the scores are counted.
-    let schema = segmented_with(features.clone(), lit(segment::risk::TIERS[0]))
-        .collect_schema()
-        .context("reading the segmented patient columns")?;
-    let prepared = measure::prepare(&config.indicators, &schema)?;
-    let with_inputs = segment::risk::with_tier_inputs(features, config.risk.tiers, within)
-        .context("counting risk scores by footprint")?;
-    let segmented =
-        segment::risk::without_tier_inputs(segmented_with(with_inputs, tier), config.risk.tiers);
-    Ok((segmented, names, prepared))
+
+    /// The enriched, attributed patients of `part` with their features (conditions and
+    /// outcomes wide, flags, risk scores).
+    fn features(
+        &self,
+        inputs: &partition::PatientInputs,
+        part: u32,
+    ) -> polars::prelude::PolarsResult<LazyFrame> {
+        let Some(patients) = inputs.get(PATIENTS, part)? else {
+            polars::prelude::polars_bail!(ComputeError: "internal: no registered list");
+        };
+        let enriched = enrich::enrich(patients, self.deprivation.clone());
+        let attributed = attribute::attach_membership(enriched, self.practices.clone());
+        let outcomes = inputs
+            .get(OUTCOMES, part)?
+            .map(|frame| (frame, self.outcome_codes.clone()));
+        segment::features(attributed, inputs.get(CONDITIONS, part)?, outcomes)
+    }
 }
 
-/// A default run id: the UTC time, to the second (`20260201T023000Z`).
+/// Segments and risk tiers over the features, checked against their columns.
+struct Segmenter {
+    /// The segmentations' names.
+    names: Vec<String>,
+    /// One column per segmentation.
+    columns: Vec<Expr>,
+    /// The primary segment (the first segmentation's).
+    primary: Expr,
+    /// The risk tier, over the columns `segment::risk` adds.
+    tier: Expr,
+    method: segment::risk::TierMethod,
+    /// The footprint of the tier percentiles (a code column, or `england`).
+    within: &'static str,
+    /// The indicators, checked against the segmented columns.
+    prepared: Vec<measure::PreparedIndicator>,
+}
+
+impl Segmenter {
+    /// Parse and check the segmentation rules, the risk settings and the indicators against
+    /// the features' columns (no data is read).
+    fn new(config: &Config, features: &polars::prelude::Schema) -> anyhow::Result<Self> {
+        let mut names = Vec::new();
+        let mut columns = Vec::new();
+        for segmentation in &config.segmentations {
+            let prepared = segment::prepare(segmentation, features)?;
+            columns.push(prepared.expr.alias(segment::segment_column(&prepared.name)));
+            names.push(prepared.name);
+        }
+        let within = match config.risk.within.as_str() {
+            "england" => "england",
+            "icb" => schema::ICB_CODE,
+            "practice" => schema::PRACTICE_CODE,
+            "pcn" => schema::PCN_CODE,
+            other => {
+                return Err(UserError(format!(
+                    "risk.within: unknown footprint `{other}` (expected pcn, icb, practice or england)"
+                ))
+                .into());
+            }
+        };
+        let primary = names
+            .first()
+            .map_or(lit("Unsegmented"), |n| col(segment::segment_column(n)));
+        let mut segmenter = Segmenter {
+            names,
+            columns,
+            primary,
+            tier: segment::risk::tier(config.risk.tiers, &config.risk.cutoffs),
+            method: config.risk.tiers,
+            within,
+            prepared: Vec::new(),
+        };
+        let probe = polars::prelude::DataFrame::empty_with_schema(features).lazy();
+        let schema = segmenter
+            .with_segments(probe, lit(segment::risk::TIERS[0]))
+            .collect_schema()
+            .context("reading the segmented patient columns")?;
+        segmenter.prepared = measure::prepare(&config.indicators, &schema)?;
+        Ok(segmenter)
+    }
+
+    fn with_segments(&self, patients: LazyFrame, tier: Expr) -> LazyFrame {
+        patients
+            .with_columns(self.columns.clone())
+            .with_columns([tier.alias(segment::RISK_TIER)])
+            .with_column(self.primary.clone().alias(segment::SEGMENT))
+    }
+
+    /// The features with segments and risk tier (`shares`: the percentile shares counted over
+    /// the whole list; `None` for cut-off tiers).
+    fn segmented(
+        &self,
+        features: LazyFrame,
+        shares: Option<&polars::prelude::DataFrame>,
+    ) -> LazyFrame {
+        let with_inputs = segment::risk::with_tier_shares(features, shares, self.within);
+        segment::risk::without_tier_inputs(
+            self.with_segments(with_inputs, self.tier.clone()),
+            self.method,
+        )
+    }
+}
+
 /// A numeric column as plain `f64`s (cast as needed), `missing` where null: for the loops
 /// that hand columns to the statistics or to disclosure control.
 ///
@@ -754,6 +893,7 @@ pub(crate) fn f64_values(
         .collect())
 }
 
+/// A default run id: the UTC time, to the second (`20260201T023000Z`).
 pub fn default_run_id() -> String {
     chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
 }

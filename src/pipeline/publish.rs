@@ -22,15 +22,16 @@ use polars::io::utils::file::{Writable, WritableTrait};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::output::TableWriter;
+
 /// Name of the lock file in the output root.
 pub const LOCK_FILE: &str = ".healthgap.lock";
 /// Name of the symlink to the newest complete run.
 pub const LATEST: &str = "latest";
 /// Prefix of staging folders (never a run).
 pub const STAGING_PREFIX: &str = ".tmp-";
-/// Rows per Parquet row group: large enough for fast scans, small enough that readers can
-/// skip groups by their statistics.
-pub const ROW_GROUP_ROWS: usize = 256 * 1024;
+/// Rows per Parquet row group (see [`crate::output::PARQUET_ROW_GROUP_ROWS`]).
+pub const ROW_GROUP_ROWS: usize = crate::output::PARQUET_ROW_GROUP_ROWS;
 
 /// A failure to write the run folder.
 #[derive(Debug, thiserror::Error)]
@@ -400,11 +401,7 @@ impl StagingRun {
         let failure = file.failure();
         let options = self.write_options(table);
         frame.rechunk_mut();
-        ParquetWriter::new(file)
-            .with_compression(options.compression)
-            .with_statistics(options.statistics)
-            .with_row_group_size(options.row_group_size)
-            .with_key_value_metadata(options.key_value_metadata)
+        crate::output::parquet_writer(file, &options)
             .finish(frame)
             .map_err(|source| self.table_error(table, &path, source, &failure))?;
         self.tables.push(TableRecord {
@@ -463,6 +460,63 @@ impl StagingRun {
             restricted,
         });
         Ok(rows)
+    }
+
+    /// Write a table from plans run one after another (the parts of a split patient list),
+    /// each streamed batch by batch into one file: memory holds one part's plan and one row
+    /// group, not the table. The plans must give the same columns.
+    ///
+    /// # Errors
+    /// [`PublishError`] when a plan fails or the file cannot be written.
+    pub fn sink_parts(
+        &mut self,
+        table: &str,
+        plans: impl IntoIterator<Item = PolarsResult<LazyFrame>>,
+        restricted: bool,
+    ) -> Result<u64, PublishError> {
+        let path = self.table_path(table);
+        let options = self.write_options(table);
+        let file = RecordingFile::create(&path)?;
+        let failure = file.failure();
+        let run = || -> PolarsResult<u64> {
+            let mut plans = plans.into_iter();
+            let Some(first) = plans.next() else {
+                polars_bail!(ComputeError: "internal: no plan for table {table}");
+            };
+            let mut first = first?;
+            let writer = Arc::new(Mutex::new(TableWriter::parquet(
+                Box::new(std::io::BufWriter::new(file)),
+                first.collect_schema()?.as_ref(),
+                &options,
+            )?));
+            for plan in std::iter::once(Ok(first)).chain(plans) {
+                let shared = Arc::clone(&writer);
+                crate::lazy::for_each_batch(plan?, move |mut batch| {
+                    shared
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .write_batch(&mut batch)
+                })?;
+            }
+            writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .finish()
+        };
+        let rows = run().map_err(|source| self.table_error(table, &path, source, &failure))?;
+        self.tables.push(TableRecord {
+            table: table.to_string(),
+            file: format!("{table}.parquet"),
+            rows,
+            restricted,
+        });
+        Ok(rows)
+    }
+
+    /// A working folder inside the staging folder (removed with it if the run fails; the
+    /// caller removes it before commit).
+    pub fn work_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(format!(".work-{name}"))
     }
 
     /// Drop a table written only as a working copy (e.g. the patient-level table when the

@@ -24,12 +24,28 @@ pub(crate) fn analysis_sections(disclosure: bool) -> String {
     text
 }
 
-/// Run the pipeline over the shared 120,000-patient ICB sample, once per process.
-fn pipeline_run(cell: &'static OnceLock<PathBuf>, name: &str, disclosure: bool) -> &'static Path {
+/// Run the pipeline over the shared 120,000-patient ICB sample, once per process
+/// (`patients_per_part`: split the list into parts of at most that many patients).
+fn pipeline_run(
+    cell: &'static OnceLock<PathBuf>,
+    name: &str,
+    disclosure: bool,
+    patients_per_part: Option<u64>,
+) -> &'static Path {
     cell.get_or_init(|| {
         let data = crate::synth::icb_run();
         let mut config =
             std::fs::read_to_string(data.join("healthgap.toml")).expect("synth config");
+        if let Some(per_part) = patients_per_part {
+            assert!(
+                config.contains("[run]\n"),
+                "the synth config has a [run] table"
+            );
+            config = config.replace(
+                "[run]\n",
+                &format!("[run]\npatients_per_part = {per_part}\n"),
+            );
+        }
         config.push_str(&analysis_sections(disclosure));
         let config_path = data.join(format!("{name}.toml"));
         std::fs::write(&config_path, config).expect("write config");
@@ -56,12 +72,18 @@ fn pipeline_run(cell: &'static OnceLock<PathBuf>, name: &str, disclosure: bool) 
 
 fn unrounded_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
-    pipeline_run(&RUN, "unrounded", false)
+    pipeline_run(&RUN, "unrounded", false, None)
+}
+
+/// The same run with the registered list split into five parts by patient.
+fn split_run() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    pipeline_run(&RUN, "split", false, Some(25_000))
 }
 
 pub(crate) fn published_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
-    pipeline_run(&RUN, "published", true)
+    pipeline_run(&RUN, "published", true, None)
 }
 
 fn read(path: &Path) -> DataFrame {
@@ -100,6 +122,67 @@ const PLANTED: &[(&str, &str, f64, bool)] = &[
     ("breast_screened", "breast_screening", 100.0, false),
     ("current_smoker", "smoking", 100.0, false),
 ];
+
+/// `table` sorted by its columns other than floating-point ones (which identify its rows).
+fn sorted_by_keys(table: DataFrame) -> DataFrame {
+    let keys: Vec<PlSmallStr> = table
+        .schema()
+        .iter()
+        .filter(|(_, dtype)| !dtype.is_float())
+        .map(|(name, _)| name.clone())
+        .collect();
+    table
+        .sort(keys, SortMultipleOptions::default().with_nulls_last(true))
+        .expect("sort")
+}
+
+#[test]
+fn a_list_split_into_parts_by_patient_gives_the_tables_of_the_whole_list() {
+    let whole = unrounded_run();
+    let split = split_run();
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(split.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    assert_eq!(manifest["population"], 120_000);
+    let leftovers: Vec<_> = std::fs::read_dir(split)
+        .expect("run folder")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "working files left: {leftovers:?}");
+    for table in [
+        "patients_enriched",
+        "segments",
+        "indicators",
+        "inequality",
+        "area_deprivation",
+        "footprint_weights",
+    ] {
+        let file = format!("{table}.parquet");
+        let a = sorted_by_keys(read(&whole.join(&file)));
+        let b = sorted_by_keys(read(&split.join(&file)));
+        assert_eq!(a.schema(), b.schema(), "{table}: columns");
+        assert_eq!(a.height(), b.height(), "{table}: rows");
+        for (x, y) in a.columns().iter().zip(b.columns()) {
+            if x.dtype().is_float() {
+                // Sums taken in another order differ in the last bits only.
+                let (x, y) = (x.f64().expect("f64"), y.f64().expect("f64"));
+                for (row, (u, v)) in x.iter().zip(y.iter()).enumerate() {
+                    let close = match (u, v) {
+                        (Some(u), Some(v)) => {
+                            (u - v).abs() <= 1e-9 * u.abs().max(1.0) || (u.is_nan() && v.is_nan())
+                        }
+                        (u, v) => u.is_none() && v.is_none(),
+                    };
+                    assert!(close, "{table}.{} row {row}: {u:?} vs {v:?}", x.name());
+                }
+            } else {
+                assert!(x.equals_missing(y), "{table}.{}: values differ", x.name());
+            }
+        }
+    }
+}
 
 #[test]
 fn planted_gradients_are_recovered_within_the_95_percent_limits() {

@@ -344,29 +344,33 @@ fn unwritable_root_and_bad_inputs_are_exit_2_with_nothing_published() {
 fn json_logs_for_schedulers() {
     let dir = Workdir::new("run-json");
     let root = dir.join("out");
-    let run = dir.run(&[
-        "--log-format",
-        "json",
-        "run",
-        "--config",
-        &fixture_config(),
-        "--out",
-        &root.display().to_string(),
-        "--run-id",
-        "j1",
-    ]);
-    run.expect_code(0);
-    let lines: Vec<serde_json::Value> = run
-        .stderr()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect();
-    assert!(lines.iter().any(|l| l["stage"] == "ingest"));
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["message"] == "run complete" && l["population"] == 14)
-    );
+    // `--json` is short for `--log-format json`, and like it may come after the subcommand.
+    for (run_id, flags) in [
+        ("j1", ["--log-format", "json"].as_slice()),
+        ("j2", ["--json"].as_slice()),
+    ] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        let config = fixture_config();
+        let out = root.display().to_string();
+        args.extend(["--config", &config, "--out", &out, "--run-id", run_id]);
+        let run = dir.run(&args);
+        run.expect_code(0);
+        let lines: Vec<serde_json::Value> = run
+            .stderr()
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{flags:?}: not JSON: {l}: {e}"))
+            })
+            .collect();
+        assert!(lines.iter().any(|l| l["stage"] == "ingest"), "{flags:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["message"] == "run complete" && l["population"] == 14),
+            "{flags:?}"
+        );
+    }
 }
 
 #[test]

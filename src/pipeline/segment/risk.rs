@@ -129,9 +129,8 @@ const TIER_FOOTPRINT: &str = "__tier_footprint";
 /// better rank), take the share of people ranked above, and cut at 0.5%, 5% and 20%.
 /// Cut-offs: the thresholds for moderate, high and very high.
 ///
-/// The shares come from a small table of people by footprint × score, counted first with the
-/// streaming engine and joined back on footprint and score: the same numbers as a rank over a
-/// window, without holding every patient in memory for the window.
+/// For a list in one piece: [`score_counts`], [`tier_shares`] and [`with_tier_shares`] in
+/// turn (a list split in parts counts every part before any part is tiered).
 ///
 /// # Errors
 /// If counting the scores fails.
@@ -143,20 +142,43 @@ pub fn with_tier_inputs(
     if method == TierMethod::Cutoffs {
         return Ok(patients);
     }
+    let shares = tier_shares(vec![score_counts(patients.clone(), within)?])?;
+    Ok(with_tier_shares(patients, Some(&shares), within))
+}
+
+fn with_tier_footprint(patients: LazyFrame, within: &str) -> LazyFrame {
     let footprint = if within == "england" {
         lit(schema::ENGLAND_CODE)
     } else {
         col(within)
     };
-    let patients = patients.with_column(footprint.alias(TIER_FOOTPRINT));
-    let counts = crate::lazy::collect_streaming(
-        patients
-            .clone()
+    patients.with_column(footprint.alias(TIER_FOOTPRINT))
+}
+
+/// People by footprint × score (`within`: a footprint code column, or `england`), counted with
+/// the streaming engine. The counts of parts of a list add up to the list's.
+///
+/// # Errors
+/// If the plan fails.
+pub fn score_counts(patients: LazyFrame, within: &str) -> PolarsResult<DataFrame> {
+    crate::lazy::collect_streaming(
+        with_tier_footprint(patients, within)
             .group_by([col(TIER_FOOTPRINT), col(CMS_SCORE)])
-            .agg([len().alias("people")]),
-    )?;
-    let shares = counts
-        .lazy()
+            .agg([len().cast(DataType::UInt64).alias("people")]),
+    )
+}
+
+/// The share of each footprint's people ranked strictly above each score, from the
+/// [`score_counts`] of every part of the list: the same numbers as a rank over a window of
+/// every patient, from a table of a few thousand rows.
+///
+/// # Errors
+/// If the counts do not have the columns [`score_counts`] gives.
+pub fn tier_shares(counts: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+    let parts: Vec<LazyFrame> = counts.into_iter().map(IntoLazy::lazy).collect();
+    concat(parts, UnionArgs::default())?
+        .group_by([col(TIER_FOOTPRINT), col(CMS_SCORE)])
+        .agg([col("people").sum()])
         .sort(
             [TIER_FOOTPRINT, CMS_SCORE],
             SortMultipleOptions::default()
@@ -170,19 +192,31 @@ pub fn with_tier_inputs(
             .alias(SHARE_ABOVE),
         )
         .select([col(TIER_FOOTPRINT), col(CMS_SCORE), col(SHARE_ABOVE)])
-        .collect()?;
+        .collect()
+}
+
+/// Join each patient's share of people ranked above (from [`tier_shares`]); `None` (cut-off
+/// tiers) leaves the patients as they are.
+pub fn with_tier_shares(
+    patients: LazyFrame,
+    shares: Option<&DataFrame>,
+    within: &str,
+) -> LazyFrame {
+    let Some(shares) = shares else {
+        return patients;
+    };
     let args = JoinArgs {
         maintain_order: MaintainOrderJoin::Left,
         // Patients whose practice has no PCN are one footprint of their own, as in a window.
         nulls_equal: true,
         ..JoinArgs::new(JoinType::Left)
     };
-    Ok(patients.join(
-        shares.lazy(),
+    with_tier_footprint(patients, within).join(
+        shares.clone().lazy(),
         [col(TIER_FOOTPRINT), col(CMS_SCORE)],
         [col(TIER_FOOTPRINT), col(CMS_SCORE)],
         args,
-    ))
+    )
 }
 
 /// The risk tier of each patient, over the columns [`with_tier_inputs`] added.
@@ -318,6 +352,50 @@ mod tests {
         let got = tiers(df, TierMethod::Percentile, "england", &[]);
         let count = |t: &str| got.iter().filter(|g| *g == t).count();
         assert_eq!((count("1"), count("2"), count("3")), (3, 27, 90));
+    }
+
+    #[test]
+    fn counts_of_parts_give_the_tiers_of_the_whole_list() {
+        // 400 people in two PCNs, split into two parts that each hold some of both PCNs: the
+        // shares from both parts' counts tier each part as the whole list is tiered.
+        let scores: Vec<f64> = (0..400).map(|i| f64::from((i * 37) % 101)).collect();
+        let pcn: Vec<&str> = (0..400)
+            .map(|i| if i % 3 == 0 { "U1" } else { "U2" })
+            .collect();
+        let whole = tiers(
+            frame(&scores, &pcn),
+            TierMethod::Percentile,
+            "pcn_code",
+            &[],
+        );
+        let (first, second) = (
+            frame(&scores[..150], &pcn[..150]),
+            frame(&scores[150..], &pcn[150..]),
+        );
+        let counts = vec![
+            score_counts(first.clone(), "pcn_code").expect("counts"),
+            score_counts(second.clone(), "pcn_code").expect("counts"),
+        ];
+        let shares = tier_shares(counts).expect("shares");
+        let mut split = Vec::new();
+        for part in [first, second] {
+            let tiered = with_tier_shares(part, Some(&shares), "pcn_code")
+                .with_column(tier(TierMethod::Percentile, &[]).alias("t"))
+                .collect()
+                .expect("collect");
+            for value in tiered.column("t").expect("t").str().expect("str").iter() {
+                split.push(value.unwrap_or("").chars().take(1).collect::<String>());
+            }
+        }
+        assert_eq!(split, whole);
+        // And not what either part would give alone.
+        let alone = tiers(
+            frame(&scores[..150], &pcn[..150]),
+            TierMethod::Percentile,
+            "pcn_code",
+            &[],
+        );
+        assert_ne!(alone, whole[..150]);
     }
 
     #[test]
