@@ -388,6 +388,11 @@ pub const AREA_DEPRIVATION_COLUMNS: &[&str] = &[
     schema::DEPRIVATION_DECILE,
 ];
 
+/// Working columns of [`area_deprivation`]: the population with an IMD score, and the sum of
+/// their scores weighted by population (the mean's numerator).
+const SCORED_POPULATION: &str = "__scored_population";
+const WEIGHTED_SCORE: &str = "__weighted_score";
+
 /// Population-weighted deprivation of every practice, PCN and ICB and of England.
 ///
 /// For each area: registered population; population with an English deprivation match; the
@@ -400,53 +405,87 @@ pub const AREA_DEPRIVATION_COLUMNS: &[&str] = &[
 /// # Errors
 /// If the plan fails to run.
 pub fn area_deprivation(attributed: LazyFrame) -> PolarsResult<DataFrame> {
+    // Weighted people counted row by row into plain columns and summed by practice (with its
+    // PCN and ICB) in one streamed pass: the areas are sums of their practices', so PCNs, ICBs
+    // and England are rolled up from that small table instead of re-reading the patients.
     let england_only = col(schema::NATION).eq(lit("E"));
+    let weight = || col(schema::WEIGHT).cast(DataType::Int64);
+    let weight_if = |condition: Expr| {
+        when(condition.fill_null(lit(false)))
+            .then(weight())
+            .otherwise(lit(0i64))
+    };
+    let scored = england_only
+        .clone()
+        .and(col(schema::IMD_SCORE).is_not_null());
+    let mut counted = vec![
+        (schema::POPULATION.to_string(), weight()),
+        (
+            schema::POPULATION_WITH_IMD.to_string(),
+            weight_if(england_only.clone()),
+        ),
+        (SCORED_POPULATION.to_string(), weight_if(scored.clone())),
+        (
+            WEIGHTED_SCORE.to_string(),
+            when(scored)
+                .then(col(schema::IMD_SCORE) * weight().cast(DataType::Float64))
+                .otherwise(lit(0.0)),
+        ),
+        (
+            schema::CORE20_POPULATION.to_string(),
+            weight_if(col(schema::CORE20).eq(lit(true))),
+        ),
+    ];
+    for q in 1..=5i64 {
+        counted.push((
+            format!("population_imd_q{q}"),
+            weight_if(
+                england_only
+                    .clone()
+                    .and(col(schema::IMD_QUINTILE).eq(lit(q))),
+            ),
+        ));
+    }
+    let keys = [
+        schema::PRACTICE_CODE,
+        schema::PCN_CODE,
+        schema::PCN_NAME,
+        schema::ICB_CODE,
+        schema::ICB_NAME,
+    ];
+    let sums = || {
+        counted
+            .iter()
+            .map(|(name, _)| col(name.as_str()).sum())
+            .collect::<Vec<_>>()
+    };
+    let by_practice = crate::lazy::collect_streaming(
+        attributed
+            .clone()
+            .select(
+                keys.iter()
+                    .map(|k| col(*k))
+                    .chain(
+                        counted
+                            .iter()
+                            .map(|(name, e)| e.clone().alias(name.as_str())),
+                    )
+                    .collect::<Vec<_>>(),
+            )
+            .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
+            .agg(sums()),
+    )?
+    .lazy();
     let metrics = || {
-        let mut aggs = vec![
-            col(schema::WEIGHT)
-                .sum()
-                .cast(DataType::Int64)
-                .alias(schema::POPULATION),
-            col(schema::WEIGHT)
-                .filter(england_only.clone())
-                .sum()
-                .cast(DataType::Int64)
-                .alias(schema::POPULATION_WITH_IMD),
-            ((col(schema::IMD_SCORE) * col(schema::WEIGHT).cast(DataType::Float64))
-                .filter(
-                    england_only
-                        .clone()
-                        .and(col(schema::IMD_SCORE).is_not_null()),
-                )
-                .sum()
-                / col(schema::WEIGHT)
-                    .cast(DataType::Float64)
-                    .filter(
-                        england_only
-                            .clone()
-                            .and(col(schema::IMD_SCORE).is_not_null()),
-                    )
-                    .sum())
-            .alias(schema::IMD_SCORE),
-            col(schema::WEIGHT)
-                .filter(col(schema::CORE20).eq(lit(true)))
-                .sum()
-                .cast(DataType::Int64)
-                .alias(schema::CORE20_POPULATION),
-        ];
-        for q in 1..=5i64 {
-            aggs.push(
-                col(schema::WEIGHT)
-                    .filter(
-                        england_only
-                            .clone()
-                            .and(col(schema::IMD_QUINTILE).eq(lit(q))),
-                    )
-                    .sum()
-                    .cast(DataType::Int64)
-                    .alias(format!("population_imd_q{q}")),
-            );
-        }
+        let mut aggs: Vec<Expr> = counted
+            .iter()
+            .filter(|(name, _)| name != SCORED_POPULATION && name != WEIGHTED_SCORE)
+            .map(|(name, _)| col(name.as_str()).sum())
+            .collect();
+        aggs.push(
+            (col(WEIGHTED_SCORE).sum() / col(SCORED_POPULATION).sum().cast(DataType::Float64))
+                .alias(schema::IMD_SCORE),
+        );
         aggs
     };
     let level = |name: &str, code: &str, area_name: Option<&str>, parent: Option<&str>| {
@@ -457,7 +496,7 @@ pub fn area_deprivation(attributed: LazyFrame) -> PolarsResult<DataFrame> {
         if let Some(p) = parent {
             keys.push(col(p));
         }
-        attributed
+        by_practice
             .clone()
             .filter(col(code).is_not_null())
             .group_by(keys)
@@ -473,7 +512,7 @@ pub fn area_deprivation(attributed: LazyFrame) -> PolarsResult<DataFrame> {
                     .alias(schema::PARENT_AREA_CODE),
             ])
     };
-    let england = attributed.clone().select(metrics()).with_columns([
+    let england = by_practice.clone().select(metrics()).with_columns([
         lit("england").alias(schema::AREA_LEVEL),
         lit(schema::ENGLAND_CODE).alias(schema::AREA_CODE),
         lit("England").alias(schema::AREA_NAME),
