@@ -52,6 +52,11 @@ fn part_ids(patient_ids: &Column, parts: u32) -> PolarsResult<Column> {
     Ok(Column::new(PART.into(), ids))
 }
 
+/// The working file of input `name`, part `part`.
+fn part_file(dir: &Path, name: &str, part: u32) -> PathBuf {
+    dir.join(format!("{name}-{part}.parquet"))
+}
+
 /// The patient-keyed inputs of a run, whole or split into parts.
 pub enum PatientInputs {
     /// One part: the inputs as ingested.
@@ -111,7 +116,7 @@ impl PatientInputs {
                 .with_context(|| format!("reading the columns of {name}"))?;
             let mut writers = Vec::with_capacity(parts as usize);
             for part in 0..parts {
-                let path = split.part_path(name, part);
+                let path = part_file(dir, name, part);
                 let file = File::create(&path)
                     .with_context(|| format!("{}: cannot create a working file", path.display()))?;
                 writers.push(TableWriter::parquet(
@@ -165,24 +170,17 @@ impl PatientInputs {
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, frame)| frame.clone())),
-            PatientInputs::Split { inputs, .. } => {
+            PatientInputs::Split { dir, inputs, .. } => {
                 if !inputs.contains(&name) {
                     return Ok(None);
                 }
-                let path = self.part_path(name, part);
+                let path = part_file(dir, name, part);
                 LazyFrame::scan_parquet(
                     PlRefPath::new(path.to_string_lossy().as_ref()),
                     ScanArgsParquet::default(),
                 )
                 .map(Some)
             }
-        }
-    }
-
-    fn part_path(&self, name: &str, part: u32) -> PathBuf {
-        match self {
-            PatientInputs::Whole(_) => PathBuf::new(),
-            PatientInputs::Split { dir, .. } => dir.join(format!("{name}-{part}.parquet")),
         }
     }
 }
