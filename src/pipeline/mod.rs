@@ -667,11 +667,11 @@ fn population_stages(
 fn patient_inputs(
     ingested: &ingest::Ingested,
     population: LazyFrame,
-) -> Vec<(&'static str, LazyFrame)> {
-    let mut inputs = vec![(PATIENTS, population)];
+) -> Vec<(InputKind, LazyFrame)> {
+    let mut inputs = vec![(InputKind::Patients, population)];
     if let Some(conditions) = ingested.frame(InputKind::Conditions) {
         let narrow = conditions.select([col(schema::PATIENT_ID), col(schema::CONDITION)]);
-        inputs.push((CONDITIONS, narrow));
+        inputs.push((InputKind::Conditions, narrow));
     }
     if let Some(outcomes) = ingested.frame(InputKind::Outcomes) {
         let narrow = outcomes.select([
@@ -679,15 +679,10 @@ fn patient_inputs(
             col(schema::INDICATOR),
             col(schema::VALUE),
         ]);
-        inputs.push((OUTCOMES, narrow));
+        inputs.push((InputKind::Outcomes, narrow));
     }
     inputs
 }
-
-/// Names of the patient-keyed inputs in [`partition::PatientInputs`].
-const PATIENTS: &str = "patients";
-const CONDITIONS: &str = "conditions";
-const OUTCOMES: &str = "outcomes";
 
 /// Enrich, attribute and segment a patient-level list, part by part, into `patients_enriched`.
 /// Rules and indicator expressions are checked against the columns before any part is written;
@@ -779,15 +774,15 @@ impl PatientPlan {
         inputs: &partition::PatientInputs,
         part: u32,
     ) -> polars::prelude::PolarsResult<LazyFrame> {
-        let Some(patients) = inputs.get(PATIENTS, part)? else {
+        let Some(patients) = inputs.get(InputKind::Patients, part)? else {
             polars::prelude::polars_bail!(ComputeError: "internal: no registered list");
         };
         let enriched = enrich::enrich(patients, self.deprivation.clone());
         let attributed = attribute::attach_membership(enriched, self.practices.clone());
         let outcomes = inputs
-            .get(OUTCOMES, part)?
+            .get(InputKind::Outcomes, part)?
             .map(|frame| (frame, self.outcome_codes.clone()));
-        segment::features(attributed, inputs.get(CONDITIONS, part)?, outcomes)
+        segment::features(attributed, inputs.get(InputKind::Conditions, part)?, outcomes)
     }
 }
 

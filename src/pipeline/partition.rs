@@ -20,6 +20,7 @@ use polars::prelude::{
     ScanArgsParquet, StatisticsOptions,
 };
 
+use crate::ingest::InputKind;
 use crate::output::TableWriter;
 use crate::schema;
 
@@ -52,23 +53,23 @@ fn part_ids(patient_ids: &Column, parts: u32) -> PolarsResult<Column> {
     Ok(Column::new(PART.into(), ids))
 }
 
-/// The working file of input `name`, part `part`.
-fn part_file(dir: &Path, name: &str, part: u32) -> PathBuf {
-    dir.join(format!("{name}-{part}.parquet"))
+/// The working file of input `kind`, part `part`.
+fn part_file(dir: &Path, kind: InputKind, part: u32) -> PathBuf {
+    dir.join(format!("{kind}-{part}.parquet"))
 }
 
 /// The patient-keyed inputs of a run, whole or split into parts.
 pub enum PatientInputs {
     /// One part: the inputs as ingested.
-    Whole(Vec<(&'static str, LazyFrame)>),
+    Whole(Vec<(InputKind, LazyFrame)>),
     /// Several parts, written under a working folder that is removed when this is dropped.
     Split {
         /// The working folder (`<input>-<part>.parquet`).
         dir: PathBuf,
         /// How many parts.
         parts: u32,
-        /// The inputs' names, in the order they were given.
-        inputs: Vec<&'static str>,
+        /// The inputs, in the order they were given.
+        inputs: Vec<InputKind>,
     },
 }
 
@@ -92,7 +93,7 @@ impl PatientInputs {
     pub fn split(
         dir: &Path,
         parts: u32,
-        inputs: Vec<(&'static str, LazyFrame)>,
+        inputs: Vec<(InputKind, LazyFrame)>,
     ) -> anyhow::Result<Self> {
         if parts <= 1 {
             return Ok(PatientInputs::Whole(inputs));
@@ -103,20 +104,20 @@ impl PatientInputs {
         let split = PatientInputs::Split {
             dir: dir.to_path_buf(),
             parts,
-            inputs: inputs.iter().map(|(name, _)| *name).collect(),
+            inputs: inputs.iter().map(|(kind, _)| *kind).collect(),
         };
         let options = ParquetWriteOptions {
             compression: ParquetCompression::Lz4Raw,
             statistics: StatisticsOptions::empty(),
             ..Default::default()
         };
-        for (name, mut frame) in inputs {
+        for (kind, mut frame) in inputs {
             let frame_schema = frame
                 .collect_schema()
-                .with_context(|| format!("reading the columns of {name}"))?;
+                .with_context(|| format!("reading the columns of {kind}"))?;
             let mut writers = Vec::with_capacity(parts as usize);
             for part in 0..parts {
-                let path = part_file(dir, name, part);
+                let path = part_file(dir, kind, part);
                 let file = File::create(&path)
                     .with_context(|| format!("{}: cannot create a working file", path.display()))?;
                 writers.push(TableWriter::parquet(
@@ -141,12 +142,12 @@ impl PatientInputs {
                 }
                 Ok(())
             })
-            .with_context(|| format!("splitting {name} into {parts} parts by patient"))?;
+            .with_context(|| format!("splitting {kind} into {parts} parts by patient"))?;
             let mut writers = writers.lock().unwrap_or_else(PoisonError::into_inner);
             for writer in writers.iter_mut() {
                 writer
                     .finish()
-                    .with_context(|| format!("finishing the parts of {name}"))?;
+                    .with_context(|| format!("finishing the parts of {kind}"))?;
             }
         }
         Ok(split)
@@ -160,21 +161,21 @@ impl PatientInputs {
         }
     }
 
-    /// Input `name` of part `part` (`None` when the run has no such input).
+    /// Input `kind` of part `part` (`None` when the run has no such input).
     ///
     /// # Errors
     /// If a part's file cannot be scanned.
-    pub fn get(&self, name: &str, part: u32) -> PolarsResult<Option<LazyFrame>> {
+    pub fn get(&self, kind: InputKind, part: u32) -> PolarsResult<Option<LazyFrame>> {
         match self {
             PatientInputs::Whole(inputs) => Ok(inputs
                 .iter()
-                .find(|(n, _)| *n == name)
+                .find(|(k, _)| *k == kind)
                 .map(|(_, frame)| frame.clone())),
             PatientInputs::Split { dir, inputs, .. } => {
-                if !inputs.contains(&name) {
+                if !inputs.contains(&kind) {
                     return Ok(None);
                 }
-                let path = part_file(dir, name, part);
+                let path = part_file(dir, kind, part);
                 LazyFrame::scan_parquet(
                     PlRefPath::new(path.to_string_lossy().as_ref()),
                     ScanArgsParquet::default(),
@@ -230,8 +231,8 @@ mod tests {
         ]
         .expect("outcomes");
         let inputs = vec![
-            ("patients", patients.clone().lazy()),
-            ("outcomes", outcomes.clone().lazy()),
+            (InputKind::Patients, patients.clone().lazy()),
+            (InputKind::Outcomes, outcomes.clone().lazy()),
         ];
         let work = dir.path().join("parts");
         let split = PatientInputs::split(&work, 4, inputs).expect("split");
@@ -240,13 +241,13 @@ mod tests {
         let mut outcome_rows = 0;
         for part in 0..4 {
             let p = split
-                .get("patients", part)
+                .get(InputKind::Patients, part)
                 .expect("scan")
                 .expect("patients")
                 .collect()
                 .expect("read");
             let o = split
-                .get("outcomes", part)
+                .get(InputKind::Outcomes, part)
                 .expect("scan")
                 .expect("outcomes")
                 .collect()
@@ -271,7 +272,7 @@ mod tests {
         all_patients.sort();
         assert_eq!(all_patients, patient_ids, "every patient once");
         assert_eq!(outcome_rows, 15000, "every outcome row once");
-        assert!(split.get("conditions", 0).expect("none").is_none());
+        assert!(split.get(InputKind::Conditions, 0).expect("none").is_none());
         drop(split);
         assert!(!work.exists(), "the working folder goes with the parts");
     }
@@ -281,11 +282,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let work = dir.path().join("parts");
         let patients = df![schema::PATIENT_ID => ["A", "B"]].expect("frame");
-        let whole = PatientInputs::split(&work, 1, vec![("patients", patients.clone().lazy())])
+        let whole = PatientInputs::split(&work, 1, vec![(InputKind::Patients, patients.clone().lazy())])
             .expect("whole");
         assert_eq!(whole.parts(), 1);
         let got = whole
-            .get("patients", 0)
+            .get(InputKind::Patients, 0)
             .expect("frame")
             .expect("patients")
             .collect()
