@@ -782,7 +782,11 @@ impl PatientPlan {
         let outcomes = inputs
             .get(InputKind::Outcomes, part)?
             .map(|frame| (frame, self.outcome_codes.clone()));
-        segment::features(attributed, inputs.get(InputKind::Conditions, part)?, outcomes)
+        segment::features(
+            attributed,
+            inputs.get(InputKind::Conditions, part)?,
+            outcomes,
+        )
     }
 }
 

@@ -282,8 +282,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let work = dir.path().join("parts");
         let patients = df![schema::PATIENT_ID => ["A", "B"]].expect("frame");
-        let whole = PatientInputs::split(&work, 1, vec![(InputKind::Patients, patients.clone().lazy())])
-            .expect("whole");
+        let whole = PatientInputs::split(
+            &work,
+            1,
+            vec![(InputKind::Patients, patients.clone().lazy())],
+        )
+        .expect("whole");
         assert_eq!(whole.parts(), 1);
         let got = whole
             .get(InputKind::Patients, 0)

@@ -122,30 +122,6 @@ const SHARE_ABOVE: &str = "__share_above";
 /// Column holding the footprint that percentile tiers are taken within.
 const TIER_FOOTPRINT: &str = "__tier_footprint";
 
-/// Add the risk tier of each patient (column [`crate::pipeline::segment::RISK_TIER`] is the
-/// caller's alias of [`tier`]; this adds the columns it reads).
-///
-/// Percentile: rank the score within the footprint (highest first; tied scores share the
-/// better rank), take the share of people ranked above, and cut at 0.5%, 5% and 20%.
-/// Cut-offs: the thresholds for moderate, high and very high.
-///
-/// For a list in one piece: [`score_counts`], [`tier_shares`] and [`with_tier_shares`] in
-/// turn (a list split in parts counts every part before any part is tiered).
-///
-/// # Errors
-/// If counting the scores fails.
-pub fn with_tier_inputs(
-    patients: LazyFrame,
-    method: TierMethod,
-    within: &str,
-) -> PolarsResult<LazyFrame> {
-    if method == TierMethod::Cutoffs {
-        return Ok(patients);
-    }
-    let shares = tier_shares(vec![score_counts(patients.clone(), within)?])?;
-    Ok(with_tier_shares(patients, Some(&shares), within))
-}
-
 fn with_tier_footprint(patients: LazyFrame, within: &str) -> LazyFrame {
     let footprint = if within == "england" {
         lit(schema::ENGLAND_CODE)
@@ -219,7 +195,12 @@ pub fn with_tier_shares(
     )
 }
 
-/// The risk tier of each patient, over the columns [`with_tier_inputs`] added.
+/// The risk tier of each patient (the caller aliases it [`crate::pipeline::segment::RISK_TIER`]).
+///
+/// Percentile: rank the score within the footprint (highest first; tied scores share the
+/// better rank), take the share of people ranked above, and cut at 0.5%, 5% and 20%; it reads
+/// the column [`with_tier_shares`] adds ([`score_counts`] of every part of the list, then
+/// [`tier_shares`]). Cut-offs: the thresholds for moderate, high and very high.
 pub fn tier(method: TierMethod, cutoffs: &[f64]) -> Expr {
     let score = col(CMS_SCORE);
     let label = |i: usize| lit(TIERS.get(i).copied().unwrap_or("4 low (rest)"));
@@ -249,7 +230,7 @@ pub fn tier(method: TierMethod, cutoffs: &[f64]) -> Expr {
     }
 }
 
-/// Drop the helper columns [`with_tier_inputs`] added (none for cut-offs), once the tier is set.
+/// Drop the helper columns [`with_tier_shares`] added (none for cut-offs), once the tier is set.
 pub fn without_tier_inputs(patients: LazyFrame, method: TierMethod) -> LazyFrame {
     match method {
         TierMethod::Percentile => patients.drop(cols([TIER_FOOTPRINT, SHARE_ABOVE])),
@@ -269,8 +250,14 @@ mod tests {
 
     /// Tiers the way the pipeline sets them: inputs, tier, helper columns dropped.
     fn tiers(df: LazyFrame, method: TierMethod, within: &str, cutoffs: &[f64]) -> Vec<String> {
-        let with_tier = with_tier_inputs(df, method, within)
-            .expect("tier inputs")
+        let shares = match method {
+            TierMethod::Percentile => Some(
+                tier_shares(vec![score_counts(df.clone(), within).expect("counts")])
+                    .expect("shares"),
+            ),
+            TierMethod::Cutoffs => None,
+        };
+        let with_tier = with_tier_shares(df, shares.as_ref(), within)
             .with_column(tier(method, cutoffs).alias("t"));
         without_tier_inputs(with_tier, method)
             .select([col("t")])
