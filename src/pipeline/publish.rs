@@ -404,12 +404,7 @@ impl StagingRun {
         crate::output::parquet_writer(file, &options)
             .finish(frame)
             .map_err(|source| self.table_error(table, &path, source, &failure))?;
-        self.tables.push(TableRecord {
-            table: table.to_string(),
-            file: format!("{table}.parquet"),
-            rows: frame.height() as u64,
-            restricted,
-        });
+        self.record(table, frame.height() as u64, restricted);
         Ok(())
     }
 
@@ -453,12 +448,7 @@ impl StagingRun {
                 .unwrap_or(0))
         })
         .map_err(|source| self.table_error(table, &path, source, &failure))?;
-        self.tables.push(TableRecord {
-            table: table.to_string(),
-            file: format!("{table}.parquet"),
-            rows,
-            restricted,
-        });
+        self.record(table, rows, restricted);
         Ok(rows)
     }
 
@@ -504,13 +494,18 @@ impl StagingRun {
                 .finish()
         };
         let rows = run().map_err(|source| self.table_error(table, &path, source, &failure))?;
+        self.record(table, rows, restricted);
+        Ok(rows)
+    }
+
+    /// Note a written table for the manifest.
+    fn record(&mut self, table: &str, rows: u64, restricted: bool) {
         self.tables.push(TableRecord {
             table: table.to_string(),
             file: format!("{table}.parquet"),
             rows,
             restricted,
         });
-        Ok(rows)
     }
 
     /// A working folder inside the staging folder (removed with it if the run fails; the
