@@ -11,6 +11,8 @@
 //! crude rates, Dobson for directly standardised rates over the ESP2013 age bands. This module
 //! only adapts them to tables (one call per row, or per age-band group for DSRs).
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -20,6 +22,8 @@ use crate::pipeline::enrich::ESP2013_BANDS;
 use crate::pipeline::segment::{RISK_TIER, SEGMENT};
 use crate::schema;
 use crate::stats::Confidence;
+
+mod sums;
 
 /// What an indicator's value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -322,71 +326,75 @@ fn breakdown_label(breakdown: &str) -> Expr {
     label.fill_null(lit(UNKNOWN))
 }
 
-/// Practice-level sums of every indicator's numerator and denominator, for each breakdown
-/// (and `all`), by age band when `by_age` (for DSRs). One row per practice × breakdown × value
-/// (× age band).
-fn practice_sums(
+/// The patient-level columns that practice sums need: the practice, every breakdown column, the
+/// age band when `by_age`, and each indicator's numerator and denominator weighted by the row's
+/// weight (0 for the ineligible). Selected in the plan that reads the patients, so only these
+/// columns are read and the terms are computed in parallel, batch by batch.
+fn indicator_terms(
     patients: &LazyFrame,
     indicators: &[PreparedIndicator],
-    wanted: &[usize],
     breakdowns: &[String],
     by_age: bool,
-) -> PolarsResult<LazyFrame> {
+) -> LazyFrame {
+    let mut columns: Vec<&str> = vec![schema::PRACTICE_CODE];
+    if by_age {
+        columns.push(schema::AGE_BAND);
+    }
+    for breakdown in breakdowns {
+        if !columns.contains(&breakdown.as_str()) {
+            columns.push(breakdown);
+        }
+    }
     let weight = col(schema::WEIGHT).cast(DataType::Float64);
-    let mut with_terms = Vec::new();
-    for (i, indicator) in indicators
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| wanted.contains(i))
-    {
+    let mut terms: Vec<Expr> = columns.iter().map(|c| col(*c)).collect();
+    for (i, indicator) in indicators.iter().enumerate() {
         let eligible = indicator.eligible.clone();
-        with_terms.push(
+        terms.push(
             when(eligible.clone())
                 .then(weight.clone())
                 .otherwise(lit(0.0))
                 .alias(den_column(i)),
         );
-        with_terms.push(
+        terms.push(
             when(eligible)
                 .then(weight.clone() * indicator.numerator.clone())
                 .otherwise(lit(0.0))
                 .alias(num_column(i)),
         );
     }
-    let terms = patients.clone().with_columns(with_terms);
-    let sums: Vec<Expr> = wanted
-        .iter()
-        .flat_map(|&i| [col(num_column(i)).sum(), col(den_column(i)).sum()])
-        .collect();
-    let mut frames = Vec::new();
-    for breakdown in std::iter::once(ALL.to_string()).chain(breakdowns.iter().cloned()) {
-        // Group on the breakdown column as it is (integers, booleans) and label the groups
-        // afterwards: text made for every patient row is most of the cost otherwise.
-        let (value, label) = if breakdown == ALL {
-            (lit(true), lit("All"))
-        } else {
-            (col(breakdown.as_str()), breakdown_label(&breakdown))
-        };
-        let mut keys = vec![col(schema::PRACTICE_CODE), value.alias(BREAKDOWN_VALUE)];
-        if by_age {
-            keys.push(
-                col(schema::AGE_BAND)
-                    .fill_null(lit(UNKNOWN))
-                    .alias(schema::AGE_BAND),
-            );
-        }
-        frames.push(
-            terms
-                .clone()
-                .group_by(keys)
-                .agg(sums.clone())
-                .with_columns([
-                    label.alias(BREAKDOWN_VALUE),
-                    lit(breakdown.clone()).alias(BREAKDOWN),
-                ]),
-        );
-    }
-    concat(frames, UnionArgs::default())
+    patients.clone().select(terms)
+}
+
+/// Practice sums of the `flat` indicators, and of the `dsr` ones by age band, in one streamed
+/// pass over the patients (see [`sums`] for why not with polars' `group_by`).
+fn practice_sums(
+    patients: &LazyFrame,
+    indicators: &[PreparedIndicator],
+    flat: &[usize],
+    dsr: &[usize],
+    breakdowns: &[String],
+) -> PolarsResult<(DataFrame, Option<DataFrame>)> {
+    let terms = indicator_terms(patients, indicators, breakdowns, !dsr.is_empty());
+    let sums = sums::PracticeSums::new(
+        terms.clone().collect_schema()?.as_ref(),
+        indicators.len(),
+        flat,
+        dsr,
+        breakdowns,
+    )?;
+    let sums = Arc::new(Mutex::new(sums));
+    let in_plan = Arc::clone(&sums);
+    crate::lazy::for_each_batch(terms, move |batch| {
+        in_plan
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(&batch)
+    })?;
+    Arc::into_inner(sums)
+        .expect("the plan has finished with its batches")
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .finish()
 }
 
 /// Sum practice-level sums up to each requested level. `practices` maps practice → PCN, ICB.
@@ -463,45 +471,21 @@ pub fn indicators_table(
     // nineteen times longer, and every column in it costs.
     let (dsr, flat_only): (Vec<usize>, Vec<usize>) =
         (0..n).partition(|&i| indicators[i].spec.kind == IndicatorType::Dsr);
-    // Practice sums are collected before rolling up: each level's plan would otherwise run
-    // the patient-level aggregation again. The streaming engine reads the patients once for
-    // every breakdown's grouping, batch by batch.
+    // Practice sums are summed before rolling up: each level's plan would otherwise read the
+    // patients again.
+    let (flat_sums, dsr_sums) =
+        practice_sums(patients, indicators, &flat_only, &dsr, &config.breakdowns)?;
     let flat = roll_up(
-        crate::lazy::collect_streaming(practice_sums(
-            patients,
-            indicators,
-            &flat_only,
-            &config.breakdowns,
-            false,
-        )?)?
-        .lazy(),
+        flat_sums.lazy(),
         practice_map.clone(),
         levels,
         false,
         &flat_only,
     )?
     .collect()?;
-    let by_age = if dsr.is_empty() {
-        None
-    } else {
-        Some(
-            roll_up(
-                crate::lazy::collect_streaming(practice_sums(
-                    patients,
-                    indicators,
-                    &dsr,
-                    &config.breakdowns,
-                    true,
-                )?)?
-                .lazy(),
-                practice_map,
-                levels,
-                true,
-                &dsr,
-            )?
-            .collect()?,
-        )
-    };
+    let by_age = dsr_sums
+        .map(|sums| roll_up(sums.lazy(), practice_map, levels, true, &dsr)?.collect())
+        .transpose()?;
 
     let pair = reference_levels()?;
     let specs: Vec<&IndicatorSpec> = indicators.iter().map(|i| &i.spec).collect();

@@ -1,0 +1,599 @@
+//! Practice sums: every indicator's weighted numerator and denominator summed by practice ×
+//! breakdown value (× ESP2013 age band, for DSRs), in one streamed pass over the patients.
+//!
+//! Why not polars' `group_by`: the stage needs one grouping per breakdown of the same rows, and
+//! the same again by age band for DSRs (eighteen with the default breakdowns). As one streaming
+//! plan, polars' engine queues the rows for whichever grouping is slowest (12 GiB at England
+//! scale); as separate plans it reads the patients once per grouping, or hashes the practice
+//! code of every row once per grouping. Here each batch's key columns are turned into small
+//! dense codes once, and every grouping adds the batch's terms into its own table of sums, the
+//! groupings in parallel. Memory holds one batch and the sums.
+//!
+//! Within a grouping, sums are added in row order of batches taken in order, so a run gives the
+//! same totals every time.
+
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use super::{ALL, BREAKDOWN, BREAKDOWN_VALUE, breakdown_label, den_column, num_column};
+use crate::schema;
+
+type Codes<K> = HashMap<K, u32, RandomState>;
+
+/// One value of a key column.
+enum KeyValue {
+    Null,
+    Number(i64),
+    Text(Box<str>),
+}
+
+/// Dense codes (0, 1, 2, … in order of first sight) for the values of one key column, kept
+/// across batches, and the values back from their codes.
+struct KeyCodes {
+    name: String,
+    dtype: DataType,
+    numbers: Codes<i64>,
+    texts: Codes<Box<str>>,
+    null: Option<u32>,
+    values: Vec<KeyValue>,
+}
+
+impl KeyCodes {
+    fn new(name: &str, dtype: &DataType) -> Self {
+        KeyCodes {
+            name: name.to_string(),
+            dtype: dtype.clone(),
+            numbers: Codes::default(),
+            texts: Codes::default(),
+            null: None,
+            values: Vec::new(),
+        }
+    }
+
+    /// Integers and yes/no are coded by number, everything else by its text.
+    fn by_number(&self) -> bool {
+        self.dtype.is_integer() || self.dtype == DataType::Boolean
+    }
+
+    fn code_of(&mut self, value: KeyValue) -> u32 {
+        let code = self.values.len() as u32;
+        match &value {
+            KeyValue::Null => self.null = Some(code),
+            KeyValue::Number(n) => {
+                self.numbers.insert(*n, code);
+            }
+            KeyValue::Text(t) => {
+                self.texts.insert(t.clone(), code);
+            }
+        }
+        self.values.push(value);
+        code
+    }
+
+    fn null_code(&mut self) -> u32 {
+        match self.null {
+            Some(code) => code,
+            None => self.code_of(KeyValue::Null),
+        }
+    }
+
+    /// The code of each value of `column`, in row order.
+    fn codes(&mut self, column: &Column) -> PolarsResult<Vec<u32>> {
+        let mut codes = Vec::with_capacity(column.len());
+        // Lists usually come practice by practice: a run of equal values is looked up once.
+        if self.by_number() {
+            let numbers = column.cast(&DataType::Int64)?;
+            let mut last: Option<(i64, u32)> = None;
+            for value in numbers.i64()?.iter() {
+                codes.push(match value {
+                    None => self.null_code(),
+                    Some(n) => match last {
+                        Some((l, code)) if l == n => code,
+                        _ => {
+                            let code = match self.numbers.get(&n) {
+                                Some(&code) => code,
+                                None => self.code_of(KeyValue::Number(n)),
+                            };
+                            last = Some((n, code));
+                            code
+                        }
+                    },
+                });
+            }
+        } else {
+            let texts = column.cast(&DataType::String)?;
+            let mut last: Option<(&str, u32)> = None;
+            for value in texts.str()?.iter() {
+                codes.push(match value {
+                    None => self.null_code(),
+                    Some(t) => match last {
+                        Some((l, code)) if l == t => code,
+                        _ => {
+                            let code = match self.texts.get(t) {
+                                Some(&code) => code,
+                                None => self.code_of(KeyValue::Text(t.into())),
+                            };
+                            last = Some((t, code));
+                            code
+                        }
+                    },
+                });
+            }
+        }
+        Ok(codes)
+    }
+
+    /// The values in code order, as a column of the key column's own type.
+    fn values(&self) -> PolarsResult<Series> {
+        let name = PlSmallStr::from(self.name.as_str());
+        let series = if self.by_number() {
+            let numbers: Vec<Option<i64>> = self
+                .values
+                .iter()
+                .map(|v| match v {
+                    KeyValue::Number(n) => Some(*n),
+                    _ => None,
+                })
+                .collect();
+            Series::new(name, numbers)
+        } else {
+            let texts: Vec<Option<&str>> = self
+                .values
+                .iter()
+                .map(|v| match v {
+                    KeyValue::Text(t) => Some(&**t),
+                    _ => None,
+                })
+                .collect();
+            Series::new(name, texts)
+        };
+        series.cast(&self.dtype)
+    }
+}
+
+/// The key columns of a grouping: indices into [`PracticeSums::keys`].
+#[derive(Clone, Copy)]
+struct GroupingKeys {
+    /// The breakdown's column; `None` for `all`.
+    value: Option<usize>,
+    /// The age band's column, for DSRs.
+    age: Option<usize>,
+}
+
+/// Sums of some indicators' terms by practice × one breakdown's value (× age band).
+struct Grouping {
+    breakdown: String,
+    keys: GroupingKeys,
+    indicators: Vec<usize>,
+    slots: Codes<(u32, u32, u32)>,
+    /// Practice, value and age codes of each slot.
+    slot_keys: Vec<(u32, u32, u32)>,
+    /// Slot by slot: numerator and denominator of each of `indicators`.
+    sums: Vec<f64>,
+}
+
+impl Grouping {
+    fn add(&mut self, codes: &[Vec<u32>], terms: &[(Vec<f64>, Vec<f64>)]) {
+        let width = 2 * self.indicators.len();
+        let practices = &codes[PRACTICE_KEY];
+        let values = self.keys.value.map(|k| &codes[k]);
+        let ages = self.keys.age.map(|k| &codes[k]);
+        let mut last: Option<((u32, u32, u32), usize)> = None;
+        for row in 0..practices.len() {
+            let key = (
+                practices[row],
+                values.map_or(0, |v| v[row]),
+                ages.map_or(0, |a| a[row]),
+            );
+            let slot = match last {
+                Some((k, slot)) if k == key => slot,
+                _ => {
+                    let slot = *self.slots.entry(key).or_insert_with(|| {
+                        self.slot_keys.push(key);
+                        self.sums.resize(self.sums.len() + width, 0.0);
+                        (self.slot_keys.len() - 1) as u32
+                    }) as usize;
+                    last = Some((key, slot));
+                    slot
+                }
+            };
+            let sums = &mut self.sums[slot * width..(slot + 1) * width];
+            for (j, &i) in self.indicators.iter().enumerate() {
+                sums[2 * j] += terms[i].0[row];
+                sums[2 * j + 1] += terms[i].1[row];
+            }
+        }
+    }
+
+    /// One row per slot: practice, breakdown, breakdown value (labelled), age band when by
+    /// age, and the sums.
+    fn into_frame(self, practices: &Series, labels: &[Option<Series>]) -> PolarsResult<DataFrame> {
+        let n = self.slot_keys.len();
+        let take =
+            |series: &Series, codes: Vec<u32>| series.take(&IdxCa::from_vec("".into(), codes));
+        let mut columns = vec![
+            take(practices, self.slot_keys.iter().map(|k| k.0).collect())?.into_column(),
+            Column::new_scalar(
+                BREAKDOWN.into(),
+                Scalar::new(
+                    DataType::String,
+                    AnyValue::StringOwned(self.breakdown.as_str().into()),
+                ),
+                n,
+            ),
+        ];
+        columns.push(match self.keys.value {
+            None => Column::new_scalar(
+                BREAKDOWN_VALUE.into(),
+                Scalar::new(DataType::String, AnyValue::StringOwned("All".into())),
+                n,
+            ),
+            Some(k) => {
+                let labels = labels[k].as_ref().expect("breakdown columns are labelled");
+                take(labels, self.slot_keys.iter().map(|k| k.1).collect())?
+                    .with_name(BREAKDOWN_VALUE.into())
+                    .into_column()
+            }
+        });
+        if let Some(k) = self.keys.age {
+            let ages = labels[k].as_ref().expect("the age band is labelled");
+            columns.push(
+                take(ages, self.slot_keys.iter().map(|k| k.2).collect())?
+                    .with_name(schema::AGE_BAND.into())
+                    .into_column(),
+            );
+        }
+        let width = 2 * self.indicators.len();
+        for (j, &i) in self.indicators.iter().enumerate() {
+            let strided = |offset: usize| -> Vec<f64> {
+                self.sums
+                    .iter()
+                    .skip(offset)
+                    .step_by(width)
+                    .copied()
+                    .collect()
+            };
+            columns.push(Column::new(num_column(i).into(), strided(2 * j)));
+            columns.push(Column::new(den_column(i).into(), strided(2 * j + 1)));
+        }
+        DataFrame::new(n, columns)
+    }
+}
+
+/// Where the practice code is among the key columns.
+const PRACTICE_KEY: usize = 0;
+
+/// Practice sums being added up, batch by batch.
+pub(super) struct PracticeSums {
+    /// Key columns: the practice first, then the age band (when there are DSRs) and the
+    /// breakdowns, each once.
+    keys: Vec<KeyCodes>,
+    indicators: usize,
+    groupings: Vec<Grouping>,
+}
+
+impl PracticeSums {
+    /// Sums of the `flat` indicators by practice × breakdown value, and of the `dsr` ones by
+    /// age band too, over batches with the columns `terms` (practice, age band, breakdowns,
+    /// `__num{i}` and `__den{i}` of all `indicators`).
+    ///
+    /// # Errors
+    /// If a key column is missing from `terms`.
+    pub(super) fn new(
+        terms: &Schema,
+        indicators: usize,
+        flat: &[usize],
+        dsr: &[usize],
+        breakdowns: &[String],
+    ) -> PolarsResult<Self> {
+        let mut keys: Vec<KeyCodes> = Vec::new();
+        let mut key = |name: &str| -> PolarsResult<usize> {
+            if let Some(k) = keys.iter().position(|k| k.name == name) {
+                return Ok(k);
+            }
+            let dtype = terms.try_get(name)?;
+            keys.push(KeyCodes::new(name, dtype));
+            Ok(keys.len() - 1)
+        };
+        key(schema::PRACTICE_CODE)?;
+        let age = if dsr.is_empty() {
+            None
+        } else {
+            Some(key(schema::AGE_BAND)?)
+        };
+        let mut groupings = Vec::new();
+        // Groupings by age band only for DSRs (`age` is there when they are).
+        let mut passes = vec![(flat, None)];
+        if age.is_some() {
+            passes.push((dsr, age));
+        }
+        for (wanted, age) in passes {
+            for breakdown in std::iter::once(ALL).chain(breakdowns.iter().map(String::as_str)) {
+                let value = if breakdown == ALL {
+                    None
+                } else {
+                    Some(key(breakdown)?)
+                };
+                groupings.push(Grouping {
+                    breakdown: breakdown.to_string(),
+                    keys: GroupingKeys { value, age },
+                    indicators: wanted.to_vec(),
+                    slots: Codes::default(),
+                    slot_keys: Vec::new(),
+                    sums: Vec::new(),
+                });
+            }
+        }
+        Ok(PracticeSums {
+            keys,
+            indicators,
+            groupings,
+        })
+    }
+
+    /// Add one batch.
+    ///
+    /// # Errors
+    /// If a column is missing or of the wrong type.
+    pub(super) fn add(&mut self, batch: &DataFrame) -> PolarsResult<()> {
+        let codes = self
+            .keys
+            .par_iter_mut()
+            .map(|key| {
+                let column = batch.column(&key.name)?;
+                key.codes(column)
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let terms = (0..self.indicators)
+            .into_par_iter()
+            .map(|i| {
+                Ok((
+                    crate::pipeline::f64_values(batch, &num_column(i), 0.0)?,
+                    crate::pipeline::f64_values(batch, &den_column(i), 0.0)?,
+                ))
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
+        self.groupings
+            .par_iter_mut()
+            .for_each(|grouping| grouping.add(&codes, &terms));
+        Ok(())
+    }
+
+    /// The sums of the flat indicators (by practice, breakdown and breakdown value), and of
+    /// the DSRs by age band too when there are any, with the columns of the old
+    /// `group_by`: `practice_code, breakdown, breakdown_value, [age_band,] __num{i}, __den{i}`.
+    ///
+    /// # Errors
+    /// If a label cannot be made (an internal error).
+    pub(super) fn finish(self) -> PolarsResult<(DataFrame, Option<DataFrame>)> {
+        let practices = self.keys[PRACTICE_KEY].values()?;
+        // Each key column's values labelled as published: the breakdown's label (which for
+        // the age band is its text, "Unknown" when missing).
+        let labels = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(k, key)| {
+                if k == PRACTICE_KEY {
+                    return Ok(None);
+                }
+                let values = key.values()?.with_name(BREAKDOWN_VALUE.into());
+                let labelled = DataFrame::new(values.len(), vec![values.into_column()])?
+                    .lazy()
+                    .select([breakdown_label(&key.name).alias(BREAKDOWN_VALUE)])
+                    .collect()?;
+                Ok(Some(
+                    labelled
+                        .column(BREAKDOWN_VALUE)?
+                        .as_materialized_series()
+                        .clone(),
+                ))
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let (mut flat, mut dsr) = (Vec::new(), Vec::new());
+        for grouping in self.groupings {
+            let by_age = grouping.keys.age.is_some();
+            let frame = grouping.into_frame(&practices, &labels)?;
+            if by_age { &mut dsr } else { &mut flat }.push(frame);
+        }
+        let stack = |frames: Vec<DataFrame>| -> PolarsResult<Option<DataFrame>> {
+            let mut frames = frames.into_iter();
+            let Some(mut stacked) = frames.next() else {
+                return Ok(None);
+            };
+            for frame in frames {
+                stacked.vstack_mut(&frame)?;
+            }
+            Ok(Some(stacked))
+        };
+        let flat = stack(flat)?.expect("the `all` grouping is always there");
+        Ok((flat, stack(dsr)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten people in three practices, with missing values in every key column.
+    fn patients() -> DataFrame {
+        df![
+            schema::PRACTICE_CODE => ["A1", "A1", "A1", "B2", "B2", "B2", "B2", "C3", "C3", "A1"],
+            schema::IMD_DECILE => [Some(1i32), Some(1), None, Some(10), Some(1), Some(10), None, Some(5), Some(5), Some(1)],
+            schema::CORE20 => [Some(true), Some(true), None, Some(false), Some(true), Some(false), None, Some(false), Some(false), Some(true)],
+            schema::SEX => [Some("F"), Some("M"), Some("F"), None, Some("F"), Some("M"), Some("M"), Some("F"), Some("F"), Some("M")],
+            schema::AGE_BAND => [Some("0-4"), Some("0-4"), Some("85-89"), Some("0-4"), None, Some("5-9"), Some("5-9"), Some("0-4"), Some("0-4"), Some("85-89")],
+            "__num0" => [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0],
+            "__den0" => [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+            "__num1" => [3.0, 0.0, 2.0, 0.0, 1.0, 0.0, 4.0, 0.0, 0.0, 7.0],
+            "__den1" => [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+        ]
+        .expect("a valid frame")
+    }
+
+    fn breakdowns() -> Vec<String> {
+        [
+            schema::IMD_DECILE,
+            schema::CORE20,
+            schema::SEX,
+            schema::AGE_BAND,
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// The same sums from polars' `group_by` over the whole list at once.
+    fn grouped(patients: &DataFrame, indicator: usize, by_age: bool) -> DataFrame {
+        let sums = [
+            col(num_column(indicator)).sum(),
+            col(den_column(indicator)).sum(),
+        ];
+        let mut frames = Vec::new();
+        for breakdown in std::iter::once(ALL.to_string()).chain(breakdowns()) {
+            let (value, label) = if breakdown == ALL {
+                (lit(true), lit("All"))
+            } else {
+                (col(breakdown.as_str()), breakdown_label(&breakdown))
+            };
+            let mut keys = vec![col(schema::PRACTICE_CODE), value.alias(BREAKDOWN_VALUE)];
+            if by_age {
+                keys.push(
+                    col(schema::AGE_BAND)
+                        .fill_null(lit(super::super::UNKNOWN))
+                        .alias(schema::AGE_BAND),
+                );
+            }
+            frames.push(
+                patients
+                    .clone()
+                    .lazy()
+                    .group_by(keys)
+                    .agg(sums.clone())
+                    .with_columns([
+                        label.alias(BREAKDOWN_VALUE),
+                        lit(breakdown.clone()).alias(BREAKDOWN),
+                    ]),
+            );
+        }
+        sorted(
+            concat(frames, UnionArgs::default())
+                .and_then(LazyFrame::collect)
+                .expect("sums"),
+        )
+    }
+
+    fn sorted(frame: DataFrame) -> DataFrame {
+        let mut keys = vec![schema::PRACTICE_CODE, BREAKDOWN, BREAKDOWN_VALUE];
+        if frame.column(schema::AGE_BAND).is_ok() {
+            keys.push(schema::AGE_BAND);
+        }
+        let mut columns: Vec<&str> = keys.clone();
+        columns.extend(
+            frame
+                .get_column_names()
+                .into_iter()
+                .map(|c| c.as_str())
+                .filter(|c| c.starts_with("__")),
+        );
+        frame
+            .select(columns)
+            .and_then(|f| f.sort(keys, SortMultipleOptions::default()))
+            .expect("sorted")
+    }
+
+    fn summed_in_batches(patients: &DataFrame, sizes: &[usize]) -> (DataFrame, Option<DataFrame>) {
+        let mut sums =
+            PracticeSums::new(patients.schema(), 2, &[0], &[1], &breakdowns()).expect("keys");
+        let mut offset = 0;
+        for &size in sizes {
+            sums.add(&patients.slice(offset as i64, size))
+                .expect("a batch");
+            offset += size;
+        }
+        assert_eq!(offset, patients.height());
+        sums.finish().expect("sums")
+    }
+
+    #[test]
+    fn batches_give_the_sums_of_a_group_by_over_the_whole_list() {
+        let patients = patients();
+        for sizes in [&[10][..], &[3, 3, 4], &[1, 0, 9]] {
+            let (flat, by_age) = summed_in_batches(&patients, sizes);
+            assert_eq!(
+                sorted(flat),
+                grouped(&patients, 0, false),
+                "batches {sizes:?}"
+            );
+            let by_age = by_age.expect("a DSR was asked for");
+            assert_eq!(
+                sorted(by_age),
+                grouped(&patients, 1, true),
+                "batches {sizes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_keep_their_labels_and_missing_values_are_unknown() {
+        let (flat, _) = summed_in_batches(&patients(), &[4, 6]);
+        // Numerator and denominator of practice A1's row for a breakdown value.
+        let cell = |breakdown: &str, value: &str| -> Vec<(Option<f64>, Option<f64>)> {
+            let rows = flat
+                .clone()
+                .lazy()
+                .filter(
+                    col(schema::PRACTICE_CODE)
+                        .eq(lit("A1"))
+                        .and(col(BREAKDOWN).eq(lit(breakdown)))
+                        .and(col(BREAKDOWN_VALUE).eq(lit(value))),
+                )
+                .collect()
+                .expect("a cell");
+            let values = |name: &str| -> Vec<Option<f64>> {
+                rows.column(name)
+                    .and_then(|c| c.f64().cloned())
+                    .expect("sums")
+                    .iter()
+                    .collect()
+            };
+            values("__num0").into_iter().zip(values("__den0")).collect()
+        };
+        // A1: people 0, 1, 2 and 9; person 2 has no decile and no Core20 flag.
+        assert_eq!(cell(schema::CORE20, "Core20"), [(Some(2.0), Some(3.0))]);
+        assert_eq!(cell(schema::CORE20, "Unknown"), [(Some(1.0), Some(1.0))]);
+        assert_eq!(cell(schema::IMD_DECILE, "1"), [(Some(2.0), Some(3.0))]);
+        assert_eq!(cell(schema::SEX, "F"), [(Some(2.0), Some(2.0))]);
+        assert_eq!(cell(ALL, "All"), [(Some(3.0), Some(4.0))]);
+    }
+
+    #[test]
+    fn no_dsr_no_sums_by_age_and_no_rows_gives_empty_tables_with_the_columns() {
+        let patients = patients();
+        let sums =
+            PracticeSums::new(patients.schema(), 2, &[0, 1], &[], &breakdowns()).expect("keys");
+        let (flat, by_age) = sums.finish().expect("sums");
+        assert!(by_age.is_none());
+        assert_eq!(flat.height(), 0);
+        assert_eq!(
+            flat.get_column_names(),
+            [
+                schema::PRACTICE_CODE,
+                BREAKDOWN,
+                BREAKDOWN_VALUE,
+                "__num0",
+                "__den0",
+                "__num1",
+                "__den1"
+            ]
+        );
+        assert_eq!(
+            flat.column(schema::PRACTICE_CODE)
+                .expect("the practice")
+                .dtype(),
+            &DataType::String
+        );
+    }
+}
