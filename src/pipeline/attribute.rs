@@ -236,28 +236,29 @@ impl MembershipReport {
     /// # Errors
     /// If the plan fails to run.
     pub fn from_population(attributed: &LazyFrame) -> PolarsResult<MembershipReport> {
-        let by_practice = attributed
-            .clone()
-            .group_by([col(schema::PRACTICE_CODE)])
-            .agg([
-                col(schema::WEIGHT).sum().alias("population"),
-                col(schema::PCN_CODE).first().alias("pcn"),
-                col(schema::ICB_CODE).first().alias("icb"),
-            ])
-            .select([
-                len().alias("practices"),
-                col("pcn").is_null().sum().alias("practices_without_pcn"),
-                col("population")
-                    .filter(col("pcn").is_null())
-                    .sum()
-                    .alias("population_without_pcn"),
-                col("icb").is_null().sum().alias("practices_without_icb"),
-                col("population")
-                    .filter(col("icb").is_null())
-                    .sum()
-                    .alias("population_without_icb"),
-            ])
-            .collect()?;
+        let by_practice = crate::lazy::collect_streaming(
+            attributed
+                .clone()
+                .group_by([col(schema::PRACTICE_CODE)])
+                .agg([
+                    col(schema::WEIGHT).sum().alias("population"),
+                    col(schema::PCN_CODE).first().alias("pcn"),
+                    col(schema::ICB_CODE).first().alias("icb"),
+                ])
+                .select([
+                    len().alias("practices"),
+                    col("pcn").is_null().sum().alias("practices_without_pcn"),
+                    col("population")
+                        .filter(col("pcn").is_null())
+                        .sum()
+                        .alias("population_without_pcn"),
+                    col("icb").is_null().sum().alias("practices_without_icb"),
+                    col("population")
+                        .filter(col("icb").is_null())
+                        .sum()
+                        .alias("population_without_icb"),
+                ]),
+        )?;
         let get = |name: &str| -> PolarsResult<i64> {
             Ok(by_practice
                 .column(name)?

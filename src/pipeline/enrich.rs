@@ -285,9 +285,8 @@ pub fn deprivation_match(
     ingested: &Ingested,
     index: InputKind,
 ) -> PolarsResult<DeprivationMatch> {
-    let totals = enriched
-        .clone()
-        .select([
+    let totals = crate::lazy::collect_streaming(
+        enriched.clone().select([
             col(schema::WEIGHT).sum().alias("population"),
             col(schema::WEIGHT)
                 .filter(col(schema::LSOA_CODE).is_null())
@@ -301,8 +300,8 @@ pub fn deprivation_match(
                 )
                 .sum()
                 .alias("unmatched"),
-        ])
-        .collect()?;
+        ]),
+    )?;
     let get = |name: &str| -> PolarsResult<i64> {
         Ok(totals
             .column(name)?
@@ -311,29 +310,26 @@ pub fn deprivation_match(
             .get(0)
             .unwrap_or(0))
     };
-    let unmatched_codes = enriched
-        .clone()
-        .filter(
-            col(schema::LSOA_CODE)
-                .is_not_null()
-                .and(col(schema::IMD_DECILE).is_null()),
-        )
-        .select([col(schema::LSOA_CODE)])
-        .unique(None, UniqueKeepStrategy::Any);
+    let unmatched_codes = crate::lazy::collect_streaming(
+        enriched
+            .clone()
+            .filter(
+                col(schema::LSOA_CODE)
+                    .is_not_null()
+                    .and(col(schema::IMD_DECILE).is_null()),
+            )
+            .select([col(schema::LSOA_CODE)])
+            .unique(None, UniqueKeepStrategy::Any),
+    )?;
     let other = match index {
         InputKind::Iod2025 => ingested.frame(InputKind::Iod2019),
         _ => ingested.frame(InputKind::Iod2025),
     };
-    let n_codes = unmatched_codes.clone().select([len()]).collect()?;
-    let n_codes = n_codes
-        .column("len")?
-        .cast(&DataType::Int64)?
-        .i64()?
-        .get(0)
-        .unwrap_or(0);
+    let n_codes = unmatched_codes.height() as i64;
     let other_vintage_codes = match other {
         Some(other) if n_codes > 0 => {
             let hits = unmatched_codes
+                .lazy()
                 .join(
                     other.select([col(schema::LSOA_CODE)]),
                     [col(schema::LSOA_CODE)],

@@ -547,12 +547,11 @@ fn population_stages(
     }
 
     let geometric = stages.run("footprints", || {
-        let mut weights = attribute::residence_footprints(
+        let mut weights = crate::lazy::collect_streaming(attribute::residence_footprints(
             base.clone(),
             config.attribute.residence_method,
             config.attribute.min_share,
-        )
-        .collect()
+        ))
         .context("deriving residence footprints")?;
         let mut reports = Vec::new();
         if !ingested.footprints.is_empty() {
