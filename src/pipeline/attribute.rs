@@ -390,9 +390,13 @@ pub const AREA_DEPRIVATION_COLUMNS: &[&str] = &[
 ];
 
 /// Working columns of [`area_deprivation`]: the population with an IMD score, and the sum of
-/// their scores weighted by population (the mean's numerator).
+/// their scores weighted by population (the mean's numerator), in millionths of a point.
 const SCORED_POPULATION: &str = "__scored_population";
 const WEIGHTED_SCORE: &str = "__weighted_score";
+/// IMD scores are published to three decimals (WIMD to one): summed as whole millionths, the
+/// weighted sum is exact, so it is the same in every run whatever order the streaming engine
+/// adds batches in (a floating-point sum is not).
+const SCORE_UNITS: f64 = 1_000_000.0;
 
 /// Population-weighted deprivation of every practice, PCN and ICB and of England.
 ///
@@ -429,8 +433,13 @@ pub fn area_deprivation(attributed: LazyFrame) -> PolarsResult<DataFrame> {
         (
             WEIGHTED_SCORE.to_string(),
             when(scored)
-                .then(col(schema::IMD_SCORE) * weight().cast(DataType::Float64))
-                .otherwise(lit(0.0)),
+                .then(
+                    (col(schema::IMD_SCORE) * lit(SCORE_UNITS))
+                        .round(0, RoundMode::HalfToEven)
+                        .cast(DataType::Int64)
+                        * weight(),
+                )
+                .otherwise(lit(0i64)),
         ),
         (
             schema::CORE20_POPULATION.to_string(),
@@ -484,8 +493,10 @@ pub fn area_deprivation(attributed: LazyFrame) -> PolarsResult<DataFrame> {
             .map(|(name, _)| col(name.as_str()).sum())
             .collect();
         aggs.push(
-            (col(WEIGHTED_SCORE).sum() / col(SCORED_POPULATION).sum().cast(DataType::Float64))
-                .alias(schema::IMD_SCORE),
+            (col(WEIGHTED_SCORE).sum().cast(DataType::Float64)
+                / lit(SCORE_UNITS)
+                / col(SCORED_POPULATION).sum().cast(DataType::Float64))
+            .alias(schema::IMD_SCORE),
         );
         aggs
     };
