@@ -390,8 +390,9 @@ fn practice_sums(
             .unwrap_or_else(PoisonError::into_inner)
             .add(&batch)
     })?;
+    // The plan, and the batch callback's share of the sums with it, are gone by now.
     Arc::into_inner(sums)
-        .expect("the plan has finished with its batches")
+        .ok_or_else(|| polars_err!(ComputeError: "internal: practice sums still in use"))?
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner)
         .finish()
@@ -471,8 +472,8 @@ pub fn indicators_table(
     // nineteen times longer, and every column in it costs.
     let (dsr, flat_only): (Vec<usize>, Vec<usize>) =
         (0..n).partition(|&i| indicators[i].spec.kind == IndicatorType::Dsr);
-    // Practice sums are summed before rolling up: each level's plan would otherwise read the
-    // patients again.
+    // The practice sums are taken once and every level is rolled up from them: each level's
+    // plan would otherwise read the patients again.
     let (flat_sums, dsr_sums) =
         practice_sums(patients, indicators, &flat_only, &dsr, &config.breakdowns)?;
     let flat = roll_up(
