@@ -23,6 +23,25 @@ use crate::schema;
 
 type Codes<K> = HashMap<K, u32, RandomState>;
 
+/// The code of each of `values`, from `code_of`, which is asked once per run of equal values:
+/// lists usually come practice by practice, so most rows repeat the row before.
+fn codes_by_run<K: PartialEq + Copy>(
+    values: impl Iterator<Item = K>,
+    mut code_of: impl FnMut(K) -> u32,
+) -> Vec<u32> {
+    let mut last: Option<(K, u32)> = None;
+    values
+        .map(|value| match last {
+            Some((previous, code)) if previous == value => code,
+            _ => {
+                let code = code_of(value);
+                last = Some((value, code));
+                code
+            }
+        })
+        .collect()
+}
+
 /// One value of a key column.
 enum KeyValue {
     Null,
@@ -82,48 +101,25 @@ impl KeyCodes {
 
     /// The code of each value of `column`, in row order.
     fn codes(&mut self, column: &Column) -> PolarsResult<Vec<u32>> {
-        let mut codes = Vec::with_capacity(column.len());
-        // Lists usually come practice by practice: a run of equal values is looked up once.
         if self.by_number() {
             let numbers = column.cast(&DataType::Int64)?;
-            let mut last: Option<(i64, u32)> = None;
-            for value in numbers.i64()?.iter() {
-                codes.push(match value {
-                    None => self.null_code(),
-                    Some(n) => match last {
-                        Some((l, code)) if l == n => code,
-                        _ => {
-                            let code = match self.numbers.get(&n) {
-                                Some(&code) => code,
-                                None => self.code_of(KeyValue::Number(n)),
-                            };
-                            last = Some((n, code));
-                            code
-                        }
-                    },
-                });
-            }
+            Ok(codes_by_run(numbers.i64()?.iter(), |value| match value {
+                None => self.null_code(),
+                Some(n) => match self.numbers.get(&n).copied() {
+                    Some(code) => code,
+                    None => self.code_of(KeyValue::Number(n)),
+                },
+            }))
         } else {
             let texts = column.cast(&DataType::String)?;
-            let mut last: Option<(&str, u32)> = None;
-            for value in texts.str()?.iter() {
-                codes.push(match value {
-                    None => self.null_code(),
-                    Some(t) => match last {
-                        Some((l, code)) if l == t => code,
-                        _ => {
-                            let code = match self.texts.get(t) {
-                                Some(&code) => code,
-                                None => self.code_of(KeyValue::Text(t.into())),
-                            };
-                            last = Some((t, code));
-                            code
-                        }
-                    },
-                });
-            }
+            Ok(codes_by_run(texts.str()?.iter(), |value| match value {
+                None => self.null_code(),
+                Some(t) => match self.texts.get(t).copied() {
+                    Some(code) => code,
+                    None => self.code_of(KeyValue::Text(t.into())),
+                },
+            }))
         }
-        Ok(codes)
     }
 
     /// The values in code order, as a column of the key column's own type.
@@ -181,25 +177,22 @@ impl Grouping {
         let practices = &codes[PRACTICE_KEY];
         let values = self.keys.value.map(|k| &codes[k]);
         let ages = self.keys.age.map(|k| &codes[k]);
-        let mut last: Option<((u32, u32, u32), usize)> = None;
-        for row in 0..practices.len() {
-            let key = (
+        let keys = (0..practices.len()).map(|row| {
+            (
                 practices[row],
                 values.map_or(0, |v| v[row]),
                 ages.map_or(0, |a| a[row]),
-            );
-            let slot = match last {
-                Some((k, slot)) if k == key => slot,
-                _ => {
-                    let slot = *self.slots.entry(key).or_insert_with(|| {
-                        self.slot_keys.push(key);
-                        self.sums.resize(self.sums.len() + width, 0.0);
-                        (self.slot_keys.len() - 1) as u32
-                    }) as usize;
-                    last = Some((key, slot));
-                    slot
-                }
-            };
+            )
+        });
+        let slots = codes_by_run(keys, |key| {
+            *self.slots.entry(key).or_insert_with(|| {
+                self.slot_keys.push(key);
+                self.sums.resize(self.sums.len() + width, 0.0);
+                (self.slot_keys.len() - 1) as u32
+            })
+        });
+        for (row, &slot) in slots.iter().enumerate() {
+            let slot = slot as usize;
             let sums = &mut self.sums[slot * width..(slot + 1) * width];
             for (j, &i) in self.indicators.iter().enumerate() {
                 sums[2 * j] += terms[i].0[row];
