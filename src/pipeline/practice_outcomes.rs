@@ -18,7 +18,7 @@ use crate::ingest::InputKind;
 use crate::pipeline::ingest::Ingested;
 use crate::pipeline::measure::{
     self, ALL, BREAKDOWN, BREAKDOWN_VALUE, IndicatorRows, IndicatorSpec, IndicatorType, Polarity,
-    den_column, num_column,
+    den_column, level_code, num_column,
 };
 use crate::schema;
 use crate::stats::quantile::{DeprivationOrder, population_weighted_quantiles};
@@ -275,12 +275,7 @@ pub fn practice_indicator_rows(
         .collect();
     let mut frames = Vec::new();
     for level in levels {
-        let code = match level.as_str() {
-            "england" => lit(schema::ENGLAND_CODE),
-            "icb" => col(schema::ICB_CODE),
-            "pcn" => col(schema::PCN_CODE),
-            _ => col(schema::PRACTICE_CODE),
-        };
+        let code = level_code(level);
         for (breakdown, value) in [
             (ALL, lit("All")),
             (

@@ -398,6 +398,17 @@ fn practice_sums(
         .finish()
 }
 
+/// The footprint code of a practice's row at `level` (`england`, `icb`, `pcn` or `practice`),
+/// from the row's practice, PCN and ICB codes.
+pub(crate) fn level_code(level: &str) -> Expr {
+    match level {
+        "england" => lit(schema::ENGLAND_CODE),
+        "icb" => col(schema::ICB_CODE),
+        "pcn" => col(schema::PCN_CODE),
+        _ => col(schema::PRACTICE_CODE),
+    }
+}
+
 /// Sum practice-level sums up to each requested level. `practices` maps practice → PCN, ICB.
 fn roll_up(
     sums: LazyFrame,
@@ -418,12 +429,7 @@ fn roll_up(
         .collect();
     let mut frames = Vec::new();
     for level in levels {
-        let code = match level.as_str() {
-            "england" => lit(schema::ENGLAND_CODE),
-            "icb" => col(schema::ICB_CODE),
-            "pcn" => col(schema::PCN_CODE),
-            _ => col(schema::PRACTICE_CODE),
-        };
+        let code = level_code(level);
         let mut keys = vec![
             col(BREAKDOWN),
             col(BREAKDOWN_VALUE),
