@@ -393,9 +393,9 @@ pub const AREA_DEPRIVATION_COLUMNS: &[&str] = &[
 /// their scores weighted by population (the mean's numerator), in millionths of a point.
 const SCORED_POPULATION: &str = "__scored_population";
 const WEIGHTED_SCORE: &str = "__weighted_score";
-/// IMD scores are published to three decimals (WIMD to one): summed as whole millionths, the
-/// weighted sum is exact, so it is the same in every run whatever order the streaming engine
-/// adds batches in (a floating-point sum is not).
+/// English IMD scores (2019 and 2025, the only ones averaged here) are published to three
+/// decimals: summed as whole millionths, the weighted sum is exact, so it is the same in every
+/// run whatever order the streaming engine adds batches in (a floating-point sum is not).
 const SCORE_UNITS: f64 = 1_000_000.0;
 
 /// Population-weighted deprivation of every practice, PCN and ICB and of England.
