@@ -694,27 +694,17 @@ fn segment_parts(
     staging: &mut StagingRun,
 ) -> anyhow::Result<(Vec<String>, Vec<measure::PreparedIndicator>)> {
     let parts = inputs.parts();
-    // Part 0's features are kept for the passes below (with one part, the list's).
-    let mut first = plan
-        .features(inputs, 0)
-        .context("building patient features")?;
-    let schema = first
-        .collect_schema()
+    let schema = plan
+        .features_schema(inputs)
         .context("reading the patient columns")?;
     let segmenter = Segmenter::new(config, &schema)?;
-    let features = |part: u32| {
-        if part == 0 {
-            Ok(first.clone())
-        } else {
-            plan.features(inputs, part)
-        }
-    };
     let shares = match config.risk.tiers {
         segment::risk::TierMethod::Percentile => {
             let mut counts = Vec::new();
             for part in 0..parts {
                 counts.push(segment::risk::score_counts(
-                    features(part)?,
+                    plan.scores(inputs, part)
+                        .context("building patient risk scores")?,
                     segmenter.within,
                 )?);
             }
@@ -724,7 +714,8 @@ fn segment_parts(
     };
     staging.sink_parts(
         tables::PATIENTS_ENRICHED,
-        (0..parts).map(|part| Ok(segmenter.segmented(features(part)?, shares.as_ref()))),
+        (0..parts)
+            .map(|part| Ok(segmenter.segmented(plan.features(inputs, part)?, shares.as_ref()))),
         true,
     )?;
     Ok((segmenter.names, segmenter.prepared))
@@ -767,25 +758,79 @@ impl PatientPlan {
     }
 
     /// The enriched, attributed patients of `part` with their features (conditions and
-    /// outcomes wide, flags, risk scores).
+    /// outcomes wide, flags, risk scores). The part's patients are read into memory (a part is
+    /// at most `run.patients_per_part` patients) and the long inputs are pivoted onto them.
     fn features(
         &self,
         inputs: &partition::PatientInputs,
         part: u32,
     ) -> polars::prelude::PolarsResult<LazyFrame> {
-        let Some(patients) = inputs.get(InputKind::Patients, part)? else {
-            polars::prelude::polars_bail!(ComputeError: "internal: no registered list");
-        };
-        let enriched = enrich::enrich(patients, self.deprivation.clone());
-        let attributed = attribute::attach_membership(enriched, self.practices.clone());
-        let outcomes = inputs
-            .get(InputKind::Outcomes, part)?
-            .map(|frame| (frame, self.outcome_codes.clone()));
-        segment::features(
-            attributed,
+        let patients = crate::lazy::collect_streaming(Self::patients(inputs, part)?)?;
+        self.features_of(patients, inputs, part)
+    }
+
+    /// The columns [`Self::features`] gives (no data is read).
+    fn features_schema(
+        &self,
+        inputs: &partition::PatientInputs,
+    ) -> polars::prelude::PolarsResult<polars::prelude::SchemaRef> {
+        let columns = Self::patients(inputs, 0)?.collect_schema()?;
+        let none = polars::prelude::DataFrame::empty_with_schema(&columns);
+        self.features_of(none, inputs, 0)?.collect_schema()
+    }
+
+    fn features_of(
+        &self,
+        patients: polars::prelude::DataFrame,
+        inputs: &partition::PatientInputs,
+        part: u32,
+    ) -> polars::prelude::PolarsResult<LazyFrame> {
+        let outcomes = inputs.get(InputKind::Outcomes, part)?;
+        let patients = segment::long::with_long_inputs(
+            patients,
             inputs.get(InputKind::Conditions, part)?,
-            outcomes,
-        )
+            outcomes.map(|frame| (frame, self.outcome_codes.as_slice())),
+        )?;
+        let enriched = enrich::enrich(patients.lazy(), self.deprivation.clone());
+        let attributed = attribute::attach_membership(enriched, self.practices.clone());
+        segment::features(attributed)
+    }
+
+    /// The patients of `part` with what the risk-tier counts need (footprints and risk
+    /// scores): only the columns the scores read, and no deprivation or outcomes.
+    fn scores(
+        &self,
+        inputs: &partition::PatientInputs,
+        part: u32,
+    ) -> polars::prelude::PolarsResult<LazyFrame> {
+        let mut patients = Self::patients(inputs, part)?;
+        let present = patients.collect_schema()?;
+        let needed = [schema::PATIENT_ID, schema::PRACTICE_CODE, schema::AGE]
+            .into_iter()
+            .chain(crate::conditions::CONDITIONS.iter().map(|c| c.code))
+            .filter(|name| present.contains(name))
+            .map(col)
+            .collect::<Vec<_>>();
+        let patients = crate::lazy::collect_streaming(patients.select(needed))?;
+        let patients = segment::long::with_long_inputs(
+            patients,
+            inputs.get(InputKind::Conditions, part)?,
+            None,
+        )?;
+        segment::features(attribute::attach_membership(
+            patients.lazy(),
+            self.practices.clone(),
+        ))
+    }
+
+    fn patients(
+        inputs: &partition::PatientInputs,
+        part: u32,
+    ) -> polars::prelude::PolarsResult<LazyFrame> {
+        match inputs.get(InputKind::Patients, part)? {
+            Some(patients) => Ok(patients),
+            None => polars::prelude::polars_bail!(ComputeError: "internal: no registered list"),
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 //!
 //! Indicators over these features are the next stage (`measure`).
 
+pub mod long;
 pub mod risk;
 pub mod templates;
 
@@ -204,15 +205,15 @@ fn rule_expr(segmentation: &str, rule: &SegmentRule, features: &Schema) -> Resul
     }
 }
 
-/// Add the feature columns: conditions and outcomes wide, flags filled, risk scores.
+/// Add the feature columns: one yes/no column per condition of the vocabulary, one column per
+/// patient outcome, the patient flags filled, and the risk scores.
 ///
-/// `conditions` is the long table (`patient_id, condition`); `outcomes` the long table
-/// (`patient_id, indicator, value`) with the outcome codes present in it; both optional.
-pub fn features(
-    patients: LazyFrame,
-    conditions: Option<LazyFrame>,
-    outcomes: Option<(LazyFrame, Vec<String>)>,
-) -> PolarsResult<LazyFrame> {
+/// `patients` carries the long inputs as [`long::with_long_inputs`] adds them (`__cond_<code>`,
+/// `__outcome_<code>`; either may be absent); those columns are replaced by the features.
+///
+/// # Errors
+/// If the plan's columns cannot be read.
+pub fn features(patients: LazyFrame) -> PolarsResult<LazyFrame> {
     let mut patients = patients;
     let present: Vec<String> = patients
         .collect_schema()?
@@ -220,74 +221,31 @@ pub fn features(
         .map(|n| n.to_string())
         .collect();
     let has = |c: &str| present.iter().any(|p| p == c);
-    let args = JoinArgs {
-        maintain_order: MaintainOrderJoin::Left,
-        ..JoinArgs::new(JoinType::Left)
-    };
 
-    // Conditions: one yes/no column per vocabulary code; a wide column on the patient list and
-    // a row in the long table both count.
-    if let Some(conditions) = conditions {
-        // The flags are set row by row and then reduced with plain `max` (yes if any row says
-        // yes): reductions of plain columns stream, expressions inside an aggregation do not.
-        // The result (one row of flags per patient with a condition) is held in memory: the
-        // risk tiers read it before the patient table is written, and grouping the long table
-        // twice would cost more than keeping it.
-        let wide = conditions
-            .with_columns(
-                CONDITIONS
-                    .iter()
-                    .map(|c| {
-                        col(schema::CONDITION)
-                            .eq(lit(c.code))
-                            .alias(format!("__cond_{}", c.code))
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .group_by([col(schema::PATIENT_ID)])
-            .agg(
-                CONDITIONS
-                    .iter()
-                    .map(|c| col(format!("__cond_{}", c.code)).max())
-                    .collect::<Vec<_>>(),
-            );
-        let wide = crate::lazy::collect_streaming(wide)?.lazy();
-        patients = patients.join(
-            wide,
-            [col(schema::PATIENT_ID)],
-            [col(schema::PATIENT_ID)],
-            args.clone(),
-        );
-        patients = patients.with_columns(
-            CONDITIONS
-                .iter()
-                .map(|c| {
-                    let from_long = col(format!("__cond_{}", c.code)).fill_null(lit(false));
-                    let combined = if has(c.code) {
-                        col(c.code).fill_null(lit(false)).or(from_long)
-                    } else {
-                        from_long
-                    };
-                    combined.alias(c.code)
-                })
-                .collect::<Vec<_>>(),
-        );
-        patients = patients.drop(cols(
-            CONDITIONS.iter().map(|c| format!("__cond_{}", c.code)),
-        ));
-    } else {
-        patients = patients.with_columns(
-            CONDITIONS
-                .iter()
-                .map(|c| {
-                    if has(c.code) {
-                        col(c.code).fill_null(lit(false)).alias(c.code)
-                    } else {
-                        lit(false).alias(c.code)
-                    }
-                })
-                .collect::<Vec<_>>(),
-        );
+    // Conditions: a wide column on the patient list and a row in the long table both count.
+    let from_long = |code: &str| format!("{}{code}", long::CONDITION_PREFIX);
+    let long_conditions: Vec<String> = CONDITIONS
+        .iter()
+        .map(|c| from_long(c.code))
+        .filter(|name| has(name))
+        .collect();
+    patients = patients.with_columns(
+        CONDITIONS
+            .iter()
+            .map(|c| {
+                let wide = has(c.code).then(|| col(c.code).fill_null(lit(false)));
+                let long = has(&from_long(c.code)).then(|| col(from_long(c.code)));
+                let combined = match (wide, long) {
+                    (Some(wide), Some(long)) => wide.or(long),
+                    (Some(only), None) | (None, Some(only)) => only,
+                    (None, None) => lit(false),
+                };
+                combined.alias(c.code)
+            })
+            .collect::<Vec<_>>(),
+    );
+    if !long_conditions.is_empty() {
+        patients = patients.drop(cols(long_conditions));
     }
 
     // Patient flags: absent means no.
@@ -306,52 +264,22 @@ pub fn features(
 
     // Outcomes: one column per code, the patient's value (summed over rows of the code); null
     // where the patient has no row (not eligible, or a count of zero: indicators say which).
-    // Each code's value is put in a column of its own row by row, then summed and counted per
-    // patient (plain reductions, so the grouping streams).
-    if let Some((outcomes, codes)) = outcomes.filter(|(_, codes)| !codes.is_empty()) {
-        let value_of = |i: usize| format!("__outcome{i}");
-        let rows_of = |i: usize| format!("__outcome{i}_rows");
-        let per_code: Vec<Expr> = codes
-            .iter()
-            .enumerate()
-            .map(|(i, code)| {
-                when(col(schema::INDICATOR).eq(lit(code.as_str())))
-                    .then(col(schema::VALUE).cast(DataType::Float64))
-                    .otherwise(lit(NULL).cast(DataType::Float64))
-                    .alias(value_of(i))
-            })
-            .collect();
-        let mut aggs = Vec::new();
-        for i in 0..codes.len() {
-            aggs.push(col(value_of(i)).sum());
-            aggs.push(col(value_of(i)).count().alias(rows_of(i)));
-        }
-        let wide = outcomes
-            .with_columns(per_code)
-            .group_by([col(schema::PATIENT_ID)])
-            .agg(aggs);
+    let outcomes: Vec<(&str, &str)> = present
+        .iter()
+        .filter_map(|name| {
+            name.strip_prefix(long::OUTCOME_PREFIX)
+                .map(|code| (name.as_str(), code))
+        })
+        .collect();
+    if !outcomes.is_empty() {
         patients = patients
-            .join(
-                wide,
-                [col(schema::PATIENT_ID)],
-                [col(schema::PATIENT_ID)],
-                args,
-            )
             .with_columns(
-                codes
+                outcomes
                     .iter()
-                    .enumerate()
-                    .map(|(i, code)| {
-                        when(col(rows_of(i)).gt(lit(0)))
-                            .then(col(value_of(i)))
-                            .otherwise(lit(NULL).cast(DataType::Float64))
-                            .alias(code.as_str())
-                    })
+                    .map(|(name, code)| col(*name).alias(*code))
                     .collect::<Vec<_>>(),
             )
-            .drop(cols(
-                (0..codes.len()).flat_map(|i| [value_of(i), rows_of(i)]),
-            ));
+            .drop(cols(outcomes.iter().map(|(name, _)| *name)));
     }
     Ok(risk::with_scores(patients))
 }

@@ -1,0 +1,364 @@
+//! The long patient inputs (`conditions`, `outcomes`) turned wide: one column per code, in the
+//! row order of a list of patients.
+//!
+//! Why not polars' pivot (`group_by` on `patient_id`, then a join back to the patients): as
+//! expressions, a pivot makes a column per code for every long row (47 comparisons per
+//! condition row, one per outcome code per outcome row), reduces each, and hashes every id twice
+//! (once to group, once to join); at England scale that is most of the enrich stage. Here each
+//! long row's patient is found once in an index of the list's ids, and its value goes straight
+//! into its code's slot. Memory holds the index, one slot per patient × code, and one batch.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::conditions::CONDITIONS;
+use crate::schema;
+
+/// Prefix of the column holding a condition from the long table (`__cond_<code>`).
+pub const CONDITION_PREFIX: &str = "__cond_";
+/// Prefix of the column holding an outcome from the long table (`__outcome_<code>`).
+pub const OUTCOME_PREFIX: &str = "__outcome_";
+
+// A patient's conditions are one bit each of a `u64`.
+const _: () = assert!(CONDITIONS.len() <= 64);
+
+/// The row of each patient id in a list of patients.
+struct PatientIndex {
+    /// The list's ids, in one chunk.
+    ids: StringChunked,
+    /// Rows, found by the hash of their id.
+    rows: HashTable<u32>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl PatientIndex {
+    /// Index `ids` (unique, as ingest refuses a list with repeated ids; if one is repeated, its
+    /// first row is the one found). Null ids are not indexed: they match nothing, as in a join.
+    fn new(ids: &StringChunked) -> PolarsResult<Self> {
+        polars_ensure!(
+            ids.len() < u32::MAX as usize,
+            ComputeError: "a part of the registered list has {} rows; at most {} are supported",
+            ids.len(), u32::MAX - 1
+        );
+        let ids = ids.rechunk().into_owned();
+        let hasher = crate::lazy::key_hasher();
+        let mut rows = HashTable::with_capacity(ids.len());
+        {
+            let array = ids.downcast_as_array();
+            for (row, id) in array.iter().enumerate() {
+                let Some(id) = id else { continue };
+                let entry = rows.entry(
+                    hasher.hash_one(id),
+                    |&r: &u32| array.value(r as usize) == id,
+                    |&r: &u32| hasher.hash_one(array.value(r as usize)),
+                );
+                if let Entry::Vacant(slot) = entry {
+                    slot.insert(row as u32);
+                }
+            }
+        }
+        Ok(PatientIndex { ids, rows, hasher })
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The row of each of `ids` (`None` for ids not in the list, and null ids), looked up in
+    /// parallel.
+    fn rows_of(&self, ids: &StringChunked) -> Vec<Option<u32>> {
+        let array = self.ids.downcast_as_array();
+        let wanted: Vec<Option<&str>> = ids.iter().collect();
+        wanted
+            .par_iter()
+            .with_min_len(4096)
+            .map(|id| {
+                let id = (*id)?;
+                self.rows
+                    .find(self.hasher.hash_one(id), |&r| array.value(r as usize) == id)
+                    .copied()
+            })
+            .collect()
+    }
+}
+
+/// `patients` with the long inputs added as columns: `__cond_<code>` (yes/no) for every code of
+/// the vocabulary when `conditions` is given, and `__outcome_<code>` (the sum of the patient's
+/// values of the code; null when the patient has no row with a value) for each outcome code.
+///
+/// `conditions` has `patient_id` and `condition` (codes outside the vocabulary are ignored);
+/// `outcomes` has `patient_id`, `indicator` and `value`, with the codes to make columns for
+/// (rows of other codes are ignored). Long rows of patients not in `patients` are ignored, as
+/// in a left join. An empty `patients` reads neither table.
+///
+/// # Errors
+/// If a long table fails to read, or lacks those columns.
+pub fn with_long_inputs(
+    mut patients: DataFrame,
+    conditions: Option<LazyFrame>,
+    outcomes: Option<(LazyFrame, &[String])>,
+) -> PolarsResult<DataFrame> {
+    let ids = patients.column(schema::PATIENT_ID)?.str()?.clone();
+    let index = Arc::new(PatientIndex::new(&ids)?);
+    let mut columns = Vec::new();
+    if let Some(conditions) = conditions {
+        columns.extend(condition_columns(&index, conditions)?);
+    }
+    if let Some((outcomes, codes)) = outcomes {
+        columns.extend(outcome_columns(&index, outcomes, codes)?);
+    }
+    patients.hstack_mut(&columns)?;
+    Ok(patients)
+}
+
+/// One yes/no column per vocabulary code: whether the patient has a row of it.
+fn condition_columns(
+    index: &Arc<PatientIndex>,
+    conditions: LazyFrame,
+) -> PolarsResult<Vec<Column>> {
+    let masks = Arc::new(Mutex::new(vec![0u64; index.len()]));
+    if index.len() > 0 {
+        let bit_of: HashMap<&'static str, u64> = CONDITIONS
+            .iter()
+            .enumerate()
+            .map(|(bit, condition)| (condition.code, 1u64 << bit))
+            .collect();
+        let (in_plan, index) = (Arc::clone(&masks), Arc::clone(index));
+        crate::lazy::for_each_batch(
+            conditions.select([col(schema::PATIENT_ID), col(schema::CONDITION)]),
+            move |batch| {
+                let rows = index.rows_of(batch.column(schema::PATIENT_ID)?.str()?);
+                let codes = batch.column(schema::CONDITION)?.str()?;
+                let mut masks = in_plan.lock().unwrap_or_else(PoisonError::into_inner);
+                for (row, code) in rows.into_iter().zip(codes.iter()) {
+                    if let (Some(row), Some(bit)) = (row, code.and_then(|c| bit_of.get(c))) {
+                        masks[row as usize] |= bit;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+    }
+    let masks = masks.lock().unwrap_or_else(PoisonError::into_inner);
+    Ok(CONDITIONS
+        .iter()
+        .enumerate()
+        .map(|(bit, condition)| {
+            let flags: BooleanChunked =
+                masks.iter().map(|mask| mask & (1u64 << bit) != 0).collect();
+            flags
+                .with_name(format!("{CONDITION_PREFIX}{}", condition.code).into())
+                .into_column()
+        })
+        .collect())
+}
+
+/// One column per outcome code: the sum of the patient's non-null values of it, null when
+/// there are none.
+fn outcome_columns(
+    index: &Arc<PatientIndex>,
+    outcomes: LazyFrame,
+    codes: &[String],
+) -> PolarsResult<Vec<Column>> {
+    let width = codes.len();
+    // Patient by patient: each code's sum, and whether any value was seen.
+    let slots = Arc::new(Mutex::new((
+        vec![0.0f64; index.len() * width],
+        vec![false; index.len() * width],
+    )));
+    if index.len() > 0 && width > 0 {
+        let slot_of: HashMap<String, usize> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, code)| (code.clone(), i))
+            .collect();
+        let (in_plan, index) = (Arc::clone(&slots), Arc::clone(index));
+        crate::lazy::for_each_batch(
+            outcomes.select([
+                col(schema::PATIENT_ID),
+                col(schema::INDICATOR),
+                col(schema::VALUE).cast(DataType::Float64),
+            ]),
+            move |batch| {
+                let rows = index.rows_of(batch.column(schema::PATIENT_ID)?.str()?);
+                let indicators = batch.column(schema::INDICATOR)?.str()?;
+                let values = batch.column(schema::VALUE)?.f64()?;
+                let mut guard = in_plan.lock().unwrap_or_else(PoisonError::into_inner);
+                let (sums, seen) = &mut *guard;
+                let mut last: Option<(&str, Option<usize>)> = None;
+                for ((row, indicator), value) in
+                    rows.into_iter().zip(indicators.iter()).zip(values.iter())
+                {
+                    let (Some(row), Some(indicator), Some(value)) = (row, indicator, value) else {
+                        continue;
+                    };
+                    // Rows usually come code by code or patient by patient: look the code up
+                    // once per run.
+                    let slot = match last {
+                        Some((previous, slot)) if previous == indicator => slot,
+                        _ => {
+                            let slot = slot_of.get(indicator).copied();
+                            last = Some((indicator, slot));
+                            slot
+                        }
+                    };
+                    if let Some(slot) = slot {
+                        let at = row as usize * width + slot;
+                        sums[at] += value;
+                        seen[at] = true;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+    }
+    let guard = slots.lock().unwrap_or_else(PoisonError::into_inner);
+    let (sums, seen) = &*guard;
+    Ok(codes
+        .iter()
+        .enumerate()
+        .map(|(slot, code)| {
+            let values: Float64Chunked = (0..index.len())
+                .map(|row| {
+                    let at = row * width + slot;
+                    seen[at].then_some(sums[at])
+                })
+                .collect();
+            values
+                .with_name(format!("{OUTCOME_PREFIX}{code}").into())
+                .into_column()
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patients(ids: &[Option<&str>]) -> PolarsResult<DataFrame> {
+        df!(schema::PATIENT_ID => ids, "age" => vec![40i64; ids.len()])
+    }
+
+    fn bools(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<bool>>> {
+        Ok(frame.column(name)?.bool()?.iter().collect())
+    }
+
+    fn floats(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+        Ok(frame.column(name)?.f64()?.iter().collect())
+    }
+
+    #[test]
+    fn conditions_land_on_their_patients_row() -> PolarsResult<()> {
+        let list = patients(&[Some("p3"), Some("p1"), None, Some("p2")])?;
+        let conditions = df!(
+            schema::PATIENT_ID => [Some("p1"), Some("p3"), Some("p1"), Some("p9"), None, Some("p2")],
+            schema::CONDITION => [Some("asthma"), Some("asthma"), Some("copd"), Some("asthma"), Some("copd"), Some("not_a_code")],
+        )?;
+        let wide = with_long_inputs(list, Some(conditions.lazy()), None)?;
+        // p9 is not on the list and the null id matches nothing; an unknown code sets nothing.
+        assert_eq!(
+            bools(&wide, "__cond_asthma")?,
+            [Some(true), Some(true), Some(false), Some(false)]
+        );
+        assert_eq!(
+            bools(&wide, "__cond_copd")?,
+            [Some(false), Some(true), Some(false), Some(false)]
+        );
+        assert_eq!(wide.width(), 2 + CONDITIONS.len());
+        assert_eq!(wide.column("age")?.len(), 4);
+        Ok(())
+    }
+
+    #[test]
+    fn outcomes_are_summed_per_patient_and_code() -> PolarsResult<()> {
+        let list = patients(&[Some("a"), Some("b"), Some("c")])?;
+        let outcomes = df!(
+            schema::PATIENT_ID => ["b", "a", "b", "c", "a", "z"],
+            schema::INDICATOR => ["admits", "admits", "admits", "smoker", "other", "admits"],
+            schema::VALUE => [Some(1.0), Some(2.0), Some(3.5), None, Some(7.0), Some(1.0)],
+        )?;
+        let codes = ["admits".to_string(), "smoker".to_string()];
+        let wide = with_long_inputs(list, None, Some((outcomes.lazy(), &codes)))?;
+        assert_eq!(
+            floats(&wide, "__outcome_admits")?,
+            [Some(2.0), Some(4.5), None]
+        );
+        // c's only smoker row has no value: no value, as for a patient with no row.
+        assert_eq!(floats(&wide, "__outcome_smoker")?, [None, None, None]);
+        assert!(wide.column("__outcome_other").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn matches_a_pivot_by_group_by_and_join() -> PolarsResult<()> {
+        // 2,000 patients in shuffled order, and long rows in another order with repeats.
+        let ids: Vec<String> = (0..2000)
+            .map(|i| format!("patient-{:06}", (i * 7919) % 2000))
+            .collect();
+        let list = df!(schema::PATIENT_ID => &ids)?;
+        let long_ids: Vec<String> = (0..9000)
+            .map(|i| format!("patient-{:06}", (i * 31) % 2100))
+            .collect();
+        let codes: Vec<&str> = (0..9000).map(|i| CONDITIONS[i % 5].code).collect();
+        let values: Vec<f64> = (0..9000).map(|i| (i % 13) as f64 * 0.25).collect();
+        let conditions = df!(schema::PATIENT_ID => &long_ids, schema::CONDITION => &codes)?;
+        let outcomes = df!(
+            schema::PATIENT_ID => &long_ids,
+            schema::INDICATOR => &codes,
+            schema::VALUE => &values,
+        )?;
+        let outcome_codes: Vec<String> =
+            CONDITIONS[..5].iter().map(|c| c.code.to_string()).collect();
+        let wide = with_long_inputs(
+            list.clone(),
+            Some(conditions.clone().lazy()),
+            Some((outcomes.clone().lazy(), &outcome_codes)),
+        )?;
+
+        let args = JoinArgs {
+            maintain_order: MaintainOrderJoin::Left,
+            ..JoinArgs::new(JoinType::Left)
+        };
+        for code in &outcome_codes {
+            let by_patient = outcomes
+                .clone()
+                .lazy()
+                .filter(col(schema::INDICATOR).eq(lit(code.as_str())))
+                .group_by([col(schema::PATIENT_ID)])
+                .agg([col(schema::VALUE).sum().alias("sum"), len().alias("rows")]);
+            let expected = list
+                .clone()
+                .lazy()
+                .join(
+                    by_patient,
+                    [col(schema::PATIENT_ID)],
+                    [col(schema::PATIENT_ID)],
+                    args.clone(),
+                )
+                .collect()?;
+            assert_eq!(
+                floats(&wide, &format!("{OUTCOME_PREFIX}{code}"))?,
+                floats(&expected, "sum")?,
+                "{code}"
+            );
+            let has: Vec<Option<bool>> = expected
+                .column("rows")?
+                .u32()?
+                .iter()
+                .map(|rows| Some(rows.is_some()))
+                .collect();
+            assert_eq!(
+                bools(&wide, &format!("{CONDITION_PREFIX}{code}"))?,
+                has,
+                "{code}"
+            );
+        }
+        Ok(())
+    }
+}
