@@ -51,11 +51,20 @@ impl PatientIndex {
         let mut rows = HashTable::with_capacity(ids.len());
         {
             let array = ids.downcast_as_array();
-            for (row, id) in array.iter().enumerate() {
-                let Some(id) = id else { continue };
+            // Hashing is most of the work: in parallel, then one insert per id.
+            let values: Vec<Option<&str>> = array.iter().collect();
+            let hashes: Vec<Option<u64>> = values
+                .par_iter()
+                .with_min_len(4096)
+                .map(|id| id.map(|id| hasher.hash_one(id)))
+                .collect();
+            for (row, (id, hash)) in values.iter().zip(hashes).enumerate() {
+                let (Some(id), Some(hash)) = (id, hash) else {
+                    continue;
+                };
                 let entry = rows.entry(
-                    hasher.hash_one(id),
-                    |&r: &u32| array.value(r as usize) == id,
+                    hash,
+                    |&r: &u32| array.value(r as usize) == *id,
                     |&r: &u32| hasher.hash_one(array.value(r as usize)),
                 );
                 if let Entry::Vacant(slot) = entry {
@@ -147,7 +156,7 @@ fn condition_columns(
     }
     let masks = masks.lock().unwrap_or_else(PoisonError::into_inner);
     Ok(CONDITIONS
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(bit, condition)| {
             let flags: BooleanChunked =
@@ -221,7 +230,7 @@ fn outcome_columns(
     let guard = slots.lock().unwrap_or_else(PoisonError::into_inner);
     let (sums, seen) = &*guard;
     Ok(codes
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(slot, code)| {
             let values: Float64Chunked = (0..index.len())
