@@ -340,9 +340,116 @@ pub(crate) fn order_positions(repetitions: usize, cv: f64) -> (usize, usize) {
     )
 }
 
-/// The values at the given 1-based order positions of `values`, in the order asked, using
-/// O(n) selections (each on a shrinking prefix) instead of a full sort. `values` is permuted.
+/// The values at the given 1-based order positions of `values` (in `f64::total_cmp` order), in
+/// the order asked. `values` may be permuted.
+///
+/// Confidence limits read positions in the two tails (100 and 2,500 of 100,000 and their
+/// mirror images): those are found in the tails alone ([`tail_order_statistics`]); anything
+/// else by selection over the whole slice.
 pub(crate) fn order_statistics(values: &mut [f64], positions: &[usize]) -> Vec<f64> {
+    tail_order_statistics(values, positions)
+        .unwrap_or_else(|| selected_order_statistics(values, positions))
+}
+
+/// Order statistics of positions within the outer tenth at either end, from one pass that keeps
+/// only the values beyond two thresholds taken from a sample, then selections among those few.
+/// Exact: every kept low value is at most the low bound and every other value above it, so the
+/// k-th smallest overall is the k-th smallest kept, whenever at least k were kept (likewise at
+/// the top). `None` when the
+/// positions are not all in the tails, the slice is small, or a threshold kept too few values;
+/// the caller then selects over the whole slice.
+fn tail_order_statistics(values: &[f64], positions: &[usize]) -> Option<Vec<f64>> {
+    let n = values.len();
+    if n < 4096 || positions.iter().any(|&p| p < 1 || p > n) {
+        return None;
+    }
+    // How many of the smallest and of the largest values the positions reach into.
+    let low_need = positions.iter().filter(|&&p| p <= n / 2).max().copied();
+    let high_need = positions
+        .iter()
+        .filter(|&&p| p > n / 2)
+        .map(|&p| n - p + 1)
+        .max();
+    if low_need.max(high_need).unwrap_or(0) > n / 10 {
+        return None;
+    }
+    // Thresholds from an evenly spaced sample, with a margin of half as many values again (and
+    // a few) so that a threshold rarely keeps too few.
+    let mut sample: Vec<f64> = values.iter().step_by(n / 1024).copied().collect();
+    sample.sort_unstable_by(f64::total_cmp);
+    let last = sample.len() - 1;
+    let sample_index = |need: usize| {
+        let share = need as f64 / n as f64;
+        ((share * 1.5 * sample.len() as f64).ceil() as usize + 4).min(last)
+    };
+    let low_bound = low_need.map(|need| sample[sample_index(need)]);
+    let high_bound = high_need.map(|need| sample[last - sample_index(need)]);
+    // Compared as integers in `total_cmp`'s order (NaNs included: simulations of sparse areas
+    // give many). Values equal to a bound are kept, so ties at a bound do not leave a side
+    // short; the bounds must then differ for the two sides not to share a value.
+    let low_key = low_bound.map_or(i64::MIN, total_order_key);
+    let high_key = high_bound.map_or(i64::MAX, total_order_key);
+    if low_key >= high_key {
+        return None;
+    }
+    let mut low = Vec::with_capacity(2 * low_need.unwrap_or(0));
+    let mut high = Vec::with_capacity(2 * high_need.unwrap_or(0));
+    let mut keep = |value: f64| {
+        let key = total_order_key(value);
+        if key <= low_key {
+            low.push(value);
+        } else if key >= high_key {
+            high.push(value);
+        }
+    };
+    // Most values are between the bounds: test eight at a time (a vector loop), and look at
+    // each value only in the chunks that keep one.
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        let kept = chunk.iter().fold(false, |any, &value| {
+            let key = total_order_key(value);
+            any | (key <= low_key) | (key >= high_key)
+        });
+        if kept {
+            chunk.iter().for_each(|&value| keep(value));
+        }
+    }
+    rest.iter().for_each(|&value| keep(value));
+    if low.len() < low_need.unwrap_or(0) || high.len() < high_need.unwrap_or(0) {
+        return None;
+    }
+    // Positions among the kept values: as they are at the bottom, shifted at the top.
+    let skipped = n - high.len();
+    let low_positions: Vec<usize> = positions
+        .iter()
+        .map(|&p| if p <= n / 2 { p } else { 0 })
+        .collect();
+    let high_positions: Vec<usize> = positions
+        .iter()
+        .map(|&p| if p > n / 2 { p - skipped } else { 0 })
+        .collect();
+    let from_low = selected_order_statistics(&mut low, &low_positions);
+    let from_high = selected_order_statistics(&mut high, &high_positions);
+    Some(
+        positions
+            .iter()
+            .zip(from_low.into_iter().zip(from_high))
+            .map(|(&p, (low, high))| if p <= n / 2 { low } else { high })
+            .collect(),
+    )
+}
+
+/// `x` as an integer that orders like `f64::total_cmp` (the same mapping it uses).
+fn total_order_key(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+/// The values at the given 1-based order positions of `values`, in the order asked, using
+/// O(n) selections (each on a shrinking prefix) instead of a full sort; positions outside
+/// 1..=n give NaN. `values` is permuted.
+fn selected_order_statistics(values: &mut [f64], positions: &[usize]) -> Vec<f64> {
     let mut wanted: Vec<(usize, usize)> = positions
         .iter()
         .enumerate()
@@ -407,6 +514,64 @@ mod tests {
             let cv = level + (1.0 - level) / 2.0;
             assert_eq!(order_positions(reps, cv), expected, "{reps} at {level}");
         }
+    }
+
+    #[test]
+    fn tail_order_statistics_agree_with_sorting() {
+        let mut rng = area_rng(3, 4);
+        let positions = [2500, 97_500, 100, 99_900];
+        let normals: Vec<f64> = (0..100_000).map(|_| rng.sample(StandardNormal)).collect();
+        // Heavy ties (a few distinct values), a skewed tail, and NaN and infinities at the ends.
+        let ties: Vec<f64> = normals.iter().map(|z| (z * 2.0).round()).collect();
+        let skewed: Vec<f64> = normals.iter().map(|z| (z * 3.0).exp()).collect();
+        let mut odd = normals.clone();
+        odd[10] = f64::NAN;
+        odd[20] = f64::INFINITY;
+        odd[30] = f64::NEG_INFINITY;
+        odd[40] = -0.0;
+        // Simulations of sparse areas: many NaNs, of both signs (they sort at both ends).
+        let nans: Vec<f64> = normals
+            .iter()
+            .enumerate()
+            .map(|(i, &z)| match i % 7 {
+                0 | 3 => f64::NAN,
+                5 => -f64::NAN,
+                _ => z,
+            })
+            .collect();
+        let constant = vec![1.5; 100_000];
+        for (name, values) in [
+            ("normals", normals),
+            ("ties", ties),
+            ("skewed", skewed),
+            ("odd", odd),
+            ("nans", nans),
+            ("constant", constant),
+        ] {
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let expected: Vec<u64> = positions.iter().map(|&p| sorted[p - 1].to_bits()).collect();
+            let got: Vec<u64> = order_statistics(&mut values.clone(), &positions)
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            assert_eq!(got, expected, "{name}");
+            // Only a constant slice (one value, so no two bounds) is selected in full.
+            assert_eq!(
+                tail_order_statistics(&values, &positions).is_some(),
+                name != "constant",
+                "{name}"
+            );
+        }
+        // Positions in the middle are selected over the whole slice, with the same result.
+        let values: Vec<f64> = (0..10_000)
+            .map(|i| f64::from((i * 7919) % 10_000))
+            .collect();
+        assert_eq!(tail_order_statistics(&values, &[5000]), None);
+        assert_eq!(
+            order_statistics(&mut values.clone(), &[5000, 1]),
+            [4999.0, 0.0]
+        );
     }
 
     #[test]
