@@ -132,11 +132,34 @@ pub fn exact_limits(observed: f64, confidence: Confidence) -> Result<Limits, Sta
 }
 
 pub(crate) fn exact_limits_unchecked(observed: f64, confidence: Confidence) -> Limits {
+    // Exact limits are for counts below 10, nearly always whole: an indicators table asks for
+    // the same few millions of times, and each is two chi-squared quantiles found by
+    // iteration. Remembered per thread (the same inputs give the same bits).
+    thread_local! {
+        static KNOWN: std::cell::RefCell<Vec<((u64, u64), Limits)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let key = (observed.to_bits(), confidence.value().to_bits());
+    if let Some(limits) = KNOWN.with_borrow(|known| {
+        known
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, limits)| *limits)
+    }) {
+        return limits;
+    }
     let c = confidence.value();
-    Limits {
+    let limits = Limits {
         lower: chi_squared_quantile((1.0 - c) / 2.0, 2.0 * observed) / 2.0,
         upper: chi_squared_quantile(confidence.upper_probability(), 2.0 * observed + 2.0) / 2.0,
-    }
+    };
+    KNOWN.with_borrow_mut(|known| {
+        // Whole counts below 10 at a few levels fit; anything else is not worth keeping.
+        if known.len() < 64 {
+            known.push((key, limits));
+        }
+    });
+    limits
 }
 
 /// Limits of a Poisson count by the reference's rule: exact below 10 events, Byar's otherwise.
