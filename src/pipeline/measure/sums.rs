@@ -159,12 +159,45 @@ struct GroupingKeys {
     age: Option<usize>,
 }
 
+/// The slot of each (practice, value, age) code triple. The codes are small and dense (a few
+/// thousand practices, tens of values and bands), so a slot is found by indexing, not hashing:
+/// a grouping looks one up for nearly every row, as the age band changes from row to row.
+#[derive(Default)]
+struct SlotTable {
+    /// By practice code, then value code, then age code; [`SlotTable::EMPTY`] where none yet.
+    slots: Vec<Vec<Vec<u32>>>,
+}
+
+impl SlotTable {
+    const EMPTY: u32 = u32::MAX;
+
+    /// The slot of `key`, made by `new_slot` the first time it is seen.
+    fn slot_or_insert(&mut self, key: (u32, u32, u32), new_slot: impl FnOnce() -> u32) -> u32 {
+        let (practice, value, age) = (key.0 as usize, key.1 as usize, key.2 as usize);
+        if self.slots.len() <= practice {
+            self.slots.resize_with(practice + 1, Vec::new);
+        }
+        let by_value = &mut self.slots[practice];
+        if by_value.len() <= value {
+            by_value.resize_with(value + 1, Vec::new);
+        }
+        let by_age = &mut by_value[value];
+        if by_age.len() <= age {
+            by_age.resize(age + 1, Self::EMPTY);
+        }
+        if by_age[age] == Self::EMPTY {
+            by_age[age] = new_slot();
+        }
+        by_age[age]
+    }
+}
+
 /// Sums of some indicators' terms by practice × one breakdown's value (× age band).
 struct Grouping {
     breakdown: String,
     keys: GroupingKeys,
     indicators: Vec<usize>,
-    slots: Codes<(u32, u32, u32)>,
+    slots: SlotTable,
     /// Practice, value and age codes of each slot.
     slot_keys: Vec<(u32, u32, u32)>,
     /// Slot by slot: numerator and denominator of each of `indicators`.
@@ -184,11 +217,12 @@ impl Grouping {
                 ages.map_or(0, |a| a[row]),
             )
         });
+        let (slot_keys, sums) = (&mut self.slot_keys, &mut self.sums);
         let slots = codes_by_run(keys, |key| {
-            *self.slots.entry(key).or_insert_with(|| {
-                self.slot_keys.push(key);
-                self.sums.resize(self.sums.len() + width, 0.0);
-                (self.slot_keys.len() - 1) as u32
+            self.slots.slot_or_insert(key, || {
+                slot_keys.push(key);
+                sums.resize(sums.len() + width, 0.0);
+                (slot_keys.len() - 1) as u32
             })
         });
         for (row, &slot) in slots.iter().enumerate() {
@@ -314,7 +348,7 @@ impl PracticeSums {
                     breakdown: breakdown.to_string(),
                     keys: GroupingKeys { value, age },
                     indicators: wanted.to_vec(),
-                    slots: Codes::default(),
+                    slots: SlotTable::default(),
                     slot_keys: Vec::new(),
                     sums: Vec::new(),
                 });
