@@ -450,7 +450,8 @@ fn roll_up(
     concat(frames, UnionArgs::default())
 }
 
-/// Compute the `indicators` table.
+/// Compute the `indicators` table, its rows in block order: [`sort_indicators`] puts them in
+/// the published order (once, after any practice-level rows are added).
 ///
 /// `patients` carries the features, segment and risk tier; `practices` maps each practice to its
 /// PCN and ICB; `esp2013` gives the standard population weights of the 19 age bands.
@@ -501,8 +502,7 @@ pub fn indicators_table(
     if let Some(by_age) = by_age {
         dsr_rows(&by_age, indicators, esp2013, &pair, &mut rows)?;
     }
-    let table = rows.into_frame()?;
-    sort_indicators(table)
+    rows.into_frame()
 }
 
 /// The two confidence levels of the published limits: 95% and 99.8%.
