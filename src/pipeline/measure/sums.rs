@@ -19,28 +19,10 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::{ALL, BREAKDOWN, BREAKDOWN_VALUE, breakdown_label, den_column, num_column};
+use crate::pipeline::codes_by_run;
 use crate::schema;
 
 type Codes<K> = HashMap<K, u32, RandomState>;
-
-/// The code of each of `values`, from `code_of`, which is asked once per run of equal values:
-/// lists usually come practice by practice, so most rows repeat the row before.
-fn codes_by_run<K: PartialEq + Copy>(
-    values: impl Iterator<Item = K>,
-    mut code_of: impl FnMut(K) -> u32,
-) -> Vec<u32> {
-    let mut last: Option<(K, u32)> = None;
-    values
-        .map(|value| match last {
-            Some((previous, code)) if previous == value => code,
-            _ => {
-                let code = code_of(value);
-                last = Some((value, code));
-                code
-            }
-        })
-        .collect()
-}
 
 /// One value of a key column.
 enum KeyValue {

@@ -175,6 +175,7 @@ fn outcome_columns(
     outcomes: LazyFrame,
     codes: &[String],
 ) -> PolarsResult<Vec<Column>> {
+    const NO_SLOT: u32 = u32::MAX;
     let width = codes.len();
     // Patient by patient: each code's sum, and whether any value was seen.
     let slots = Arc::new(Mutex::new((
@@ -198,27 +199,20 @@ fn outcome_columns(
                 let rows = index.rows_of(batch.column(schema::PATIENT_ID)?.str()?);
                 let indicators = batch.column(schema::INDICATOR)?.str()?;
                 let values = batch.column(schema::VALUE)?.f64()?;
+                // Rows usually come code by code or patient by patient.
+                let slots = crate::pipeline::codes_by_run(indicators.iter(), |indicator| {
+                    indicator
+                        .and_then(|code| slot_of.get(code))
+                        .map_or(NO_SLOT, |&slot| slot as u32)
+                });
                 let mut guard = in_plan.lock().unwrap_or_else(PoisonError::into_inner);
                 let (sums, seen) = &mut *guard;
-                let mut last: Option<(&str, Option<usize>)> = None;
-                for ((row, indicator), value) in
-                    rows.into_iter().zip(indicators.iter()).zip(values.iter())
-                {
-                    let (Some(row), Some(indicator), Some(value)) = (row, indicator, value) else {
+                for ((row, slot), value) in rows.into_iter().zip(slots).zip(values.iter()) {
+                    let (Some(row), Some(value)) = (row, value) else {
                         continue;
                     };
-                    // Rows usually come code by code or patient by patient: look the code up
-                    // once per run.
-                    let slot = match last {
-                        Some((previous, slot)) if previous == indicator => slot,
-                        _ => {
-                            let slot = slot_of.get(indicator).copied();
-                            last = Some((indicator, slot));
-                            slot
-                        }
-                    };
-                    if let Some(slot) = slot {
-                        let at = row as usize * width + slot;
+                    if slot != NO_SLOT {
+                        let at = row as usize * width + slot as usize;
                         sums[at] += value;
                         seen[at] = true;
                     }
