@@ -573,18 +573,12 @@ impl InequalityRows {
             Column::new("curvature_z".into(), self.curvature_z),
         ];
         let frame = DataFrame::new(n, columns)?;
-        let level_order = col(schema::FOOTPRINT_KIND).replace_strict(
-            lit(Series::new("from".into(), crate::pipeline::measure::LEVELS)),
-            lit(Series::new("to".into(), [0i32, 1, 2, 3])),
-            Some(lit(9i32)),
-            Some(DataType::Int32),
-        );
         frame
             .lazy()
             .sort_by_exprs(
                 [
                     col(schema::INDICATOR),
-                    level_order,
+                    crate::pipeline::measure::level_order(),
                     col(schema::FOOTPRINT_CODE),
                 ],
                 SortMultipleOptions::default().with_maintain_order(true),

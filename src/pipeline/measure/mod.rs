@@ -799,6 +799,17 @@ fn empty_block() -> PolarsResult<DataFrame> {
     )
 }
 
+/// A footprint kind's place in [`LEVELS`] (England first; an unknown kind last), for sorting
+/// tables by level.
+pub fn level_order() -> Expr {
+    col(schema::FOOTPRINT_KIND).replace_strict(
+        lit(Series::new("from".into(), LEVELS)),
+        lit(Series::new("to".into(), [0i32, 1, 2, 3])),
+        Some(lit(9i32)),
+        Some(DataType::Int32),
+    )
+}
+
 fn empty_indicators() -> PolarsResult<DataFrame> {
     IndicatorRows::default().into_frame()
 }
@@ -806,12 +817,6 @@ fn empty_indicators() -> PolarsResult<DataFrame> {
 /// Sort rows by indicator, level (England first), footprint, breakdown, and value (numeric
 /// values in number order).
 pub fn sort_indicators(table: DataFrame) -> PolarsResult<DataFrame> {
-    let level_order = col(schema::FOOTPRINT_KIND).replace_strict(
-        lit(Series::new("from".into(), LEVELS)),
-        lit(Series::new("to".into(), [0i32, 1, 2, 3])),
-        Some(lit(9i32)),
-        Some(DataType::Int32),
-    );
     let breakdown_order = col(BREAKDOWN).replace_strict(
         lit(Series::new(
             "from".into(),
@@ -830,7 +835,7 @@ pub fn sort_indicators(table: DataFrame) -> PolarsResult<DataFrame> {
         .sort_by_exprs(
             [
                 col(schema::INDICATOR),
-                level_order,
+                level_order(),
                 col(schema::FOOTPRINT_CODE),
                 breakdown_order,
                 numeric_value,
