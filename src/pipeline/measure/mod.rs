@@ -621,14 +621,19 @@ fn dsr_rows(
         .agg(aggs)
         .collect()?;
     let key_cols = key_columns(&grouped)?;
-    let lists = |name: &str| -> PolarsResult<(Series, Vec<usize>)> {
-        let list = grouped.column(name)?.list()?.rechunk();
-        let offsets = list.offsets()?.iter().map(|&o| o as usize).collect();
-        Ok((list.get_inner(), offsets))
+    // Every list column of a group has the same length: the age bands' offsets serve all.
+    let bands_listed = grouped.column(schema::AGE_BAND)?.list()?.rechunk();
+    let offsets: Vec<usize> = bands_listed
+        .offsets()?
+        .iter()
+        .map(|&o| o as usize)
+        .collect();
+    let listed_values = |name: &str| -> PolarsResult<Series> {
+        Ok(grouped.column(name)?.list()?.rechunk().get_inner())
     };
-    let (band_labels, offsets) = lists(schema::AGE_BAND)?;
     // Each listed row's ESP2013 band (`None`: not one of the 19, e.g. age unknown).
-    let band_of_row: Vec<Option<usize>> = band_labels
+    let band_of_row: Vec<Option<usize>> = bands_listed
+        .get_inner()
         .str()?
         .iter()
         .map(|label| label.and_then(|l| ESP2013_BANDS.iter().position(|band| *band == l)))
@@ -636,8 +641,7 @@ fn dsr_rows(
     for &i in &dsr {
         let indicator = &indicators[i];
         let bands = |name: String| -> PolarsResult<Vec<Vec<f64>>> {
-            let (values, _) = lists(&name)?;
-            let values = zero_filled(&values.into_frame(), &name)?;
+            let values = zero_filled(&listed_values(&name)?.into_frame(), &name)?;
             let mut bands = vec![vec![0.0; grouped.height()]; ESP2013_BANDS.len()];
             for (row, range) in offsets.windows(2).enumerate() {
                 for k in range[0]..range[1] {
