@@ -215,6 +215,18 @@ pub fn attach_membership(population: LazyFrame, practices: LazyFrame) -> LazyFra
     )
 }
 
+/// [`attach_membership`] for a part of the registered list held in memory: each practice's
+/// row of `practices` looked up, not joined, so the patients' columns are not copied.
+///
+/// # Errors
+/// If `practice_code` is missing or not text.
+pub fn attach_membership_part(
+    patients: DataFrame,
+    practices: &DataFrame,
+) -> PolarsResult<DataFrame> {
+    crate::pipeline::lookup::left_lookup(patients, schema::PRACTICE_CODE, practices)
+}
+
 /// Who the membership attribution could not place.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct MembershipReport {

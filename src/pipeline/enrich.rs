@@ -131,6 +131,17 @@ pub fn deprivation_lookup(ingested: &Ingested, index: InputKind) -> Result<LazyF
     ]))
 }
 
+/// The deprivation lookup's columns that enrich adds to the population, by LSOA.
+const DEPRIVATION_COLUMNS: [&str; 7] = [
+    schema::LSOA_CODE,
+    schema::IMD_SCORE,
+    schema::IMD_RANK,
+    schema::IMD_DECILE,
+    schema::IMD_QUINTILE,
+    schema::CORE20,
+    schema::NATION,
+];
+
 /// Join deprivation to the population and add age bands and ethnic groups.
 pub fn enrich(population: LazyFrame, deprivation: LazyFrame) -> LazyFrame {
     let args = JoinArgs {
@@ -139,25 +150,38 @@ pub fn enrich(population: LazyFrame, deprivation: LazyFrame) -> LazyFrame {
     };
     population
         .join(
-            deprivation.select([
-                col(schema::LSOA_CODE),
-                col(schema::IMD_SCORE),
-                col(schema::IMD_RANK),
-                col(schema::IMD_DECILE),
-                col(schema::IMD_QUINTILE),
-                col(schema::CORE20),
-                col(schema::NATION),
-            ]),
+            deprivation_columns(deprivation),
             [col(schema::LSOA_CODE)],
             [col(schema::LSOA_CODE)],
             args,
         )
-        .with_columns([
-            age_band(col(schema::AGE)).alias(schema::AGE_BAND),
-            broad_age_band(col(schema::AGE)).alias(schema::BROAD_AGE_BAND),
-            life_stage(col(schema::AGE)).alias(schema::LIFE_STAGE),
-            ethnic_group(col(schema::ETHNICITY)).alias(schema::ETHNIC_GROUP),
-        ])
+        .with_columns(derived_columns())
+}
+
+/// [`enrich`] for a part of the registered list held in memory: the same columns, with
+/// `deprivation` (from [`deprivation_columns`], collected) looked up by LSOA instead of
+/// joined, so the patients' columns are not copied.
+///
+/// # Errors
+/// If a key column is missing or not text.
+pub fn enrich_part(patients: DataFrame, deprivation: &DataFrame) -> PolarsResult<DataFrame> {
+    let found = crate::pipeline::lookup::left_lookup(patients, schema::LSOA_CODE, deprivation)?;
+    found.lazy().with_columns(derived_columns()).collect()
+}
+
+/// The columns of a deprivation lookup (from [`deprivation_lookup`]) that [`enrich`] adds.
+pub fn deprivation_columns(deprivation: LazyFrame) -> LazyFrame {
+    deprivation.select(DEPRIVATION_COLUMNS.map(col))
+}
+
+/// Age bands and ethnic groups, from `age` and `ethnicity`.
+fn derived_columns() -> [Expr; 4] {
+    [
+        age_band(col(schema::AGE)).alias(schema::AGE_BAND),
+        broad_age_band(col(schema::AGE)).alias(schema::BROAD_AGE_BAND),
+        life_stage(col(schema::AGE)).alias(schema::LIFE_STAGE),
+        ethnic_group(col(schema::ETHNICITY)).alias(schema::ETHNIC_GROUP),
+    ]
 }
 
 /// The 19 age bands of the European Standard Population 2013 (`0-4` … `85-89`, `90+`).
@@ -167,16 +191,12 @@ pub const ESP2013_BANDS: [&str; 19] = [
 ];
 
 /// Age → ESP2013 band label (null when age is unknown, as in aggregate cells).
+///
+/// The label is picked by the band's index from the 19 labels, in one pass; a chain of 19
+/// `when`s built a full text column per band.
 pub fn age_band(age: Expr) -> Expr {
-    let index = (age.clone() / lit(5i64)).clip(lit(0i64), lit(18i64));
-    ESP2013_BANDS.iter().enumerate().rev().fold(
-        lit(NULL).cast(DataType::String),
-        |otherwise, (i, label)| {
-            when(index.clone().eq(lit(i as i64)))
-                .then(lit(*label))
-                .otherwise(otherwise)
-        },
-    )
+    let index = (age / lit(5i64)).clip(lit(0i64), lit(18i64));
+    lit(Series::new("age_band".into(), ESP2013_BANDS)).gather(index, false)
 }
 
 /// Broad age bands used in population health management: `0-17`, `18-44`, `45-64`, `65-74`,
@@ -401,6 +421,45 @@ mod tests {
             None,
         ];
         assert_eq!(got, want.map(|w| w.map(str::to_string)));
+    }
+
+    /// A part looked up in memory gets what the streamed join gives, row for row.
+    #[test]
+    fn enrich_part_is_enrich() {
+        let n = 50_000;
+        let lsoas = ["E01000001", "E01000002", "W01000003", "E09999999"];
+        let patients = df![
+            schema::PATIENT_ID => (0..n).map(|i| format!("P{i}")).collect::<Vec<_>>(),
+            schema::LSOA_CODE => (0..n).map(|i| (i % 5 != 4).then(|| lsoas[i % 4])).collect::<Vec<_>>(),
+            schema::AGE => (0..n).map(|i| (i % 7 != 0).then_some((i % 111) as i64)).collect::<Vec<_>>(),
+            schema::ETHNICITY => (0..n).map(|i| ["A", "D", "Z"][i % 3]).collect::<Vec<_>>(),
+        ]
+        .expect("patients");
+        let deprivation = df![
+            schema::LSOA_CODE => ["E01000001", "E01000002", "W01000003"],
+            schema::IMD_SCORE => [40.5, 3.2, 20.0],
+            schema::IMD_RANK => [10i64, 30000, 900],
+            schema::IMD_DECILE => [1i64, 10, 3],
+            schema::IMD_QUINTILE => [1i64, 5, 2],
+            schema::CORE20 => [true, false, false],
+            schema::NATION => ["E", "E", "W"],
+            "lsoa_name" => ["a", "b", "c"],
+        ]
+        .expect("deprivation");
+        let streamed = crate::lazy::collect_streaming(enrich(
+            patients.clone().lazy(),
+            deprivation.clone().lazy(),
+        ))
+        .expect("streamed");
+        let lookup = deprivation_columns(deprivation.lazy())
+            .collect()
+            .expect("lookup");
+        let part = enrich_part(patients, &lookup).expect("part");
+        assert!(part.equals_missing(&streamed), "{part}\n{streamed}");
+        assert_eq!(
+            part.column(schema::AGE_BAND).expect("band").null_count(),
+            n / 7 + 1
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod drift;
 pub mod enrich;
 pub mod gradient;
 pub mod ingest;
+pub(crate) mod lookup;
 pub mod measure;
 pub mod partition;
 pub mod practice_outcomes;
@@ -723,8 +724,9 @@ fn segment_parts(
 
 /// Enrich, attribute and the features of one part of a patient-level list.
 struct PatientPlan {
-    deprivation: LazyFrame,
-    practices: LazyFrame,
+    /// The deprivation lookup's columns (`enrich::deprivation_columns`), one row per LSOA.
+    deprivation: polars::prelude::DataFrame,
+    practices: polars::prelude::DataFrame,
     /// Every outcome code in the outcomes input, so every part has the same columns.
     outcome_codes: Vec<String>,
 }
@@ -750,9 +752,12 @@ impl PatientPlan {
                 .collect();
             outcome_codes.sort();
         }
+        let deprivation = enrich::deprivation_columns(deprivation)
+            .collect()
+            .context("reading the deprivation lookup")?;
         Ok(PatientPlan {
             deprivation,
-            practices: practices.clone().lazy(),
+            practices: practices.clone(),
             outcome_codes,
         })
     }
@@ -791,9 +796,9 @@ impl PatientPlan {
             inputs.get(InputKind::Conditions, part)?,
             outcomes.map(|frame| (frame, self.outcome_codes.as_slice())),
         )?;
-        let enriched = enrich::enrich(patients.lazy(), self.deprivation.clone());
-        let attributed = attribute::attach_membership(enriched, self.practices.clone());
-        segment::features(attributed)
+        let enriched = enrich::enrich_part(patients, &self.deprivation)?;
+        let attributed = attribute::attach_membership_part(enriched, &self.practices)?;
+        segment::features(attributed.lazy())
     }
 
     /// The patients of `part` with what the risk-tier counts need (footprints and risk
@@ -817,10 +822,7 @@ impl PatientPlan {
             inputs.get(InputKind::Conditions, part)?,
             None,
         )?;
-        segment::features(attribute::attach_membership(
-            patients.lazy(),
-            self.practices.clone(),
-        ))
+        segment::features(attribute::attach_membership_part(patients, &self.practices)?.lazy())
     }
 
     fn patients(

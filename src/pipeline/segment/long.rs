@@ -9,15 +9,13 @@
 //! into its code's slot. Memory holds the index, one slot per patient × code, and one batch.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
 use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::conditions::CONDITIONS;
+use crate::pipeline::lookup::KeyIndex;
 use crate::schema;
 
 /// Prefix of the column holding a condition from the long table (`__cond_<code>`).
@@ -27,75 +25,6 @@ pub const OUTCOME_PREFIX: &str = "__outcome_";
 
 // A patient's conditions are one bit each of a `u64`.
 const _: () = assert!(CONDITIONS.len() <= 64);
-
-/// The row of each patient id in a list of patients.
-struct PatientIndex {
-    /// The list's ids, in one chunk.
-    ids: StringChunked,
-    /// Rows, found by the hash of their id.
-    rows: HashTable<u32>,
-    hasher: foldhash::fast::FixedState,
-}
-
-impl PatientIndex {
-    /// Index `ids` (unique, as ingest refuses a list with repeated ids; if one is repeated, its
-    /// first row is the one found). Null ids are not indexed: they match nothing, as in a join.
-    fn new(ids: &StringChunked) -> PolarsResult<Self> {
-        polars_ensure!(
-            ids.len() < u32::MAX as usize,
-            ComputeError: "a part of the registered list has {} rows; at most {} are supported",
-            ids.len(), u32::MAX - 1
-        );
-        let ids = ids.rechunk().into_owned();
-        let hasher = crate::lazy::key_hasher();
-        let mut rows = HashTable::with_capacity(ids.len());
-        {
-            let array = ids.downcast_as_array();
-            // Hashing is most of the work: in parallel, then one insert per id.
-            let values: Vec<Option<&str>> = array.iter().collect();
-            let hashes: Vec<Option<u64>> = values
-                .par_iter()
-                .with_min_len(4096)
-                .map(|id| id.map(|id| hasher.hash_one(id)))
-                .collect();
-            for (row, (id, hash)) in values.iter().zip(hashes).enumerate() {
-                let (Some(id), Some(hash)) = (id, hash) else {
-                    continue;
-                };
-                let entry = rows.entry(
-                    hash,
-                    |&r: &u32| array.value(r as usize) == *id,
-                    |&r: &u32| hasher.hash_one(array.value(r as usize)),
-                );
-                if let Entry::Vacant(slot) = entry {
-                    slot.insert(row as u32);
-                }
-            }
-        }
-        Ok(PatientIndex { ids, rows, hasher })
-    }
-
-    fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// The row of each of `ids` (`None` for ids not in the list, and null ids), looked up in
-    /// parallel.
-    fn rows_of(&self, ids: &StringChunked) -> Vec<Option<u32>> {
-        let array = self.ids.downcast_as_array();
-        let wanted: Vec<Option<&str>> = ids.iter().collect();
-        wanted
-            .par_iter()
-            .with_min_len(4096)
-            .map(|id| {
-                let id = (*id)?;
-                self.rows
-                    .find(self.hasher.hash_one(id), |&r| array.value(r as usize) == id)
-                    .copied()
-            })
-            .collect()
-    }
-}
 
 /// `patients` with the long inputs added as columns: `__cond_<code>` (yes/no) for every code of
 /// the vocabulary when `conditions` is given, and `__outcome_<code>` (the sum of the patient's
@@ -114,7 +43,7 @@ pub fn with_long_inputs(
     outcomes: Option<(LazyFrame, &[String])>,
 ) -> PolarsResult<DataFrame> {
     let ids = patients.column(schema::PATIENT_ID)?.str()?.clone();
-    let index = Arc::new(PatientIndex::new(&ids)?);
+    let index = Arc::new(KeyIndex::new(&ids)?);
     let mut columns = Vec::new();
     if let Some(conditions) = conditions {
         columns.extend(condition_columns(&index, conditions)?);
@@ -127,10 +56,7 @@ pub fn with_long_inputs(
 }
 
 /// One yes/no column per vocabulary code: whether the patient has a row of it.
-fn condition_columns(
-    index: &Arc<PatientIndex>,
-    conditions: LazyFrame,
-) -> PolarsResult<Vec<Column>> {
+fn condition_columns(index: &Arc<KeyIndex>, conditions: LazyFrame) -> PolarsResult<Vec<Column>> {
     let masks = Arc::new(Mutex::new(vec![0u64; index.len()]));
     if index.len() > 0 {
         let bit_of: HashMap<&'static str, u64> = CONDITIONS
@@ -171,7 +97,7 @@ fn condition_columns(
 /// One column per outcome code: the sum of the patient's non-null values of it, null when
 /// there are none.
 fn outcome_columns(
-    index: &Arc<PatientIndex>,
+    index: &Arc<KeyIndex>,
     outcomes: LazyFrame,
     codes: &[String],
 ) -> PolarsResult<Vec<Column>> {

@@ -1,0 +1,215 @@
+//! Finding rows by a text key without a join: the row of each key in an index of a column.
+//!
+//! Two uses. The long inputs find each row's patient in an index of a part's ids
+//! (`segment::long`). And a part's patients find their small lookups' rows (an LSOA's
+//! deprivation, a practice's PCN and ICB) by [`left_lookup`]: polars' left join gathers every
+//! column of both sides into a new frame, so two joins copied a part's ~100 patient columns
+//! twice; here only the lookup's few columns are gathered, and the patients' columns are kept.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
+use polars::prelude::*;
+use rayon::prelude::*;
+
+/// The row of each key of a text column.
+pub(crate) struct KeyIndex {
+    /// The indexed keys, in one chunk.
+    keys: StringChunked,
+    /// Rows, found by the hash of their key.
+    rows: HashTable<u32>,
+    /// Whether a key is on more than one row (the first row is the one found).
+    repeated: bool,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl KeyIndex {
+    /// Index `keys`. A key on several rows is found at its first. Null keys are not indexed:
+    /// they match nothing, as in a join.
+    ///
+    /// # Errors
+    /// If there are `u32::MAX` keys or more.
+    pub(crate) fn new(keys: &StringChunked) -> PolarsResult<Self> {
+        polars_ensure!(
+            keys.len() < u32::MAX as usize,
+            ComputeError: "{} rows to index; at most {} are supported",
+            keys.len(), u32::MAX - 1
+        );
+        let keys = keys.rechunk().into_owned();
+        let hasher = crate::lazy::key_hasher();
+        let mut rows = HashTable::with_capacity(keys.len());
+        let mut repeated = false;
+        {
+            let array = keys.downcast_as_array();
+            // Hashing is most of the work: in parallel, then one insert per key.
+            let values: Vec<Option<&str>> = array.iter().collect();
+            let hashes: Vec<Option<u64>> = values
+                .par_iter()
+                .with_min_len(4096)
+                .map(|key| key.map(|key| hasher.hash_one(key)))
+                .collect();
+            for (row, (key, hash)) in values.iter().zip(hashes).enumerate() {
+                let (Some(key), Some(hash)) = (key, hash) else {
+                    continue;
+                };
+                let entry = rows.entry(
+                    hash,
+                    |&r: &u32| array.value(r as usize) == *key,
+                    |&r: &u32| hasher.hash_one(array.value(r as usize)),
+                );
+                match entry {
+                    Entry::Vacant(slot) => {
+                        slot.insert(row as u32);
+                    }
+                    Entry::Occupied(_) => repeated = true,
+                }
+            }
+        }
+        Ok(KeyIndex {
+            keys,
+            rows,
+            repeated,
+            hasher,
+        })
+    }
+
+    /// How many rows were indexed.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The row of each of `wanted` (`None` for keys not indexed, and null keys), looked up in
+    /// parallel.
+    pub(crate) fn rows_of(&self, wanted: &StringChunked) -> Vec<Option<u32>> {
+        let array = self.keys.downcast_as_array();
+        let wanted: Vec<Option<&str>> = wanted.iter().collect();
+        wanted
+            .par_iter()
+            .with_min_len(4096)
+            .map(|key| {
+                let key = (*key)?;
+                self.rows
+                    .find(self.hasher.hash_one(key), |&r| {
+                        array.value(r as usize) == key
+                    })
+                    .copied()
+            })
+            .collect()
+    }
+}
+
+/// `frame` left-joined to `table` on the text column `key` (in both): `frame`'s columns as
+/// they are, then `table`'s other columns at the row of each key (null where the key is null
+/// or not in `table`). The result is polars' left join with the left order kept; a `table`
+/// with a repeated key, or a column name in both, goes to that join (a repeated key gives a
+/// row per match there).
+///
+/// # Errors
+/// If `key` is missing or not text in either frame, or the fallback join fails.
+pub(crate) fn left_lookup(
+    frame: DataFrame,
+    key: &str,
+    table: &DataFrame,
+) -> PolarsResult<DataFrame> {
+    let index = KeyIndex::new(table.column(key)?.str()?)?;
+    let clash = table
+        .get_column_names()
+        .into_iter()
+        .any(|name| name.as_str() != key && frame.schema().contains(name));
+    if index.repeated || clash {
+        return frame
+            .lazy()
+            .join(
+                table.clone().lazy(),
+                [col(key)],
+                [col(key)],
+                JoinArgs {
+                    maintain_order: MaintainOrderJoin::Left,
+                    ..JoinArgs::new(JoinType::Left)
+                },
+            )
+            .collect();
+    }
+    let rows: IdxCa = index
+        .rows_of(frame.column(key)?.str()?)
+        .into_iter()
+        .map(|row| row.map(|r| r as IdxSize))
+        .collect();
+    let found = table.drop(key)?.take(&rows)?;
+    let mut frame = frame;
+    frame.hstack_mut(found.columns())?;
+    Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(frame: &DataFrame, key: &str, table: &DataFrame) -> DataFrame {
+        frame
+            .clone()
+            .lazy()
+            .join(
+                table.clone().lazy(),
+                [col(key)],
+                [col(key)],
+                JoinArgs {
+                    maintain_order: MaintainOrderJoin::Left,
+                    ..JoinArgs::new(JoinType::Left)
+                },
+            )
+            .collect()
+            .expect("join")
+    }
+
+    #[test]
+    fn a_lookup_is_the_left_join() {
+        let patients = df![
+            "patient_id" => ["a", "b", "c", "d", "e", "f"],
+            "lsoa_code" => [Some("E1"), Some("E2"), None, Some("E9"), Some("E1"), Some("")],
+            "age" => [1i64, 2, 3, 4, 5, 6],
+        ]
+        .expect("patients");
+        let deprivation = df![
+            "lsoa_code" => ["E2", "E1", "E3", ""],
+            "imd_decile" => [Some(2i64), Some(1), Some(3), None],
+            "core20" => [false, true, false, true],
+            "nation" => ["E", "E", "E", "W"],
+        ]
+        .expect("lookup");
+        let ours = left_lookup(patients.clone(), "lsoa_code", &deprivation).expect("lookup");
+        let theirs = join(&patients, "lsoa_code", &deprivation);
+        assert!(ours.equals_missing(&theirs), "{ours}\n{theirs}");
+        assert_eq!(
+            ours.column("imd_decile")
+                .expect("decile")
+                .i64()
+                .expect("int")
+                .iter()
+                .collect::<Vec<_>>(),
+            [Some(1), Some(2), None, None, Some(1), None]
+        );
+    }
+
+    #[test]
+    fn repeated_keys_and_clashing_names_go_to_the_join() {
+        let frame = df!["k" => ["x", "y"], "v" => [1i64, 2]].expect("frame");
+        let repeated = df!["k" => ["x", "x", "y"], "w" => [1i64, 2, 3]].expect("table");
+        let ours = left_lookup(frame.clone(), "k", &repeated).expect("lookup");
+        assert_eq!(ours.height(), 3, "a row per match, as the join gives");
+        assert!(ours.equals_missing(&join(&frame, "k", &repeated)));
+        let clash = df!["k" => ["x"], "v" => [9i64]].expect("table");
+        let ours = left_lookup(frame.clone(), "k", &clash).expect("lookup");
+        assert!(ours.equals_missing(&join(&frame, "k", &clash)));
+        assert!(ours.schema().contains("v_right"));
+    }
+
+    #[test]
+    fn an_empty_frame_keeps_its_columns_and_gains_the_lookups() {
+        let frame = df!["k" => Vec::<String>::new()].expect("frame");
+        let table = df!["k" => ["x"], "w" => [1i64]].expect("table");
+        let ours = left_lookup(frame.clone(), "k", &table).expect("lookup");
+        assert!(ours.equals_missing(&join(&frame, "k", &table)));
+    }
+}
