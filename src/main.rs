@@ -12,7 +12,34 @@ use healthgap::output::Printer;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's option functions (the `mimalloc` crate binds them only with a feature that pulls
+// in another crate). `mi_option_t` is a C enum.
+unsafe extern "C" {
+    #[cfg(test)]
+    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (the test below checks it).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Keep freed memory for reuse instead of handing it back to the system.
+///
+/// By default mimalloc (3.3) purges memory a second after it is freed. The patient stages free and
+/// allocate gigabytes part after part, so the kernel zeroed the same pages again and again:
+/// at 10M patients that was a quarter of the enrich stage's CPU and most of the run's system
+/// time (benches/RESULTS.md, "Sixth round"). The cost is that the resident size stays at its
+/// high-water mark. `MIMALLOC_PURGE_DELAY` in the environment still decides, when set.
+fn keep_freed_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists (mimalloc's
+        // option setters are not thread-safe).
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let printer = Printer::new(cli.quiet, cli.log_format());
     match run(cli) {
@@ -24,6 +51,32 @@ fn main() -> ExitCode {
             let status = exit_status_for(&err);
             printer.error(&format!("{err:#}"), status);
             ExitCode::from(status)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The option number is mimalloc's purge delay: it reads 1000 (ms, the default in
+    /// mimalloc 3.3's options.c, and no other option's), and the value set is read back.
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        // SAFETY: the test's only use of the options.
+        let default = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
+        let expected = std::env::var("MIMALLOC_PURGE_DELAY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        assert_eq!(
+            default, expected,
+            "option {MI_OPTION_PURGE_DELAY} is not the purge delay"
+        );
+        keep_freed_memory();
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: as above.
+            assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, -1);
         }
     }
 }
