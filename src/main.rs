@@ -23,18 +23,23 @@ unsafe extern "C" {
 /// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (the test below checks it).
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 
-/// Keep freed memory for reuse instead of handing it back to the system.
+/// How long mimalloc keeps freed memory before handing it back to the system: never.
 ///
-/// By default mimalloc (3.3) purges memory a second after it is freed. The patient stages free and
-/// allocate gigabytes part after part, so the kernel zeroed the same pages again and again:
-/// at 10M patients that was a quarter of the enrich stage's CPU and most of the run's system
-/// time (benches/RESULTS.md, "Sixth round"). The cost is that the resident size stays at its
-/// high-water mark. `MIMALLOC_PURGE_DELAY` in the environment still decides, when set.
+/// Its default (a second, in mimalloc 3.3) is far shorter than a patient part (8–15 s): the
+/// patient stages free and allocate gigabytes part after part, and the kernel zeroed the same
+/// pages again each time. At England that was 134 s of system CPU; kept, 43 s, and the run
+/// took 7 min 2 s instead of 8 min 10 s with a 10-second delay (benches/RESULTS.md, "Sixth
+/// round"). The cost is the peak: the resident size stays near its high-water mark (England
+/// 8.4 GiB against 6.3 GiB, within the 10 GiB budget). `MIMALLOC_PURGE_DELAY=1000` restores
+/// mimalloc's default for a machine with less memory.
+const PURGE_DELAY_MS: std::ffi::c_long = -1;
+
+/// Set mimalloc's purge delay, unless `MIMALLOC_PURGE_DELAY` in the environment decides.
 fn keep_freed_memory() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: called first thing in `main`, before any other thread exists (mimalloc's
         // option setters are not thread-safe).
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     }
 }
 
@@ -76,7 +81,10 @@ mod tests {
         keep_freed_memory();
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
             // SAFETY: as above.
-            assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, -1);
+            assert_eq!(
+                unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) },
+                PURGE_DELAY_MS
+            );
         }
     }
 }
