@@ -118,18 +118,7 @@ pub(crate) fn left_lookup(
         .into_iter()
         .any(|name| name.as_str() != key && frame.schema().contains(name));
     if index.repeated || clash {
-        return frame
-            .lazy()
-            .join(
-                table.clone().lazy(),
-                [col(key)],
-                [col(key)],
-                JoinArgs {
-                    maintain_order: MaintainOrderJoin::Left,
-                    ..JoinArgs::new(JoinType::Left)
-                },
-            )
-            .collect();
+        return left_join(frame, key, table);
     }
     let rows: IdxCa = index
         .rows_of(frame.column(key)?.str()?)
@@ -142,25 +131,28 @@ pub(crate) fn left_lookup(
     Ok(frame)
 }
 
+/// polars' left join on `key`, left order kept: what [`left_lookup`] gives.
+fn left_join(frame: DataFrame, key: &str, table: &DataFrame) -> PolarsResult<DataFrame> {
+    frame
+        .lazy()
+        .join(
+            table.clone().lazy(),
+            [col(key)],
+            [col(key)],
+            JoinArgs {
+                maintain_order: MaintainOrderJoin::Left,
+                ..JoinArgs::new(JoinType::Left)
+            },
+        )
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn join(frame: &DataFrame, key: &str, table: &DataFrame) -> DataFrame {
-        frame
-            .clone()
-            .lazy()
-            .join(
-                table.clone().lazy(),
-                [col(key)],
-                [col(key)],
-                JoinArgs {
-                    maintain_order: MaintainOrderJoin::Left,
-                    ..JoinArgs::new(JoinType::Left)
-                },
-            )
-            .collect()
-            .expect("join")
+        left_join(frame.clone(), key, table).expect("join")
     }
 
     #[test]
