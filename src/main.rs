@@ -30,7 +30,8 @@ const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 /// pages again each time. At England that was 134 s of system CPU; kept, 43 s, and the run
 /// took 7 min 2 s instead of 8 min 10 s with a 10-second delay (benches/RESULTS.md, "Sixth
 /// round"). The cost is the peak: the resident size stays near its high-water mark (England
-/// 8.4 GiB against 6.3 GiB, within the 10 GiB budget). `MIMALLOC_PURGE_DELAY=1000` restores
+/// 8.4 GiB against 6.3 GiB then; 5.7 GiB once ingest's duplicate check was slimmed; the
+/// budget is 10 GiB). `MIMALLOC_PURGE_DELAY=1000` restores
 /// mimalloc's default for a machine with less memory.
 const PURGE_DELAY_MS: std::ffi::c_long = -1;
 
