@@ -208,7 +208,7 @@ fn duplicated_rows(parsed: &LazyFrame, unique_key: &[&str]) -> PolarsResult<Vec<
     let names: Vec<String> = unique_key.iter().map(|k| k.to_string()).collect();
     let in_plan = names.clone();
     crate::lazy::for_each_batch(keys.clone(), move |batch| {
-        let (hashes, _) = key_hashes(&batch, &in_plan)?;
+        let hashes = key_hashes(&batch, &in_plan)?;
         sink.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(hashes);
@@ -235,14 +235,15 @@ fn duplicated_rows(parsed: &LazyFrame, unique_key: &[&str]) -> PolarsResult<Vec<
     let found: Arc<Mutex<Vec<IdxSize>>> = Arc::default();
     let sink = Arc::clone(&found);
     crate::lazy::for_each_batch(keys.clone(), move |batch| {
-        let (hashes, rows) = key_hashes(&batch, &names)?;
+        let hashes = key_hashes(&batch, &names)?;
+        let rows = batch.column(ROW_INDEX)?.idx()?;
         let mut sink = sink
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         sink.extend(
             hashes
                 .iter()
-                .zip(rows)
+                .zip(rows.into_no_null_iter())
                 .filter(|(hash, _)| repeated.contains(hash))
                 .map(|(_, row)| row),
         );
@@ -273,8 +274,8 @@ fn duplicated_rows(parsed: &LazyFrame, unique_key: &[&str]) -> PolarsResult<Vec<
     Ok(rows)
 }
 
-/// The hash of the key and the row number of every row of a batch of `__row` and key columns.
-fn key_hashes(batch: &DataFrame, key: &[String]) -> PolarsResult<(Vec<u64>, Vec<IdxSize>)> {
+/// The hash of the key of every row of a batch of key columns.
+fn key_hashes(batch: &DataFrame, key: &[String]) -> PolarsResult<Vec<u64>> {
     use std::hash::BuildHasher;
     let state = crate::lazy::key_hasher();
     let mut hashes = vec![0u64; batch.height()];
@@ -284,12 +285,7 @@ fn key_hashes(batch: &DataFrame, key: &[String]) -> PolarsResult<(Vec<u64>, Vec<
             *hash = state.hash_one((*hash, value.unwrap_or_default()));
         }
     }
-    let rows = batch
-        .column(ROW_INDEX)?
-        .idx()?
-        .into_no_null_iter()
-        .collect();
-    Ok((hashes, rows))
+    Ok(hashes)
 }
 
 /// The raw column as trimmed text, whatever its stored type.
