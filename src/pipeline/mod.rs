@@ -279,7 +279,7 @@ pub fn run(
     };
     let indicators = stages.run("measure", || {
         let esp = measure::esp2013_weights(ingested.frame(InputKind::Esp2013))?;
-        let mut table = match &population {
+        let mut rows = match &population {
             Some(run) => measure::indicators_table(
                 &run.base,
                 &practices.clone().lazy(),
@@ -299,19 +299,16 @@ pub fn run(
         if !config.practice_indicators.is_empty() {
             let deciles =
                 practice_outcomes::practice_deciles(&ingested, &config.practice_deprivation)?;
-            let rows = practice_outcomes::practice_indicator_rows(
+            let practice_rows = practice_outcomes::practice_indicator_rows(
                 &ingested,
                 &config.practice_indicators,
                 &practices.clone().lazy(),
                 &deciles,
                 &config.measure.levels,
             )?;
-            table
-                .vstack_mut(&rows)
-                .context("stacking practice-level indicators")?;
+            rows.append(practice_rows);
         }
-        // Sorted once, whole: sorting 8 million rows is mostly gathering every column.
-        Ok(measure::sort_indicators(table)?)
+        rows.into_frame().context("stacking the indicators")
     })?;
     if indicators.height() > 0 {
         let practice_specs: Vec<measure::IndicatorSpec> = config

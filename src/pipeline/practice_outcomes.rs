@@ -189,7 +189,8 @@ pub fn practice_deciles(
     Ok(table)
 }
 
-/// Indicator rows from practice-level figures, in the `indicators` table's schema.
+/// Indicator rows from practice-level figures, in the `indicators` table's schema: a block per
+/// indicator, in key order.
 ///
 /// # Errors
 /// [`UserError`] when an indicator is not in the input; polars errors as internal.
@@ -199,7 +200,7 @@ pub fn practice_indicator_rows(
     practices: &LazyFrame,
     deciles: &DataFrame,
     levels: &[String],
-) -> anyhow::Result<DataFrame> {
+) -> anyhow::Result<IndicatorRows> {
     let outcomes = ingested
         .frame(InputKind::PracticeOutcomes)
         .ok_or_else(|| UserError("practice indicators need [inputs.practice_outcomes]".into()))?;
@@ -245,7 +246,7 @@ pub fn practice_indicator_rows(
         });
     }
     let Some(per_practice) = per_practice else {
-        return Ok(measure::IndicatorRows::default().into_frame()?);
+        return Ok(IndicatorRows::default());
     };
     let n = specs.len();
     let fill: Vec<Expr> = (0..n)
@@ -312,7 +313,7 @@ pub fn practice_indicator_rows(
     let refs: Vec<&IndicatorSpec> = indicator_specs.iter().collect();
     let mut rows = IndicatorRows::default();
     measure::estimate_rows(&flat, &refs, &measure::reference_levels()?, &mut rows)?;
-    Ok(rows.into_frame()?)
+    Ok(rows)
 }
 
 /// The latest `period` among rows (periods such as `2022/23` sort as text).

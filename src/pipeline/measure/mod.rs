@@ -450,8 +450,8 @@ fn roll_up(
     concat(frames, UnionArgs::default())
 }
 
-/// Compute the `indicators` table, its rows in block order: [`sort_indicators`] puts them in
-/// the published order (once, after any practice-level rows are added).
+/// Compute the rows of the `indicators` table: one block per indicator, each in key order
+/// ([`IndicatorRows::into_frame`] gives the published order).
 ///
 /// `patients` carries the features, segment and risk tier; `practices` maps each practice to its
 /// PCN and ICB; `esp2013` gives the standard population weights of the 19 age bands.
@@ -464,10 +464,10 @@ pub fn indicators_table(
     indicators: &[PreparedIndicator],
     config: &MeasureConfig,
     esp2013: &[f64; 19],
-) -> PolarsResult<DataFrame> {
+) -> PolarsResult<IndicatorRows> {
     let n = indicators.len();
     if n == 0 {
-        return empty_indicators();
+        return Ok(IndicatorRows::default());
     }
     let practice_map = practices.clone().select([
         col(schema::PRACTICE_CODE),
@@ -502,7 +502,7 @@ pub fn indicators_table(
     if let Some(by_age) = by_age {
         dsr_rows(&by_age, indicators, esp2013, &pair, &mut rows)?;
     }
-    rows.into_frame()
+    Ok(rows)
 }
 
 /// The two confidence levels of the published limits: 95% and 99.8%.
@@ -519,6 +519,7 @@ pub fn reference_levels() -> PolarsResult<[Confidence; 2]> {
 /// Turn summed numerators and denominators into rows with values and limits, for proportions
 /// and crude rates. `flat` has `footprint_kind, footprint_code, breakdown, breakdown_value`
 /// and, for the i-th spec, `__num{i}` and `__den{i}`. DSR specs are skipped (see `dsr_rows`).
+/// Each spec's block is in key order.
 ///
 /// # Errors
 /// If a column is missing or a statistic refuses its input.
@@ -528,6 +529,8 @@ pub(crate) fn estimate_rows(
     pair: &[Confidence],
     rows: &mut IndicatorRows,
 ) -> PolarsResult<()> {
+    // Sorted once here, not per block or in the whole table: every block shares these keys.
+    let flat = &in_key_order(flat.clone().lazy())?;
     let keys = key_columns(flat)?;
     for (i, spec) in specs.iter().enumerate() {
         if spec.kind == IndicatorType::Dsr {
@@ -614,12 +617,13 @@ fn dsr_rows(
         aggs.push(col(num_column(i)));
         aggs.push(col(den_column(i)));
     }
-    let grouped = by_age
-        .clone()
-        .lazy()
-        .group_by(KEYS.iter().map(|k| col(*k)).collect::<Vec<_>>())
-        .agg(aggs)
-        .collect()?;
+    let grouped = in_key_order(
+        by_age
+            .clone()
+            .lazy()
+            .group_by(KEYS.iter().map(|k| col(*k)).collect::<Vec<_>>())
+            .agg(aggs),
+    )?;
     let key_cols = key_columns(&grouped)?;
     // Every list column of a group has the same length: the age bands' offsets serve all.
     let bands_listed = grouped.column(schema::AGE_BAND)?.list()?.rechunk();
@@ -693,10 +697,13 @@ fn dsr_rows(
 }
 
 /// Rows of the `indicators` table, a block of columns per indicator (the key columns are shared
-/// with the frame they came from, not copied row by row).
+/// with the frame they came from, not copied row by row). Each block is in key order, so the
+/// published order needs only the blocks ordered by indicator: sorting the whole table by
+/// [`sort_indicators`] compares strings and gathers every column of millions of rows.
 #[derive(Default)]
-pub(crate) struct IndicatorRows {
-    blocks: Vec<DataFrame>,
+pub struct IndicatorRows {
+    /// Each block's indicator id and rows.
+    blocks: Vec<(String, DataFrame)>,
 }
 
 impl IndicatorRows {
@@ -760,12 +767,24 @@ impl IndicatorRows {
             Column::new(schema::UPPER_CL_998.into(), limit(1, true)),
             Column::new(METHOD.into(), method),
         ]);
-        self.blocks.push(DataFrame::new(n, columns)?);
+        self.blocks
+            .push((spec.id.clone(), DataFrame::new(n, columns)?));
         Ok(())
     }
 
-    pub(crate) fn into_frame(self) -> PolarsResult<DataFrame> {
-        let mut blocks = self.blocks.into_iter();
+    /// Add the blocks of `other` (e.g. the practice-level indicators).
+    pub fn append(&mut self, other: IndicatorRows) {
+        self.blocks.extend(other.blocks);
+    }
+
+    /// The table in the published order ([`sort_indicators`]): the blocks ordered by
+    /// indicator, stably, each already in key order.
+    ///
+    /// # Errors
+    /// If the blocks' columns differ (an internal error).
+    pub fn into_frame(mut self) -> PolarsResult<DataFrame> {
+        self.blocks.sort_by(|(a, _), (b, _)| a.cmp(b));
+        let mut blocks = self.blocks.into_iter().map(|(_, block)| block);
         let Some(mut table) = blocks.next() else {
             return empty_block();
         };
@@ -814,13 +833,23 @@ pub fn level_order() -> Expr {
     )
 }
 
-fn empty_indicators() -> PolarsResult<DataFrame> {
-    IndicatorRows::default().into_frame()
+/// Sort rows by indicator, level (England first), footprint, breakdown, and value (numeric
+/// values in number order): the published order. The pipeline gets it block by block
+/// ([`IndicatorRows::into_frame`]).
+///
+/// # Errors
+/// If a key column is missing.
+pub fn sort_indicators(table: DataFrame) -> PolarsResult<DataFrame> {
+    sorted_by(table.lazy(), std::iter::once(col(schema::INDICATOR)))
 }
 
-/// Sort rows by indicator, level (England first), footprint, breakdown, and value (numeric
-/// values in number order).
-pub fn sort_indicators(table: DataFrame) -> PolarsResult<DataFrame> {
+/// The rows of one indicator in the published order (see [`sort_indicators`]).
+fn in_key_order(rows: LazyFrame) -> PolarsResult<DataFrame> {
+    sorted_by(rows, std::iter::empty())
+}
+
+/// Sort by `first`, then by the key columns in the published order.
+fn sorted_by(rows: LazyFrame, first: impl IntoIterator<Item = Expr>) -> PolarsResult<DataFrame> {
     let breakdown_order = col(BREAKDOWN).replace_strict(
         lit(Series::new(
             "from".into(),
@@ -834,22 +863,23 @@ pub fn sort_indicators(table: DataFrame) -> PolarsResult<DataFrame> {
         Some(DataType::Int32),
     );
     let numeric_value = col(BREAKDOWN_VALUE).cast(DataType::Int64);
-    table
-        .lazy()
-        .sort_by_exprs(
-            [
-                col(schema::INDICATOR),
-                level_order(),
-                col(schema::FOOTPRINT_CODE),
-                breakdown_order,
-                numeric_value,
-                col(BREAKDOWN_VALUE),
-            ],
-            SortMultipleOptions::default()
-                .with_nulls_last(true)
-                .with_maintain_order(true),
-        )
-        .collect()
+    let keys: Vec<Expr> = first
+        .into_iter()
+        .chain([
+            level_order(),
+            col(schema::FOOTPRINT_CODE),
+            breakdown_order,
+            numeric_value,
+            col(BREAKDOWN_VALUE),
+        ])
+        .collect();
+    rows.sort_by_exprs(
+        keys,
+        SortMultipleOptions::default()
+            .with_nulls_last(true)
+            .with_maintain_order(true),
+    )
+    .collect()
 }
 
 /// The ESP2013 weights in band order, from the `esp2013` input when given (matched by label),
@@ -889,4 +919,122 @@ pub fn esp2013_weights(esp: Option<LazyFrame>) -> Result<[f64; 19], UserError> {
         }
     }
     Ok(weights)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proportion(id: &str) -> IndicatorSpec {
+        IndicatorSpec {
+            id: id.to_string(),
+            name: format!("{id}, in words"),
+            kind: IndicatorType::Proportion,
+            numerator: "x".into(),
+            denominator: None,
+            multiplier: None,
+            polarity: Polarity::HighIsGood,
+            unit: None,
+        }
+    }
+
+    /// Sums in a shuffled order, with every kind of key the published order ranks: levels
+    /// (and an unknown one), codes, breakdowns (and one outside the list), numeric values
+    /// (`10` after `9`), text values and a missing value.
+    fn shuffled_sums(specs: usize) -> DataFrame {
+        let kinds = ["practice", "england", "pcn", "elsewhere", "icb"];
+        let breakdowns = [
+            SEGMENT,
+            ALL,
+            schema::IMD_DECILE,
+            "practice_deprivation_decile",
+        ];
+        let values = [
+            Some("10"),
+            Some("9"),
+            Some("Unknown"),
+            None,
+            Some("2"),
+            Some("Core20"),
+        ];
+        let mut key: [Vec<Option<String>>; 4] = Default::default();
+        let mut sums: Vec<Vec<f64>> = vec![Vec::new(); 2 * specs];
+        let mut row = 0u64;
+        for kind in kinds {
+            for code in ["Y02", "E54", "Q01"] {
+                for breakdown in breakdowns {
+                    for value in values {
+                        // A fixed scramble of the row number, so sums differ by row.
+                        row = (row * 7919 + 13) % 10_007;
+                        key[0].push(Some(kind.to_string()));
+                        key[1].push(Some(format!("{code}{}", row % 3)));
+                        key[2].push(Some(breakdown.to_string()));
+                        key[3].push(value.map(str::to_string));
+                        for (i, column) in sums.iter_mut().enumerate() {
+                            let den = 50.0 + (row % 97) as f64;
+                            column.push(if i % 2 == 0 { den } else { (row % 50) as f64 });
+                        }
+                    }
+                }
+            }
+        }
+        // Reverse, so no part of the input is already in order.
+        let mut columns: Vec<Column> = KEYS
+            .iter()
+            .zip(key)
+            .map(|(name, mut values)| {
+                values.reverse();
+                Column::new((*name).into(), values)
+            })
+            .collect();
+        for i in 0..specs {
+            let mut den = sums[2 * i].clone();
+            let mut num = sums[2 * i + 1].clone();
+            den.reverse();
+            num.reverse();
+            columns.push(Column::new(den_column(i).into(), den));
+            columns.push(Column::new(num_column(i).into(), num));
+        }
+        DataFrame::new_infer_height(columns).expect("sums")
+    }
+
+    #[test]
+    fn blocks_in_indicator_order_are_the_whole_table_sorted() {
+        let specs = [proportion("smoking"), proportion("bp_controlled")];
+        let refs: Vec<&IndicatorSpec> = specs.iter().collect();
+        let pair = reference_levels().expect("levels");
+        let mut rows = IndicatorRows::default();
+        estimate_rows(&shuffled_sums(2), &refs, &pair, &mut rows).expect("rows");
+        // A later source (the practice-level indicators) whose id sorts between them.
+        let practice = [proportion("diabetes")];
+        let practice_refs: Vec<&IndicatorSpec> = practice.iter().collect();
+        let mut practice_rows = IndicatorRows::default();
+        estimate_rows(&shuffled_sums(1), &practice_refs, &pair, &mut practice_rows)
+            .expect("practice rows");
+        rows.append(practice_rows);
+
+        let mut stacked = empty_block().expect("empty");
+        for (_, block) in &rows.blocks {
+            stacked.vstack_mut(block).expect("stack");
+        }
+        let expected = sort_indicators(stacked).expect("sorted");
+        let got = rows.into_frame().expect("table");
+        assert_eq!(got.height(), 3 * 5 * 3 * 4 * 6);
+        assert!(
+            got.equals_missing(&expected),
+            "block order differs from the sorted table:\n{got}\n{expected}"
+        );
+        let first: Vec<Option<&str>> = got
+            .column(schema::INDICATOR)
+            .expect("ids")
+            .str()
+            .expect("text")
+            .iter()
+            .step_by(360)
+            .collect();
+        assert_eq!(
+            first,
+            [Some("bp_controlled"), Some("diabetes"), Some("smoking")]
+        );
+    }
 }
