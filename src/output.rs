@@ -216,7 +216,8 @@ impl TableFormat {
 pub const PARQUET_ROW_GROUP_ROWS: usize = 256 * 1024;
 
 /// Writes a table batch by batch in one [`TableFormat`], so a large result streams to a file
-/// or a pipe without being held in memory (Parquet holds one row group at a time).
+/// or a pipe without being held in memory (Parquet holds up to three row groups: one filling
+/// and two being encoded; see `RowGroupEncoder`).
 pub struct TableWriter {
     out: SharedOut,
     format: WriterState,
@@ -234,10 +235,74 @@ enum WriterState {
     },
     Ndjson,
     Parquet {
-        writer: Box<polars::io::parquet::write::BatchedWriter<SharedOut>>,
+        encoder: RowGroupEncoder,
         pending: Vec<polars::prelude::DataFrame>,
         pending_rows: usize,
     },
+}
+
+/// Encodes and compresses Parquet row groups on threads of their own, and writes them in the
+/// order given, so that a streamed plan computes its next batches meanwhile. polars' batched
+/// writer compresses a row group's pages one after another while it writes them; in the
+/// caller's thread that held up the plan feeding it (the patient parts, the working files).
+struct RowGroupEncoder {
+    writer: std::sync::Arc<polars::io::parquet::write::BatchedWriter<SharedOut>>,
+    /// Row groups being encoded, oldest first.
+    encoding: std::collections::VecDeque<std::thread::JoinHandle<EncodedRowGroup>>,
+}
+
+type EncodedRowGroup = polars::prelude::PolarsResult<
+    Vec<polars::io::parquet::write::RowGroupIterColumns<'static, polars::prelude::PolarsError>>,
+>;
+
+impl RowGroupEncoder {
+    /// Row groups encoded at once: two keep both cores busy while the plan waits on neither.
+    const AT_ONCE: usize = 2;
+
+    fn new(writer: polars::io::parquet::write::BatchedWriter<SharedOut>) -> Self {
+        RowGroupEncoder {
+            writer: std::sync::Arc::new(writer),
+            encoding: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Start encoding a row group, after writing the oldest ones if enough are under way.
+    fn write(
+        &mut self,
+        mut group: polars::prelude::DataFrame,
+    ) -> polars::prelude::PolarsResult<()> {
+        while self.encoding.len() >= Self::AT_ONCE {
+            self.write_oldest()?;
+        }
+        let writer = std::sync::Arc::clone(&self.writer);
+        let thread = std::thread::Builder::new()
+            .name("parquet-encoder".into())
+            .spawn(move || {
+                // One chunk, so one row group: polars writes a row group per chunk.
+                group.rechunk_mut();
+                writer.encode_and_compress(&group).collect()
+            })?;
+        self.encoding.push_back(thread);
+        Ok(())
+    }
+
+    fn write_oldest(&mut self) -> polars::prelude::PolarsResult<()> {
+        let Some(thread) = self.encoding.pop_front() else {
+            return Ok(());
+        };
+        let encoded = thread.join().unwrap_or_else(|_| {
+            Err(polars::prelude::polars_err!(ComputeError: "encoding a Parquet row group panicked"))
+        })?;
+        self.writer.write_row_groups(encoded)
+    }
+
+    /// Write every row group under way, then the footer.
+    fn finish(&mut self) -> polars::prelude::PolarsResult<()> {
+        while !self.encoding.is_empty() {
+            self.write_oldest()?;
+        }
+        self.writer.finish().map(|_| ())
+    }
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -350,14 +415,14 @@ impl TableWriter {
                     .finish(batch)?;
             }
             WriterState::Parquet {
-                writer,
+                encoder,
                 pending,
                 pending_rows,
             } => {
                 *pending_rows += batch.height();
                 pending.push(std::mem::take(batch));
                 if *pending_rows >= PARQUET_ROW_GROUP_ROWS {
-                    write_row_group(writer, pending)?;
+                    write_row_group(encoder, pending)?;
                     *pending_rows = 0;
                 }
             }
@@ -392,10 +457,10 @@ impl TableWriter {
                 self.out.write_all(end)?;
             }
             WriterState::Parquet {
-                writer, pending, ..
+                encoder, pending, ..
             } => {
-                write_row_group(writer, pending)?;
-                writer.finish()?;
+                write_row_group(encoder, pending)?;
+                encoder.finish()?;
             }
         }
         self.out.flush()?;
@@ -421,15 +486,16 @@ fn parquet_state(
     schema: &polars::prelude::Schema,
     options: &polars::prelude::ParquetWriteOptions,
 ) -> polars::prelude::PolarsResult<WriterState> {
+    let writer = parquet_writer(out.clone(), options).batched(schema)?;
     Ok(WriterState::Parquet {
-        writer: Box::new(parquet_writer(out.clone(), options).batched(schema)?),
+        encoder: RowGroupEncoder::new(writer),
         pending: Vec::new(),
         pending_rows: 0,
     })
 }
 
 fn write_row_group(
-    writer: &mut polars::io::parquet::write::BatchedWriter<SharedOut>,
+    encoder: &mut RowGroupEncoder,
     pending: &mut Vec<polars::prelude::DataFrame>,
 ) -> polars::prelude::PolarsResult<()> {
     let mut frames = std::mem::take(pending).into_iter();
@@ -439,8 +505,7 @@ fn write_row_group(
     for frame in frames {
         group.vstack_mut_owned(frame)?;
     }
-    group.align_chunks_par();
-    writer.write_batch(&group)
+    encoder.write(group)
 }
 
 /// The writer behind a [`TableWriter`], shared so that it can be flushed after polars' Parquet
@@ -485,5 +550,98 @@ pub fn thousands(value: f64) -> String {
         format!("-{out}")
     } else {
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+
+    #[test]
+    fn parquet_batches_become_row_groups_of_the_set_size_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.parquet");
+        let schema = Schema::from_iter([
+            Field::new("n".into(), DataType::Int64),
+            Field::new("code".into(), DataType::String),
+        ]);
+        let file = std::fs::File::create(&path).expect("file");
+        let mut writer = TableWriter::parquet(
+            Box::new(std::io::BufWriter::new(file)),
+            &schema,
+            &ParquetWriteOptions::default(),
+        )
+        .expect("writer");
+        let batch_rows = 1000i64;
+        for b in 0..600 {
+            let n: Vec<i64> = (b * batch_rows..(b + 1) * batch_rows).collect();
+            let code: Vec<String> = n.iter().map(|i| format!("C{}", i % 37)).collect();
+            let mut batch = df!["n" => n, "code" => code].expect("batch");
+            writer.write_batch(&mut batch).expect("write");
+        }
+        assert_eq!(writer.finish().expect("finish"), 600_000);
+
+        let mut reader = ParquetReader::new(std::fs::File::open(&path).expect("open"));
+        let groups: Vec<usize> = reader
+            .get_metadata()
+            .expect("metadata")
+            .row_groups
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        // Batches are gathered until a group holds at least PARQUET_ROW_GROUP_ROWS.
+        assert_eq!(groups, [263_000, 263_000, 74_000]);
+        let read = reader.finish().expect("read");
+        let n: Vec<i64> = read
+            .column("n")
+            .expect("n")
+            .i64()
+            .expect("i64")
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(
+            n,
+            (0..600_000).collect::<Vec<_>>(),
+            "rows in the order given"
+        );
+    }
+
+    /// A sink that takes a little and then fails, like a full disk.
+    struct FailsAfter(usize);
+
+    impl std::io::Write for FailsAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.0 < buf.len() {
+                return Err(std::io::Error::other("no space left"));
+            }
+            self.0 -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_parquet_write_is_an_error_not_a_hang() {
+        let schema = Schema::from_iter([Field::new("n".into(), DataType::Int64)]);
+        let mut writer = TableWriter::parquet(
+            Box::new(FailsAfter(4096)),
+            &schema,
+            &ParquetWriteOptions::default(),
+        )
+        .expect("writer");
+        let mut failed = None;
+        for b in 0..50i64 {
+            let mut batch =
+                df!["n" => (b * 100_000..(b + 1) * 100_000).collect::<Vec<i64>>()].expect("batch");
+            if let Err(e) = writer.write_batch(&mut batch) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let error = failed.or_else(|| writer.finish().err()).expect("an error");
+        assert!(error.to_string().contains("no space left"), "{error}");
     }
 }
