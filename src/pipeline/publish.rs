@@ -401,10 +401,22 @@ impl StagingRun {
         let failure = file.failure();
         let options = self.write_options(table);
         frame.rechunk_mut();
-        crate::output::parquet_writer(file, &options)
-            .finish(frame)
-            .map_err(|source| self.table_error(table, &path, source, &failure))?;
-        self.record(table, frame.height() as u64, restricted);
+        // Through a TableWriter, row group by row group: it compresses groups in parallel,
+        // where polars' own `finish` compresses every page of the table one after another.
+        let write = || -> PolarsResult<u64> {
+            let mut writer = TableWriter::parquet(
+                Box::new(std::io::BufWriter::new(file)),
+                frame.schema(),
+                &options,
+            )?;
+            for offset in (0..frame.height()).step_by(ROW_GROUP_ROWS) {
+                let mut group = frame.slice(offset as i64, ROW_GROUP_ROWS);
+                writer.write_batch(&mut group)?;
+            }
+            writer.finish()
+        };
+        let rows = write().map_err(|source| self.table_error(table, &path, source, &failure))?;
+        self.record(table, rows, restricted);
         Ok(())
     }
 
