@@ -12,6 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use polars::prelude::*;
+use polars_arrow::array::BooleanArray;
+use polars_arrow::bitmap::Bitmap;
+use polars_arrow::datatypes::ArrowDataType;
 use rayon::prelude::*;
 
 use crate::conditions::CONDITIONS;
@@ -59,7 +62,8 @@ pub fn with_long_inputs(
 fn condition_columns(index: &Arc<KeyIndex>, conditions: LazyFrame) -> PolarsResult<Vec<Column>> {
     let masks = Arc::new(Mutex::new(vec![0u64; index.len()]));
     if index.len() > 0 {
-        let bit_of: HashMap<&'static str, u64> = CONDITIONS
+        // A code is looked up for every condition row: a fast hash, not std's SipHash.
+        let bit_of: HashMap<&'static str, u64, foldhash::fast::FixedState> = CONDITIONS
             .iter()
             .enumerate()
             .map(|(bit, condition)| (condition.code, 1u64 << bit))
@@ -85,13 +89,30 @@ fn condition_columns(index: &Arc<KeyIndex>, conditions: LazyFrame) -> PolarsResu
         .par_iter()
         .enumerate()
         .map(|(bit, condition)| {
-            let flags: BooleanChunked =
-                masks.iter().map(|mask| mask & (1u64 << bit) != 0).collect();
-            flags
-                .with_name(format!("{CONDITION_PREFIX}{}", condition.code).into())
-                .into_column()
+            let name = format!("{CONDITION_PREFIX}{}", condition.code);
+            BooleanChunked::with_chunk(name.into(), flags_of(&masks, 1u64 << bit)).into_column()
         })
         .collect())
+}
+
+/// Whether each mask has `bit`, as a Boolean array built eight patients to a byte (a bit at a
+/// time, 47 columns of a part's list cost more than reading its conditions).
+fn flags_of(masks: &[u64], bit: u64) -> BooleanArray {
+    let bytes: Vec<u8> = masks
+        .chunks(8)
+        .map(|eight| {
+            // Arrow bitmaps are least significant bit first: the first patient is bit 0.
+            eight
+                .iter()
+                .rev()
+                .fold(0u8, |byte, mask| (byte << 1) | u8::from(mask & bit != 0))
+        })
+        .collect();
+    BooleanArray::new(
+        ArrowDataType::Boolean,
+        Bitmap::from_u8_vec(bytes, masks.len()),
+        None,
+    )
 }
 
 /// One column per outcome code: the sum of the patient's non-null values of it, null when
@@ -102,13 +123,14 @@ fn outcome_columns(
     codes: &[String],
 ) -> PolarsResult<Vec<Column>> {
     const NO_SLOT: u32 = u32::MAX;
-    let width = codes.len();
-    // Patient by patient: each code's sum, and whether any value was seen.
+    let (patients, width) = (index.len(), codes.len());
+    // Code by code (one run of the list's rows per code, so that each column is made from
+    // one contiguous run): each patient's sum, and whether any value was seen.
     let slots = Arc::new(Mutex::new((
-        vec![0.0f64; index.len() * width],
-        vec![false; index.len() * width],
+        vec![0.0f64; patients * width],
+        vec![false; patients * width],
     )));
-    if index.len() > 0 && width > 0 {
+    if patients > 0 && width > 0 {
         let slot_of: HashMap<String, usize> = codes
             .iter()
             .enumerate()
@@ -138,7 +160,7 @@ fn outcome_columns(
                         continue;
                     };
                     if slot != NO_SLOT {
-                        let at = row as usize * width + slot as usize;
+                        let at = slot as usize * patients + row as usize;
                         sums[at] += value;
                         seen[at] = true;
                     }
@@ -153,11 +175,11 @@ fn outcome_columns(
         .par_iter()
         .enumerate()
         .map(|(slot, code)| {
-            let values: Float64Chunked = (0..index.len())
-                .map(|row| {
-                    let at = row * width + slot;
-                    seen[at].then_some(sums[at])
-                })
+            let run = slot * patients..(slot + 1) * patients;
+            let values: Float64Chunked = sums[run.clone()]
+                .iter()
+                .zip(&seen[run])
+                .map(|(&sum, &seen)| seen.then_some(sum))
                 .collect();
             values
                 .with_name(format!("{OUTCOME_PREFIX}{code}").into())
