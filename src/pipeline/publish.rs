@@ -378,7 +378,7 @@ impl StagingRun {
         let mut metadata = self.metadata.clone();
         metadata.push(("healthgap.table".to_string(), table.to_string()));
         ParquetWriteOptions {
-            compression: ParquetCompression::Zstd(None),
+            compression: crate::output::parquet_compression(),
             statistics: StatisticsOptions::full(),
             row_group_size: Some(ROW_GROUP_ROWS),
             key_value_metadata: Some(KeyValueMetadata::from_static(metadata)),
