@@ -696,24 +696,33 @@ fn segment_parts(
         .features_schema(inputs)
         .context("reading the patient columns")?;
     let segmenter = Segmenter::new(config, &schema)?;
+    // The tier counts read each part's conditions first; their masks are kept for the
+    // part's features (8 bytes a patient), so the conditions are read once.
+    let mut kept: Vec<Option<segment::long::ConditionMasks>> = Vec::new();
     let shares = match config.risk.tiers {
         segment::risk::TierMethod::Percentile => {
             let mut counts = Vec::new();
             for part in 0..parts {
-                counts.push(segment::risk::score_counts(
-                    plan.scores(inputs, part)
-                        .context("building patient risk scores")?,
-                    segmenter.within,
-                )?);
+                let (scores, masks) = plan
+                    .scores(inputs, part)
+                    .context("building patient risk scores")?;
+                counts.push(segment::risk::score_counts(scores, segmenter.within)?);
+                kept.push(masks);
             }
             Some(segment::risk::tier_shares(counts).context("counting risk scores by footprint")?)
         }
         segment::risk::TierMethod::Cutoffs => None,
     };
+    let mut kept = kept.into_iter();
     staging.sink_parts(
         tables::PATIENTS_ENRICHED,
-        (0..parts)
-            .map(|part| Ok(segmenter.segmented(plan.features(inputs, part)?, shares.as_ref()))),
+        (0..parts).map(|part| {
+            let masks = kept.next().flatten();
+            Ok(segmenter.segmented(
+                plan.features(inputs, part, masks.as_ref())?,
+                shares.as_ref(),
+            ))
+        }),
         true,
     )?;
     Ok((segmenter.names, segmenter.prepared))
@@ -766,9 +775,10 @@ impl PatientPlan {
         &self,
         inputs: &partition::PatientInputs,
         part: u32,
+        kept: Option<&segment::long::ConditionMasks>,
     ) -> polars::prelude::PolarsResult<LazyFrame> {
         let patients = crate::lazy::collect_streaming(Self::patients(inputs, part)?)?;
-        self.features_of(patients, inputs, part)
+        self.features_of(patients, inputs, part, kept)
     }
 
     /// The columns [`Self::features`] gives (no data is read).
@@ -778,7 +788,7 @@ impl PatientPlan {
     ) -> polars::prelude::PolarsResult<polars::prelude::SchemaRef> {
         let columns = Self::patients(inputs, 0)?.collect_schema()?;
         let none = polars::prelude::DataFrame::empty_with_schema(&columns);
-        self.features_of(none, inputs, 0)?.collect_schema()
+        self.features_of(none, inputs, 0, None)?.collect_schema()
     }
 
     fn features_of(
@@ -786,11 +796,18 @@ impl PatientPlan {
         patients: polars::prelude::DataFrame,
         inputs: &partition::PatientInputs,
         part: u32,
+        kept: Option<&segment::long::ConditionMasks>,
     ) -> polars::prelude::PolarsResult<LazyFrame> {
+        let conditions = match kept {
+            Some(masks) => Some(segment::long::Conditions::Masks(masks)),
+            None => inputs
+                .get(InputKind::Conditions, part)?
+                .map(|rows| segment::long::Conditions::Rows(Box::new(rows))),
+        };
         let outcomes = inputs.get(InputKind::Outcomes, part)?;
         let patients = segment::long::with_long_inputs(
             patients,
-            inputs.get(InputKind::Conditions, part)?,
+            conditions,
             outcomes.map(|frame| (frame, self.outcome_codes.as_slice())),
         )?;
         let enriched = enrich::enrich_part(patients, &self.deprivation)?;
@@ -799,12 +816,14 @@ impl PatientPlan {
     }
 
     /// The patients of `part` with what the risk-tier counts need (footprints and risk
-    /// scores): only the columns the scores read, and no deprivation or outcomes.
+    /// scores): only the columns the scores read, and no deprivation or outcomes. Also the
+    /// part's condition masks, for [`Self::features`] to use instead of reading the conditions
+    /// again.
     fn scores(
         &self,
         inputs: &partition::PatientInputs,
         part: u32,
-    ) -> polars::prelude::PolarsResult<LazyFrame> {
+    ) -> polars::prelude::PolarsResult<(LazyFrame, Option<segment::long::ConditionMasks>)> {
         let mut patients = Self::patients(inputs, part)?;
         let present = patients.collect_schema()?;
         let needed = [schema::PATIENT_ID, schema::PRACTICE_CODE, schema::AGE]
@@ -814,12 +833,19 @@ impl PatientPlan {
             .map(col)
             .collect::<Vec<_>>();
         let patients = crate::lazy::collect_streaming(patients.select(needed))?;
+        let kept = inputs
+            .get(InputKind::Conditions, part)?
+            .map(|conditions| segment::long::ConditionMasks::of(&patients, conditions))
+            .transpose()?;
         let patients = segment::long::with_long_inputs(
             patients,
-            inputs.get(InputKind::Conditions, part)?,
+            kept.as_ref().map(segment::long::Conditions::Masks),
             None,
         )?;
-        segment::features(attribute::attach_membership_part(patients, &self.practices)?.lazy())
+        let scores = segment::features(
+            attribute::attach_membership_part(patients, &self.practices)?.lazy(),
+        )?;
+        Ok((scores, kept))
     }
 
     fn patients(

@@ -9,6 +9,7 @@
 //! into its code's slot. Memory holds the index, one slot per patient × code, and one batch.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use polars::prelude::*;
@@ -29,6 +30,50 @@ pub const OUTCOME_PREFIX: &str = "__outcome_";
 // A patient's conditions are one bit each of a `u64`.
 const _: () = assert!(CONDITIONS.len() <= 64);
 
+/// The conditions input of [`with_long_inputs`]: the long table, or the masks a first pass
+/// over the same list already found ([`ConditionMasks::of`]), so a part's conditions are read
+/// once when the tier counts need them before the part is enriched.
+pub enum Conditions<'a> {
+    /// The long table (`patient_id`, `condition`).
+    Rows(Box<LazyFrame>),
+    /// Masks found for the same patients, in the same order.
+    Masks(&'a ConditionMasks),
+}
+
+/// Each patient's conditions as one bit per vocabulary code (bit `i`: `CONDITIONS[i]`), in
+/// the row order of a list, with a fingerprint of that order.
+pub struct ConditionMasks {
+    masks: Vec<u64>,
+    order: u64,
+}
+
+impl ConditionMasks {
+    /// The masks of `patients` (a frame with `patient_id`) from the long table `conditions`.
+    ///
+    /// # Errors
+    /// If the table fails to read, or lacks `patient_id` or `condition`.
+    pub fn of(patients: &DataFrame, conditions: LazyFrame) -> PolarsResult<Self> {
+        let ids = patients.column(schema::PATIENT_ID)?.str()?;
+        let index = Arc::new(KeyIndex::new(ids)?);
+        Ok(ConditionMasks {
+            masks: condition_masks(&index, conditions)?,
+            order: order_fingerprint(ids),
+        })
+    }
+}
+
+/// A hash of a list's ids in their order: masks kept from one read of a part are only used on
+/// a read with the same patients in the same order.
+fn order_fingerprint(ids: &StringChunked) -> u64 {
+    let hasher = crate::lazy::key_hasher();
+    ids.iter().fold(ids.len() as u64, |order, id| {
+        order
+            .rotate_left(5)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(hasher.hash_one(id))
+    })
+}
+
 /// `patients` with the long inputs added as columns: `__cond_<code>` (yes/no) for every code of
 /// the vocabulary when `conditions` is given, and `__outcome_<code>` (the sum of the patient's
 /// values of the code; null when the patient has no row with a value) for each outcome code.
@@ -39,17 +84,28 @@ const _: () = assert!(CONDITIONS.len() <= 64);
 /// in a left join. An empty `patients` reads neither table.
 ///
 /// # Errors
-/// If a long table fails to read, or lacks those columns.
+/// If a long table fails to read, or lacks those columns; if masks were found for another list
+/// or order (an internal error).
 pub fn with_long_inputs(
     mut patients: DataFrame,
-    conditions: Option<LazyFrame>,
+    conditions: Option<Conditions<'_>>,
     outcomes: Option<(LazyFrame, &[String])>,
 ) -> PolarsResult<DataFrame> {
     let ids = patients.column(schema::PATIENT_ID)?.str()?.clone();
     let index = Arc::new(KeyIndex::new(&ids)?);
     let mut columns = Vec::new();
-    if let Some(conditions) = conditions {
-        columns.extend(condition_columns(&index, conditions)?);
+    match conditions {
+        Some(Conditions::Rows(conditions)) => {
+            columns.extend(condition_columns(&condition_masks(&index, *conditions)?));
+        }
+        Some(Conditions::Masks(kept)) => {
+            polars_ensure!(
+                kept.masks.len() == ids.len() && kept.order == order_fingerprint(&ids),
+                ComputeError: "internal: condition masks of another list or order of patients"
+            );
+            columns.extend(condition_columns(&kept.masks));
+        }
+        None => {}
     }
     if let Some((outcomes, codes)) = outcomes {
         columns.extend(outcome_columns(&index, outcomes, codes)?);
@@ -58,8 +114,9 @@ pub fn with_long_inputs(
     Ok(patients)
 }
 
-/// One yes/no column per vocabulary code: whether the patient has a row of it.
-fn condition_columns(index: &Arc<KeyIndex>, conditions: LazyFrame) -> PolarsResult<Vec<Column>> {
+/// Each indexed patient's conditions as a mask: bit `i` set when they have a row of
+/// `CONDITIONS[i]`.
+fn condition_masks(index: &Arc<KeyIndex>, conditions: LazyFrame) -> PolarsResult<Vec<u64>> {
     let masks = Arc::new(Mutex::new(vec![0u64; index.len()]));
     if index.len() > 0 {
         // A code is looked up for every condition row: a fast hash, not std's SipHash.
@@ -84,15 +141,22 @@ fn condition_columns(index: &Arc<KeyIndex>, conditions: LazyFrame) -> PolarsResu
             },
         )?;
     }
-    let masks = masks.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(CONDITIONS
+    // The plan, and the batch callback's share of the masks with it, are gone by now.
+    Ok(std::mem::take(
+        &mut *masks.lock().unwrap_or_else(PoisonError::into_inner),
+    ))
+}
+
+/// One yes/no column per vocabulary code: whether the patient's mask has it.
+fn condition_columns(masks: &[u64]) -> Vec<Column> {
+    CONDITIONS
         .par_iter()
         .enumerate()
         .map(|(bit, condition)| {
             let name = format!("{CONDITION_PREFIX}{}", condition.code);
-            BooleanChunked::with_chunk(name.into(), flags_of(&masks, 1u64 << bit)).into_column()
+            BooleanChunked::with_chunk(name.into(), flags_of(masks, 1u64 << bit)).into_column()
         })
-        .collect())
+        .collect()
 }
 
 /// Whether each mask has `bit`, as a Boolean array built eight patients to a byte (a bit at a
@@ -211,7 +275,11 @@ mod tests {
             schema::PATIENT_ID => [Some("p1"), Some("p3"), Some("p1"), Some("p9"), None, Some("p2")],
             schema::CONDITION => [Some("asthma"), Some("asthma"), Some("copd"), Some("asthma"), Some("copd"), Some("not_a_code")],
         )?;
-        let wide = with_long_inputs(list, Some(conditions.lazy()), None)?;
+        let wide = with_long_inputs(
+            list,
+            Some(Conditions::Rows(Box::new(conditions.lazy()))),
+            None,
+        )?;
         // p9 is not on the list and the null id matches nothing; an unknown code sets nothing.
         assert_eq!(
             bools(&wide, "__cond_asthma")?,
@@ -268,7 +336,7 @@ mod tests {
             CONDITIONS[..5].iter().map(|c| c.code.to_string()).collect();
         let wide = with_long_inputs(
             list.clone(),
-            Some(conditions.clone().lazy()),
+            Some(Conditions::Rows(Box::new(conditions.clone().lazy()))),
             Some((outcomes.clone().lazy(), &outcome_codes)),
         )?;
 
@@ -310,6 +378,45 @@ mod tests {
                 "{code}"
             );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn kept_masks_give_the_columns_the_rows_give_and_only_for_their_list() -> PolarsResult<()> {
+        let ids: Vec<String> = (0..3000)
+            .map(|i| format!("patient-{:06}", (i * 7919) % 3000))
+            .collect();
+        let list = df!(schema::PATIENT_ID => &ids, "age" => vec![40i64; ids.len()])?;
+        let long_ids: Vec<String> = (0..7000)
+            .map(|i| format!("patient-{:06}", (i * 31) % 3100))
+            .collect();
+        let codes: Vec<&str> = (0..7000)
+            .map(|i| CONDITIONS[(i * 13) % CONDITIONS.len()].code)
+            .collect();
+        let conditions = df!(schema::PATIENT_ID => &long_ids, schema::CONDITION => &codes)?;
+        let from_rows = with_long_inputs(
+            list.clone(),
+            Some(Conditions::Rows(Box::new(conditions.clone().lazy()))),
+            None,
+        )?;
+        // The tier pass reads fewer columns of the same list: its masks serve the full list.
+        let narrow = list.select([schema::PATIENT_ID])?;
+        let kept = ConditionMasks::of(&narrow, conditions.lazy())?;
+        let from_masks = with_long_inputs(list.clone(), Some(Conditions::Masks(&kept)), None)?;
+        assert!(from_masks.equals_missing(&from_rows));
+        assert!(
+            from_rows
+                .column(&format!("{CONDITION_PREFIX}{}", CONDITIONS[0].code))?
+                .bool()?
+                .any(),
+            "some flags are set"
+        );
+        // The same patients in another order, or another list, are refused.
+        let reversed = list.reverse();
+        let refused = with_long_inputs(reversed, Some(Conditions::Masks(&kept)), None);
+        assert!(refused.is_err());
+        let shorter = list.slice(0, 2999);
+        assert!(with_long_inputs(shorter, Some(Conditions::Masks(&kept)), None).is_err());
         Ok(())
     }
 }
