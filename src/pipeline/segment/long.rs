@@ -92,11 +92,26 @@ pub fn with_long_inputs(
     outcomes: Option<(LazyFrame, &[String])>,
 ) -> PolarsResult<DataFrame> {
     let ids = patients.column(schema::PATIENT_ID)?.str()?.clone();
-    let index = Arc::new(KeyIndex::new(&ids)?);
+    // The list's ids are indexed only to read a long table: kept masks need no index (the
+    // tier counts' pass has just built one for them).
+    let mut index: Option<Arc<KeyIndex>> = None;
+    let mut indexed = || -> PolarsResult<Arc<KeyIndex>> {
+        match &index {
+            Some(built) => Ok(Arc::clone(built)),
+            None => {
+                let built = Arc::new(KeyIndex::new(&ids)?);
+                index = Some(Arc::clone(&built));
+                Ok(built)
+            }
+        }
+    };
     let mut columns = Vec::new();
     match conditions {
         Some(Conditions::Rows(conditions)) => {
-            columns.extend(condition_columns(&condition_masks(&index, *conditions)?));
+            columns.extend(condition_columns(&condition_masks(
+                &indexed()?,
+                *conditions,
+            )?));
         }
         Some(Conditions::Masks(kept)) => {
             polars_ensure!(
@@ -108,7 +123,7 @@ pub fn with_long_inputs(
         None => {}
     }
     if let Some((outcomes, codes)) = outcomes {
-        columns.extend(outcome_columns(&index, outcomes, codes)?);
+        columns.extend(outcome_columns(&indexed()?, outcomes, codes)?);
     }
     patients.hstack_mut(&columns)?;
     Ok(patients)
