@@ -619,35 +619,60 @@ fn spellings(ty: ColumnType) -> Option<Vec<(String, String)>> {
     Some(unique)
 }
 
-/// Look up the canonical value of every enumerated or vocabulary column: a left join of the
-/// upper-cased text on a small table of spellings. One hash probe per value (a chain of
-/// comparisons costs one per spelling, and the condition vocabulary has over a hundred), and
-/// it streams (polars' `replace_strict` makes the streaming engine hold the whole file).
-fn with_canonical_values(mut frame: LazyFrame, columns: &[ColumnPlan]) -> PolarsResult<LazyFrame> {
-    for plan in columns {
-        let Some(pairs) = spellings(plan.ty) else {
-            continue;
-        };
-        let key = format!("__spelling_{}", plan.name);
-        let (from, to): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
-        let table = DataFrame::new(
-            from.len(),
-            vec![
-                Column::new(key.as_str().into(), from),
-                Column::new(looked_up(&plan.name).into(), to),
-            ],
-        )?;
-        frame = frame.join(
-            table.lazy(),
-            [upper_cased(col(format!("__t_{}", plan.name)))],
-            [col(key.as_str())],
-            JoinArgs {
-                maintain_order: MaintainOrderJoin::Left,
-                ..JoinArgs::new(JoinType::Left)
-            },
-        );
-    }
-    Ok(frame)
+/// Look up the canonical value of every enumerated or vocabulary column: the upper-cased text
+/// found in a small table of spellings, one hash probe per value (a chain of comparisons costs
+/// one per spelling, and the condition vocabulary has over a hundred).
+///
+/// A column function, not a join: a left join on the spellings gathered every column of the
+/// file once per looked-up column (a quarter of reading an England-sized registered list),
+/// and polars' `replace_strict` makes the streaming engine hold the whole file.
+fn with_canonical_values(frame: LazyFrame, columns: &[ColumnPlan]) -> PolarsResult<LazyFrame> {
+    let lookups: Vec<Expr> = columns
+        .iter()
+        .filter_map(|plan| {
+            let pairs = spellings(plan.ty)?;
+            Some(
+                canonical_of(col(format!("__t_{}", plan.name)), pairs).alias(looked_up(&plan.name)),
+            )
+        })
+        .collect();
+    Ok(if lookups.is_empty() {
+        frame
+    } else {
+        frame.with_columns(lookups)
+    })
+}
+
+/// The canonical value of each text value's upper-cased spelling in `pairs` (spelling,
+/// canonical), or null when it is not one of them.
+fn canonical_of(text: Expr, pairs: Vec<(String, String)>) -> Expr {
+    let canonical: std::collections::HashMap<String, String, foldhash::fast::FixedState> =
+        pairs.into_iter().collect();
+    let canonical = Arc::new(canonical);
+    text.map_with_fmt_str(
+        move |column: Column| {
+            let values = column.str()?;
+            let found: StringChunked = values
+                .iter()
+                .map(|value| {
+                    let value = value?;
+                    // Codes nearly always arrive upper-cased: look them up as they are.
+                    if value
+                        .bytes()
+                        .any(|b| b.is_ascii_lowercase() || !b.is_ascii())
+                    {
+                        canonical.get(value.to_uppercase().as_str())
+                    } else {
+                        canonical.get(value)
+                    }
+                    .map(String::as_str)
+                })
+                .collect();
+            Ok(found.with_name(column.name().clone()).into_column())
+        },
+        |_, field| Ok(Field::new(field.name().clone(), DataType::String)),
+        "canonical",
+    )
 }
 
 #[cfg(test)]
@@ -691,6 +716,51 @@ mod tests {
                 "{values:?}: {ours} vs {polars}"
             );
         }
+    }
+
+    #[test]
+    fn canonical_values_are_the_upper_cased_spellings_looked_up() {
+        let pairs = vec![
+            ("F".to_string(), "F".to_string()),
+            ("FEMALE".to_string(), "F".to_string()),
+            ("STRASSE".to_string(), "S".to_string()),
+        ];
+        let values = [
+            Some("F"),
+            Some("female"),
+            Some("Female"),
+            Some("FEMALE"),
+            Some("straße"),
+            Some("x"),
+            Some(""),
+            None,
+        ];
+        let frame = df!["t" => values].expect("frame");
+        let got = frame
+            .lazy()
+            .select([canonical_of(col("t"), pairs)])
+            .collect()
+            .expect("looked up");
+        let got: Vec<Option<&str>> = got
+            .column("t")
+            .expect("column")
+            .str()
+            .expect("text")
+            .iter()
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some("F"),
+                Some("F"),
+                Some("F"),
+                Some("F"),
+                Some("S"),
+                None,
+                None,
+                None
+            ]
+        );
     }
 
     #[test]
