@@ -31,7 +31,7 @@ pub use report::{IngestReport, ReasonCount, Reject, rejects_frame};
 pub use source::Format;
 
 use crate::schema;
-use validate::{ColumnPlan, RowCheck};
+use validate::{ColumnPlan, Reason, RowCheck};
 
 /// An input that cannot be used as given. The message names the file and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -474,6 +474,11 @@ fn check_source(
     })
 }
 
+/// The column holding check `i`'s reason in the rejects pass.
+fn reason_column(i: usize) -> String {
+    format!("{}{i}", validate::REASON_PREFIX)
+}
+
 /// Run the checks and turn every reason into a [`Reject`] with its physical line.
 fn collect_rejects(
     checked: &validate::Checked,
@@ -482,11 +487,13 @@ fn collect_rejects(
     text_extras: &[String],
 ) -> Result<(Vec<Reject>, Vec<IdxSize>), InputError> {
     let path = raw.path.as_path();
+    // The rows some check refuses are found from the checks' conditions; their texts and raw
+    // values are built for those rows only.
     let mut keep = vec![col(source::ROW_INDEX)];
     let mut kept_raw: Vec<&str> = Vec::new();
-    for (_, reason, raw_col) in &checked.reasons {
-        keep.push(col(reason.as_str()));
-        if let Some(raw_col) = raw_col.as_deref().filter(|r| !kept_raw.contains(r)) {
+    for (i, check) in checked.checks.iter().enumerate() {
+        keep.push(check.reason.text().alias(reason_column(i)));
+        if let Some(raw_col) = check.raw.as_deref().filter(|r| !kept_raw.contains(r)) {
             kept_raw.push(raw_col);
             keep.push(col(raw_col).cast(DataType::String));
         }
@@ -505,9 +512,9 @@ fn collect_rejects(
     }
     let bad = crate::lazy::collect_streaming(
         checked
-            .frame
+            .parsed
             .clone()
-            .filter(structural_ok.and(checked.row_ok().not()))
+            .filter(structural_ok.and(checked.refused()))
             .select(keep),
     )
     .map_err(|e| InputError::polars(path, "cannot check the rows", e))?;
@@ -522,9 +529,10 @@ fn collect_rejects(
     let file = path.display().to_string();
     let mut rejects = Vec::new();
     let refused: Vec<IdxSize> = rows.iter().flatten().map(|r| r as IdxSize).collect();
-    for (column, reason, raw_col) in &checked.reasons {
+    for (i, check) in checked.checks.iter().enumerate() {
+        let (column, raw_col) = (&check.column, &check.raw);
         let reasons = bad
-            .column(reason.as_str())
+            .column(reason_column(i).as_str())
             .and_then(|c| c.str().cloned())
             .map_err(|e| InputError::polars(path, "cannot read reasons", e))?;
         let values = match raw_col {
@@ -567,11 +575,10 @@ fn row_checks(
         };
         checks.push(RowCheck {
             column: schema::INDICATOR.to_string(),
-            reason: when(col(schema::INDICATOR).is_null().and(name_missing))
-                .then(lit(
-                    "missing value: neither indicator ID nor indicator name is given",
-                ))
-                .otherwise(lit(NULL).cast(DataType::String)),
+            reason: Reason::default().when(
+                col(schema::INDICATOR).is_null().and(name_missing),
+                "missing value: neither indicator ID nor indicator name is given",
+            ),
         });
     }
     if kind == InputKind::Patients {
@@ -592,20 +599,23 @@ fn row_checks(
                 schema::DATE_OF_BIRTH
             }
             .to_string(),
-            reason: when(age_missing.and(dob_missing))
-                .then(lit("missing value: neither age nor date of birth is given"))
-                .otherwise(lit(NULL).cast(DataType::String)),
+            reason: Reason::default().when(
+                age_missing.and(dob_missing),
+                "missing value: neither age nor date of birth is given",
+            ),
         });
         if let (true, Some(extract)) = (has(schema::DATE_OF_BIRTH), options.extract_date) {
             checks.push(RowCheck {
                 column: schema::DATE_OF_BIRTH.to_string(),
-                reason: when(col(schema::DATE_OF_BIRTH).gt(lit(extract)))
-                    .then(lit(format!(
-                        "date of birth after the extract date ({extract})"
-                    )))
-                    .when(age_from_dob(extract).gt(lit(120)))
-                    .then(lit("age above 120 at the extract date"))
-                    .otherwise(lit(NULL).cast(DataType::String)),
+                reason: Reason::default()
+                    .when(
+                        col(schema::DATE_OF_BIRTH).gt(lit(extract)),
+                        format!("date of birth after the extract date ({extract})"),
+                    )
+                    .when(
+                        age_from_dob(extract).gt(lit(120)),
+                        "age above 120 at the extract date",
+                    ),
             });
         }
     }

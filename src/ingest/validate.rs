@@ -18,39 +18,89 @@ pub const RAW_PREFIX: &str = "__raw_";
 /// Prefix of the columns that carry a column's reject reason.
 pub const REASON_PREFIX: &str = "__reason_";
 
+/// Why a value is refused: the text of the first case whose condition holds.
+///
+/// Kept as cases, not as one text expression, so that the rows to refuse are found from the
+/// conditions alone and the texts are built only for those rows: a text column for every
+/// row, nearly all null, was a third of checking a large extract.
+#[derive(Clone, Default)]
+pub struct Reason {
+    cases: Vec<(Expr, String)>,
+}
+
+impl Reason {
+    /// Refuse with `text` when `condition` holds (and no earlier case did).
+    pub fn when(mut self, condition: Expr, text: impl Into<String>) -> Self {
+        self.cases.push((condition, text.into()));
+        self
+    }
+
+    /// These cases, then `later`'s.
+    fn then_also(mut self, later: Reason) -> Self {
+        self.cases.extend(later.cases);
+        self
+    }
+
+    /// Whether any case holds (a null condition does not).
+    pub fn applies(&self) -> Expr {
+        self.cases
+            .iter()
+            .map(|(condition, _)| condition.clone().fill_null(lit(false)))
+            .reduce(|a, b| a.or(b))
+            .unwrap_or_else(|| lit(false))
+    }
+
+    /// The text of the first case that holds, or null.
+    pub fn text(&self) -> Expr {
+        self.cases
+            .iter()
+            .rev()
+            .fold(null_reason(), |later, (condition, text)| {
+                when(condition.clone())
+                    .then(lit(text.clone()))
+                    .otherwise(later)
+            })
+    }
+}
+
 /// A row check beyond a single column's type: `column` names what the reject is about.
 pub struct RowCheck {
     /// The column the reason refers to (shown in the rejects table).
     pub column: String,
-    /// Text reason, or null when the row passes. Evaluated on parsed columns.
-    pub reason: Expr,
+    /// Why the row is refused. Evaluated on parsed columns.
+    pub reason: Reason,
+}
+
+/// One way a row can be refused, as the rejects table shows it.
+pub struct Check {
+    /// The column shown in rejects.
+    pub column: String,
+    /// Why.
+    pub reason: Reason,
+    /// The raw column whose value is shown, if any.
+    pub raw: Option<String>,
 }
 
 /// The checked plan of one input.
 pub struct Checked {
-    /// Row index, raw text, parsed values and reason columns.
-    pub frame: LazyFrame,
-    /// Row index and parsed values only: the accepted rows are these minus the rows the
-    /// rejects pass refused, so the checks (regular expressions, duplicate keys) run once.
+    /// Row index, raw text and parsed values: the checks' conditions and texts are evaluated
+    /// on it, and the accepted rows are these minus the rows the rejects pass refused, so the
+    /// checks (regular expressions, duplicate keys) run once.
     pub parsed: LazyFrame,
-    /// `(column shown in rejects, reason column name, raw column name if any)`.
-    pub reasons: Vec<(String, String, Option<String>)>,
+    /// Every check, in the order the rejects table lists a row's reasons.
+    pub checks: Vec<Check>,
     /// Names of the output (parsed) columns, in contract order, then extras.
     pub outputs: Vec<String>,
 }
 
 impl Checked {
-    /// A predicate true for rows with no reject reason.
-    pub fn row_ok(&self) -> Expr {
-        let all_null: Vec<Expr> = self
-            .reasons
+    /// A predicate true for rows that some check refuses.
+    pub fn refused(&self) -> Expr {
+        self.checks
             .iter()
-            .map(|(_, reason, _)| col(reason.as_str()).is_null())
-            .collect();
-        all_null
-            .into_iter()
-            .reduce(|a, b| a.and(b))
-            .unwrap_or_else(|| lit(true))
+            .map(|check| check.reason.applies())
+            .reduce(|a, b| a.or(b))
+            .unwrap_or_else(|| lit(false))
     }
 }
 
@@ -94,13 +144,11 @@ pub fn check(
     let mut text_cols = Vec::new();
     let mut missing_cols = Vec::new();
     let mut parsed_cols = Vec::new();
-    let mut reason_cols = Vec::new();
-    let mut reasons = Vec::new();
+    let mut checks = Vec::new();
     let mut outputs = Vec::new();
 
     for plan in columns {
         let raw_name = format!("{RAW_PREFIX}{}", plan.name);
-        let reason_name = format!("{REASON_PREFIX}{}", plan.name);
         raw_cols.push(col(plan.name.as_str()).alias(raw_name.as_str()));
         let source_dtype = schema
             .get(plan.name.as_str())
@@ -110,8 +158,11 @@ pub fn check(
         text_cols.push(parse.text);
         missing_cols.push(parse.missing);
         parsed_cols.push(parse.parsed.alias(plan.name.as_str()));
-        reason_cols.push(parse.reason.alias(reason_name.as_str()));
-        reasons.push((plan.name.clone(), reason_name, Some(raw_name)));
+        checks.push(Check {
+            column: plan.name.clone(),
+            reason: parse.reason,
+            raw: Some(raw_name),
+        });
         outputs.push(plan.name.clone());
     }
     for extra in text_extras {
@@ -135,7 +186,6 @@ pub fn check(
         columns,
     )?
     .with_columns(parsed_cols);
-    let mut frame = parsed.clone().with_columns(reason_cols);
 
     // Duplicate keys: every row sharing the key is rejected, and the reason says so. The rows
     // are found before the checks run (see [`duplicated_rows`]) and marked by row number.
@@ -144,40 +194,38 @@ pub fn check(
         .all(|k| columns.iter().any(|c| c.name == *k));
     if !unique_key.is_empty() && key_present_in_file {
         let key_name = unique_key.join(", ");
-        let reason_name = format!("{REASON_PREFIX}duplicate");
         let raw = unique_key.first().map(|k| format!("{RAW_PREFIX}{k}"));
         let duplicated = duplicated_rows(&parsed, unique_key)?;
         let reason = if duplicated.is_empty() {
-            lit(NULL).cast(DataType::String)
+            Reason::default()
         } else {
             let rows = Series::new("duplicated".into(), duplicated);
-            when(col(ROW_INDEX).is_in(lit(rows).implode(false), false))
-                .then(lit(format!(
-                    "duplicate {key_name}: the same value is on more than one row"
-                )))
-                .otherwise(lit(NULL).cast(DataType::String))
+            Reason::default().when(
+                col(ROW_INDEX).is_in(lit(rows).implode(false), false),
+                format!("duplicate {key_name}: the same value is on more than one row"),
+            )
         };
-        frame = frame.with_column(reason.alias(reason_name.as_str()));
-        reasons.push((key_name, reason_name, raw));
+        checks.push(Check {
+            column: key_name,
+            reason,
+            raw,
+        });
     }
 
-    let mut extra_reasons = Vec::new();
-    for (i, check) in row_checks.into_iter().enumerate() {
-        let reason_name = format!("{REASON_PREFIX}row{i}");
+    for check in row_checks {
         let raw = columns
             .iter()
             .any(|c| c.name == check.column)
             .then(|| format!("{RAW_PREFIX}{}", check.column));
-        extra_reasons.push(check.reason.alias(reason_name.as_str()));
-        reasons.push((check.column, reason_name, raw));
-    }
-    if !extra_reasons.is_empty() {
-        frame = frame.with_columns(extra_reasons);
+        checks.push(Check {
+            column: check.column,
+            reason: check.reason,
+            raw,
+        });
     }
     Ok(Checked {
-        frame,
         parsed,
-        reasons,
+        checks,
         outputs,
     })
 }
@@ -391,8 +439,8 @@ struct ColumnParse {
     missing: Expr,
     /// `<name>`: the typed value (null when missing or invalid).
     parsed: Expr,
-    /// The reject reason, or null.
-    reason: Expr,
+    /// Why a value is refused.
+    reason: Reason,
 }
 
 /// The parsed value and the reject reason of one column.
@@ -422,22 +470,21 @@ fn parse_column(spec: &ColumnPlan, raw_name: &str, source_dtype: &DataType) -> C
             when(missing.clone())
                 .then(null_of(DataType::String))
                 .otherwise(text.clone()),
-            null_reason(),
+            Reason::default(),
         ),
         ColumnType::Code(pattern) => {
             let parsed = when(missing.clone())
                 .then(null_of(DataType::String))
                 .otherwise(upper_cased(text.clone()));
-            let reason = when(
+            let reason = Reason::default().when(
                 present
                     .clone()
                     .and(value.clone().str().contains(lit(pattern.regex), true).not()),
-            )
-            .then(lit(format!(
-                "not a valid {} (expected {})",
-                pattern.what, pattern.expected
-            )))
-            .otherwise(null_reason());
+                format!(
+                    "not a valid {} (expected {})",
+                    pattern.what, pattern.expected
+                ),
+            );
             (parsed, reason)
         }
         ColumnType::Int { min, max } => {
@@ -467,13 +514,16 @@ fn parse_column(spec: &ColumnPlan, raw_name: &str, source_dtype: &DataType) -> C
             } else {
                 format!("below the minimum of {min}")
             };
-            let reason = when(present.clone().and(value.clone().is_null()))
-                .then(lit("not a whole number"))
-                .when(value.clone().lt(lit(min)))
-                .then(lit(below))
-                .when(value.clone().gt(lit(max)))
-                .then(lit(format!("above the maximum of {max}")))
-                .otherwise(null_reason());
+            let reason = Reason::default()
+                .when(
+                    present.clone().and(value.clone().is_null()),
+                    "not a whole number",
+                )
+                .when(value.clone().lt(lit(min)), below)
+                .when(
+                    value.clone().gt(lit(max)),
+                    format!("above the maximum of {max}"),
+                );
             (parsed, reason)
         }
         ColumnType::Float { min, max } => {
@@ -489,17 +539,18 @@ fn parse_column(spec: &ColumnPlan, raw_name: &str, source_dtype: &DataType) -> C
             } else {
                 format!("below the minimum of {min}")
             };
-            let reason = when(
-                present
-                    .clone()
-                    .and(value.clone().is_null().or(value.clone().is_finite().not())),
-            )
-            .then(lit("not a number"))
-            .when(value.clone().lt(lit(min)))
-            .then(lit(below))
-            .when(value.clone().gt(lit(max)))
-            .then(lit(format!("above the maximum of {max}")))
-            .otherwise(null_reason());
+            let reason = Reason::default()
+                .when(
+                    present
+                        .clone()
+                        .and(value.clone().is_null().or(value.clone().is_finite().not())),
+                    "not a number",
+                )
+                .when(value.clone().lt(lit(min)), below)
+                .when(
+                    value.clone().gt(lit(max)),
+                    format!("above the maximum of {max}"),
+                );
             (parsed, reason)
         }
         ColumnType::Date => {
@@ -526,11 +577,10 @@ fn parse_column(spec: &ColumnPlan, raw_name: &str, source_dtype: &DataType) -> C
                     .then(null_of(DataType::Date))
                     .otherwise(coalesce(&attempts))
             };
-            let reason = when(present.clone().and(value.clone().is_null()))
-                .then(lit(
-                    "not a date (expected YYYY-MM-DD, YYYYMMDD, DD/MM/YYYY or 01JAN2021)",
-                ))
-                .otherwise(null_reason());
+            let reason = Reason::default().when(
+                present.clone().and(value.clone().is_null()),
+                "not a date (expected YYYY-MM-DD, YYYYMMDD, DD/MM/YYYY or 01JAN2021)",
+            );
             (parsed, reason)
         }
         ColumnType::Bool => {
@@ -546,40 +596,42 @@ fn parse_column(spec: &ColumnPlan, raw_name: &str, source_dtype: &DataType) -> C
                     .then(lit(false))
                     .otherwise(null_of(DataType::Boolean))
             };
-            let reason = when(present.clone().and(value.clone().is_null()))
-                .then(lit("not a yes/no value (expected 1/0, Y/N or TRUE/FALSE)"))
-                .otherwise(null_reason());
+            let reason = Reason::default().when(
+                present.clone().and(value.clone().is_null()),
+                "not a yes/no value (expected 1/0, Y/N or TRUE/FALSE)",
+            );
             (parsed, reason)
         }
         ColumnType::Vocabulary(vocabulary) => {
             let parsed = when(missing.clone())
                 .then(null_of(DataType::String))
                 .otherwise(col(looked_up(&spec.name)));
-            let reason = when(present.clone().and(value.clone().is_null()))
-                .then(lit(format!(
+            let reason = Reason::default().when(
+                present.clone().and(value.clone().is_null()),
+                format!(
                     "unknown {} (expected {})",
                     vocabulary.what, vocabulary.expected
-                )))
-                .otherwise(null_reason());
+                ),
+            );
             (parsed, reason)
         }
         ColumnType::Enum(domain) => {
             let parsed = when(missing.clone())
                 .then(null_of(DataType::String))
                 .otherwise(col(looked_up(&spec.name)));
-            let reason = when(present.clone().and(value.clone().is_null()))
-                .then(lit(format!(
-                    "unknown {} (expected {})",
-                    domain.what, domain.expected
-                )))
-                .otherwise(null_reason());
+            let reason = Reason::default().when(
+                present.clone().and(value.clone().is_null()),
+                format!("unknown {} (expected {})", domain.what, domain.expected),
+            );
             (parsed, reason)
         }
     };
     let reason = if spec.nullable {
         invalid
     } else {
-        when(missing).then(lit("missing value")).otherwise(invalid)
+        Reason::default()
+            .when(missing, "missing value")
+            .then_also(invalid)
     };
     ColumnParse {
         text: text_def,
@@ -716,6 +768,41 @@ mod tests {
                 "{values:?}: {ours} vs {polars}"
             );
         }
+    }
+
+    #[test]
+    fn a_reason_applies_when_a_case_holds_and_its_text_is_the_first_that_does() {
+        let frame = df!["v" => [Some(-1i64), Some(5), Some(200), None]].expect("frame");
+        let reason = Reason::default()
+            .when(col("v").lt(lit(0)), "negative")
+            .when(col("v").gt(lit(100)), "too big")
+            .when(col("v").gt(lit(-10)), "anything above -10");
+        let got = frame
+            .lazy()
+            .select([
+                reason.applies().alias("applies"),
+                reason.text().alias("text"),
+                Reason::default().applies().alias("none_applies"),
+                Reason::default().text().alias("none_text"),
+            ])
+            .collect()
+            .expect("evaluated");
+        let applies: Vec<Option<bool>> = got["applies"].bool().expect("bool").iter().collect();
+        // A null value holds no case: not refused, no text (not a null predicate either).
+        assert_eq!(applies, [Some(true), Some(true), Some(true), Some(false)]);
+        let text: Vec<Option<&str>> = got["text"].str().expect("text").iter().collect();
+        assert_eq!(
+            text,
+            [
+                Some("negative"),
+                Some("anything above -10"),
+                Some("too big"),
+                None
+            ]
+        );
+        let none: Vec<Option<bool>> = got["none_applies"].bool().expect("bool").iter().collect();
+        assert_eq!(none, [Some(false); 4]);
+        assert_eq!(got["none_text"].null_count(), 4);
     }
 
     #[test]
