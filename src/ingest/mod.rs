@@ -395,6 +395,7 @@ fn check_source(
     let row_checks = row_checks(kind, &raw.present, options)?;
     let checked = validate::check(
         raw.frame.clone(),
+        raw.rows,
         &plans,
         &text_extras,
         contract.unique_key,
