@@ -1,9 +1,10 @@
 //! Turning a contract into checks: parse every value, give each bad one a reason.
 //!
-//! For every contract column present in the file this module builds two polars expressions:
-//! the parsed, typed value, and a *reason* (text, or null when the value is fine). A row with
-//! any reason is rejected; the accepted plan keeps the parsed columns only. The plan stays lazy:
-//! the rejects pass ([`collect_rejects`]) and the pipeline's own pass each run it.
+//! For every contract column present in the file this module builds the parsed, typed value
+//! (a polars expression) and a [`Reason`]: the cases, each a condition and a text, that refuse
+//! a value. A row that any case refuses is rejected; the accepted plan keeps the parsed columns
+//! only. The plan stays lazy: the rejects pass (`collect_rejects` in the parent module) and the
+//! pipeline's own pass each run it.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +16,7 @@ use super::source::ROW_INDEX;
 
 /// Prefix of the columns that carry the raw text of a contract column.
 pub const RAW_PREFIX: &str = "__raw_";
-/// Prefix of the columns that carry a column's reject reason.
+/// Prefix of the rejects pass's columns that carry a check's reason.
 pub const REASON_PREFIX: &str = "__reason_";
 
 /// Why a value is refused: the text of the first case whose condition holds.
@@ -127,7 +128,7 @@ impl ColumnPlan {
     }
 }
 
-/// Build the checked plan: raw columns, parsed columns, one reason column per check.
+/// Build the checked plan: raw columns, parsed columns, and the checks' reasons.
 ///
 /// `columns` are parsed and checked; `text_extras` are kept as trimmed text; rows sharing a
 /// `unique_key` are all rejected; `row_checks` run after parsing (they see the parsed columns
