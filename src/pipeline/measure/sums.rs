@@ -174,6 +174,35 @@ impl SlotTable {
     }
 }
 
+/// The terms of `indicators`, row by row: each row's numerator and denominator of each
+/// indicator in order, so a grouping adds a row's terms to its sums as one contiguous run.
+///
+/// Each of a dozen groupings read the terms column by column before (two columns per
+/// indicator, forty streams a row), which was most of the measure stage at England.
+fn row_major(terms: &[(Vec<f64>, Vec<f64>)], indicators: &[usize], rows: usize) -> Vec<f64> {
+    // Rows a block: the block's part of every column is read once, contiguously, while the
+    // block (1,024 rows × 40 terms × 8 bytes at most here) stays in cache.
+    const BLOCK: usize = 1024;
+    let width = 2 * indicators.len();
+    let mut out = vec![0.0; rows * width];
+    if width == 0 {
+        return out;
+    }
+    out.par_chunks_mut(BLOCK * width)
+        .enumerate()
+        .for_each(|(b, block)| {
+            let start = b * BLOCK;
+            for (j, &i) in indicators.iter().enumerate() {
+                let (num, den) = &terms[i];
+                for (k, row) in block.chunks_exact_mut(width).enumerate() {
+                    row[2 * j] = num[start + k];
+                    row[2 * j + 1] = den[start + k];
+                }
+            }
+        });
+    out
+}
+
 /// Sums of some indicators' terms by practice × one breakdown's value (× age band).
 struct Grouping {
     breakdown: String,
@@ -187,7 +216,9 @@ struct Grouping {
 }
 
 impl Grouping {
-    fn add(&mut self, codes: &[Vec<u32>], terms: &[(Vec<f64>, Vec<f64>)]) {
+    /// Add a batch: its key codes, and the terms of this grouping's indicators row by row
+    /// ([`row_major`] of `self.indicators`).
+    fn add(&mut self, codes: &[Vec<u32>], row_terms: &[f64]) {
         let width = 2 * self.indicators.len();
         let practices = &codes[PRACTICE_KEY];
         let values = self.keys.value.map(|k| &codes[k]);
@@ -207,12 +238,14 @@ impl Grouping {
                 (slot_keys.len() - 1) as u32
             })
         });
-        for (row, &slot) in slots.iter().enumerate() {
+        if width == 0 {
+            return;
+        }
+        for (&slot, row_terms) in slots.iter().zip(row_terms.chunks_exact(width)) {
             let slot = slot as usize;
             let sums = &mut self.sums[slot * width..(slot + 1) * width];
-            for (j, &i) in self.indicators.iter().enumerate() {
-                sums[2 * j] += terms[i].0[row];
-                sums[2 * j + 1] += terms[i].1[row];
+            for (sum, term) in sums.iter_mut().zip(row_terms) {
+                *sum += term;
             }
         }
     }
@@ -365,9 +398,22 @@ impl PracticeSums {
                 ))
             })
             .collect::<PolarsResult<Vec<_>>>()?;
-        self.groupings
-            .par_iter_mut()
-            .for_each(|grouping| grouping.add(&codes, &terms));
+        // Groupings share their indicator lists (the flat ones, the DSRs): each list's terms
+        // are laid out row by row once, for all its groupings.
+        let mut lists: Vec<(Vec<usize>, Vec<f64>)> = Vec::new();
+        for grouping in &self.groupings {
+            if !lists.iter().any(|(list, _)| *list == grouping.indicators) {
+                let row_terms = row_major(&terms, &grouping.indicators, batch.height());
+                lists.push((grouping.indicators.clone(), row_terms));
+            }
+        }
+        self.groupings.par_iter_mut().for_each(|grouping| {
+            if let Some((_, row_terms)) =
+                lists.iter().find(|(list, _)| *list == grouping.indicators)
+            {
+                grouping.add(&codes, row_terms);
+            }
+        });
         Ok(())
     }
 
@@ -524,6 +570,33 @@ mod tests {
         }
         assert_eq!(offset, patients.height());
         sums.finish().expect("sums")
+    }
+
+    #[test]
+    fn terms_laid_out_row_by_row_across_blocks_and_for_a_subset() {
+        // 2,500 rows: two whole blocks and a part of one.
+        let rows = 2500;
+        let terms: Vec<(Vec<f64>, Vec<f64>)> = (0..3)
+            .map(|i| {
+                let column = |d: usize| (0..rows).map(|r| (r * 10 + i * 2 + d) as f64).collect();
+                (column(0), column(1))
+            })
+            .collect();
+        for indicators in [&[0, 1, 2][..], &[2, 0], &[1], &[]] {
+            let got = row_major(&terms, indicators, rows);
+            let width = 2 * indicators.len();
+            assert_eq!(got.len(), rows * width);
+            for row in 0..rows {
+                for (j, &i) in indicators.iter().enumerate() {
+                    assert_eq!(got[row * width + 2 * j], terms[i].0[row], "{indicators:?}");
+                    assert_eq!(
+                        got[row * width + 2 * j + 1],
+                        terms[i].1[row],
+                        "{indicators:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
