@@ -187,7 +187,7 @@ pub fn check(
             .with_columns(text_cols)
             .with_columns(missing_cols),
         columns,
-    )?
+    )
     .with_columns(parsed_cols);
 
     // Duplicate keys: every row sharing the key is rejected, and the reason says so. The rows
@@ -364,18 +364,19 @@ fn trimmed(text: Expr) -> Expr {
     )
 }
 
+/// Whether `to_uppercase` leaves `value` as it is, judged cheaply: ASCII without lower case.
+/// (Other text may be upper case already; it is upper-cased anyway.)
+fn is_upper_ascii(value: &str) -> bool {
+    !value
+        .bytes()
+        .any(|b| b.is_ascii_lowercase() || !b.is_ascii())
+}
+
 /// Upper-cased text, as `str().to_uppercase()`.
 fn upper_cased(text: Expr) -> Expr {
-    unless_already(
-        text,
-        "upper_cased",
-        |value| {
-            !value
-                .bytes()
-                .any(|b| b.is_ascii_lowercase() || !b.is_ascii())
-        },
-        |values| Ok(values.to_uppercase()),
-    )
+    unless_already(text, "upper_cased", is_upper_ascii, |values| {
+        Ok(values.to_uppercase())
+    })
 }
 
 /// `convert` applied to a text column, except that a chunk whose every value is `already`
@@ -686,7 +687,7 @@ fn spellings(ty: ColumnType) -> Option<Vec<(String, String)>> {
 /// A column function, not a join: a left join on the spellings gathered every column of the
 /// file once per looked-up column (a quarter of reading an England-sized registered list),
 /// and polars' `replace_strict` makes the streaming engine hold the whole file.
-fn with_canonical_values(frame: LazyFrame, columns: &[ColumnPlan]) -> PolarsResult<LazyFrame> {
+fn with_canonical_values(frame: LazyFrame, columns: &[ColumnPlan]) -> LazyFrame {
     let lookups: Vec<Expr> = columns
         .iter()
         .filter_map(|plan| {
@@ -696,11 +697,11 @@ fn with_canonical_values(frame: LazyFrame, columns: &[ColumnPlan]) -> PolarsResu
             )
         })
         .collect();
-    Ok(if lookups.is_empty() {
+    if lookups.is_empty() {
         frame
     } else {
         frame.with_columns(lookups)
-    })
+    }
 }
 
 /// The canonical value of each text value's upper-cased spelling in `pairs` (spelling,
@@ -717,13 +718,10 @@ fn canonical_of(text: Expr, pairs: Vec<(String, String)>) -> Expr {
                 .map(|value| {
                     let value = value?;
                     // Codes nearly always arrive upper-cased: look them up as they are.
-                    if value
-                        .bytes()
-                        .any(|b| b.is_ascii_lowercase() || !b.is_ascii())
-                    {
-                        canonical.get(value.to_uppercase().as_str())
-                    } else {
+                    if is_upper_ascii(value) {
                         canonical.get(value)
+                    } else {
+                        canonical.get(value.to_uppercase().as_str())
                     }
                     .map(String::as_str)
                 })
