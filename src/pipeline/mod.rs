@@ -513,7 +513,7 @@ fn population_stages(
         let inputs = partition::PatientInputs::split(
             &staging.work_dir("patient-parts"),
             parts,
-            patient_inputs(ingested, population),
+            patient_inputs(ingested, population, &plan.outcome_codes),
         )?;
         segment_parts(&plan, &inputs, config, staging)
     })?;
@@ -659,24 +659,22 @@ fn population_stages(
     })
 }
 
-/// The patient-keyed inputs, narrowed to the columns the patient stages read: the registered
-/// list (with weights), conditions and outcomes.
+/// The patient-keyed inputs as the patient stages read them: the registered list (with
+/// weights), and the conditions and outcomes narrowed to their patient and coded value
+/// (`segment::long::coded_conditions`, `coded_outcomes` with the run's `outcome_codes`).
 fn patient_inputs(
     ingested: &ingest::Ingested,
     population: LazyFrame,
+    outcome_codes: &[String],
 ) -> Vec<(InputKind, LazyFrame)> {
     let mut inputs = vec![(InputKind::Patients, population)];
     if let Some(conditions) = ingested.frame(InputKind::Conditions) {
-        let narrow = conditions.select([col(schema::PATIENT_ID), col(schema::CONDITION)]);
-        inputs.push((InputKind::Conditions, narrow));
+        let coded = segment::long::coded_conditions(conditions);
+        inputs.push((InputKind::Conditions, coded));
     }
     if let Some(outcomes) = ingested.frame(InputKind::Outcomes) {
-        let narrow = outcomes.select([
-            col(schema::PATIENT_ID),
-            col(schema::INDICATOR),
-            col(schema::VALUE),
-        ]);
-        inputs.push((InputKind::Outcomes, narrow));
+        let coded = segment::long::coded_outcomes(outcomes, outcome_codes);
+        inputs.push((InputKind::Outcomes, coded));
     }
     inputs
 }
@@ -733,7 +731,8 @@ struct PatientPlan {
     /// The deprivation lookup's columns (`enrich::deprivation_columns`), one row per LSOA.
     deprivation: polars::prelude::DataFrame,
     practices: polars::prelude::DataFrame,
-    /// Every outcome code in the outcomes input, so every part has the same columns.
+    /// Every outcome code in the outcomes input, so every part has the same columns (and the
+    /// outcome rows are coded by their slot in it).
     outcome_codes: Vec<String>,
 }
 

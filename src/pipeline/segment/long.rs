@@ -24,6 +24,12 @@ use crate::schema;
 
 /// Prefix of the column holding a condition from the long table (`__cond_<code>`).
 pub const CONDITION_PREFIX: &str = "__cond_";
+/// Column of a coded condition row: its code's bit in the vocabulary (`UInt8`, bit `i` is
+/// `CONDITIONS[i]`; null for a code outside it). See [`coded_conditions`].
+pub const CONDITION_BIT: &str = "__condition_bit";
+/// Column of a coded outcome row: its code's slot in the run's outcome codes (`UInt32`; null
+/// for another code). See [`coded_outcomes`].
+pub const OUTCOME_SLOT: &str = "__outcome_slot";
 /// Prefix of the column holding an outcome from the long table (`__outcome_<code>`).
 pub const OUTCOME_PREFIX: &str = "__outcome_";
 
@@ -74,14 +80,80 @@ fn order_fingerprint(ids: &StringChunked) -> u64 {
     })
 }
 
+/// The long conditions (`patient_id`, `condition`) as the pivot reads them: `patient_id` and
+/// each code's bit ([`CONDITION_BIT`]).
+///
+/// Coded once, where the long table is read: the patient parts' working files then hold a
+/// byte a row, not a text (the split wrote and compressed every code, and each part decoded
+/// them and looked each one up again).
+pub fn coded_conditions(conditions: LazyFrame) -> LazyFrame {
+    let bit_of: HashMap<&'static str, u32, foldhash::fast::FixedState> = CONDITIONS
+        .iter()
+        .enumerate()
+        .map(|(bit, condition)| (condition.code, bit as u32))
+        .collect();
+    conditions.select([
+        col(schema::PATIENT_ID),
+        coded(col(schema::CONDITION), "condition_bit", move |code| {
+            bit_of.get(code).copied()
+        })
+        .cast(DataType::UInt8)
+        .alias(CONDITION_BIT),
+    ])
+}
+
+/// The long outcomes (`patient_id`, `indicator`, `value`) as the pivot reads them:
+/// `patient_id`, each code's slot in `codes` ([`OUTCOME_SLOT`]) and `value` as a float.
+/// Coded once, as [`coded_conditions`] are.
+pub fn coded_outcomes(outcomes: LazyFrame, codes: &[String]) -> LazyFrame {
+    let slot_of: HashMap<String, u32, foldhash::fast::FixedState> = codes
+        .iter()
+        .enumerate()
+        .map(|(slot, code)| (code.clone(), slot as u32))
+        .collect();
+    outcomes.select([
+        col(schema::PATIENT_ID),
+        coded(col(schema::INDICATOR), "outcome_slot", move |code| {
+            slot_of.get(code).copied()
+        })
+        .alias(OUTCOME_SLOT),
+        col(schema::VALUE).cast(DataType::Float64),
+    ])
+}
+
+/// The code of each text value of `text` (`UInt32`; null for null text and text `code_of`
+/// does not know), looked up once per run of equal values: long rows come patient by patient
+/// and code by code.
+fn coded<F>(text: Expr, name: &'static str, code_of: F) -> Expr
+where
+    F: Fn(&str) -> Option<u32> + Send + Sync + 'static,
+{
+    const NONE: u32 = u32::MAX;
+    text.map_with_fmt_str(
+        move |column: Column| {
+            let values = column.str()?;
+            let codes = crate::pipeline::codes_by_run(values.iter(), |value| {
+                value.and_then(&code_of).unwrap_or(NONE)
+            });
+            let codes: UInt32Chunked = codes
+                .into_iter()
+                .map(|code| (code != NONE).then_some(code))
+                .collect();
+            Ok(codes.with_name(column.name().clone()).into_column())
+        },
+        |_, field| Ok(Field::new(field.name().clone(), DataType::UInt32)),
+        name,
+    )
+}
+
 /// `patients` with the long inputs added as columns: `__cond_<code>` (yes/no) for every code of
 /// the vocabulary when `conditions` is given, and `__outcome_<code>` (the sum of the patient's
 /// values of the code; null when the patient has no row with a value) for each outcome code.
 ///
-/// `conditions` has `patient_id` and `condition` (codes outside the vocabulary are ignored);
-/// `outcomes` has `patient_id`, `indicator` and `value`, with the codes to make columns for
-/// (rows of other codes are ignored). Long rows of patients not in `patients` are ignored, as
-/// in a left join. An empty `patients` reads neither table.
+/// `conditions` are coded by [`coded_conditions`] (codes outside the vocabulary are ignored);
+/// `outcomes` are coded by [`coded_outcomes`] with the codes to make columns for, given here
+/// too (rows of other codes are ignored). Long rows of patients not in `patients` are ignored,
+/// as in a left join. An empty `patients` reads neither table.
 ///
 /// # Errors
 /// If a long table fails to read, or lacks those columns; if masks were found for another list
@@ -134,22 +206,16 @@ pub fn with_long_inputs(
 fn condition_masks(index: &Arc<KeyIndex>, conditions: LazyFrame) -> PolarsResult<Vec<u64>> {
     let masks = Arc::new(Mutex::new(vec![0u64; index.len()]));
     if index.len() > 0 {
-        // A code is looked up for every condition row: a fast hash, not std's SipHash.
-        let bit_of: HashMap<&'static str, u64, foldhash::fast::FixedState> = CONDITIONS
-            .iter()
-            .enumerate()
-            .map(|(bit, condition)| (condition.code, 1u64 << bit))
-            .collect();
         let (in_plan, index) = (Arc::clone(&masks), Arc::clone(index));
         crate::lazy::for_each_batch(
-            conditions.select([col(schema::PATIENT_ID), col(schema::CONDITION)]),
+            conditions.select([col(schema::PATIENT_ID), col(CONDITION_BIT)]),
             move |batch| {
                 let rows = index.rows_of(batch.column(schema::PATIENT_ID)?.str()?);
-                let codes = batch.column(schema::CONDITION)?.str()?;
+                let bits = batch.column(CONDITION_BIT)?.u8()?;
                 let mut masks = in_plan.lock().unwrap_or_else(PoisonError::into_inner);
-                for (row, code) in rows.into_iter().zip(codes.iter()) {
-                    if let (Some(row), Some(bit)) = (row, code.and_then(|c| bit_of.get(c))) {
-                        masks[row as usize] |= bit;
+                for (row, bit) in rows.into_iter().zip(bits.iter()) {
+                    if let (Some(row), Some(bit)) = (row, bit) {
+                        masks[row as usize] |= 1u64 << bit;
                     }
                 }
                 Ok(())
@@ -201,7 +267,6 @@ fn outcome_columns(
     outcomes: LazyFrame,
     codes: &[String],
 ) -> PolarsResult<Vec<Column>> {
-    const NO_SLOT: u32 = u32::MAX;
     let (patients, width) = (index.len(), codes.len());
     // Code by code (one run of the list's rows per code, so that each column is made from
     // one contiguous run): each patient's sum, and whether any value was seen.
@@ -210,35 +275,25 @@ fn outcome_columns(
         vec![false; patients * width],
     )));
     if patients > 0 && width > 0 {
-        let slot_of: HashMap<String, usize> = codes
-            .iter()
-            .enumerate()
-            .map(|(i, code)| (code.clone(), i))
-            .collect();
         let (in_plan, index) = (Arc::clone(&slots), Arc::clone(index));
         crate::lazy::for_each_batch(
             outcomes.select([
                 col(schema::PATIENT_ID),
-                col(schema::INDICATOR),
-                col(schema::VALUE).cast(DataType::Float64),
+                col(OUTCOME_SLOT),
+                col(schema::VALUE),
             ]),
             move |batch| {
                 let rows = index.rows_of(batch.column(schema::PATIENT_ID)?.str()?);
-                let indicators = batch.column(schema::INDICATOR)?.str()?;
+                let slots = batch.column(OUTCOME_SLOT)?.u32()?;
                 let values = batch.column(schema::VALUE)?.f64()?;
-                // Rows usually come code by code or patient by patient.
-                let slots = crate::pipeline::codes_by_run(indicators.iter(), |indicator| {
-                    indicator
-                        .and_then(|code| slot_of.get(code))
-                        .map_or(NO_SLOT, |&slot| slot as u32)
-                });
                 let mut guard = in_plan.lock().unwrap_or_else(PoisonError::into_inner);
                 let (sums, seen) = &mut *guard;
-                for ((row, slot), value) in rows.into_iter().zip(slots).zip(values.iter()) {
-                    let (Some(row), Some(value)) = (row, value) else {
+                for ((row, slot), value) in rows.into_iter().zip(slots.iter()).zip(values.iter()) {
+                    let (Some(row), Some(slot), Some(value)) = (row, slot, value) else {
                         continue;
                     };
-                    if slot != NO_SLOT {
+                    // A slot is below `width` unless the rows were coded with other codes.
+                    if (slot as usize) < width {
                         let at = slot as usize * patients + row as usize;
                         sums[at] += value;
                         seen[at] = true;
@@ -292,7 +347,9 @@ mod tests {
         )?;
         let wide = with_long_inputs(
             list,
-            Some(Conditions::Rows(Box::new(conditions.lazy()))),
+            Some(Conditions::Rows(Box::new(coded_conditions(
+                conditions.lazy(),
+            )))),
             None,
         )?;
         // p9 is not on the list and the null id matches nothing; an unknown code sets nothing.
@@ -310,6 +367,43 @@ mod tests {
     }
 
     #[test]
+    fn long_rows_are_coded_by_bit_and_slot_and_unknown_codes_by_null() -> PolarsResult<()> {
+        let bit = |code: &str| {
+            CONDITIONS
+                .iter()
+                .position(|c| c.code == code)
+                .map(|b| b as u8)
+        };
+        let (asthma, copd) = (bit("asthma"), bit("copd"));
+        let conditions = df!(
+            schema::PATIENT_ID => ["a", "a", "b", "b", "c", "c"],
+            schema::CONDITION => [Some("asthma"), Some("asthma"), None, Some("copd"), Some("not_a_code"), Some("asthma")],
+        )?;
+        let coded = coded_conditions(conditions.lazy()).collect()?;
+        assert_eq!(
+            coded.get_column_names(),
+            [schema::PATIENT_ID, CONDITION_BIT]
+        );
+        let bits: Vec<Option<u8>> = coded.column(CONDITION_BIT)?.u8()?.iter().collect();
+        assert_eq!(bits, [asthma, asthma, None, copd, None, asthma]);
+
+        let outcomes = df!(
+            schema::PATIENT_ID => ["a", "a", "b", "b", "c"],
+            schema::INDICATOR => [Some("smoker"), Some("smoker"), Some("admits"), None, Some("other")],
+            schema::VALUE => [Some(1i64), Some(2), None, Some(4), Some(5)],
+        )?;
+        let codes = ["admits".to_string(), "smoker".to_string()];
+        let coded = coded_outcomes(outcomes.lazy(), &codes).collect()?;
+        let slots: Vec<Option<u32>> = coded.column(OUTCOME_SLOT)?.u32()?.iter().collect();
+        assert_eq!(slots, [Some(1), Some(1), Some(0), None, None]);
+        assert_eq!(
+            floats(&coded, schema::VALUE)?,
+            [Some(1.0), Some(2.0), None, Some(4.0), Some(5.0)]
+        );
+        Ok(())
+    }
+
+    #[test]
     fn outcomes_are_summed_per_patient_and_code() -> PolarsResult<()> {
         let list = patients(&[Some("a"), Some("b"), Some("c")])?;
         let outcomes = df!(
@@ -318,7 +412,11 @@ mod tests {
             schema::VALUE => [Some(1.0), Some(2.0), Some(3.5), None, Some(7.0), Some(1.0)],
         )?;
         let codes = ["admits".to_string(), "smoker".to_string()];
-        let wide = with_long_inputs(list, None, Some((outcomes.lazy(), &codes)))?;
+        let wide = with_long_inputs(
+            list,
+            None,
+            Some((coded_outcomes(outcomes.lazy(), &codes), &codes)),
+        )?;
         assert_eq!(
             floats(&wide, "__outcome_admits")?,
             [Some(2.0), Some(4.5), None]
@@ -351,8 +449,13 @@ mod tests {
             CONDITIONS[..5].iter().map(|c| c.code.to_string()).collect();
         let wide = with_long_inputs(
             list.clone(),
-            Some(Conditions::Rows(Box::new(conditions.clone().lazy()))),
-            Some((outcomes.clone().lazy(), &outcome_codes)),
+            Some(Conditions::Rows(Box::new(coded_conditions(
+                conditions.clone().lazy(),
+            )))),
+            Some((
+                coded_outcomes(outcomes.clone().lazy(), &outcome_codes),
+                &outcome_codes,
+            )),
         )?;
 
         let args = JoinArgs {
@@ -411,12 +514,14 @@ mod tests {
         let conditions = df!(schema::PATIENT_ID => &long_ids, schema::CONDITION => &codes)?;
         let from_rows = with_long_inputs(
             list.clone(),
-            Some(Conditions::Rows(Box::new(conditions.clone().lazy()))),
+            Some(Conditions::Rows(Box::new(coded_conditions(
+                conditions.clone().lazy(),
+            )))),
             None,
         )?;
         // The tier pass reads fewer columns of the same list: its masks serve the full list.
         let narrow = list.select([schema::PATIENT_ID])?;
-        let kept = ConditionMasks::of(&narrow, conditions.lazy())?;
+        let kept = ConditionMasks::of(&narrow, coded_conditions(conditions.lazy()))?;
         let from_masks = with_long_inputs(list.clone(), Some(Conditions::Masks(&kept)), None)?;
         assert!(from_masks.equals_missing(&from_rows));
         assert!(
