@@ -1,6 +1,6 @@
 //! `healthgap query`: read-only SQL over a run's tables, printed or written.
 //!
-//! Thin: flags become a [`Settings`], and the work is in [`crate::query`].
+//! Thin: flags become the query's settings, and the work is in [`crate::query`].
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};

@@ -62,7 +62,7 @@ pub struct DsrResult {
 }
 
 impl DsrResult {
-    /// The reference's `statistic` label: "dsr per <multiplier>", or
+    /// The reference's `statistic` label: `"dsr per <multiplier>"`, or
     /// "dsr NA for total count < 10" when suppressed.
     ///
     /// # Examples

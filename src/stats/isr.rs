@@ -190,7 +190,7 @@ pub fn indirectly_standardised_rate(
     })
 }
 
-/// The reference's `statistic` label for a ratio: "indirectly standardised ratio x <refvalue>".
+/// The reference's `statistic` label for a ratio: `"indirectly standardised ratio x <refvalue>"`.
 ///
 /// # Examples
 /// ```
@@ -204,7 +204,7 @@ pub fn ratio_statistic_label(refvalue: f64) -> String {
     )
 }
 
-/// The reference's `statistic` label for a rate: "indirectly standardised rate per <multiplier>".
+/// The reference's `statistic` label for a rate: `"indirectly standardised rate per <multiplier>"`.
 ///
 /// # Examples
 /// ```

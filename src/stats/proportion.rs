@@ -118,7 +118,7 @@ pub fn proportion(
 }
 
 /// The reference's `statistic` label: "percentage" for multiplier 100, otherwise
-/// "proportion of <multiplier>".
+/// `"proportion of <multiplier>"`.
 ///
 /// # Examples
 /// ```

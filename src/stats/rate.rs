@@ -86,7 +86,7 @@ pub fn crude_rate(
     })
 }
 
-/// The reference's `statistic` label: "rate per <multiplier>".
+/// The reference's `statistic` label: `"rate per <multiplier>"`.
 ///
 /// # Examples
 /// ```
