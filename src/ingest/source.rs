@@ -648,13 +648,18 @@ fn check_parquet_structure(path: &Path) -> Result<(), InputError> {
             format!("the Parquet file is damaged ({what}); export it again"),
         )
     };
-    let file = File::open(path).map_err(|e| InputError::io(path, "cannot open the file", e))?;
-    let length = file
-        .metadata()
-        .map_err(|e| InputError::io(path, "cannot read the file", e))?
-        .len();
-    let reader = SerializedFileReader::new(file)
-        .map_err(|e| InputError::file(path, format!("not a readable Parquet file: {e}")))?;
+    // A reader of the file, with the file's length.
+    let open = || -> Result<(SerializedFileReader<File>, u64), InputError> {
+        let file = File::open(path).map_err(|e| InputError::io(path, "cannot open the file", e))?;
+        let length = file
+            .metadata()
+            .map_err(|e| InputError::io(path, "cannot read the file", e))?
+            .len();
+        let reader = SerializedFileReader::new(file)
+            .map_err(|e| InputError::file(path, format!("not a readable Parquet file: {e}")))?;
+        Ok((reader, length))
+    };
+    let (reader, length) = open()?;
     let metadata = reader.metadata();
     // Row groups are walked in parallel (decompressing an England-sized extract is seconds of
     // CPU); the first damaged group in file order is the one reported. Each thread reads
@@ -724,14 +729,12 @@ fn check_parquet_structure(path: &Path) -> Result<(), InputError> {
     let checked: Vec<Result<(), InputError>> = (0..metadata.num_row_groups())
         .into_par_iter()
         .map_init(
-            || {
-                let file = File::open(path).map_err(|e| format!("cannot open the file: {e}"))?;
-                SerializedFileReader::new(file)
-                    .map_err(|e| format!("not a readable Parquet file: {e}"))
-            },
+            || open().ok(),
             |reader, g| match reader {
-                Ok(reader) => check_group(reader, g),
-                Err(message) => Err(InputError::file(path, message.clone())),
+                Some((reader, _)) => check_group(reader, g),
+                // The file opened above: opening it again fails only if it changed since,
+                // and this open's error says how.
+                None => open().and_then(|(reader, _)| check_group(&reader, g)),
             },
         )
         .collect();
