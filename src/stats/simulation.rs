@@ -120,28 +120,49 @@ pub(crate) fn stream_for_key(key: &str) -> u64 {
     })
 }
 
+/// 2^(j/16) for j = 0..16, each correctly rounded: [`fast_exp`]'s table.
+const EXP2_SIXTEENTHS: [f64; 16] = [
+    1.0,
+    1.044_273_782_427_413_8,
+    1.090_507_732_665_257_7,
+    1.138_788_634_756_691_6,
+    1.189_207_115_002_721,
+    1.241_857_812_073_484,
+    1.296_839_554_651_009_6,
+    1.354_255_546_936_892_7,
+    std::f64::consts::SQRT_2,
+    1.476_826_145_939_499_3,
+    1.542_210_825_407_940_7,
+    1.610_490_331_949_254_3,
+    1.681_792_830_507_429,
+    1.756_252_160_373_299_5,
+    1.834_008_086_409_342_4,
+    1.915_206_561_397_147_4,
+];
+
 /// exp(x) to within a few units in the last place, written with plain arithmetic so that
 /// the compiler vectorises it (the C library's `exp` is a scalar call). Range reduction
-/// x = k·ln2 + r with |r| ≤ ln2/2, then a degree-12 Taylor polynomial for e^r (truncation error
-/// below 1e-16 relative) and 2^k from the exponent bits. Arguments are clamped to
-/// [−708, 709]; beyond that exp under- or overflows anyway.
+/// x = (16m + j)·ln2/16 + r with |r| ≤ ln2/32, then a degree-7 Taylor polynomial for e^r
+/// (truncation error below 2e-18 relative), 2^(j/16) from a table of sixteen and 2^m from the
+/// exponent bits. Arguments are clamped to [−708, 709]; beyond that exp under- or overflows
+/// anyway.
+///
+/// The table halves the polynomial: a degree-12 one over |r| ≤ ln2/2 was a fifth of the SII
+/// stage's time on a national run (benches/RESULTS.md, eleventh round).
 #[inline(always)]
 pub(crate) fn fast_exp(x: f64) -> f64 {
-    const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    // Adding 1.5·2⁵² rounds to an integer and leaves it in the low mantissa bits.
+    // 16/ln2, and ln2/16 in two parts: the high part has trailing zero bits, so n times it is
+    // exact for every n here (|n| < 2^15).
+    const SIXTEEN_LOG2E: f64 = 16.0 * std::f64::consts::LOG2_E;
+    const LN2_HI_16: f64 = 6.931_471_803_691_238e-1 / 16.0;
+    const LN2_LO_16: f64 = 1.908_214_929_270_587_7e-10 / 16.0;
+    // Adding 1.5·2⁵² rounds to an integer n and leaves 2⁵¹ + n in the low mantissa bits.
     const ROUNDER: f64 = 6_755_399_441_055_744.0;
     let clamped = x.clamp(-708.0, 709.0);
-    let shifted = clamped * LOG2E + ROUNDER;
-    let k = shifted - ROUNDER;
-    let r = (clamped - k * LN2_HI) - k * LN2_LO;
-    let mut p = 1.0 / 479_001_600.0;
-    p = p * r + 1.0 / 39_916_800.0;
-    p = p * r + 1.0 / 3_628_800.0;
-    p = p * r + 1.0 / 362_880.0;
-    p = p * r + 1.0 / 40_320.0;
-    p = p * r + 1.0 / 5_040.0;
+    let shifted = clamped * SIXTEEN_LOG2E + ROUNDER;
+    let n = shifted - ROUNDER;
+    let r = (clamped - n * LN2_HI_16) - n * LN2_LO_16;
+    let mut p = 1.0 / 5_040.0;
     p = p * r + 1.0 / 720.0;
     p = p * r + 1.0 / 120.0;
     p = p * r + 1.0 / 24.0;
@@ -149,9 +170,12 @@ pub(crate) fn fast_exp(x: f64) -> f64 {
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    // The low 12 bits of `shifted` hold k (mod 4096); adding the bias and shifting builds 2^k.
-    let scale = f64::from_bits(shifted.to_bits().wrapping_add(1023) << 52);
-    p * scale
+    let bits = shifted.to_bits();
+    // n mod 16 (2⁵¹ is a multiple of 16), and m = ⌊n/16⌋ in the low 12 bits of bits >> 4
+    // (2⁴⁷ is a multiple of 4096): adding the bias and shifting builds 2^m.
+    let sixteenths = EXP2_SIXTEENTHS[(bits & 15) as usize];
+    let scale = f64::from_bits((bits >> 4).wrapping_add(1023) << 52);
+    p * sixteenths * scale
 }
 
 /// One area's simulation inputs, on the transformed scale.
@@ -487,6 +511,11 @@ mod tests {
         for i in 0..100_001 {
             let x = -3.0 + 6.0 * f64::from(i) / 100_000.0;
             let exact = x.exp();
+            worst = worst.max(((fast_exp(x) - exact) / exact).abs());
+        }
+        // The ends of the clamped range: 2^m at its smallest and largest normal exponents.
+        for x in [-708.0, -707.99, 708.99, 709.0] {
+            let exact = f64::exp(x);
             worst = worst.max(((fast_exp(x) - exact) / exact).abs());
         }
         assert!(worst < 1e-15, "worst relative error {worst:e}");
