@@ -74,10 +74,15 @@ pub fn run(args: RunArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
             serde_json::to_value(&summary).unwrap_or_default(),
         ),
         LogFormat::Text => {
+            // A practice-level run has no registered list: saying "0 registered people"
+            // there would read as an empty list.
+            let population = match summary.population_shape {
+                Some(_) => format!("{} registered people", summary.population),
+                None => "practice-level (no registered list)".to_string(),
+            };
             printer.note(format!(
-                "run {} complete: {} registered people, {} input rows refused, {} warnings",
+                "run {} complete: {population}, {} input rows refused, {} warnings",
                 summary.run_id,
-                summary.population,
                 summary.rejected_rows,
                 summary.warnings.len()
             ));

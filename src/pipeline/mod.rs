@@ -81,8 +81,10 @@ pub struct RunSummary {
     pub run_dir: PathBuf,
     /// The run id.
     pub run_id: String,
-    /// Registered population (weighted).
+    /// Registered population (weighted); 0 in a practice-level run.
     pub population: i64,
+    /// The registered list's shape; `None` in a practice-level run (no registered list).
+    pub population_shape: Option<enrich::PopulationShape>,
     /// Rows refused across inputs.
     pub rejected_rows: u64,
     /// Warnings raised.
@@ -457,6 +459,7 @@ pub fn run(
         run_dir,
         run_id: settings.run_id.clone(),
         population: population_total,
+        population_shape: population.as_ref().map(|p| p.shape),
         rejected_rows,
         warnings,
     })

@@ -21,12 +21,17 @@ fn read(path: &Path) -> DataFrame {
     .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-/// The example config, unrounded (disclosure off) and with a short simulation, run once.
-fn example_run(dir: &Workdir) -> std::path::PathBuf {
+/// The example config, unrounded (disclosure off) and with a short simulation.
+fn example_config(dir: &Workdir) -> std::path::PathBuf {
     let mut text = std::fs::read_to_string(repo().join("healthgap.toml")).expect("example config");
     text = text.replace("\"data/", &format!("\"{}/", data_dir().display()));
     text.push_str("\n[disclosure]\nenabled = false\n\n[gradient]\nrepetitions = 1000\n");
-    let config = dir.create("healthgap.toml", text);
+    dir.create("healthgap.toml", text)
+}
+
+/// The example config, run once.
+fn example_run(dir: &Workdir) -> std::path::PathBuf {
+    let config = example_config(dir);
     let root = dir.join("out");
     dir.run(&[
         "--quiet",
@@ -299,4 +304,21 @@ fn practice_deprivation_deciles_hold_a_tenth_of_registered_people_each() {
             "a decile holds {share:.3} of registered people"
         );
     }
+}
+
+#[test]
+fn a_practice_level_run_says_so_when_it_completes() {
+    let dir = Workdir::new("measure-practice-level-note");
+    let config = example_config(&dir).display().to_string();
+    let out = dir.join("out").display().to_string();
+    let run = dir.run(&["run", "--config", &config, "--out", &out, "--run-id", "p1"]);
+    run.expect_code(0);
+    let stderr = run.stderr();
+    // No registered list: the run is not "0 registered people".
+    assert!(
+        stderr
+            .contains("run p1 complete: practice-level (no registered list), 0 input rows refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("registered people,"), "{stderr}");
 }

@@ -365,12 +365,28 @@ fn json_logs_for_schedulers() {
             .collect();
         assert!(lines.iter().any(|l| l["stage"] == "ingest"), "{flags:?}");
         assert!(
-            lines
-                .iter()
-                .any(|l| l["message"] == "run complete" && l["population"] == 14),
+            lines.iter().any(|l| l["message"] == "run complete"
+                && l["population"] == 14
+                && l["population_shape"] == "patients"),
             "{flags:?}"
         );
     }
+}
+
+#[test]
+fn a_finished_run_says_how_many_registered_people_it_counted() {
+    let dir = Workdir::new("run-note");
+    let config = fixture_config();
+    let out = dir.join("out").display().to_string();
+    let run = dir.run(&[
+        "run", "--config", &config, "--out", &out, "--run-id", "noted",
+    ]);
+    run.expect_code(0);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("run noted complete: 14 registered people, 0 input rows refused"),
+        "{stderr}"
+    );
 }
 
 #[test]
