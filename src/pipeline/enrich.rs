@@ -202,30 +202,29 @@ pub fn age_band(age: Expr) -> Expr {
 /// Broad age bands used in population health management: `0-17`, `18-44`, `45-64`, `65-74`,
 /// `75-84`, `85+`.
 pub fn broad_age_band(age: Expr) -> Expr {
-    when(age.clone().lt(lit(18i64)))
-        .then(lit("0-17"))
-        .when(age.clone().lt(lit(45i64)))
-        .then(lit("18-44"))
-        .when(age.clone().lt(lit(65i64)))
-        .then(lit("45-64"))
-        .when(age.clone().lt(lit(75i64)))
-        .then(lit("65-74"))
-        .when(age.clone().lt(lit(85i64)))
-        .then(lit("75-84"))
-        .when(age.is_not_null())
-        .then(lit("85+"))
-        .otherwise(lit(NULL).cast(DataType::String))
+    crate::lazy::first_label(
+        [
+            (age.clone().lt(lit(18i64)), "0-17"),
+            (age.clone().lt(lit(45i64)), "18-44"),
+            (age.clone().lt(lit(65i64)), "45-64"),
+            (age.clone().lt(lit(75i64)), "65-74"),
+            (age.clone().lt(lit(85i64)), "75-84"),
+            (age.is_not_null(), "85+"),
+        ],
+        None,
+    )
 }
 
 /// Life-course stage (NHS England's "start well, live well, age well"): `0-17`, `18-64`, `65+`.
 pub fn life_stage(age: Expr) -> Expr {
-    when(age.clone().lt(lit(18i64)))
-        .then(lit("start well (0-17)"))
-        .when(age.clone().lt(lit(65i64)))
-        .then(lit("live well (18-64)"))
-        .when(age.is_not_null())
-        .then(lit("age well (65+)"))
-        .otherwise(lit(NULL).cast(DataType::String))
+    crate::lazy::first_label(
+        [
+            (age.clone().lt(lit(18i64)), "start well (0-17)"),
+            (age.clone().lt(lit(65i64)), "live well (18-64)"),
+            (age.is_not_null(), "age well (65+)"),
+        ],
+        None,
+    )
 }
 
 /// NHS ethnic category code → the five high-level groups plus "Not stated".
@@ -234,17 +233,16 @@ pub fn ethnic_group(code: Expr) -> Expr {
         code.clone()
             .is_in(lit(Series::new("c".into(), codes)).implode(false), false)
     };
-    when(group(&["A", "B", "C"]))
-        .then(lit("White"))
-        .when(group(&["D", "E", "F", "G"]))
-        .then(lit("Mixed"))
-        .when(group(&["H", "J", "K", "L"]))
-        .then(lit("Asian or Asian British"))
-        .when(group(&["M", "N", "P"]))
-        .then(lit("Black or Black British"))
-        .when(group(&["R", "S"]))
-        .then(lit("Other ethnic group"))
-        .otherwise(lit("Not stated"))
+    crate::lazy::first_label(
+        [
+            (group(&["A", "B", "C"]), "White"),
+            (group(&["D", "E", "F", "G"]), "Mixed"),
+            (group(&["H", "J", "K", "L"]), "Asian or Asian British"),
+            (group(&["M", "N", "P"]), "Black or Black British"),
+            (group(&["R", "S"]), "Other ethnic group"),
+        ],
+        Some("Not stated"),
+    )
 }
 
 /// What the deprivation join could not match.

@@ -151,14 +151,12 @@ pub fn prepare(config: &SegmentationConfig, features: &Schema) -> Result<Segment
         let expr = rule_expr(&config.name, rule, features)?;
         parsed.push((rule.name.clone(), expr));
     }
-    let expr = parsed
-        .into_iter()
-        .rev()
-        .fold(lit("Unassigned"), |otherwise, (name, condition)| {
-            when(condition.fill_null(lit(false)))
-                .then(lit(name))
-                .otherwise(otherwise)
-        });
+    let expr = crate::lazy::first_label(
+        parsed
+            .iter()
+            .map(|(name, condition)| (condition.clone().fill_null(lit(false)), name.as_str())),
+        Some("Unassigned"),
+    );
     Ok(Segmentation {
         name: config.name.clone(),
         rules,

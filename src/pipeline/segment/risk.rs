@@ -96,16 +96,16 @@ pub fn with_scores(patients: LazyFrame) -> LazyFrame {
             efi.alias(EFI),
         ])
         .with_column(
-            when(col(EFI).is_null())
-                .then(lit(NULL).cast(DataType::String))
-                .when(col(EFI).lt_eq(lit(0.12)))
-                .then(lit("fit"))
-                .when(col(EFI).lt_eq(lit(0.24)))
-                .then(lit("mild"))
-                .when(col(EFI).lt_eq(lit(0.36)))
-                .then(lit("moderate"))
-                .otherwise(lit("severe"))
-                .alias(EFI_CATEGORY),
+            crate::lazy::first_label(
+                [
+                    (col(EFI).lt_eq(lit(0.12)), "fit"),
+                    (col(EFI).lt_eq(lit(0.24)), "mild"),
+                    (col(EFI).lt_eq(lit(0.36)), "moderate"),
+                    (col(EFI).is_not_null(), "severe"),
+                ],
+                None,
+            )
+            .alias(EFI_CATEGORY),
         )
 }
 
@@ -203,29 +203,30 @@ pub fn with_tier_shares(
 /// [`tier_shares`]). Cut-offs: the thresholds for moderate, high and very high.
 pub fn tier(method: TierMethod, cutoffs: &[f64]) -> Expr {
     let score = col(CMS_SCORE);
-    let label = |i: usize| lit(TIERS.get(i).copied().unwrap_or("4 low (rest)"));
+    let label = |i: usize| TIERS.get(i).copied().unwrap_or("4 low (rest)");
     match method {
         TierMethod::Percentile => {
             let share = col(SHARE_ABOVE);
-            when(score.clone().lt_eq(lit(0.0)))
-                .then(label(3))
-                .when(share.clone().lt(lit(PYRAMID[0])))
-                .then(label(0))
-                .when(share.clone().lt(lit(PYRAMID[1])))
-                .then(label(1))
-                .when(share.lt(lit(PYRAMID[2])))
-                .then(label(2))
-                .otherwise(label(3))
+            crate::lazy::first_label(
+                [
+                    (score.lt_eq(lit(0.0)), label(3)),
+                    (share.clone().lt(lit(PYRAMID[0])), label(0)),
+                    (share.clone().lt(lit(PYRAMID[1])), label(1)),
+                    (share.lt(lit(PYRAMID[2])), label(2)),
+                ],
+                Some(label(3)),
+            )
         }
         TierMethod::Cutoffs => {
             let cut = |i: usize| cutoffs.get(i).copied().unwrap_or(f64::INFINITY);
-            when(score.clone().gt_eq(lit(cut(2))))
-                .then(label(0))
-                .when(score.clone().gt_eq(lit(cut(1))))
-                .then(label(1))
-                .when(score.gt_eq(lit(cut(0))))
-                .then(label(2))
-                .otherwise(label(3))
+            crate::lazy::first_label(
+                [
+                    (score.clone().gt_eq(lit(cut(2))), label(0)),
+                    (score.clone().gt_eq(lit(cut(1))), label(1)),
+                    (score.gt_eq(lit(cut(0))), label(2)),
+                ],
+                Some(label(3)),
+            )
         }
     }
 }
