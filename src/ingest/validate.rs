@@ -706,27 +706,54 @@ fn with_canonical_values(frame: LazyFrame, columns: &[ColumnPlan]) -> LazyFrame 
 
 /// The canonical value of each text value's upper-cased spelling in `pairs` (spelling,
 /// canonical), or null when it is not one of them.
+///
+/// Each value is looked up without copying it (ASCII is upper-cased into one reused buffer)
+/// and the result is gathered by index from the few canonical values, so no text is copied
+/// per row: the registered list, the conditions and the outcomes are read through this three
+/// times a run (the rejects pass, the outcome codes, the split into parts).
 fn canonical_of(text: Expr, pairs: Vec<(String, String)>) -> Expr {
-    let canonical: std::collections::HashMap<String, String, foldhash::fast::FixedState> =
-        pairs.into_iter().collect();
-    let canonical = Arc::new(canonical);
+    let mut canonical: Vec<String> = Vec::new();
+    let mut slot_of: std::collections::HashMap<String, IdxSize, foldhash::fast::FixedState> =
+        std::collections::HashMap::default();
+    for (spelling, value) in pairs {
+        let slot = match canonical.iter().position(|c| *c == value) {
+            Some(slot) => slot,
+            None => {
+                canonical.push(value);
+                canonical.len() - 1
+            }
+        };
+        slot_of.insert(spelling, IdxSize::try_from(slot).unwrap_or(IdxSize::MAX));
+    }
+    let canonical = Series::new("canonical".into(), canonical);
+    let slot_of = Arc::new(slot_of);
     text.map_with_fmt_str(
         move |column: Column| {
             let values = column.str()?;
-            let found: StringChunked = values
+            let mut upper = String::new();
+            let slots: IdxCa = values
                 .iter()
                 .map(|value| {
                     let value = value?;
                     // Codes nearly always arrive upper-cased: look them up as they are.
-                    if is_upper_ascii(value) {
-                        canonical.get(value)
+                    let key = if is_upper_ascii(value) {
+                        value
+                    } else if value.is_ascii() {
+                        upper.clear();
+                        upper.push_str(value);
+                        upper.make_ascii_uppercase();
+                        upper.as_str()
                     } else {
-                        canonical.get(value.to_uppercase().as_str())
-                    }
-                    .map(String::as_str)
+                        upper = value.to_uppercase();
+                        upper.as_str()
+                    };
+                    slot_of.get(key).copied()
                 })
                 .collect();
-            Ok(found.with_name(column.name().clone()).into_column())
+            Ok(canonical
+                .take(&slots)?
+                .with_name(column.name().clone())
+                .into_column())
         },
         |_, field| Ok(Field::new(field.name().clone(), DataType::String)),
         "canonical",
