@@ -709,8 +709,8 @@ fn with_canonical_values(frame: LazyFrame, columns: &[ColumnPlan]) -> LazyFrame 
 ///
 /// Each value is looked up without copying it (ASCII is upper-cased into one reused buffer)
 /// and the result is gathered by index from the few canonical values, so no text is copied
-/// per row: the registered list, the conditions and the outcomes are read through this three
-/// times a run (the rejects pass, the outcome codes, the split into parts).
+/// per row: every row of the registered list (sex, ethnicity) and of the conditions (their
+/// codes) passes through this twice a run, in the rejects pass and in the split into parts.
 fn canonical_of(text: Expr, pairs: Vec<(String, String)>) -> Expr {
     let mut canonical: Vec<String> = Vec::new();
     let mut slot_of: std::collections::HashMap<String, IdxSize, foldhash::fast::FixedState> =
