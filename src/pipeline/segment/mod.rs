@@ -151,10 +151,11 @@ pub fn prepare(config: &SegmentationConfig, features: &Schema) -> Result<Segment
         let expr = rule_expr(&config.name, rule, features)?;
         parsed.push((rule.name.clone(), expr));
     }
+    // A rule whose condition is null for a patient (a missing value) does not hold.
     let expr = crate::lazy::first_label(
         parsed
             .iter()
-            .map(|(name, condition)| (condition.clone().fill_null(lit(false)), name.as_str())),
+            .map(|(name, condition)| (condition.clone(), name.as_str())),
         Some("Unassigned"),
     );
     Ok(Segmentation {
@@ -401,4 +402,44 @@ pub fn segments_table(segmented: LazyFrame, segmentations: &[String]) -> PolarsR
 /// The column holding a segmentation's segment on each patient row.
 pub fn segment_column(segmentation: &str) -> String {
     format!("segment__{segmentation}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_that_is_null_for_a_patient_does_not_hold() {
+        let patients = df![
+            "score" => [Some(9i64), None, None, Some(1)],
+            "carer" => [Some(false), Some(true), None, None],
+        ]
+        .expect("patients");
+        let config = SegmentationConfig {
+            name: "custom".into(),
+            template: Template::Custom,
+            rules: vec![
+                SegmentRule::new("High score", "score > 5"),
+                SegmentRule::new("Carer", "carer"),
+            ],
+            plus_groups: None,
+            ethnic_minorities: true,
+        };
+        let segmentation = prepare(&config, patients.schema()).expect("rules");
+        let got = patients
+            .lazy()
+            .select([segmentation.expr.alias("segment")])
+            .collect()
+            .expect("segments");
+        let segments: Vec<Option<&str>> = got["segment"].str().expect("text").iter().collect();
+        assert_eq!(
+            segments,
+            [
+                Some("High score"),
+                Some("Carer"),
+                Some("Unassigned"),
+                Some("Unassigned"),
+            ]
+        );
+    }
 }
