@@ -934,7 +934,7 @@ impl Segmenter {
     fn segmented(
         &self,
         features: LazyFrame,
-        shares: Option<&polars::prelude::DataFrame>,
+        shares: Option<&segment::risk::TierShares>,
     ) -> LazyFrame {
         let with_inputs = segment::risk::with_tier_shares(features, shares, self.within);
         segment::risk::without_tier_inputs(

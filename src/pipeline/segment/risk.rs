@@ -9,6 +9,9 @@
 //!   next 4.5%, next 15%, the rest) or fixed cut-offs. A score of zero is always the lowest
 //!   tier, so a footprint where few people have any condition does not lift healthy people.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use polars::prelude::*;
 use serde::Deserialize;
 
@@ -150,9 +153,9 @@ pub fn score_counts(patients: LazyFrame, within: &str) -> PolarsResult<DataFrame
 ///
 /// # Errors
 /// If the counts do not have the columns [`score_counts`] gives.
-pub fn tier_shares(counts: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+pub fn tier_shares(counts: Vec<DataFrame>) -> PolarsResult<TierShares> {
     let parts: Vec<LazyFrame> = counts.into_iter().map(IntoLazy::lazy).collect();
-    concat(parts, UnionArgs::default())?
+    let table = concat(parts, UnionArgs::default())?
         .group_by([col(TIER_FOOTPRINT), col(CMS_SCORE)])
         .agg([col("people").sum()])
         .sort(
@@ -167,32 +170,132 @@ pub fn tier_shares(counts: Vec<DataFrame>) -> PolarsResult<DataFrame> {
             .over([col(TIER_FOOTPRINT)])?
             .alias(SHARE_ABOVE),
         )
-        .select([col(TIER_FOOTPRINT), col(CMS_SCORE), col(SHARE_ABOVE)])
-        .collect()
+        .select([
+            col(TIER_FOOTPRINT).cast(DataType::String),
+            col(CMS_SCORE).cast(DataType::Float64),
+            col(SHARE_ABOVE),
+        ])
+        .collect()?;
+    let footprints = table.column(TIER_FOOTPRINT)?.str()?;
+    let scores = table.column(CMS_SCORE)?.f64()?;
+    let shares = table.column(SHARE_ABOVE)?.f64()?;
+    let mut by_footprint: HashMap<Option<String>, FootprintShares> = HashMap::new();
+    for ((footprint, score), share) in footprints.iter().zip(scores.iter()).zip(shares.iter()) {
+        let entry = by_footprint
+            .entry(footprint.map(str::to_string))
+            .or_default();
+        match score {
+            Some(score) => entry.scores.push((score, share)),
+            None => entry.null_score = share,
+        }
+    }
+    for entry in by_footprint.values_mut() {
+        // Sorted by descending score: ascending for the binary search.
+        entry.scores.reverse();
+    }
+    Ok(TierShares {
+        by_footprint: Arc::new(by_footprint),
+    })
 }
 
-/// Join each patient's share of people ranked above (from [`tier_shares`]); `None` (cut-off
+/// The share of people ranked strictly above each score of each footprint ([`tier_shares`]).
+#[derive(Debug, Clone)]
+pub struct TierShares {
+    /// By footprint code (`None`: patients whose practice has no footprint of that kind, one
+    /// footprint of their own, as in a window).
+    by_footprint: Arc<HashMap<Option<String>, FootprintShares>>,
+}
+
+/// One footprint's scores and shares.
+#[derive(Debug, Clone, Default)]
+struct FootprintShares {
+    /// (score, share ranked above), by ascending score.
+    scores: Vec<(f64, Option<f64>)>,
+    /// The share above a missing score.
+    null_score: Option<f64>,
+}
+
+impl FootprintShares {
+    /// The share above `score` (`None` when the counts did not see it).
+    fn share(&self, score: Option<f64>) -> Option<f64> {
+        match score {
+            None => self.null_score,
+            Some(score) => {
+                let at = self
+                    .scores
+                    .binary_search_by(|(s, _)| s.total_cmp(&score))
+                    .ok()?;
+                self.scores.get(at).and_then(|(_, share)| *share)
+            }
+        }
+    }
+}
+
+/// Add each patient's share of people ranked above (from [`tier_shares`]); `None` (cut-off
 /// tiers) leaves the patients as they are.
+///
+/// Looked up per patient (the footprint once per run of equal codes, the score by a binary
+/// search among the footprint's few scores): a join on footprint and score gave the same
+/// numbers but copied every patient column, about a tenth of writing a part.
 pub fn with_tier_shares(
     patients: LazyFrame,
-    shares: Option<&DataFrame>,
+    shares: Option<&TierShares>,
     within: &str,
 ) -> LazyFrame {
     let Some(shares) = shares else {
         return patients;
     };
-    let args = JoinArgs {
-        maintain_order: MaintainOrderJoin::Left,
-        // Patients whose practice has no PCN are one footprint of their own, as in a window.
-        nulls_equal: true,
-        ..JoinArgs::new(JoinType::Left)
+    let shares = shares.clone();
+    let output = |_: &Schema, _: &[Field]| Ok(Field::new(SHARE_ABOVE.into(), DataType::Float64));
+    let score = col(CMS_SCORE).cast(DataType::Float64);
+    let share = if within == "england" {
+        score.map_many(
+            move |columns: &mut [Column]| {
+                let scores = columns.first().map(|c| c.f64()).transpose()?;
+                let entry = shares
+                    .by_footprint
+                    .get(&Some(schema::ENGLAND_CODE.to_string()));
+                let values: Float64Chunked = scores
+                    .into_iter()
+                    .flat_map(|s| s.iter())
+                    .map(|score| entry.and_then(|e| e.share(score)))
+                    .collect();
+                Ok(values.into_column())
+            },
+            &[],
+            output,
+        )
+    } else {
+        col(within).cast(DataType::String).map_many(
+            move |columns: &mut [Column]| {
+                let [footprints, scores] = columns else {
+                    polars_bail!(ComputeError: "tier shares: expected a footprint and a score");
+                };
+                let (footprints, scores) = (footprints.str()?, scores.f64()?);
+                // Footprints by run of equal codes (patients come practice by practice).
+                let mut last: Option<(Option<&str>, Option<&FootprintShares>)> = None;
+                let values: Float64Chunked = footprints
+                    .iter()
+                    .zip(scores.iter())
+                    .map(|(footprint, score)| {
+                        let entry = match last {
+                            Some((previous, entry)) if previous == footprint => entry,
+                            _ => {
+                                let entry = shares.by_footprint.get(&footprint.map(str::to_string));
+                                last = Some((footprint, entry));
+                                entry
+                            }
+                        };
+                        entry.and_then(|e| e.share(score))
+                    })
+                    .collect();
+                Ok(values.into_column())
+            },
+            &[score],
+            output,
+        )
     };
-    with_tier_footprint(patients, within).join(
-        shares.clone().lazy(),
-        [col(TIER_FOOTPRINT), col(CMS_SCORE)],
-        [col(TIER_FOOTPRINT), col(CMS_SCORE)],
-        args,
-    )
+    patients.with_column(share.alias(SHARE_ABOVE))
 }
 
 /// The risk tier of each patient (the caller aliases it [`crate::pipeline::segment::RISK_TIER`]).
@@ -234,7 +337,7 @@ pub fn tier(method: TierMethod, cutoffs: &[f64]) -> Expr {
 /// Drop the helper columns [`with_tier_shares`] added (none for cut-offs), once the tier is set.
 pub fn without_tier_inputs(patients: LazyFrame, method: TierMethod) -> LazyFrame {
     match method {
-        TierMethod::Percentile => patients.drop(cols([TIER_FOOTPRINT, SHARE_ABOVE])),
+        TierMethod::Percentile => patients.drop(cols([SHARE_ABOVE])),
         TierMethod::Cutoffs => patients,
     }
 }
