@@ -525,12 +525,18 @@ pub fn repeated_cells<'a>(
         if flags.get(row) != Some(true) {
             continue;
         }
+        // Only the cells' breakdown values are ever looked up: most suppressed rows of a
+        // national table are of other values, and keying them was most of this step.
+        let value = values.get(row).unwrap_or_default();
+        if !cells.iter().any(|(_, wanted)| *wanted == value) {
+            continue;
+        }
         let mut key: Vec<String> = protected_keys
             .iter()
             .map(|k| k.get(row).unwrap_or_default().to_string())
             .collect();
         key.push(breakdowns.get(row).unwrap_or_default().to_string());
-        key.push(values.get(row).unwrap_or_default().to_string());
+        key.push(value.to_string());
         hidden.insert(key);
     }
     let table_keys: Vec<StringChunked> = keys
