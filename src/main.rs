@@ -18,7 +18,14 @@ unsafe extern "C" {
     #[cfg(test)]
     fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    // Linux's process controls (from the C library).
+    #[cfg(target_os = "linux")]
+    fn prctl(option: std::ffi::c_int, ...) -> std::ffi::c_int;
 }
+
+/// `PR_SET_THP_DISABLE` in linux/prctl.h.
+#[cfg(target_os = "linux")]
+const PR_SET_THP_DISABLE: std::ffi::c_int = 41;
 
 /// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (the test below checks it).
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
@@ -35,17 +42,50 @@ const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 /// mimalloc's default for a machine with less memory.
 const PURGE_DELAY_MS: std::ffi::c_long = -1;
 
-/// Set mimalloc's purge delay, unless `MIMALLOC_PURGE_DELAY` in the environment decides.
-fn keep_freed_memory() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: called first thing in `main`, before any other thread exists (mimalloc's
-        // option setters are not thread-safe).
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+/// `mi_option_allow_thp` in mimalloc 3's `mi_option_t` (the test below checks it).
+const MI_OPTION_ALLOW_THP: std::ffi::c_int = 43;
+
+/// Whether mimalloc asks for transparent huge pages: no.
+///
+/// With them, the kernel zeroed 2 MiB pages on first touch of mimalloc's arenas for a sixth of
+/// the patient stages' CPU, though mimalloc never handed memory back (its statistics: no
+/// purges): at 10M system CPU was 17.1 s against 9.8 s without, and the run took 72.6 s
+/// against 68.0 s (benches/RESULTS.md, thirteenth round). `MIMALLOC_ALLOW_THP=1` asks for
+/// them again.
+///
+/// mimalloc reads the option when it starts, before `main`, and then turns huge pages off
+/// for the process (`PR_SET_THP_DISABLE`); set later, the option alone changes nothing for
+/// the memory it has already mapped, so [`tune_allocator`] does the same.
+const ALLOW_THP: std::ffi::c_long = 0;
+
+/// Set mimalloc's purge delay and huge pages, unless the environment decides
+/// (`MIMALLOC_PURGE_DELAY`, `MIMALLOC_ALLOW_THP`).
+fn tune_allocator() {
+    for (variable, option, value) in [
+        (
+            "MIMALLOC_PURGE_DELAY",
+            MI_OPTION_PURGE_DELAY,
+            PURGE_DELAY_MS,
+        ),
+        ("MIMALLOC_ALLOW_THP", MI_OPTION_ALLOW_THP, ALLOW_THP),
+    ] {
+        if std::env::var_os(variable).is_none() {
+            // SAFETY: called first thing in `main`, before any other thread exists (mimalloc's
+            // option setters are not thread-safe).
+            unsafe { mi_option_set(option, value) };
+        }
+    }
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() && ALLOW_THP == 0 {
+        // SAFETY: prctl with PR_SET_THP_DISABLE takes integer arguments and changes only the
+        // kernel's page policy for this process; a failure (an old kernel) is harmless.
+        let (on, unused): (std::ffi::c_ulong, std::ffi::c_ulong) = (1, 0);
+        let _ = unsafe { prctl(PR_SET_THP_DISABLE, on, unused, unused, unused) };
     }
 }
 
 fn main() -> ExitCode {
-    keep_freed_memory();
+    tune_allocator();
     let cli = Cli::parse();
     let printer = Printer::new(cli.quiet, cli.log_format());
     match run(cli) {
@@ -65,27 +105,43 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
-    /// The option number is mimalloc's purge delay: it reads 1000 (ms, the default in
-    /// mimalloc 3.3's options.c, and no other option's), and the value set is read back.
+    /// The option numbers are mimalloc's purge delay and huge-page switch, and the values set
+    /// are read back. The purge delay reads 1000 (ms, its default in mimalloc 3.3's options.c
+    /// and no other option's). `allow_thp` (default 1) sits between two options with defaults
+    /// no other has: 32 pages (`page_cross_thread_max_reclaim`) and 2 GiB in KiB
+    /// (`arena_max_object_size`); the enum has no gaps.
     #[test]
-    fn the_purge_delay_option_is_the_one_set() {
-        // SAFETY: the test's only use of the options.
-        let default = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
-        let expected = std::env::var("MIMALLOC_PURGE_DELAY")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1000);
+    fn the_options_set_are_the_purge_delay_and_huge_pages() {
+        let get = |option| {
+            // SAFETY: the options are read and set only by this test in this process.
+            unsafe { mi_option_get(option) }
+        };
+        let default_of = |variable: &str, default| {
+            std::env::var(variable)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
         assert_eq!(
-            default, expected,
+            get(MI_OPTION_PURGE_DELAY),
+            default_of("MIMALLOC_PURGE_DELAY", 1000),
             "option {MI_OPTION_PURGE_DELAY} is not the purge delay"
         );
-        keep_freed_memory();
+        assert_eq!(
+            (
+                get(MI_OPTION_ALLOW_THP - 1),
+                get(MI_OPTION_ALLOW_THP),
+                get(MI_OPTION_ALLOW_THP + 2)
+            ),
+            (32, default_of("MIMALLOC_ALLOW_THP", 1), 2 * 1024 * 1024),
+            "option {MI_OPTION_ALLOW_THP} is not allow_thp"
+        );
+        tune_allocator();
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            // SAFETY: as above.
-            assert_eq!(
-                unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) },
-                PURGE_DELAY_MS
-            );
+            assert_eq!(get(MI_OPTION_PURGE_DELAY), PURGE_DELAY_MS);
+        }
+        if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+            assert_eq!(get(MI_OPTION_ALLOW_THP), ALLOW_THP);
         }
     }
 }
