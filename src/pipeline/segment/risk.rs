@@ -251,13 +251,15 @@ pub fn with_tier_shares(
     let share = if within == "england" {
         score.map_many(
             move |columns: &mut [Column]| {
-                let scores = columns.first().map(|c| c.f64()).transpose()?;
+                let [scores] = columns else {
+                    polars_bail!(ComputeError: "tier shares: expected a score");
+                };
                 let entry = shares
                     .by_footprint
                     .get(&Some(schema::ENGLAND_CODE.to_string()));
                 let values: Float64Chunked = scores
-                    .into_iter()
-                    .flat_map(|s| s.iter())
+                    .f64()?
+                    .iter()
                     .map(|score| entry.and_then(|e| e.share(score)))
                     .collect();
                 Ok(values.into_column())
