@@ -47,11 +47,11 @@ const MI_OPTION_ALLOW_THP: std::ffi::c_int = 43;
 
 /// Whether mimalloc asks for transparent huge pages: no.
 ///
-/// With them, the kernel zeroed 2 MiB pages on first touch of mimalloc's arenas for a sixth of
-/// the patient stages' CPU, though mimalloc never handed memory back (its statistics: no
-/// purges): at 10M system CPU was 17.1 s against 9.8 s without, and the run took 72.6 s
-/// against 68.0 s (benches/RESULTS.md, thirteenth round). `MIMALLOC_ALLOW_THP=1` asks for
-/// them again.
+/// With them, the kernel zeroed 2 MiB pages for a sixth of the patient stages' CPU, though
+/// mimalloc never handed memory back (its statistics: no purges). At 10M, without them,
+/// system CPU fell from 17.1 to 4.2 s and the run from 72.6 to 64.4 s; at England the run
+/// took the same time within its noise, with less system CPU (benches/RESULTS.md,
+/// thirteenth round). `MIMALLOC_ALLOW_THP=1` asks for them again.
 ///
 /// mimalloc reads the option when it starts, before `main`, and then turns huge pages off
 /// for the process (`PR_SET_THP_DISABLE`); set later, the option alone changes nothing for

@@ -23,8 +23,8 @@
 //!
 //! - Normal draws for the non-linear kernel come from a bank of [`BANK_LEN`] standard normals
 //!   made once per process (a fixed Xoshiro256++ stream through rand_distr's ziggurat, stored
-//!   as f32): an area
-//!   reads a contiguous window of it from a random offset its own stream draws, wrapping round.
+//!   as f32): an area reads a contiguous window of it from a random offset its own stream
+//!   draws, wrapping round.
 //!   Within an area the draws are as independent as fresh ones (a window never wraps onto
 //!   itself: areas needing more than the bank draw fresh normals); across areas windows may
 //!   overlap, which correlates Monte Carlo errors of different areas but biases none. Drawing
@@ -39,7 +39,7 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 
 /// Repetitions simulated together in one block of the non-linear kernel: big enough for vector
-/// loops, small enough that the block (Q × 256 doubles) stays in L1/L2 cache.
+/// loops, small enough that the block (Q × 256 floats) stays in L1/L2 cache.
 const BLOCK: usize = 256;
 
 /// Standard normals in the shared bank (32 MiB of f32): at least the Q × R draws of a decile
