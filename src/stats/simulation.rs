@@ -504,6 +504,7 @@ fn selected_order_statistics(values: &mut [f64], positions: &[usize]) -> Vec<f64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::linearity::relative_rank;
 
     #[test]
     fn fast_exp_f32_matches_std_exp() {
@@ -640,6 +641,24 @@ mod tests {
         assert_ne!(stream_for_key("E38000001"), stream_for_key("E38000002"));
     }
 
+    /// The intercepts and slopes of one block of draws through a kernel variant.
+    fn one_block(
+        kernel: fn(&Simulation<'_>, &[f32], &mut [f64], &mut [f64]),
+        (design, mean, sd): (&Design, &[f64], &[f64]),
+        back: BackTransform,
+        draws: &[f32],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let sim = Simulation {
+            design,
+            mean,
+            sd,
+            back,
+        };
+        let (mut b1, mut b2) = (vec![0.0; BLOCK], vec![0.0; BLOCK]);
+        kernel(&sim, draws, &mut b1, &mut b2);
+        (b1, b2)
+    }
+
     #[test]
     fn vector_variants_are_bit_identical() {
         let design = Design::new(&[0.2; 5], &[0.1, 0.3, 0.5, 0.7, 0.9]);
@@ -647,18 +666,13 @@ mod tests {
         let sd = [0.1; 5];
         let mut rng = area_rng(5, 5);
         let draws: Vec<f32> = (0..5 * BLOCK).map(|_| standard_normal(&mut rng)).collect();
+        let area = (&design, mean.as_slice(), sd.as_slice());
         for back in [BackTransform::Exp, BackTransform::Logistic] {
-            let sim = Simulation {
-                design: &design,
-                mean: &mean,
-                sd: &sd,
-                back,
-            };
-            let (mut p1, mut p2) = (vec![0.0; BLOCK], vec![0.0; BLOCK]);
-            regress_block_portable(&sim, &draws, &mut p1, &mut p2);
-            let (mut d1, mut d2) = (vec![0.0; BLOCK], vec![0.0; BLOCK]);
-            regress_block(&sim, &draws, &mut d1, &mut d2);
-            assert_eq!((p1, p2), (d1, d2), "{back:?}");
+            assert_eq!(
+                one_block(regress_block_portable, area, back, &draws),
+                one_block(regress_block, area, back, &draws),
+                "{back:?}"
+            );
         }
     }
 
@@ -669,29 +683,14 @@ mod tests {
         // repetitions (2e-5 at worst here). The Monte Carlo error of a 95% limit from 100,000
         // repetitions is about 0.0085 of that spread.
         let shares = [0.08, 0.09, 0.1, 0.11, 0.12, 0.1, 0.1, 0.1, 0.1, 0.1];
-        let ranks: Vec<f64> = shares
-            .iter()
-            .scan(0.0, |acc, a| {
-                let mid = *acc + a / 2.0;
-                *acc += a;
-                Some(mid)
-            })
-            .collect();
-        let design = Design::new(&shares, &ranks);
+        let design = Design::new(&shares, &relative_rank(&shares));
         let logit = |p: f64| (p / (1.0 - p)).ln();
         let mean: Vec<f64> = (0..10).map(|k| logit(0.2 - 0.01 * f64::from(k))).collect();
         let sd: Vec<f64> = (0..10).map(|k| 0.02 + 0.005 * f64::from(k)).collect();
         let mut rng = area_rng(11, 3);
         let draws: Vec<f32> = (0..10 * BLOCK).map(|_| standard_normal(&mut rng)).collect();
         for back in [BackTransform::Exp, BackTransform::Logistic] {
-            let sim = Simulation {
-                design: &design,
-                mean: &mean,
-                sd: &sd,
-                back,
-            };
-            let (mut b1, mut b2) = (vec![0.0; BLOCK], vec![0.0; BLOCK]);
-            regress_block(&sim, &draws, &mut b1, &mut b2);
+            let (b1, b2) = one_block(regress_block, (&design, &mean, &sd), back, &draws);
             let (mut e1, mut e2) = (vec![0.0; BLOCK], vec![0.0; BLOCK]);
             for (k, row) in draws.chunks_exact(BLOCK).enumerate() {
                 for (rep, &z) in row.iter().enumerate() {
@@ -727,15 +726,7 @@ mod tests {
         // Same inputs, identity transform: the exact bivariate draw and the Q-draw kernel must
         // give the same slope quantiles to Monte Carlo precision.
         let shares = [0.1, 0.15, 0.2, 0.25, 0.3];
-        let ranks: Vec<f64> = shares
-            .iter()
-            .scan(0.0, |acc, a| {
-                let mid = *acc + a / 2.0;
-                *acc += a;
-                Some(mid)
-            })
-            .collect();
-        let design = Design::new(&shares, &ranks);
+        let design = Design::new(&shares, &relative_rank(&shares));
         let mean = [1.0, 2.0, 2.5, 3.0, 4.0];
         let sd = [0.3, 0.2, 0.25, 0.1, 0.4];
         let reps = 200_000;
