@@ -246,57 +246,43 @@ pub fn with_tier_shares(
         return patients;
     };
     let shares = shares.clone();
-    let output = |_: &Schema, _: &[Field]| Ok(Field::new(SHARE_ABOVE.into(), DataType::Float64));
-    let score = col(CMS_SCORE).cast(DataType::Float64);
-    let share = if within == "england" {
-        score.map_many(
-            move |columns: &mut [Column]| {
-                let [scores] = columns else {
-                    polars_bail!(ComputeError: "tier shares: expected a score");
-                };
-                let entry = shares
-                    .by_footprint
-                    .get(&Some(schema::ENGLAND_CODE.to_string()));
-                let values: Float64Chunked = scores
-                    .f64()?
-                    .iter()
-                    .map(|score| entry.and_then(|e| e.share(score)))
-                    .collect();
-                Ok(values.into_column())
-            },
-            &[],
-            output,
-        )
-    } else {
-        col(within).cast(DataType::String).map_many(
-            move |columns: &mut [Column]| {
-                let [footprints, scores] = columns else {
-                    polars_bail!(ComputeError: "tier shares: expected a footprint and a score");
-                };
-                let (footprints, scores) = (footprints.str()?, scores.f64()?);
-                // Footprints by run of equal codes (patients come practice by practice).
-                let mut last: Option<(Option<&str>, Option<&FootprintShares>)> = None;
-                let values: Float64Chunked = footprints
-                    .iter()
-                    .zip(scores.iter())
-                    .map(|(footprint, score)| {
-                        let entry = match last {
-                            Some((previous, entry)) if previous == footprint => entry,
-                            _ => {
-                                let entry = shares.by_footprint.get(&footprint.map(str::to_string));
-                                last = Some((footprint, entry));
-                                entry
-                            }
-                        };
-                        entry.and_then(|e| e.share(score))
-                    })
-                    .collect();
-                Ok(values.into_column())
-            },
-            &[score],
-            output,
-        )
-    };
+    // Across England every patient is in the one footprint: no column to read.
+    let mut inputs = vec![col(CMS_SCORE).cast(DataType::Float64)];
+    if within != "england" {
+        inputs.push(col(within).cast(DataType::String));
+    }
+    let share = map_multiple(
+        move |columns: &mut [Column]| {
+            let (scores, footprints) = match columns {
+                [scores] => (scores.f64()?, None),
+                [scores, footprints] => (scores.f64()?, Some(footprints.str()?)),
+                _ => polars_bail!(ComputeError: "tier shares: expected a score and a footprint"),
+            };
+            let footprints: Box<dyn Iterator<Item = Option<&str>> + '_> = match footprints {
+                Some(codes) => Box::new(codes.iter()),
+                None => Box::new(std::iter::repeat(Some(schema::ENGLAND_CODE))),
+            };
+            // Footprints by run of equal codes (patients come practice by practice).
+            let mut last: Option<(Option<&str>, Option<&FootprintShares>)> = None;
+            let values: Float64Chunked = footprints
+                .zip(scores.iter())
+                .map(|(footprint, score)| {
+                    let entry = match last {
+                        Some((previous, entry)) if previous == footprint => entry,
+                        _ => {
+                            let entry = shares.by_footprint.get(&footprint.map(str::to_string));
+                            last = Some((footprint, entry));
+                            entry
+                        }
+                    };
+                    entry.and_then(|e| e.share(score))
+                })
+                .collect();
+            Ok(values.into_column())
+        },
+        inputs,
+        |_, _| Ok(Field::new(SHARE_ABOVE.into(), DataType::Float64)),
+    );
     patients.with_column(share.alias(SHARE_ABOVE))
 }
 
