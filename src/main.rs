@@ -58,29 +58,24 @@ const MI_OPTION_ALLOW_THP: std::ffi::c_int = 43;
 /// the memory it has already mapped, so [`tune_allocator`] does the same.
 const ALLOW_THP: std::ffi::c_long = 0;
 
-/// Set mimalloc's purge delay and huge pages, unless the environment decides
+/// Set mimalloc's purge delay and turn huge pages off, unless the environment decides
 /// (`MIMALLOC_PURGE_DELAY`, `MIMALLOC_ALLOW_THP`).
 fn tune_allocator() {
-    for (variable, option, value) in [
-        (
-            "MIMALLOC_PURGE_DELAY",
-            MI_OPTION_PURGE_DELAY,
-            PURGE_DELAY_MS,
-        ),
-        ("MIMALLOC_ALLOW_THP", MI_OPTION_ALLOW_THP, ALLOW_THP),
-    ] {
-        if std::env::var_os(variable).is_none() {
-            // SAFETY: called first thing in `main`, before any other thread exists (mimalloc's
-            // option setters are not thread-safe).
-            unsafe { mi_option_set(option, value) };
-        }
+    // SAFETY (both setters): called first thing in `main`, before any other thread exists
+    // (mimalloc's option setters are not thread-safe).
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     }
-    #[cfg(target_os = "linux")]
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() && ALLOW_THP == 0 {
-        // SAFETY: prctl with PR_SET_THP_DISABLE takes integer arguments and changes only the
-        // kernel's page policy for this process; a failure (an old kernel) is harmless.
-        let (on, unused): (std::ffi::c_ulong, std::ffi::c_ulong) = (1, 0);
-        let _ = unsafe { prctl(PR_SET_THP_DISABLE, on, unused, unused, unused) };
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        unsafe { mi_option_set(MI_OPTION_ALLOW_THP, ALLOW_THP) };
+        // What mimalloc does at its start when the option is already 0.
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: prctl with PR_SET_THP_DISABLE takes integer arguments and changes only
+            // the kernel's page policy for this process; a failure (an old kernel) is harmless.
+            let (on, unused): (std::ffi::c_ulong, std::ffi::c_ulong) = (1, 0);
+            let _ = unsafe { prctl(PR_SET_THP_DISABLE, on, unused, unused, unused) };
+        }
     }
 }
 
