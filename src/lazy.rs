@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use polars::prelude::{
-    DataFrame, Engine, Expr, LazyFrame, NamedFrom, PlanCallback, PolarsResult, Series, lit, when,
+    DataFrame, DataType, Engine, Expr, LazyFrame, NamedFrom, PlanCallback, PolarsResult, Series,
+    lit, when,
 };
 
 /// Run a lazy plan with polars' streaming engine: batches flow through the plan, so the
@@ -60,17 +61,28 @@ pub fn first_label<'a>(
     let per_row = conditions
         .iter()
         .any(|condition| !condition.clone().meta().root_names().is_empty());
-    let index_of = |i: usize| lit(u32::try_from(i).unwrap_or(u32::MAX));
-    let index = conditions
-        .into_iter()
-        .enumerate()
-        .rev()
-        .fold(index_of(labels.len()), |rest, (i, condition)| {
-            when(condition).then(index_of(i)).otherwise(rest)
-        });
+    let index = first_case(conditions);
     labels.push(otherwise);
     let label = lit(Series::new("label".into(), labels)).gather(index, false);
     if per_row { label } else { label.first() }
+}
+
+/// The index (`UInt32`) of the first condition that holds, or the number of conditions when
+/// none does (a null condition does not hold): what [`first_label`] gathers labels by, and
+/// what the ingest checks record instead of a reason's text for every row.
+pub fn first_case(conditions: impl IntoIterator<Item = Expr>) -> Expr {
+    let conditions: Vec<Expr> = conditions.into_iter().collect();
+    let index_of = |i: usize| lit(u32::try_from(i).unwrap_or(u32::MAX));
+    let none = index_of(conditions.len());
+    conditions
+        .into_iter()
+        .enumerate()
+        .rev()
+        .fold(none, |rest, (i, condition)| {
+            when(condition).then(index_of(i)).otherwise(rest)
+        })
+        // polars types integer literals as it likes (`i32`): the index is `UInt32` as said.
+        .cast(DataType::UInt32)
 }
 
 #[cfg(test)]

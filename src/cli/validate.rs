@@ -49,7 +49,7 @@ pub enum SummaryFormat {
 /// Run `healthgap validate`.
 pub fn run(args: ValidateArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
-    let ingested = ingest(&config, printer);
+    let ingested = ingest(&config, printer, None);
 
     if let Some(path) = &args.rejects {
         let mut frames = Vec::new();

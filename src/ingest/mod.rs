@@ -22,6 +22,7 @@ pub mod source;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use polars::prelude::*;
 
@@ -224,6 +225,15 @@ impl InputKind {
     pub fn name(self) -> &'static str {
         self.contract().name
     }
+
+    /// Whether rows are one patient's (or one patient's condition or outcome): the inputs
+    /// that grow with the registered list, whose derived columns are computed row by row.
+    pub fn is_patient_keyed(self) -> bool {
+        matches!(
+            self,
+            InputKind::Patients | InputKind::Conditions | InputKind::Outcomes
+        )
+    }
 }
 
 impl std::fmt::Display for InputKind {
@@ -305,11 +315,59 @@ pub fn read_table(
     path: &Path,
     options: &ReadOptions,
 ) -> Result<Table, InputError> {
+    read_table_into(kind, path, options, None)
+}
+
+/// Where an input's accepted rows go as the rejects pass checks them, so that a large input
+/// is read and checked once: the pipeline splits the patient-keyed inputs into parts this way
+/// (`pipeline::partition`).
+pub trait AcceptedRows: Send {
+    /// Start, or start again: the rows will have these columns (the accepted plan's,
+    /// [`Table::frame`]). Called before the first batch, and again when a CSV file is read
+    /// again record by record; rows written before that are to be discarded.
+    ///
+    /// # Errors
+    /// If the destination cannot be made ready.
+    fn begin(&mut self, columns: &Schema) -> PolarsResult<()>;
+    /// The next batch of accepted rows, in file order.
+    ///
+    /// # Errors
+    /// If the rows cannot be written.
+    fn write(&mut self, rows: DataFrame) -> PolarsResult<()>;
+    /// Every row has been written.
+    ///
+    /// # Errors
+    /// If the destination cannot be completed.
+    fn finish(&mut self) -> PolarsResult<()>;
+}
+
+/// An [`AcceptedRows`] shared with the streaming pass.
+pub type SharedAcceptedRows = Arc<Mutex<dyn AcceptedRows>>;
+
+/// [`read_table`], and hand every accepted row to `accepted` in the same pass as the checks.
+///
+/// Only for inputs whose derived columns are computed row by row (the patient-keyed inputs:
+/// patients, conditions, outcomes): the rows are derived batch by batch.
+///
+/// # Errors
+/// As [`read_table`], and when `accepted` fails (the error names the file).
+pub fn read_table_into(
+    kind: InputKind,
+    path: &Path,
+    options: &ReadOptions,
+    accepted: Option<&SharedAcceptedRows>,
+) -> Result<Table, InputError> {
+    if accepted.is_some() && !kind.is_patient_keyed() {
+        return Err(InputError::file(
+            path,
+            format!("internal: {kind} rows cannot be derived batch by batch"),
+        ));
+    }
     // polars panics on some damaged files (a Parquet page or embedded schema that does not
     // decode). Reading checks every value, so the whole file is decoded here: a panic becomes
     // an error naming the file, not a crash of the nightly run.
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        read_table_unguarded(kind, path, options)
+        read_table_unguarded(kind, path, options, accepted)
     }));
     read.unwrap_or_else(|panic| {
         let message = panic
@@ -330,16 +388,17 @@ fn read_table_unguarded(
     kind: InputKind,
     path: &Path,
     options: &ReadOptions,
+    accepted: Option<&SharedAcceptedRows>,
 ) -> Result<Table, InputError> {
     let contract = kind.contract();
     let raw = source::open(path, options.format, contract)?;
     let format = raw.format;
-    match check_source(kind, raw, options) {
+    match check_source(kind, raw, options, accepted) {
         // polars' fast CSV scanner gives up on some malformed files (an unterminated quote):
         // read those record by record instead, so their bad rows become rejects.
         Err(InputError::Polars { .. }) if matches!(format, Format::Csv | Format::Tsv) => {
             let raw = source::reopen_csv_by_records(path, format, contract)?;
-            check_source(kind, raw, options)
+            check_source(kind, raw, options, accepted)
         }
         other => other,
     }
@@ -350,6 +409,7 @@ fn check_source(
     kind: InputKind,
     mut raw: source::RawSource,
     options: &ReadOptions,
+    accepted: Option<&SharedAcceptedRows>,
 ) -> Result<Table, InputError> {
     let contract = kind.contract();
     let path = raw.path.clone();
@@ -417,8 +477,10 @@ fn check_source(
             .not()
     };
 
-    let (mut rejects, mut refused_rows) =
-        collect_rejects(&checked, structural_ok, &raw, &text_extras)?;
+    let (mut rejects, mut refused_rows) = match accepted {
+        None => collect_rejects(&checked, structural_ok, &raw, &text_extras)?,
+        Some(accepted) => stream_accepted(kind, &checked, structural_ok, &raw, options, accepted)?,
+    };
     refused_rows.extend(structural.iter().map(|&r| r as IdxSize));
     let file_label = path.display().to_string();
     rejects.extend(raw.structural_rejects.iter().map(|s| Reject {
@@ -475,9 +537,32 @@ fn check_source(
     })
 }
 
-/// The column holding check `i`'s reason in the rejects pass.
-fn reason_column(i: usize) -> String {
-    format!("{}{i}", validate::REASON_PREFIX)
+/// The column holding check `i`'s case ([`Reason::case`]) in the rejects pass.
+fn case_column(i: usize) -> String {
+    format!("{}{i}", validate::CASE_PREFIX)
+}
+
+/// What the rejects are built from, for each row some check refuses: its row number, each
+/// check's case and the raw values shown.
+fn reject_columns(checked: &validate::Checked) -> Vec<String> {
+    let mut columns = vec![source::ROW_INDEX.to_string()];
+    for (i, check) in checked.checks.iter().enumerate() {
+        columns.push(case_column(i));
+        if let Some(raw_col) = check.raw.as_ref().filter(|r| !columns.contains(r)) {
+            columns.push(raw_col.clone());
+        }
+    }
+    columns
+}
+
+/// Each check's case, as [`case_column`]s.
+fn case_columns(checked: &validate::Checked) -> Vec<Expr> {
+    checked
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(i, check)| check.reason.case().alias(case_column(i)))
+        .collect()
 }
 
 /// Run the checks and turn every reason into a [`Reject`] with its physical line.
@@ -488,17 +573,12 @@ fn collect_rejects(
     text_extras: &[String],
 ) -> Result<(Vec<Reject>, Vec<IdxSize>), InputError> {
     let path = raw.path.as_path();
-    // The rows some check refuses are found from the checks' conditions; their texts and raw
-    // values are built for those rows only.
-    let mut keep = vec![col(source::ROW_INDEX)];
-    let mut kept_raw: Vec<&str> = Vec::new();
-    for (i, check) in checked.checks.iter().enumerate() {
-        keep.push(check.reason.text().alias(reason_column(i)));
-        if let Some(raw_col) = check.raw.as_deref().filter(|r| !kept_raw.contains(r)) {
-            kept_raw.push(raw_col);
-            keep.push(col(raw_col).cast(DataType::String));
-        }
-    }
+    // The rows some check refuses are found from the checks' conditions; their cases are
+    // found for those rows only.
+    let mut keep: Vec<Expr> = reject_columns(checked)
+        .iter()
+        .map(|c| col(c.as_str()))
+        .collect();
     // Unchecked text columns are read too (only their lengths are kept), so that a field
     // polars cannot parse (an unterminated quote at the end of the file) fails here, where
     // the record-by-record reader takes over, and not later when the pipeline reads them.
@@ -516,9 +596,142 @@ fn collect_rejects(
             .parsed
             .clone()
             .filter(structural_ok.and(checked.refused()))
+            .with_columns(case_columns(checked))
             .select(keep),
     )
     .map_err(|e| InputError::polars(path, "cannot check the rows", e))?;
+    rejects_of(&bad, checked, raw)
+}
+
+/// The rejects pass that also hands every accepted row, derived, to `accepted`: each row's
+/// cases are kept (a small integer a check), the refused rows' reject columns are set aside
+/// and the rest go on, batch by batch, so the input is read and checked once.
+fn stream_accepted(
+    kind: InputKind,
+    checked: &validate::Checked,
+    structural_ok: Expr,
+    raw: &source::RawSource,
+    options: &ReadOptions,
+    accepted: &SharedAcceptedRows,
+) -> Result<(Vec<Reject>, Vec<IdxSize>), InputError> {
+    const REFUSED: &str = "__refused";
+    const EXCLUDED: &str = "__excluded";
+    let path = raw.path.as_path();
+    let refused_by_a_check = checked
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(i, check)| col(case_column(i)).lt(lit(check.reason.cases() as u32)))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or_else(|| lit(false));
+    let flagged = checked
+        .parsed
+        .clone()
+        .with_columns(case_columns(checked))
+        .with_columns([
+            structural_ok
+                .clone()
+                .and(refused_by_a_check.clone())
+                .alias(REFUSED),
+            structural_ok.not().or(refused_by_a_check).alias(EXCLUDED),
+        ]);
+    let mut accepted_plan = derive(
+        kind,
+        checked.parsed.clone().select(
+            checked
+                .outputs
+                .iter()
+                .map(|c| col(c.as_str()))
+                .collect::<Vec<_>>(),
+        ),
+        &raw.present,
+        options,
+    )
+    .map_err(|e| InputError::polars(path, "cannot derive columns", e))?;
+    let columns = accepted_plan
+        .collect_schema()
+        .map_err(|e| InputError::polars(path, "cannot derive columns", e))?;
+    let reject_names = reject_columns(checked);
+    let accepted_names: Vec<PlSmallStr> = columns.iter_names().cloned().collect();
+    // The derived columns are computed on every row, after the cases: they may replace a
+    // parsed column that a reason reads (age from the date of birth). Only the columns used
+    // below are kept, so that nothing else is computed (the text of typed Parquet columns).
+    let mut kept: Vec<Expr> = vec![col(REFUSED), col(EXCLUDED)];
+    for name in &reject_names {
+        kept.push(col(name.as_str()));
+    }
+    for name in &accepted_names {
+        if !reject_names.iter().any(|r| r == name.as_str()) {
+            kept.push(col(name.clone()));
+        }
+    }
+    let plan = derive(kind, flagged, &raw.present, options)
+        .map_err(|e| InputError::polars(path, "cannot derive columns", e))?
+        .select(kept);
+    accepted
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .begin(&columns)
+        .map_err(|e| InputError::polars(path, "cannot start writing the accepted rows", e))?;
+
+    let set_aside: Arc<Mutex<Vec<DataFrame>>> = Arc::default();
+    let in_plan = Arc::clone(&set_aside);
+    let to = Arc::clone(accepted);
+    crate::lazy::for_each_batch(plan, move |batch| {
+        let refused = batch.column(REFUSED)?.bool()?;
+        if refused.any() {
+            let rows = batch
+                .filter(refused)?
+                .select(reject_names.iter().cloned())?;
+            in_plan
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(rows);
+        }
+        let excluded = batch.column(EXCLUDED)?.bool()?;
+        let rows = if excluded.any() {
+            batch.filter(&!excluded)?
+        } else {
+            batch
+        };
+        let rows = rows.select(accepted_names.iter().cloned())?;
+        to.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write(rows)
+    })
+    .map_err(|e| InputError::polars(path, "cannot check the rows", e))?;
+    accepted
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .finish()
+        .map_err(|e| InputError::polars(path, "cannot finish writing the accepted rows", e))?;
+
+    let set_aside = std::mem::take(&mut *set_aside.lock().unwrap_or_else(PoisonError::into_inner));
+    let bad = match set_aside.split_first() {
+        None => DataFrame::empty(),
+        Some((first, rest)) => {
+            let mut bad = first.clone();
+            for rows in rest {
+                bad.vstack_mut(rows)
+                    .map_err(|e| InputError::polars(path, "cannot gather the rejects", e))?;
+            }
+            bad
+        }
+    };
+    rejects_of(&bad, checked, raw)
+}
+
+/// The rejects of the refused rows' [`reject_columns`] (none when `bad` has no columns),
+/// and the refused row numbers.
+fn rejects_of(
+    bad: &DataFrame,
+    checked: &validate::Checked,
+    raw: &source::RawSource,
+) -> Result<(Vec<Reject>, Vec<IdxSize>), InputError> {
+    let path = raw.path.as_path();
+    if bad.height() == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let rows = bad
         .column(source::ROW_INDEX)
         .and_then(|c| c.cast(&DataType::UInt64))
@@ -531,27 +744,29 @@ fn collect_rejects(
     let mut rejects = Vec::new();
     let refused: Vec<IdxSize> = rows.iter().flatten().map(|r| r as IdxSize).collect();
     for (i, check) in checked.checks.iter().enumerate() {
-        let (column, raw_col) = (&check.column, &check.raw);
-        let reasons = bad
-            .column(reason_column(i).as_str())
-            .and_then(|c| c.str().cloned())
+        let cases = bad
+            .column(case_column(i).as_str())
+            .and_then(|c| c.u32().cloned())
             .map_err(|e| InputError::polars(path, "cannot read reasons", e))?;
-        let values = match raw_col {
+        let values = match &check.raw {
             Some(raw_col) => Some(
                 bad.column(raw_col.as_str())
+                    .and_then(|c| c.cast(&DataType::String))
                     .and_then(|c| c.str().cloned())
                     .map_err(|e| InputError::polars(path, "cannot read values", e))?,
             ),
             None => None,
         };
-        for (i, why) in reasons.iter().enumerate() {
-            let Some(why) = why else { continue };
+        for (i, case) in cases.iter().enumerate() {
+            let Some(why) = case.and_then(|case| check.reason.text_of(case)) else {
+                continue;
+            };
             let record = rows.get(i).unwrap_or(0);
             let value = report::shown_value(values.as_ref().and_then(|v| v.get(i)).unwrap_or(""));
             rejects.push(Reject {
                 file: file.clone(),
                 line: raw.lines.line_of(record),
-                column: column.clone(),
+                column: check.column.clone(),
                 value,
                 reason: why.to_string(),
             });

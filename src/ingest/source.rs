@@ -154,6 +154,29 @@ pub fn open(
     }
 }
 
+/// The data records of a file, before it is read: a Parquet footer's row count, or a CSV
+/// file's records (its structure pass). For sizing work ahead of the read (the patient parts).
+///
+/// # Errors
+/// As [`open`]: a file that cannot be opened, or a Parquet footer that cannot be read.
+pub fn count_rows(
+    path: &Path,
+    format: Option<Format>,
+    contract: &InputContract,
+) -> Result<u64, InputError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    match format.or_else(|| Format::from_path(path)) {
+        Some(Format::Parquet) => {
+            let file =
+                File::open(path).map_err(|e| InputError::io(path, "cannot open the file", e))?;
+            let reader = SerializedFileReader::new(file)
+                .map_err(|e| InputError::file(path, format!("not a readable Parquet file: {e}")))?;
+            Ok(u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0))
+        }
+        _ => open(path, format, contract).map(|raw| raw.rows),
+    }
+}
+
 /// What the structure pass learns about a CSV file.
 struct CsvStructure {
     headers: Vec<String>,

@@ -3,8 +3,8 @@
 //! For every contract column present in the file this module builds the parsed, typed value
 //! (a polars expression) and a [`Reason`]: the cases, each a condition and a text, that refuse
 //! a value. A row that any case refuses is rejected; the accepted plan keeps the parsed columns
-//! only. The plan stays lazy: the rejects pass (`collect_rejects` in the parent module) and the
-//! pipeline's own pass each run it.
+//! only. The plan stays lazy: the rejects pass (`collect_rejects` or `stream_accepted` in the
+//! parent module) runs it, and the pipeline's own pass may run it again.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,8 +16,8 @@ use super::source::ROW_INDEX;
 
 /// Prefix of the columns that carry the raw text of a contract column.
 pub const RAW_PREFIX: &str = "__raw_";
-/// Prefix of the rejects pass's columns that carry a check's reason.
-pub const REASON_PREFIX: &str = "__reason_";
+/// Prefix of the rejects pass's columns that carry a check's case ([`Reason::case`]).
+pub const CASE_PREFIX: &str = "__case_";
 
 /// Why a value is refused: the text of the first case whose condition holds.
 ///
@@ -42,6 +42,11 @@ impl Reason {
         self
     }
 
+    /// How many cases: [`Reason::case`] gives this when none holds.
+    pub fn cases(&self) -> usize {
+        self.cases.len()
+    }
+
     /// Whether any case holds (a null condition does not).
     pub fn applies(&self) -> Expr {
         self.cases
@@ -51,16 +56,17 @@ impl Reason {
             .unwrap_or_else(|| lit(false))
     }
 
-    /// The text of the first case that holds, or null.
-    pub fn text(&self) -> Expr {
-        self.cases
-            .iter()
-            .rev()
-            .fold(null_reason(), |later, (condition, text)| {
-                when(condition.clone())
-                    .then(lit(text.clone()))
-                    .otherwise(later)
-            })
+    /// The index (`UInt32`) of the first case that holds, or the number of cases when none
+    /// does: [`Reason::text_of`] gives its text. A small integer a row, not a text: the
+    /// rejects pass keeps it for every row it reads.
+    pub fn case(&self) -> Expr {
+        crate::lazy::first_case(self.cases.iter().map(|(condition, _)| condition.clone()))
+    }
+
+    /// The text of case `case` ([`Reason::case`]), or `None` when no case held.
+    pub fn text_of(&self, case: u32) -> Option<&str> {
+        let case = usize::try_from(case).ok()?;
+        self.cases.get(case).map(|(_, text)| text.as_str())
     }
 }
 
@@ -432,10 +438,6 @@ fn is_missing_text(text: Expr) -> Expr {
 
 fn null_of(dtype: DataType) -> Expr {
     lit(NULL).cast(dtype)
-}
-
-fn null_reason() -> Expr {
-    lit(NULL).cast(DataType::String)
 }
 
 /// The expressions that parse and check one column, in three steps so that each intermediate
@@ -823,16 +825,21 @@ mod tests {
             .lazy()
             .select([
                 reason.applies().alias("applies"),
-                reason.text().alias("text"),
+                reason.case().alias("case"),
                 Reason::default().applies().alias("none_applies"),
-                Reason::default().text().alias("none_text"),
+                Reason::default().case().alias("none_case"),
             ])
             .collect()
             .expect("evaluated");
         let applies: Vec<Option<bool>> = got["applies"].bool().expect("bool").iter().collect();
         // A null value holds no case: not refused, no text (not a null predicate either).
         assert_eq!(applies, [Some(true), Some(true), Some(true), Some(false)]);
-        let text: Vec<Option<&str>> = got["text"].str().expect("text").iter().collect();
+        let text: Vec<Option<&str>> = got["case"]
+            .u32()
+            .expect("case")
+            .iter()
+            .map(|case| reason.text_of(case.expect("never null")))
+            .collect();
         assert_eq!(
             text,
             [
@@ -844,7 +851,9 @@ mod tests {
         );
         let none: Vec<Option<bool>> = got["none_applies"].bool().expect("bool").iter().collect();
         assert_eq!(none, [Some(false); 4]);
-        assert_eq!(got["none_text"].null_count(), 4);
+        let none_case: Vec<Option<u32>> = got["none_case"].u32().expect("case").iter().collect();
+        assert_eq!(none_case, [Some(0); 4], "no cases: index 0 is none");
+        assert_eq!(Reason::default().text_of(0), None);
     }
 
     #[test]

@@ -44,9 +44,7 @@ pub const POPULATION_COLUMNS: &[&str] = &[
 /// [`UserError`] when the config names no registered list.
 pub fn population(ingested: &Ingested) -> Result<(LazyFrame, PopulationShape), UserError> {
     if let Some(patients) = ingested.frame(InputKind::Patients) {
-        let frame = patients.with_column(lit(1i64).alias(schema::WEIGHT));
-        let frame = with_missing_columns(frame, &[schema::ETHNICITY], DataType::String);
-        return Ok((frame, PopulationShape::Patients));
+        return Ok((patient_population(patients), PopulationShape::Patients));
     }
     if let Some(cells) = ingested.frame(InputKind::PracticeLsoa) {
         let mut frame = cells.with_column(col(schema::NUMBER_OF_PATIENTS).alias(schema::WEIGHT));
@@ -67,6 +65,12 @@ pub fn population(ingested: &Ingested) -> Result<(LazyFrame, PopulationShape), U
     Err(UserError(
         "the config names no registered list: add [inputs.patients] (patient level) or [inputs.practice_lsoa] (NHS Digital practice × LSOA file)".into(),
     ))
+}
+
+/// A patient-level list's accepted rows as population rows: each patient weighs 1.
+pub fn patient_population(patients: LazyFrame) -> LazyFrame {
+    let frame = patients.with_column(lit(1i64).alias(schema::WEIGHT));
+    with_missing_columns(frame, &[schema::ETHNICITY], DataType::String)
 }
 
 /// Add columns the frame lacks, as nulls of `dtype` (the frame's schema is checked lazily).

@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use crate::config::Config;
 use crate::ingest::{
     Footprints, IngestReport, InputError, InputKind, ReadOptions, Table, read_footprints,
-    read_table,
+    read_table_into,
 };
 use crate::output::Printer;
+use crate::pipeline::partition::PartSplit;
 use polars::prelude::{LazyFrame, UnionArgs, concat_lf_diagonal};
 
 /// One input that cannot be used, and why.
@@ -79,9 +80,31 @@ impl Ingested {
     }
 }
 
+/// The rows of the config's registered list (every patients file), as read before any is
+/// refused; 0 when there is none or a file cannot be opened (ingest then says why).
+pub fn patient_rows(config: &Config) -> u64 {
+    config.inputs.get(&InputKind::Patients).map_or(0, |source| {
+        source
+            .paths
+            .iter()
+            .map(|path| {
+                crate::ingest::source::count_rows(
+                    path,
+                    source.format,
+                    InputKind::Patients.contract(),
+                )
+                .unwrap_or(0)
+            })
+            .sum()
+    })
+}
+
 /// Read every input of the config. Failures are collected, not returned early, so a user sees
 /// every problem at once.
-pub fn ingest(config: &Config, printer: &Printer) -> Ingested {
+///
+/// With `split`, the patient-keyed inputs' accepted rows are also written into their parts as
+/// they are checked (`partition::PartSplit`).
+pub fn ingest(config: &Config, printer: &Printer, mut split: Option<&mut PartSplit>) -> Ingested {
     let options = ReadOptions {
         format: None,
         extract_date: Some(config.run.extract_date),
@@ -103,7 +126,11 @@ pub fn ingest(config: &Config, printer: &Printer) -> Ingested {
                 format: source.format,
                 ..options.clone()
             };
-            let result = read_table(kind, path, &options);
+            let accepted = split
+                .as_deref_mut()
+                .filter(|_| kind.is_patient_keyed())
+                .map(|split| split.accepted_rows(kind));
+            let result = read_table_into(kind, path, &options, accepted.as_ref());
             spinner.finish_and_clear();
             match result {
                 Ok(table) => match table.enforce_reject_limit(config.reject_limit(kind)) {

@@ -145,7 +145,25 @@ pub fn run(
     };
     let mut warnings: Vec<String> = Vec::new();
 
-    let ingested = stages.run("ingest", || Ok(ingest::ingest(config, printer)))?;
+    // The staging folder holds the patient parts, which ingest writes as it checks the
+    // patient-keyed inputs; nothing is published before the checks below pass.
+    let mut staging = StagingRun::begin(&settings.output_root, &settings.run_id, &lock)?;
+    let patients = ingest::patient_rows(config);
+    let mut split = partition::PartSplit::new(
+        &staging.work_dir("patient-parts"),
+        patients,
+        config.run.patients_per_part,
+    )?;
+    if let Some(split) = &split {
+        printer.note(format!(
+            "{patients} patients: the patient stages run in {} parts (run.patients_per_part = {})",
+            split.parts(),
+            config.run.patients_per_part
+        ));
+    }
+    let ingested = stages.run("ingest", || {
+        Ok(ingest::ingest(config, printer, split.as_mut()))
+    })?;
     if !ingested.failures.is_empty() {
         let list: Vec<String> = ingested
             .failures
@@ -246,7 +264,7 @@ pub fn run(
             serde_json::Value::Array(input_hashes).to_string(),
         ),
     ];
-    let mut staging = StagingRun::begin(&settings.output_root, &settings.run_id, &lock, metadata)?;
+    staging.set_metadata(metadata);
 
     let practices = stages.run("attribute: membership", || {
         attribute::practice_footprints(&ingested, config.run.extract_date)?
@@ -271,6 +289,7 @@ pub fn run(
             &ingested,
             config,
             population,
+            split,
             &practices,
             &mut staging,
             &mut stages,
@@ -488,6 +507,7 @@ fn population_stages(
     ingested: &ingest::Ingested,
     config: &Config,
     population: (LazyFrame, enrich::PopulationShape),
+    split: Option<partition::PartSplit>,
     practices: &polars::prelude::DataFrame,
     staging: &mut StagingRun,
     stages: &mut Stages<'_>,
@@ -504,20 +524,20 @@ fn population_stages(
             staging.sink(tables::PATIENTS_ENRICHED, attributed, true)?;
             return Ok((Vec::new(), Vec::new()));
         }
-        let patients = ingested.rows_accepted(InputKind::Patients);
-        let parts = partition::part_count(patients, config.run.patients_per_part);
-        if parts > 1 {
-            printer.note(format!(
-                "{patients} patients: the patient stages run in {parts} parts (run.patients_per_part = {})",
-                config.run.patients_per_part
-            ));
-        }
-        let plan = PatientPlan::new(ingested, deprivation, practices)?;
-        let inputs = partition::PatientInputs::split(
-            &staging.work_dir("patient-parts"),
-            parts,
-            patient_inputs(ingested, population, &plan.outcome_codes),
-        )?;
+        let inputs = match split {
+            Some(split) => split.into_inputs(),
+            None => partition::PatientInputs::whole(
+                [
+                    InputKind::Patients,
+                    InputKind::Conditions,
+                    InputKind::Outcomes,
+                ]
+                .into_iter()
+                .filter_map(|kind| ingested.frame(kind).map(|rows| (kind, rows)))
+                .collect(),
+            )?,
+        };
+        let plan = PatientPlan::new(deprivation, practices)?;
         segment_parts(&plan, &inputs, config, staging)
     })?;
     let base = LazyFrame::scan_parquet(
@@ -662,26 +682,6 @@ fn population_stages(
     })
 }
 
-/// The patient-keyed inputs as the patient stages read them: the registered list (with
-/// weights), and the conditions and outcomes narrowed to their patient and coded value
-/// (`segment::long::coded_conditions`, `coded_outcomes` with the run's `outcome_codes`).
-fn patient_inputs(
-    ingested: &ingest::Ingested,
-    population: LazyFrame,
-    outcome_codes: &[String],
-) -> Vec<(InputKind, LazyFrame)> {
-    let mut inputs = vec![(InputKind::Patients, population)];
-    if let Some(conditions) = ingested.frame(InputKind::Conditions) {
-        let coded = segment::long::coded_conditions(conditions);
-        inputs.push((InputKind::Conditions, coded));
-    }
-    if let Some(outcomes) = ingested.frame(InputKind::Outcomes) {
-        let coded = segment::long::coded_outcomes(outcomes, outcome_codes);
-        inputs.push((InputKind::Outcomes, coded));
-    }
-    inputs
-}
-
 /// Enrich, attribute and segment a patient-level list, part by part, into `patients_enriched`.
 /// Rules and indicator expressions are checked against the columns before any part is written;
 /// the risk-tier percentiles are counted over every part first. Returns the segmentations'
@@ -734,39 +734,16 @@ struct PatientPlan {
     /// The deprivation lookup's columns (`enrich::deprivation_columns`), one row per LSOA.
     deprivation: polars::prelude::DataFrame,
     practices: polars::prelude::DataFrame,
-    /// Every outcome code in the outcomes input, so every part has the same columns (and the
-    /// outcome rows are coded by their slot in it).
-    outcome_codes: Vec<String>,
 }
 
 impl PatientPlan {
-    fn new(
-        ingested: &ingest::Ingested,
-        deprivation: LazyFrame,
-        practices: &polars::prelude::DataFrame,
-    ) -> anyhow::Result<Self> {
-        let mut outcome_codes = Vec::new();
-        if let Some(outcomes) = ingested.frame(InputKind::Outcomes) {
-            let codes =
-                crate::lazy::collect_streaming(outcomes.select([col(schema::INDICATOR).unique()]))
-                    .context("listing outcome indicators")?;
-            outcome_codes = codes
-                .column(schema::INDICATOR)
-                .and_then(|c| c.str().cloned())
-                .context("listing outcome indicators")?
-                .iter()
-                .flatten()
-                .map(str::to_string)
-                .collect();
-            outcome_codes.sort();
-        }
+    fn new(deprivation: LazyFrame, practices: &polars::prelude::DataFrame) -> anyhow::Result<Self> {
         let deprivation = enrich::deprivation_columns(deprivation)
             .collect()
             .context("reading the deprivation lookup")?;
         Ok(PatientPlan {
             deprivation,
             practices: practices.clone(),
-            outcome_codes,
         })
     }
 
@@ -810,7 +787,7 @@ impl PatientPlan {
         let patients = segment::long::with_long_inputs(
             patients,
             conditions,
-            outcomes.map(|frame| (frame, self.outcome_codes.as_slice())),
+            outcomes.map(|frame| (frame, inputs.outcome_codes())),
         )?;
         let enriched = enrich::enrich_part(patients, &self.deprivation)?;
         let attributed = attribute::attach_membership_part(enriched, &self.practices)?;

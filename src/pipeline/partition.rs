@@ -7,7 +7,11 @@
 //! over every part first (`segment::risk::score_counts` add up). A list of up to
 //! `run.patients_per_part` patients is one part and is not split (no working files).
 //! docs/scaling.md has the measurements behind the default.
+//!
+//! The parts are written while ingest checks the inputs ([`PartSplit`] is where ingest hands
+//! the accepted rows), so a national extract is read and checked once.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::hash::BuildHasher;
 use std::io::BufWriter;
@@ -16,12 +20,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 use polars::prelude::{
-    Column, LazyFrame, ParquetCompression, ParquetWriteOptions, PlRefPath, PolarsResult,
-    ScanArgsParquet, StatisticsOptions,
+    Column, DataFrame, DataType, LazyFrame, ParquetCompression, ParquetWriteOptions, PlRefPath,
+    PlSmallStr, PolarsResult, ScanArgsParquet, Schema, StatisticsOptions, UnionArgs, col,
+    concat_lf_diagonal,
 };
 
-use crate::ingest::InputKind;
+use crate::ingest::{AcceptedRows, InputKind, SharedAcceptedRows};
 use crate::output::TableWriter;
+use crate::pipeline::{enrich, segment};
 use crate::schema;
 
 /// Patients per part unless `run.patients_per_part` says otherwise: the enrich stage holds
@@ -53,23 +59,214 @@ fn part_ids(patient_ids: &Column, parts: u32) -> PolarsResult<Column> {
     Ok(Column::new(PART.into(), ids))
 }
 
-/// The working file of input `kind`, part `part`.
-fn part_file(dir: &Path, kind: InputKind, part: u32) -> PathBuf {
-    dir.join(format!("{kind}-{part}.parquet"))
+/// The working file of part `part` of the `file`th file of input `kind`.
+fn part_file(dir: &Path, kind: InputKind, file: usize, part: u32) -> PathBuf {
+    dir.join(format!("{kind}-{file}-{part}.parquet"))
+}
+
+/// The columns of input `kind` that the patient stages read ([`patient_input`]): a part keeps
+/// only these.
+fn part_columns(kind: InputKind, columns: &Schema) -> Vec<PlSmallStr> {
+    let needed: &[&str] = match kind {
+        InputKind::Conditions => &[schema::PATIENT_ID, schema::CONDITION],
+        InputKind::Outcomes => &[schema::PATIENT_ID, schema::INDICATOR, schema::VALUE],
+        _ => return columns.iter_names().cloned().collect(),
+    };
+    needed
+        .iter()
+        .filter(|name| columns.contains(name))
+        .map(|name| PlSmallStr::from(*name))
+        .collect()
+}
+
+/// The accepted rows of input `kind` as the patient stages read them: the registered list
+/// with its weight (`enrich::patient_population`), the conditions and outcomes narrowed to
+/// their patient and coded value (`segment::long::coded_conditions`, `coded_outcomes` with
+/// the run's `outcome_codes`).
+fn patient_input(kind: InputKind, rows: LazyFrame, outcome_codes: &[String]) -> LazyFrame {
+    match kind {
+        InputKind::Patients => enrich::patient_population(rows),
+        InputKind::Conditions => segment::long::coded_conditions(rows),
+        InputKind::Outcomes => segment::long::coded_outcomes(rows, outcome_codes),
+        _ => rows,
+    }
+}
+
+/// Where ingest writes the patient-keyed inputs' accepted rows, part by part, when the
+/// registered list is longer than a part. Become [`PatientInputs`] once ingest is done; the
+/// working folder is removed when either is dropped.
+pub struct PartSplit {
+    /// The working folder (`<input>-<file>-<part>.parquet`); `None` once handed on.
+    dir: Option<PathBuf>,
+    parts: u32,
+    /// One writer per file ingest has read, in order.
+    files: Vec<(InputKind, Arc<Mutex<PartWriter>>)>,
+}
+
+impl Drop for PartSplit {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl PartSplit {
+    /// The split of a registered list of `patients` rows (the patients files' rows, before
+    /// any is refused) into parts of at most `per_part`, or `None` when they fit in one.
+    ///
+    /// # Errors
+    /// If the working folder cannot be created.
+    pub fn new(dir: &Path, patients: u64, per_part: u64) -> anyhow::Result<Option<Self>> {
+        let parts = part_count(patients, per_part);
+        if parts <= 1 {
+            return Ok(None);
+        }
+        fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the working folder", dir.display()))?;
+        Ok(Some(PartSplit {
+            dir: Some(dir.to_path_buf()),
+            parts,
+            files: Vec::new(),
+        }))
+    }
+
+    /// How many parts.
+    pub fn parts(&self) -> u32 {
+        self.parts
+    }
+
+    /// Where ingest hands the accepted rows of the next file of input `kind`.
+    pub fn accepted_rows(&mut self, kind: InputKind) -> SharedAcceptedRows {
+        let file = self.files.iter().filter(|(k, _)| *k == kind).count();
+        let writer = Arc::new(Mutex::new(PartWriter {
+            dir: self.dir.clone().unwrap_or_default(),
+            kind,
+            file,
+            parts: self.parts,
+            columns: Vec::new(),
+            writers: Vec::new(),
+            outcome_codes: BTreeSet::new(),
+        }));
+        self.files.push((kind, Arc::clone(&writer) as _));
+        writer
+    }
+
+    /// The parts written, as the patient stages read them.
+    pub fn into_inputs(mut self) -> PatientInputs {
+        let mut files: Vec<(InputKind, usize)> = Vec::new();
+        let mut outcome_codes = BTreeSet::new();
+        for (kind, writer) in &self.files {
+            let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            outcome_codes.append(&mut writer.outcome_codes);
+            match files.iter_mut().find(|(k, _)| k == kind) {
+                Some((_, count)) => *count += 1,
+                None => files.push((*kind, 1)),
+            }
+        }
+        PatientInputs::Split {
+            dir: self.dir.take().unwrap_or_default(),
+            parts: self.parts,
+            files,
+            outcome_codes: outcome_codes.into_iter().collect(),
+        }
+    }
+}
+
+/// The part files of one input file: its accepted rows' [`part_columns`], each row in its
+/// patient's part.
+///
+/// The working files are Parquet with LZ4 and no statistics: written once and read once,
+/// speed matters more than size.
+struct PartWriter {
+    dir: PathBuf,
+    kind: InputKind,
+    file: usize,
+    parts: u32,
+    columns: Vec<PlSmallStr>,
+    writers: Vec<TableWriter>,
+    /// The outcome codes seen (outcomes only): every part codes them alike.
+    outcome_codes: BTreeSet<String>,
+}
+
+impl AcceptedRows for PartWriter {
+    fn begin(&mut self, columns: &Schema) -> PolarsResult<()> {
+        self.columns = part_columns(self.kind, columns);
+        let kept: Schema = self
+            .columns
+            .iter()
+            .filter_map(|name| columns.get(name).map(|dtype| (name.clone(), dtype.clone())))
+            .collect();
+        let options = ParquetWriteOptions {
+            compression: ParquetCompression::Lz4Raw,
+            statistics: StatisticsOptions::empty(),
+            ..Default::default()
+        };
+        self.outcome_codes.clear();
+        self.writers.clear();
+        for part in 0..self.parts {
+            // Created again when ingest starts over: what was written is discarded.
+            let path = part_file(&self.dir, self.kind, self.file, part);
+            let file = File::create(&path).map_err(|e| {
+                polars::prelude::polars_err!(ComputeError: "{}: cannot create a working file: {e}", path.display())
+            })?;
+            self.writers.push(TableWriter::parquet(
+                Box::new(BufWriter::new(file)),
+                &kept,
+                &options,
+            )?);
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, rows: DataFrame) -> PolarsResult<()> {
+        let mut rows = rows.select(self.columns.iter().cloned())?;
+        if self.kind == InputKind::Outcomes && rows.height() > 0 {
+            let codes = rows.column(schema::INDICATOR)?.unique()?;
+            let codes = codes.cast(&DataType::String)?;
+            self.outcome_codes
+                .extend(codes.str()?.iter().flatten().map(str::to_string));
+        }
+        let ids = part_ids(rows.column(schema::PATIENT_ID)?, self.parts)?;
+        rows.with_column(ids)?;
+        for piece in rows.partition_by_stable([PART], true)? {
+            let part = piece.column(PART)?.u32()?.get(0).unwrap_or(0) as usize;
+            let mut piece = piece.drop(PART)?;
+            if let Some(writer) = self.writers.get_mut(part) {
+                writer.write_batch(&mut piece)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> PolarsResult<()> {
+        for writer in &mut self.writers {
+            writer.finish()?;
+        }
+        Ok(())
+    }
 }
 
 /// The patient-keyed inputs of a run, whole or split into parts.
 pub enum PatientInputs {
-    /// One part: the inputs as ingested.
-    Whole(Vec<(InputKind, LazyFrame)>),
-    /// Several parts, written under a working folder that is removed when this is dropped.
+    /// One part: the inputs as ingested (accepted rows).
+    Whole {
+        /// The accepted rows of each input.
+        inputs: Vec<(InputKind, LazyFrame)>,
+        /// Every outcome code, sorted.
+        outcome_codes: Vec<String>,
+    },
+    /// Several parts, written by ingest under a working folder that is removed when this is
+    /// dropped.
     Split {
-        /// The working folder (`<input>-<part>.parquet`).
+        /// The working folder (`<input>-<file>-<part>.parquet`).
         dir: PathBuf,
         /// How many parts.
         parts: u32,
-        /// The inputs, in the order they were given.
-        inputs: Vec<InputKind>,
+        /// The inputs, in the order they were read, with how many files each had.
+        files: Vec<(InputKind, usize)>,
+        /// Every outcome code, sorted.
+        outcome_codes: Vec<String>,
     },
 }
 
@@ -82,114 +279,91 @@ impl Drop for PatientInputs {
 }
 
 impl PatientInputs {
-    /// Split each input (a frame with a `patient_id` column) into `parts` files under `dir`
-    /// in one streamed pass; with one part, keep the inputs as they are.
-    ///
-    /// The working files are Parquet with LZ4 and no statistics: written once and read once,
-    /// speed matters more than size.
+    /// The inputs in one part: each kind's accepted rows (`None` when the run has no such
+    /// input), and the outcome codes found in them.
     ///
     /// # Errors
-    /// If an input fails to read or a part cannot be written (the error names the file).
-    pub fn split(
-        dir: &Path,
-        parts: u32,
-        inputs: Vec<(InputKind, LazyFrame)>,
-    ) -> anyhow::Result<Self> {
-        if parts <= 1 {
-            return Ok(PatientInputs::Whole(inputs));
+    /// If the outcome codes cannot be read.
+    pub fn whole(inputs: Vec<(InputKind, LazyFrame)>) -> anyhow::Result<Self> {
+        let mut outcome_codes = Vec::new();
+        if let Some((_, outcomes)) = inputs.iter().find(|(k, _)| *k == InputKind::Outcomes) {
+            let codes = crate::lazy::collect_streaming(
+                outcomes.clone().select([col(schema::INDICATOR).unique()]),
+            )
+            .context("listing outcome indicators")?;
+            outcome_codes = codes
+                .column(schema::INDICATOR)
+                .and_then(|c| c.str().cloned())
+                .context("listing outcome indicators")?
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect();
+            outcome_codes.sort();
         }
-        fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create the working folder", dir.display()))?;
-        // From here the folder is removed on any error, by drop.
-        let split = PatientInputs::Split {
-            dir: dir.to_path_buf(),
-            parts,
-            inputs: inputs.iter().map(|(kind, _)| *kind).collect(),
-        };
-        let options = ParquetWriteOptions {
-            compression: ParquetCompression::Lz4Raw,
-            statistics: StatisticsOptions::empty(),
-            ..Default::default()
-        };
-        for (kind, mut frame) in inputs {
-            let frame_schema = frame
-                .collect_schema()
-                .with_context(|| format!("reading the columns of {kind}"))?;
-            let mut writers = Vec::with_capacity(parts as usize);
-            for part in 0..parts {
-                let path = part_file(dir, kind, part);
-                let file = File::create(&path)
-                    .with_context(|| format!("{}: cannot create a working file", path.display()))?;
-                writers.push(TableWriter::parquet(
-                    Box::new(BufWriter::new(file)),
-                    &frame_schema,
-                    &options,
-                )?);
-            }
-            let writers = Arc::new(Mutex::new(writers));
-            let in_plan = Arc::clone(&writers);
-            crate::lazy::for_each_batch(frame, move |batch| {
-                let ids = part_ids(batch.column(schema::PATIENT_ID)?, parts)?;
-                let mut batch = batch;
-                batch.with_column(ids)?;
-                let mut writers = in_plan.lock().unwrap_or_else(PoisonError::into_inner);
-                for piece in batch.partition_by_stable([PART], true)? {
-                    let part = piece.column(PART)?.u32()?.get(0).unwrap_or(0) as usize;
-                    let mut piece = piece.drop(PART)?;
-                    if let Some(writer) = writers.get_mut(part) {
-                        writer.write_batch(&mut piece)?;
-                    }
-                }
-                Ok(())
-            })
-            .with_context(|| format!("splitting {kind} into {parts} parts by patient"))?;
-            let mut writers = writers.lock().unwrap_or_else(PoisonError::into_inner);
-            for writer in writers.iter_mut() {
-                writer
-                    .finish()
-                    .with_context(|| format!("finishing the parts of {kind}"))?;
-            }
-        }
-        Ok(split)
+        Ok(PatientInputs::Whole {
+            inputs,
+            outcome_codes,
+        })
     }
 
     /// How many parts.
     pub fn parts(&self) -> u32 {
         match self {
-            PatientInputs::Whole(_) => 1,
+            PatientInputs::Whole { .. } => 1,
             PatientInputs::Split { parts, .. } => *parts,
         }
     }
 
-    /// Input `kind` of part `part` (`None` when the run has no such input).
+    /// Every outcome code in the outcomes input, sorted: every part has a column for each,
+    /// and the outcome rows are coded by their slot in it.
+    pub fn outcome_codes(&self) -> &[String] {
+        match self {
+            PatientInputs::Whole { outcome_codes, .. }
+            | PatientInputs::Split { outcome_codes, .. } => outcome_codes,
+        }
+    }
+
+    /// Input `kind` of part `part` as the patient stages read it ([`patient_input`]); `None`
+    /// when the run has no such input.
     ///
     /// # Errors
     /// If a part's file cannot be scanned.
     pub fn get(&self, kind: InputKind, part: u32) -> PolarsResult<Option<LazyFrame>> {
-        match self {
-            PatientInputs::Whole(inputs) => Ok(inputs
+        let rows = match self {
+            PatientInputs::Whole { inputs, .. } => inputs
                 .iter()
                 .find(|(k, _)| *k == kind)
-                .map(|(_, frame)| frame.clone())),
-            PatientInputs::Split { dir, inputs, .. } => {
-                if !inputs.contains(&kind) {
+                .map(|(_, frame)| frame.clone()),
+            PatientInputs::Split { dir, files, .. } => {
+                let Some(&(_, count)) = files.iter().find(|(k, _)| *k == kind) else {
                     return Ok(None);
-                }
-                let path = part_file(dir, kind, part);
-                LazyFrame::scan_parquet(
-                    PlRefPath::new(path.to_string_lossy().as_ref()),
-                    ScanArgsParquet::default(),
-                )
-                .map(Some)
+                };
+                let scans = (0..count)
+                    .map(|file| {
+                        let path = part_file(dir, kind, file, part);
+                        LazyFrame::scan_parquet(
+                            PlRefPath::new(path.to_string_lossy().as_ref()),
+                            ScanArgsParquet::default(),
+                        )
+                    })
+                    .collect::<PolarsResult<Vec<_>>>()?;
+                // Files of the same kind are stacked, columns matched by name, as ingest
+                // stacks them.
+                Some(match <[LazyFrame; 1]>::try_from(scans) {
+                    Ok([one]) => one,
+                    Err(many) => concat_lf_diagonal(many, UnionArgs::default())?,
+                })
             }
-        }
+        };
+        Ok(rows.map(|rows| patient_input(kind, rows, self.outcome_codes())))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use polars::prelude::{DataFrame, IntoLazy, df};
+    use polars::prelude::{IntoLazy, df};
 
     #[test]
     fn part_counts() {
@@ -212,6 +386,29 @@ mod tests {
         ids
     }
 
+    /// Hand `rows` to `accepted` as ingest does, in batches of `batch` rows.
+    fn hand_over(accepted: &SharedAcceptedRows, rows: &DataFrame, batch: usize) {
+        let mut accepted = accepted.lock().expect("writer");
+        accepted.begin(rows.schema()).expect("begin");
+        let mut offset = 0;
+        while offset < rows.height() {
+            accepted
+                .write(rows.slice(offset as i64, batch))
+                .expect("write");
+            offset += batch;
+        }
+        accepted.finish().expect("finish");
+    }
+
+    fn read(inputs: &PatientInputs, kind: InputKind, part: u32) -> DataFrame {
+        inputs
+            .get(kind, part)
+            .expect("scan")
+            .expect("input")
+            .collect()
+            .expect("read")
+    }
+
     #[test]
     fn every_row_of_a_patient_lands_in_the_same_part_of_every_input() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -221,38 +418,51 @@ mod tests {
             schema::AGE => (0..5000i64).map(|i| i % 90).collect::<Vec<_>>(),
         ]
         .expect("patients");
-        // Three outcome rows per patient, in another order than the patients.
+        // Three outcome rows per patient, in another order than the patients, in two files.
         let outcome_ids: Vec<String> = (0..15000)
             .map(|i| patient_ids[(i * 7) % 5000].clone())
             .collect();
+        let codes = ["bp_controlled", "smoker", "flu"];
         let outcomes = df![
             schema::PATIENT_ID => &outcome_ids,
+            schema::INDICATOR => (0..15000).map(|i| codes[i % 3]).collect::<Vec<_>>(),
             schema::VALUE => (0..15000).map(f64::from).collect::<Vec<_>>(),
+            "unused" => (0..15000).map(|i| i % 2 == 0).collect::<Vec<_>>(),
         ]
         .expect("outcomes");
-        let inputs = vec![
-            (InputKind::Patients, patients.clone().lazy()),
-            (InputKind::Outcomes, outcomes.clone().lazy()),
-        ];
         let work = dir.path().join("parts");
-        let split = PatientInputs::split(&work, 4, inputs).expect("split");
+        let mut split = PartSplit::new(&work, 5000, 1250)
+            .expect("split")
+            .expect("4 parts");
         assert_eq!(split.parts(), 4);
+        hand_over(&split.accepted_rows(InputKind::Patients), &patients, 700);
+        hand_over(
+            &split.accepted_rows(InputKind::Outcomes),
+            &outcomes.slice(0, 9000),
+            1000,
+        );
+        hand_over(
+            &split.accepted_rows(InputKind::Outcomes),
+            &outcomes.slice(9000, 6000),
+            4096,
+        );
+        let inputs = split.into_inputs();
+        assert_eq!(inputs.parts(), 4);
+        assert_eq!(
+            inputs.outcome_codes(),
+            ["bp_controlled", "flu", "smoker"],
+            "every code of both files, sorted"
+        );
         let mut all_patients = Vec::new();
         let mut outcome_rows = 0;
+        let mut values = 0.0;
         for part in 0..4 {
-            let p = split
-                .get(InputKind::Patients, part)
-                .expect("scan")
-                .expect("patients")
-                .collect()
-                .expect("read");
-            let o = split
-                .get(InputKind::Outcomes, part)
-                .expect("scan")
-                .expect("outcomes")
-                .collect()
-                .expect("read");
-            assert_eq!(p.schema(), patients.schema(), "columns and types kept");
+            let p = read(&inputs, InputKind::Patients, part);
+            let o = read(&inputs, InputKind::Outcomes, part);
+            let population = enrich::patient_population(patients.clone().lazy())
+                .collect_schema()
+                .expect("columns");
+            assert_eq!(**p.schema(), *population, "as the patient stages read them");
             // Roughly a quarter each (5000 ids over 4 parts).
             assert!(
                 (1000..1500).contains(&p.height()),
@@ -266,36 +476,114 @@ mod tests {
                 ids(&p),
                 "part {part}: outcomes of its patients only"
             );
-            outcome_rows += o.height();
+            // Coded by slot in the sorted codes: row i has code i % 3.
+            let coded = o
+                .lazy()
+                .select([
+                    col(segment::long::OUTCOME_SLOT),
+                    col(schema::VALUE).cast(DataType::Int64).alias("row"),
+                ])
+                .collect()
+                .expect("slots");
+            for (slot, row) in coded[segment::long::OUTCOME_SLOT]
+                .u32()
+                .expect("slot")
+                .iter()
+                .zip(coded["row"].i64().expect("row").iter())
+            {
+                let row = row.expect("row");
+                let code = codes[(row % 3) as usize];
+                assert_eq!(
+                    slot.map(|s| inputs.outcome_codes()[s as usize].as_str()),
+                    Some(code)
+                );
+                values += row as f64;
+            }
+            outcome_rows += coded.height();
             all_patients.extend(ids(&p));
         }
         all_patients.sort();
         assert_eq!(all_patients, patient_ids, "every patient once");
-        assert_eq!(outcome_rows, 15000, "every outcome row once");
-        assert!(split.get(InputKind::Conditions, 0).expect("none").is_none());
-        drop(split);
+        assert_eq!(
+            outcome_rows, 15000,
+            "every outcome row once, from both files"
+        );
+        assert_eq!(values, (0..15000).map(f64::from).sum::<f64>());
+        assert!(
+            inputs
+                .get(InputKind::Conditions, 0)
+                .expect("none")
+                .is_none()
+        );
+        drop(inputs);
         assert!(!work.exists(), "the working folder goes with the parts");
+    }
+
+    #[test]
+    fn starting_a_file_again_discards_what_was_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let work = dir.path().join("parts");
+        let mut split = PartSplit::new(&work, 10, 5)
+            .expect("split")
+            .expect("2 parts");
+        let first = df![schema::PATIENT_ID => ["A", "B", "C"]].expect("frame");
+        let again = df![schema::PATIENT_ID => ["A", "D"]].expect("frame");
+        let accepted = split.accepted_rows(InputKind::Patients);
+        accepted
+            .lock()
+            .expect("writer")
+            .begin(first.schema())
+            .expect("begin");
+        accepted
+            .lock()
+            .expect("writer")
+            .write(first.clone())
+            .expect("write");
+        // Ingest starts over (a CSV file read again record by record).
+        hand_over(&accepted, &again, 10);
+        let inputs = split.into_inputs();
+        let mut read_back: Vec<String> = (0..2)
+            .flat_map(|part| ids(&read(&inputs, InputKind::Patients, part)))
+            .collect();
+        read_back.sort();
+        assert_eq!(read_back, ["A", "D"]);
+    }
+
+    #[test]
+    fn a_split_dropped_before_ingest_is_done_removes_its_parts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let work = dir.path().join("parts");
+        let mut split = PartSplit::new(&work, 10, 5)
+            .expect("split")
+            .expect("2 parts");
+        hand_over(
+            &split.accepted_rows(InputKind::Patients),
+            &df![schema::PATIENT_ID => ["A", "B", "C"]].expect("frame"),
+            2,
+        );
+        assert!(work.join("patients-0-0.parquet").exists());
+        drop(split);
+        assert!(!work.exists(), "a failed ingest leaves no working files");
     }
 
     #[test]
     fn one_part_keeps_the_inputs_and_writes_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let work = dir.path().join("parts");
-        let patients = df![schema::PATIENT_ID => ["A", "B"]].expect("frame");
-        let whole = PatientInputs::split(
-            &work,
-            1,
-            vec![(InputKind::Patients, patients.clone().lazy())],
-        )
-        .expect("whole");
-        assert_eq!(whole.parts(), 1);
-        let got = whole
-            .get(InputKind::Patients, 0)
-            .expect("frame")
-            .expect("patients")
-            .collect()
-            .expect("read");
-        assert!(got.equals(&patients));
+        assert!(
+            PartSplit::new(&work, 4, 4).expect("no split").is_none(),
+            "a list of one part is not split"
+        );
         assert!(!work.exists());
+        let patients = df![schema::PATIENT_ID => ["A", "B"]].expect("frame");
+        let whole = PatientInputs::whole(vec![(InputKind::Patients, patients.clone().lazy())])
+            .expect("whole");
+        assert_eq!(whole.parts(), 1);
+        assert!(whole.outcome_codes().is_empty());
+        let got = read(&whole, InputKind::Patients, 0);
+        let expected = enrich::patient_population(patients.lazy())
+            .collect()
+            .expect("population");
+        assert!(got.equals_missing(&expected));
     }
 }

@@ -317,12 +317,7 @@ impl StagingRun {
     ///
     /// # Errors
     /// [`PublishError`] when the root cannot be written or the run id exists.
-    pub fn begin(
-        root: &Path,
-        run_id: &str,
-        _lock: &RunLock,
-        metadata: Vec<(String, String)>,
-    ) -> Result<Self, PublishError> {
+    pub fn begin(root: &Path, run_id: &str, _lock: &RunLock) -> Result<Self, PublishError> {
         if root.join(run_id).exists() {
             return Err(PublishError::RunExists {
                 root: root.to_path_buf(),
@@ -353,7 +348,7 @@ impl StagingRun {
             root: root.to_path_buf(),
             run_id: run_id.to_string(),
             dir,
-            metadata,
+            metadata: Vec::new(),
             tables: Vec::new(),
             committed: false,
         })
@@ -518,6 +513,12 @@ impl StagingRun {
             rows,
             restricted,
         });
+    }
+
+    /// The key-value metadata every table written from now on carries (run id, version,
+    /// inputs' hashes): known once the inputs are read, after the run began.
+    pub fn set_metadata(&mut self, metadata: Vec<(String, String)>) {
+        self.metadata = metadata;
     }
 
     /// A working folder inside the staging folder (removed with it if the run fails; the

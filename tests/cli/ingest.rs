@@ -2,7 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use healthgap::ingest::{InputError, InputKind, ReadOptions, Table, read_footprints, read_table};
+use std::sync::{Arc, Mutex};
+
+use healthgap::ingest::{
+    AcceptedRows, InputError, InputKind, ReadOptions, SharedAcceptedRows, Table, read_footprints,
+    read_table, read_table_into,
+};
 use polars::prelude::*;
 
 use crate::harness::{Workdir, data_dir, fixtures, shared_data};
@@ -14,8 +19,63 @@ fn options() -> ReadOptions {
     }
 }
 
+/// Read an input. A patient-keyed one is read a second time handing its accepted rows on as
+/// they are checked (as a split run does), and both reads must agree: the same rejects and
+/// report, and the rows handed on are the accepted plan's.
 fn read(kind: InputKind, path: &Path) -> Table {
-    read_table(kind, path, &options()).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    let table = read_table(kind, path, &options())
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    if kind.is_patient_keyed() {
+        let collected = Arc::new(Mutex::new(Collected::default()));
+        let shared: SharedAcceptedRows = collected.clone();
+        let streamed = read_table_into(kind, path, &options(), Some(&shared))
+            .unwrap_or_else(|e| panic!("streaming {}: {e}", path.display()));
+        assert_eq!(streamed.rejects, table.rejects, "{}", path.display());
+        assert_eq!(streamed.report, table.report, "{}", path.display());
+        let collected = collected.lock().expect("collected");
+        assert!(collected.finished, "{}", path.display());
+        let columns = collected.columns.clone().expect("begun");
+        let mut rows = DataFrame::empty_with_schema(&columns);
+        for batch in &collected.batches {
+            rows.vstack_mut(batch).expect("same columns in every batch");
+        }
+        let accepted = collect(&table);
+        assert_eq!(**accepted.schema(), columns, "{}", path.display());
+        assert!(
+            rows.equals_missing(&accepted),
+            "{}: handed on {rows} accepted {accepted}",
+            path.display()
+        );
+    }
+    table
+}
+
+/// What `read_table_into` hands on.
+#[derive(Default)]
+struct Collected {
+    columns: Option<Schema>,
+    batches: Vec<DataFrame>,
+    finished: bool,
+}
+
+impl AcceptedRows for Collected {
+    fn begin(&mut self, columns: &Schema) -> PolarsResult<()> {
+        self.columns = Some(columns.clone());
+        self.batches.clear();
+        self.finished = false;
+        Ok(())
+    }
+
+    fn write(&mut self, rows: DataFrame) -> PolarsResult<()> {
+        assert!(!self.finished, "rows after finish");
+        self.batches.push(rows);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> PolarsResult<()> {
+        self.finished = true;
+        Ok(())
+    }
 }
 
 fn collect(table: &Table) -> DataFrame {

@@ -276,7 +276,7 @@ fn practice_deprivation_deciles_hold_a_tenth_of_registered_people_each() {
     let mut text = std::fs::read_to_string(repo().join("healthgap.toml")).expect("example config");
     text = text.replace("\"data/", &format!("\"{}/", data_dir().display()));
     let config = Config::from_toml(&text, &repo().join("healthgap.toml")).expect("config");
-    let ingested = healthgap::pipeline::ingest::ingest(&config, &Printer::silent());
+    let ingested = healthgap::pipeline::ingest::ingest(&config, &Printer::silent(), None);
     let deciles = healthgap::pipeline::practice_outcomes::practice_deciles(
         &ingested,
         &config.practice_deprivation,
