@@ -32,7 +32,7 @@ pub use report::{IngestReport, ReasonCount, Reject, rejects_frame};
 pub use source::Format;
 
 use crate::schema;
-use validate::{ColumnPlan, Reason, RowCheck};
+use validate::{ColumnPlan, DuplicateKeys, Reason, RowCheck};
 
 /// An input that cannot be used as given. The message names the file and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -452,17 +452,24 @@ fn check_source(
     }
     raw.frame = frame;
 
-    let row_checks = row_checks(kind, &raw.present, options)?;
-    let checked = validate::check(
-        raw.frame.clone(),
-        raw.rows,
-        &plans,
-        &text_extras,
-        contract.unique_key,
-        &file_schema,
-        row_checks,
-    )
-    .map_err(|e| InputError::polars(path, "cannot check for duplicate keys", e))?;
+    let check_with = |duplicates: DuplicateKeys| -> Result<validate::Checked, InputError> {
+        validate::check(
+            raw.frame.clone(),
+            raw.rows,
+            &plans,
+            &text_extras,
+            contract.unique_key,
+            &file_schema,
+            row_checks(kind, &raw.present, options)?,
+            duplicates,
+        )
+        .map_err(|e| InputError::polars(path, "cannot check for duplicate keys", e))
+    };
+    // The pass that hands rows on hashes the keys as it goes, instead of a pass of their own.
+    let mut checked = check_with(match accepted {
+        None => DuplicateKeys::Find,
+        Some(_) => DuplicateKeys::Known(Vec::new()),
+    })?;
 
     let structural: Vec<u64> = raw.structural_rejects.iter().map(|r| r.record).collect();
     let structural_ok = if structural.is_empty() {
@@ -479,7 +486,30 @@ fn check_source(
 
     let (mut rejects, mut refused_rows) = match accepted {
         None => collect_rejects(&checked, structural_ok, &raw, &text_extras)?,
-        Some(accepted) => stream_accepted(kind, &checked, structural_ok, &raw, options, accepted)?,
+        Some(accepted) => {
+            let (found, key_hashes) = stream_accepted(
+                kind,
+                &checked,
+                structural_ok.clone(),
+                &raw,
+                options,
+                accepted,
+            )?;
+            let duplicated = if checked.unique_key.is_empty() {
+                Vec::new()
+            } else {
+                validate::rows_of_repeated_keys(&checked.parsed, &checked.unique_key, key_hashes)
+                    .map_err(|e| InputError::polars(path, "cannot check for duplicate keys", e))?
+            };
+            if duplicated.is_empty() {
+                found
+            } else {
+                // Rows share a key (rare in an extract): check again with them known; the rows
+                // handed on start over.
+                checked = check_with(DuplicateKeys::Known(duplicated))?;
+                stream_accepted(kind, &checked, structural_ok, &raw, options, accepted)?.0
+            }
+        }
     };
     refused_rows.extend(structural.iter().map(|&r| r as IdxSize));
     let file_label = path.display().to_string();
@@ -537,6 +567,9 @@ fn check_source(
     })
 }
 
+/// An input's rejects, and the row numbers they refuse.
+type Refused = (Vec<Reject>, Vec<IdxSize>);
+
 /// The column holding check `i`'s case ([`Reason::case`]) in the rejects pass.
 fn case_column(i: usize) -> String {
     format!("{}{i}", validate::CASE_PREFIX)
@@ -571,7 +604,7 @@ fn collect_rejects(
     structural_ok: Expr,
     raw: &source::RawSource,
     text_extras: &[String],
-) -> Result<(Vec<Reject>, Vec<IdxSize>), InputError> {
+) -> Result<Refused, InputError> {
     let path = raw.path.as_path();
     // The rows some check refuses are found from the checks' conditions; their cases are
     // found for those rows only.
@@ -605,7 +638,8 @@ fn collect_rejects(
 
 /// The rejects pass that also hands every accepted row, derived, to `accepted`: each row's
 /// cases are kept (a small integer a check), the refused rows' reject columns are set aside
-/// and the rest go on, batch by batch, so the input is read and checked once.
+/// and the rest go on, batch by batch, so the input is read and checked once. Also the hash
+/// of every present unique key (`validate::key_hashes_of`; none when the key is not checked).
 fn stream_accepted(
     kind: InputKind,
     checked: &validate::Checked,
@@ -613,7 +647,7 @@ fn stream_accepted(
     raw: &source::RawSource,
     options: &ReadOptions,
     accepted: &SharedAcceptedRows,
-) -> Result<(Vec<Reject>, Vec<IdxSize>), InputError> {
+) -> Result<(Refused, Vec<u64>), InputError> {
     const REFUSED: &str = "__refused";
     const EXCLUDED: &str = "__excluded";
     let path = raw.path.as_path();
@@ -660,9 +694,13 @@ fn stream_accepted(
     for name in &reject_names {
         kept.push(col(name.as_str()));
     }
-    for name in &accepted_names {
-        if !reject_names.iter().any(|r| r == name.as_str()) {
-            kept.push(col(name.clone()));
+    for name in accepted_names
+        .iter()
+        .map(PlSmallStr::as_str)
+        .chain(checked.unique_key.iter().map(String::as_str))
+    {
+        if !reject_names.iter().any(|r| r == name) && !kept.contains(&col(name)) {
+            kept.push(col(name));
         }
     }
     let plan = derive(kind, flagged, &raw.present, options)
@@ -676,8 +714,23 @@ fn stream_accepted(
 
     let set_aside: Arc<Mutex<Vec<DataFrame>>> = Arc::default();
     let in_plan = Arc::clone(&set_aside);
+    // One hash a row, in a vector of the file's row count (as the duplicate check's own pass).
+    let key_hashes: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(if checked.unique_key.is_empty() {
+        Vec::new()
+    } else {
+        Vec::with_capacity(usize::try_from(raw.rows).unwrap_or(0))
+    }));
+    let hashed = Arc::clone(&key_hashes);
+    let unique_key = checked.unique_key.clone();
     let to = Arc::clone(accepted);
     crate::lazy::for_each_batch(plan, move |batch| {
+        if !unique_key.is_empty() {
+            let hashes = validate::key_hashes_of(&batch, &unique_key)?;
+            hashed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(&hashes);
+        }
         let refused = batch.column(REFUSED)?.bool()?;
         if refused.any() {
             let rows = batch
@@ -718,7 +771,9 @@ fn stream_accepted(
             bad
         }
     };
-    rejects_of(&bad, checked, raw)
+    let key_hashes =
+        std::mem::take(&mut *key_hashes.lock().unwrap_or_else(PoisonError::into_inner));
+    Ok((rejects_of(&bad, checked, raw)?, key_hashes))
 }
 
 /// The rejects of the refused rows' [`reject_columns`] (none when `bad` has no columns),
@@ -727,7 +782,7 @@ fn rejects_of(
     bad: &DataFrame,
     checked: &validate::Checked,
     raw: &source::RawSource,
-) -> Result<(Vec<Reject>, Vec<IdxSize>), InputError> {
+) -> Result<Refused, InputError> {
     let path = raw.path.as_path();
     if bad.height() == 0 {
         return Ok((Vec::new(), Vec::new()));

@@ -88,6 +88,15 @@ pub struct Check {
     pub raw: Option<String>,
 }
 
+/// How the duplicate-key check finds the rows to refuse.
+pub enum DuplicateKeys {
+    /// A pass of its own over the key columns, before the checks ([`duplicated_rows`]).
+    Find,
+    /// These rows (sorted), found by the caller: none yet, when the rejects pass hashes the
+    /// keys itself ([`key_hashes_of`]) and checks again only if a hash repeats.
+    Known(Vec<IdxSize>),
+}
+
 /// The checked plan of one input.
 pub struct Checked {
     /// Row index, raw text and parsed values: the checks' conditions and texts are evaluated
@@ -98,6 +107,9 @@ pub struct Checked {
     pub checks: Vec<Check>,
     /// Names of the output (parsed) columns, in contract order, then extras.
     pub outputs: Vec<String>,
+    /// The unique key's columns when the file has them all (the duplicate check runs), else
+    /// empty.
+    pub unique_key: Vec<String>,
 }
 
 impl Checked {
@@ -139,7 +151,9 @@ impl ColumnPlan {
 /// `columns` are parsed and checked; `text_extras` are kept as trimmed text; rows sharing a
 /// `unique_key` are all rejected; `row_checks` run after parsing (they see the parsed columns
 /// by canonical name). `rows` is the file's row count, to size the duplicate check's memory
-/// (a wrong count costs time, not correctness).
+/// (a wrong count costs time, not correctness). `duplicates` says how the rows sharing a key
+/// are found.
+#[allow(clippy::too_many_arguments)]
 pub fn check(
     frame: LazyFrame,
     rows: u64,
@@ -148,6 +162,7 @@ pub fn check(
     unique_key: &[&str],
     schema: &Schema,
     row_checks: Vec<RowCheck>,
+    duplicates: DuplicateKeys,
 ) -> PolarsResult<Checked> {
     let mut raw_cols = vec![col(ROW_INDEX)];
     let mut text_cols = Vec::new();
@@ -201,10 +216,14 @@ pub fn check(
     let key_present_in_file = unique_key
         .iter()
         .all(|k| columns.iter().any(|c| c.name == *k));
-    if !unique_key.is_empty() && key_present_in_file {
+    let checks_key = !unique_key.is_empty() && key_present_in_file;
+    if checks_key {
         let key_name = unique_key.join(", ");
         let raw = unique_key.first().map(|k| format!("{RAW_PREFIX}{k}"));
-        let duplicated = duplicated_rows(&parsed, unique_key, rows)?;
+        let duplicated = match duplicates {
+            DuplicateKeys::Find => duplicated_rows(&parsed, unique_key, rows)?,
+            DuplicateKeys::Known(rows) => rows,
+        };
         let reason = if duplicated.is_empty() {
             Reason::default()
         } else {
@@ -236,6 +255,11 @@ pub fn check(
         parsed,
         checks,
         outputs,
+        unique_key: if checks_key {
+            unique_key.iter().map(|k| k.to_string()).collect()
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -252,14 +276,7 @@ fn duplicated_rows(
     unique_key: &[&str],
     rows: u64,
 ) -> PolarsResult<Vec<IdxSize>> {
-    let present = unique_key
-        .iter()
-        .map(|k| col(*k).is_not_null())
-        .reduce(|a, b| a.and(b))
-        .unwrap_or_else(|| lit(true));
-    let mut columns = vec![col(ROW_INDEX)];
-    columns.extend(unique_key.iter().map(|k| col(*k)));
-    let keys = parsed.clone().filter(present).select(columns);
+    let keys = key_columns(parsed, unique_key);
 
     // First pass: the hashes alone, appended to one vector of the file's row count. Kept per
     // batch and then laid end to end, they took twice the memory, and the kernel zeroing the
@@ -277,11 +294,65 @@ fn duplicated_rows(
             .extend_from_slice(&hashes);
         Ok(())
     })?;
-    let mut sorted = std::mem::take(
+    let hashes = std::mem::take(
         &mut *all
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
+    rows_of_repeated_keys(parsed, unique_key, hashes)
+}
+
+/// The row number and key columns of the rows whose key is present (every part not null).
+fn key_columns(parsed: &LazyFrame, unique_key: &[&str]) -> LazyFrame {
+    let present = unique_key
+        .iter()
+        .map(|k| col(*k).is_not_null())
+        .reduce(|a, b| a.and(b))
+        .unwrap_or_else(|| lit(true));
+    let mut columns = vec![col(ROW_INDEX)];
+    columns.extend(unique_key.iter().map(|k| col(*k)));
+    parsed.clone().filter(present).select(columns)
+}
+
+/// The hash of each present key of a batch with the parsed key columns (rows whose key has a
+/// null part are skipped), as [`duplicated_rows`]' first pass makes them: the rejects pass
+/// that hands rows on makes them as it goes, then calls [`rows_of_repeated_keys`].
+///
+/// # Errors
+/// If a key column is missing.
+pub fn key_hashes_of(batch: &DataFrame, unique_key: &[String]) -> PolarsResult<Vec<u64>> {
+    let mut present: Option<BooleanChunked> = None;
+    for name in unique_key {
+        let not_null = batch.column(name)?.is_not_null();
+        present = Some(match present {
+            None => not_null,
+            Some(both) => both & not_null,
+        });
+    }
+    match present {
+        Some(present) if present.any() && !present.all() => {
+            key_hashes(&batch.filter(&present)?, unique_key)
+        }
+        Some(present) if !present.any() => Ok(Vec::new()),
+        _ => key_hashes(batch, unique_key),
+    }
+}
+
+/// The rows (sorted) whose key is also on another row, given every present key's hash
+/// (`hashes`, any order): the usual file has no hash twice and stops after the sort; otherwise
+/// the rows with a repeated hash are found (a pass over the key columns) and compared exactly.
+///
+/// # Errors
+/// If the key columns cannot be read.
+pub fn rows_of_repeated_keys<K: AsRef<str>>(
+    parsed: &LazyFrame,
+    unique_key: &[K],
+    mut sorted: Vec<u64>,
+) -> PolarsResult<Vec<IdxSize>> {
+    let unique_key: Vec<&str> = unique_key.iter().map(AsRef::as_ref).collect();
+    let unique_key = unique_key.as_slice();
+    let keys = key_columns(parsed, unique_key);
+    let names: Vec<String> = unique_key.iter().map(|k| k.to_string()).collect();
     sorted.par_sort_unstable();
     let repeated: std::collections::HashSet<u64> = sorted
         .chunk_by(|a, b| a == b)
