@@ -519,13 +519,19 @@ mod tests {
         assert!(!work.exists(), "the working folder goes with the parts");
     }
 
+    /// A split of a 10-row list into two parts, under `dir`/parts.
+    fn split_in_two(dir: &tempfile::TempDir) -> (PathBuf, PartSplit) {
+        let work = dir.path().join("parts");
+        let split = PartSplit::new(&work, 10, 5)
+            .expect("split")
+            .expect("2 parts");
+        (work, split)
+    }
+
     #[test]
     fn starting_a_file_again_discards_what_was_written() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let work = dir.path().join("parts");
-        let mut split = PartSplit::new(&work, 10, 5)
-            .expect("split")
-            .expect("2 parts");
+        let (_, mut split) = split_in_two(&dir);
         let first = df![schema::PATIENT_ID => ["A", "B", "C"]].expect("frame");
         let again = df![schema::PATIENT_ID => ["A", "D"]].expect("frame");
         let accepted = split.accepted_rows(InputKind::Patients);
@@ -552,10 +558,7 @@ mod tests {
     #[test]
     fn a_split_dropped_before_ingest_is_done_removes_its_parts() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let work = dir.path().join("parts");
-        let mut split = PartSplit::new(&work, 10, 5)
-            .expect("split")
-            .expect("2 parts");
+        let (work, mut split) = split_in_two(&dir);
         hand_over(
             &split.accepted_rows(InputKind::Patients),
             &df![schema::PATIENT_ID => ["A", "B", "C"]].expect("frame"),
