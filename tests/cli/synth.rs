@@ -36,7 +36,7 @@ const ICB_ARGS: &[&str] = &[
 ];
 
 /// Run `healthgap synth ARGS --config … --out DIR`, asserting success.
-fn synth(dir: &Path, args: &[&str], threads: Option<&str>) {
+pub(crate) fn synth(dir: &Path, args: &[&str], threads: Option<&str>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_healthgap"));
     command
         .arg("synth")
