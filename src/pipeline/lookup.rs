@@ -85,28 +85,47 @@ impl KeyIndex {
     /// Long inputs come patient by patient (an outcome row per code, the conditions of one
     /// patient together), so a key is often the one just before it: its row is reused
     /// without hashing or touching the index, which is most of the cost (a cache miss in the
-    /// table and another in the keys).
+    /// table and another in the keys). And extracts usually list the long rows in the
+    /// registered list's order, so a new key is often on one of the few rows after the last
+    /// one found: those are compared first (unique keys only: a repeated key is found at its
+    /// first row).
     pub(crate) fn rows_of(&self, wanted: &StringChunked) -> Vec<Option<u32>> {
         const CHUNK: usize = 4096;
+        /// Rows after the last one found that are compared before hashing: patients without
+        /// long rows in between are skipped.
+        const AHEAD: usize = 4;
+        use polars_arrow::array::Array as _;
         let array = self.keys.downcast_as_array();
         let wanted: Vec<Option<&str>> = wanted.iter().collect();
         let mut rows = vec![None; wanted.len()];
+        let ahead = if self.repeated { 0 } else { AHEAD };
         rows.par_chunks_mut(CHUNK)
             .zip(wanted.par_chunks(CHUNK))
             .for_each(|(rows, wanted)| {
                 let mut previous: Option<(&str, Option<u32>)> = None;
+                let mut last_row: Option<usize> = None;
                 for (row, key) in rows.iter_mut().zip(wanted) {
                     let Some(key) = *key else { continue };
                     *row = match previous {
                         Some((last, found)) if last == key => found,
                         _ => {
-                            let found = self
-                                .rows
-                                .find(self.hasher.hash_one(key), |&r| {
-                                    array.value(r as usize) == key
-                                })
-                                .copied();
+                            let next = last_row.and_then(|last| {
+                                (last + 1..array.len().min(last + 1 + ahead))
+                                    .find(|&r| array.is_valid(r) && array.value(r) == key)
+                            });
+                            let found = match next {
+                                Some(r) => Some(r as u32),
+                                None => self
+                                    .rows
+                                    .find(self.hasher.hash_one(key), |&r| {
+                                        array.value(r as usize) == key
+                                    })
+                                    .copied(),
+                            };
                             previous = Some((key, found));
+                            if let Some(found) = found {
+                                last_row = Some(found as usize);
+                            }
                             found
                         }
                     };
@@ -198,6 +217,59 @@ mod tests {
             .collect();
         let wanted: StringChunked = wanted.into_iter().collect();
         assert_eq!(index.rows_of(&wanted), expected);
+    }
+
+    #[test]
+    fn rows_found_by_looking_ahead_are_the_rows_of_their_keys() {
+        // Long rows in the list's order with gaps (patients without rows), a null key among
+        // the indexed ones, a jump back, and a list with a repeated key (found at its first
+        // row, so never by looking ahead).
+        let unique: StringChunked = (0..40).map(|i| (i != 7).then(|| format!("p{i}"))).collect();
+        let repeated: StringChunked = ["a", "b", "c", "b", "d"].into_iter().collect();
+        let cases: [(&StringChunked, Vec<Option<&str>>); 2] = [
+            (
+                &unique,
+                vec![
+                    Some("p0"),
+                    Some("p1"),
+                    Some("p1"),
+                    Some("p3"),
+                    Some("p6"),
+                    Some("p8"),
+                    Some("p13"),
+                    Some("p2"),
+                    Some("p3"),
+                    Some("p7"),
+                    Some("p39"),
+                    None,
+                    Some("p38"),
+                    Some("p39"),
+                ],
+            ),
+            (
+                &repeated,
+                vec![
+                    Some("a"),
+                    Some("b"),
+                    Some("c"),
+                    Some("b"),
+                    Some("d"),
+                    Some("b"),
+                ],
+            ),
+        ];
+        for (keys, wanted) in cases {
+            let index = KeyIndex::new(keys).expect("index");
+            let expected: Vec<Option<u32>> = wanted
+                .iter()
+                .map(|key| {
+                    key.and_then(|k| keys.iter().position(|v| v == Some(k)))
+                        .map(|r| r as u32)
+                })
+                .collect();
+            let wanted: StringChunked = wanted.into_iter().collect();
+            assert_eq!(index.rows_of(&wanted), expected);
+        }
     }
 
     #[test]
