@@ -14,7 +14,7 @@ use crate::ingest::{
 };
 use crate::output::Printer;
 use crate::pipeline::partition::PartSplit;
-use polars::prelude::{LazyFrame, UnionArgs, concat_lf_diagonal};
+use polars::prelude::{LazyFrame, PolarsResult, UnionArgs, concat_lf_diagonal};
 
 /// One input that cannot be used, and why.
 pub struct InputFailure {
@@ -44,15 +44,9 @@ impl Ingested {
     /// name), or `None` when the config does not name it.
     pub fn frame(&self, kind: InputKind) -> Option<LazyFrame> {
         let tables = self.tables.get(&kind)?;
-        match tables.as_slice() {
-            [] => None,
-            [one] => Some(one.frame.clone()),
-            many => concat_lf_diagonal(
-                many.iter().map(|t| t.frame.clone()).collect::<Vec<_>>(),
-                UnionArgs::default(),
-            )
-            .ok(),
-        }
+        stacked(tables.iter().map(|t| t.frame.clone()).collect())
+            .ok()
+            .flatten()
     }
 
     /// Rows accepted from the files of one input kind (0 when the config does not name it).
@@ -77,6 +71,20 @@ impl Ingested {
                 .filter_map(|f| f.table.as_ref().map(|t| &t.report)),
         );
         reports
+    }
+}
+
+/// The files of one input kind as one table: stacked in the order given, columns matched by
+/// name (a column one file lacks is null in its rows); `None` for no files. The patient parts
+/// stack each part's files the same way.
+///
+/// # Errors
+/// If the files' columns cannot be matched (one name with two types).
+pub fn stacked(files: Vec<LazyFrame>) -> PolarsResult<Option<LazyFrame>> {
+    match <[LazyFrame; 1]>::try_from(files) {
+        Ok([one]) => Ok(Some(one)),
+        Err(files) if files.is_empty() => Ok(None),
+        Err(many) => concat_lf_diagonal(many, UnionArgs::default()).map(Some),
     }
 }
 

@@ -21,8 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::Context;
 use polars::prelude::{
     Column, DataFrame, DataType, LazyFrame, ParquetCompression, ParquetWriteOptions, PlRefPath,
-    PlSmallStr, PolarsResult, ScanArgsParquet, Schema, StatisticsOptions, UnionArgs, col,
-    concat_lf_diagonal,
+    PlSmallStr, PolarsResult, ScanArgsParquet, Schema, StatisticsOptions, col,
 };
 
 use crate::ingest::{AcceptedRows, InputKind, SharedAcceptedRows};
@@ -348,12 +347,7 @@ impl PatientInputs {
                         )
                     })
                     .collect::<PolarsResult<Vec<_>>>()?;
-                // Files of the same kind are stacked, columns matched by name, as ingest
-                // stacks them.
-                Some(match <[LazyFrame; 1]>::try_from(scans) {
-                    Ok([one]) => one,
-                    Err(many) => concat_lf_diagonal(many, UnionArgs::default())?,
-                })
+                crate::pipeline::ingest::stacked(scans)?
             }
         };
         Ok(rows.map(|rows| patient_input(kind, rows, self.outcome_codes())))
