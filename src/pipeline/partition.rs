@@ -91,23 +91,23 @@ fn patient_input(kind: InputKind, rows: LazyFrame, outcome_codes: &[String]) -> 
     }
 }
 
+/// The parts' working folder (`<input>-<file>-<part>.parquet`), removed when dropped: by the
+/// [`PartSplit`] if ingest fails, else by the [`PatientInputs`] it became.
+pub struct WorkingFolder(PathBuf);
+
+impl Drop for WorkingFolder {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Where ingest writes the patient-keyed inputs' accepted rows, part by part, when the
-/// registered list is longer than a part. Become [`PatientInputs`] once ingest is done; the
-/// working folder is removed when either is dropped.
+/// registered list is longer than a part. Become [`PatientInputs`] once ingest is done.
 pub struct PartSplit {
-    /// The working folder (`<input>-<file>-<part>.parquet`); `None` once handed on.
-    dir: Option<PathBuf>,
+    folder: WorkingFolder,
     parts: u32,
     /// One writer per file ingest has read, in order.
     files: Vec<(InputKind, Arc<Mutex<PartWriter>>)>,
-}
-
-impl Drop for PartSplit {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.dir {
-            let _ = fs::remove_dir_all(dir);
-        }
-    }
 }
 
 impl PartSplit {
@@ -124,7 +124,7 @@ impl PartSplit {
         fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create the working folder", dir.display()))?;
         Ok(Some(PartSplit {
-            dir: Some(dir.to_path_buf()),
+            folder: WorkingFolder(dir.to_path_buf()),
             parts,
             files: Vec::new(),
         }))
@@ -139,7 +139,7 @@ impl PartSplit {
     pub fn accepted_rows(&mut self, kind: InputKind) -> SharedAcceptedRows {
         let file = self.files.iter().filter(|(k, _)| *k == kind).count();
         let writer = Arc::new(Mutex::new(PartWriter {
-            dir: self.dir.clone().unwrap_or_default(),
+            dir: self.folder.0.clone(),
             kind,
             file,
             parts: self.parts,
@@ -152,7 +152,7 @@ impl PartSplit {
     }
 
     /// The parts written, as the patient stages read them.
-    pub fn into_inputs(mut self) -> PatientInputs {
+    pub fn into_inputs(self) -> PatientInputs {
         let mut files: Vec<(InputKind, usize)> = Vec::new();
         let mut outcome_codes = BTreeSet::new();
         for (kind, writer) in &self.files {
@@ -164,7 +164,7 @@ impl PartSplit {
             }
         }
         PatientInputs::Split {
-            dir: self.dir.take().unwrap_or_default(),
+            folder: self.folder,
             parts: self.parts,
             files,
             outcome_codes: outcome_codes.into_iter().collect(),
@@ -258,8 +258,8 @@ pub enum PatientInputs {
     /// Several parts, written by ingest under a working folder that is removed when this is
     /// dropped.
     Split {
-        /// The working folder (`<input>-<file>-<part>.parquet`).
-        dir: PathBuf,
+        /// The working folder.
+        folder: WorkingFolder,
         /// How many parts.
         parts: u32,
         /// The inputs, in the order they were read, with how many files each had.
@@ -267,14 +267,6 @@ pub enum PatientInputs {
         /// Every outcome code, sorted.
         outcome_codes: Vec<String>,
     },
-}
-
-impl Drop for PatientInputs {
-    fn drop(&mut self) {
-        if let PatientInputs::Split { dir, .. } = self {
-            let _ = fs::remove_dir_all(dir);
-        }
-    }
 }
 
 impl PatientInputs {
@@ -334,13 +326,13 @@ impl PatientInputs {
                 .iter()
                 .find(|(k, _)| *k == kind)
                 .map(|(_, frame)| frame.clone()),
-            PatientInputs::Split { dir, files, .. } => {
+            PatientInputs::Split { folder, files, .. } => {
                 let Some(&(_, count)) = files.iter().find(|(k, _)| *k == kind) else {
                     return Ok(None);
                 };
                 let scans = (0..count)
                     .map(|file| {
-                        let path = part_file(dir, kind, file, part);
+                        let path = part_file(&folder.0, kind, file, part);
                         LazyFrame::scan_parquet(
                             PlRefPath::new(path.to_string_lossy().as_ref()),
                             ScanArgsParquet::default(),
