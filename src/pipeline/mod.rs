@@ -527,14 +527,11 @@ fn population_stages(
         let inputs = match split {
             Some(split) => split.into_inputs(),
             None => partition::PatientInputs::whole(
-                [
-                    InputKind::Patients,
-                    InputKind::Conditions,
-                    InputKind::Outcomes,
-                ]
-                .into_iter()
-                .filter_map(|kind| ingested.frame(kind).map(|rows| (kind, rows)))
-                .collect(),
+                InputKind::ALL
+                    .into_iter()
+                    .filter(|kind| kind.is_patient_keyed())
+                    .filter_map(|kind| ingested.frame(kind).map(|rows| (kind, rows)))
+                    .collect(),
             )?,
         };
         let plan = PatientPlan::new(deprivation, practices)?;
