@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+mod pages;
+
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -254,6 +256,7 @@ enum WriterState {
 /// caller's thread that held up the plan feeding it (the patient parts, the working files).
 struct RowGroupEncoder {
     writer: std::sync::Arc<polars::io::parquet::write::BatchedWriter<SharedOut>>,
+    pages: std::sync::Arc<PageEncoder>,
     /// Row groups being encoded, oldest first.
     encoding: std::collections::VecDeque<std::thread::JoinHandle<EncodedRowGroup>>,
 }
@@ -266,9 +269,13 @@ impl RowGroupEncoder {
     /// Row groups encoded at once: two keep both cores busy while the plan waits on neither.
     const AT_ONCE: usize = 2;
 
-    fn new(writer: polars::io::parquet::write::BatchedWriter<SharedOut>) -> Self {
+    fn new(
+        writer: polars::io::parquet::write::BatchedWriter<SharedOut>,
+        pages: PageEncoder,
+    ) -> Self {
         RowGroupEncoder {
             writer: std::sync::Arc::new(writer),
+            pages: std::sync::Arc::new(pages),
             encoding: std::collections::VecDeque::new(),
         }
     }
@@ -281,13 +288,13 @@ impl RowGroupEncoder {
         while self.encoding.len() >= Self::AT_ONCE {
             self.write_oldest()?;
         }
-        let writer = std::sync::Arc::clone(&self.writer);
+        let pages = std::sync::Arc::clone(&self.pages);
         let thread = std::thread::Builder::new()
             .name("parquet-encoder".into())
             .spawn(move || {
-                // One chunk, so one row group: polars writes a row group per chunk.
+                // One chunk, so one row group.
                 group.rechunk_mut();
-                writer.encode_and_compress(&group).collect()
+                pages.encode(&group)
             })?;
         self.encoding.push_back(thread);
         Ok(())
@@ -495,10 +502,118 @@ fn parquet_state(
 ) -> polars::prelude::PolarsResult<WriterState> {
     let writer = parquet_writer(out.clone(), options).batched(schema)?;
     Ok(WriterState::Parquet {
-        encoder: RowGroupEncoder::new(writer),
+        encoder: RowGroupEncoder::new(writer, PageEncoder::new(schema, options)?),
         pending: Vec::new(),
         pending_rows: 0,
     })
+}
+
+/// How a file's row groups become compressed pages: its Parquet columns as polars lays them
+/// out, the encodings polars would choose, and the options' compression, statistics and page
+/// size. Text and float columns get their dictionary (or plain pages) from [`pages`].
+struct PageEncoder {
+    fields: Vec<polars_parquet::write::ParquetType>,
+    encodings: Vec<Vec<polars_parquet::write::Encoding>>,
+    options: polars_parquet::write::WriteOptions,
+}
+
+impl PageEncoder {
+    fn new(
+        schema: &polars::prelude::Schema,
+        options: &polars::prelude::ParquetWriteOptions,
+    ) -> polars::prelude::PolarsResult<Self> {
+        use polars::prelude::SchemaExt;
+        let arrow_schema = schema.to_arrow(polars::prelude::CompatLevel::newest());
+        let encodings = polars::io::parquet::write::get_encodings(&arrow_schema)
+            .iter()
+            .cloned()
+            .collect();
+        let fields = polars_parquet::write::to_parquet_schema(&arrow_schema)?
+            .fields()
+            .to_vec();
+        let options = polars_parquet::write::WriteOptions {
+            statistics: options.statistics,
+            version: polars_parquet::write::Version::V1,
+            compression: options.compression.into(),
+            data_page_size: options.data_page_size,
+        };
+        Ok(PageEncoder {
+            fields,
+            encodings,
+            options,
+        })
+    }
+
+    /// Encode and compress `group` (one chunk) as one row group.
+    fn encode(&self, group: &polars::prelude::DataFrame) -> EncodedRowGroup {
+        use pages::ColumnPages;
+        use polars_parquet::write::{DynIter, DynStreamingIterator, Encoding, array_to_columns};
+        let mut row_groups = Vec::new();
+        for batch in group.iter_chunks(polars::prelude::CompatLevel::newest(), false) {
+            let mut columns = Vec::new();
+            for ((array, field), encodings) in batch
+                .into_arrays()
+                .into_iter()
+                .zip(&self.fields)
+                .zip(&self.encodings)
+            {
+                let field = field.clone();
+                let leaves = match pages::column_pages(array.as_ref()) {
+                    ColumnPages::Dictionary(dictionary) => array_to_columns(
+                        dictionary.boxed(),
+                        field,
+                        self.options,
+                        &[Encoding::RleDictionary],
+                    )?,
+                    ColumnPages::Plain => {
+                        array_to_columns(array, field, self.options, &[Encoding::Plain])?
+                    }
+                    ColumnPages::Chosen => array_to_columns(array, field, self.options, encodings)?,
+                };
+                for leaf in leaves {
+                    let compressed = leaf
+                        .map(|page| {
+                            polars_parquet::write::compress(
+                                page?,
+                                Vec::new(),
+                                self.options.compression,
+                            )
+                            .map_err(polars::prelude::PolarsError::from)
+                        })
+                        .collect::<polars::prelude::PolarsResult<Vec<_>>>()?;
+                    columns.push(compressed);
+                }
+            }
+            let columns = DynIter::new(columns.into_iter().map(|pages| {
+                Ok(DynStreamingIterator::new(CompressedPages {
+                    pages: pages.into_iter(),
+                    current: None,
+                }))
+            }));
+            row_groups.push(columns);
+        }
+        Ok(row_groups)
+    }
+}
+
+/// A column's pages, compressed already, as polars' writer takes them.
+struct CompressedPages {
+    pages: std::vec::IntoIter<polars_parquet::write::CompressedPage>,
+    current: Option<polars_parquet::write::CompressedPage>,
+}
+
+impl polars_parquet::write::FallibleStreamingIterator for CompressedPages {
+    type Item = polars_parquet::write::CompressedPage;
+    type Error = polars::prelude::PolarsError;
+
+    fn advance(&mut self) -> Result<(), Self::Error> {
+        self.current = self.pages.next();
+        Ok(())
+    }
+
+    fn get(&self) -> Option<&Self::Item> {
+        self.current.as_ref()
+    }
 }
 
 fn write_row_group(
@@ -621,6 +736,65 @@ mod tests {
             (0..600_000).collect::<Vec<_>>(),
             "rows in the order given"
         );
+    }
+
+    #[test]
+    fn text_and_float_columns_read_back_as_written_with_the_pages_they_need() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.parquet");
+        let rows = 30_000usize;
+        let id: Vec<String> = (0..rows).map(|i| format!("P{i:09}")).collect();
+        let practice: Vec<Option<String>> = (0..rows)
+            .map(|i| (i % 11 != 0).then(|| format!("A{:05}", (i / 40) % 300)))
+            .collect();
+        let label: Vec<String> = (0..rows)
+            .map(|i| format!("a segment label longer than twelve bytes {}", i % 3))
+            .collect();
+        let value: Vec<Option<f64>> = (0..rows)
+            .map(|i| match i % 7 {
+                0 => None,
+                1 => Some(f64::NAN),
+                2 => Some(-0.0),
+                _ => Some((i % 50) as f64 / 4.0),
+            })
+            .collect();
+        let mut frame = df![
+            "id" => id, "practice" => practice, "label" => label, "value" => value,
+        ]
+        .expect("frame");
+        let file = std::fs::File::create(&path).expect("file");
+        let mut writer = TableWriter::parquet(
+            Box::new(std::io::BufWriter::new(file)),
+            frame.schema(),
+            &ParquetWriteOptions::default(),
+        )
+        .expect("writer");
+        writer.write_batch(&mut frame.clone()).expect("write");
+        writer.finish().expect("finish");
+
+        let read = ParquetReader::new(std::fs::File::open(&path).expect("open"))
+            .finish()
+            .expect("read");
+        // Text stays text (not categorical) for every reader: the file's schema is the table's.
+        assert_eq!(read.schema(), frame.schema());
+        assert!(read.equals_missing(&frame), "{read}\n{frame}");
+        let negative_zero = read
+            .column("value")
+            .expect("value")
+            .f64()
+            .expect("f64")
+            .get(2);
+        assert!(negative_zero.is_some_and(|v| v == 0.0 && v.is_sign_negative()));
+
+        // Ids barely repeat: plain pages. Codes, labels and values repeat: a dictionary.
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let footer =
+            SerializedFileReader::new(std::fs::File::open(&path).expect("open")).expect("footer");
+        let group = footer.metadata().row_group(0);
+        let dictionary: Vec<bool> = (0..4)
+            .map(|c| group.column(c).dictionary_page_offset().is_some())
+            .collect();
+        assert_eq!(dictionary, [false, true, true, true]);
     }
 
     /// A sink that takes a little and then fails, like a full disk.

@@ -1,0 +1,419 @@
+//! The Parquet pages of a row group, encoded here rather than by polars' writer.
+//!
+//! polars decides whether a text or float column gets a dictionary by estimating its distinct
+//! values (a HyperLogLog of every value), and then builds the dictionary by hashing every
+//! value's bytes again. Over the patient-level tables and the working files that was a sixth
+//! of a national run's CPU (benches/RESULTS.md). Here the dictionary is built in one pass from
+//! the values' bits: a text value of up to 12 bytes is its 16-byte view, a float its 64 bits.
+//! The pages are the same kind polars writes (a dictionary page and keys, or plain pages), and
+//! every reader decodes them alike.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use polars_arrow::array::{
+    Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray, View,
+};
+use polars_arrow::bitmap::Bitmap;
+use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+use polars_arrow::types::NativeType;
+
+/// How one column of a row group is written.
+pub(crate) enum ColumnPages {
+    /// A dictionary page and pages of keys: the values repeat.
+    Dictionary(DictionaryArray<u32>),
+    /// Plain pages: most values are distinct (ids), so a dictionary would not pay.
+    Plain,
+    /// polars' own choice: integers, dates and flags, whose dictionaries it finds cheaply (from
+    /// their range), and columns this module does not handle (nested, empty, all missing).
+    Chosen,
+}
+
+/// A dictionary is not worth it when more than this share of the values are distinct: polars'
+/// own threshold, so a table's pages are of the kind they were.
+const MAX_DISTINCT_SHARE: f64 = 0.75;
+
+/// A column whose first [`SAMPLE_ROWS`] rows hold more than [`SAMPLE_DISTINCT`] values is
+/// written plain from there, rather than after a whole row group's hashing: an id. Nearly all
+/// distinct, because a column of a few tens of thousands of values in no order (area codes)
+/// looks mostly distinct that early too (33,000 codes in random order: ~89%), and is worth a
+/// dictionary over a whole row group.
+const SAMPLE_ROWS: usize = 8192;
+const SAMPLE_DISTINCT: usize = SAMPLE_ROWS * 98 / 100;
+
+/// Whether `distinct` values among `rows` are few enough for a dictionary.
+fn repeats_enough(distinct: usize, rows: usize) -> bool {
+    rows <= 128 || (distinct as f64) <= MAX_DISTINCT_SHARE * rows as f64
+}
+
+/// How the column `array` (one row group of it) is written.
+pub(crate) fn column_pages(array: &dyn Array) -> ColumnPages {
+    if array.is_empty() || array.null_count() == array.len() {
+        return ColumnPages::Chosen;
+    }
+    match array.dtype() {
+        ArrowDataType::Utf8View => match array.as_any().downcast_ref::<Utf8ViewArray>() {
+            Some(text) => text_pages(text),
+            None => ColumnPages::Chosen,
+        },
+        ArrowDataType::Float64 => number_pages::<f64, u64>(array, f64::to_bits),
+        ArrowDataType::Float32 => number_pages::<f32, u32>(array, f32::to_bits),
+        _ => ColumnPages::Chosen,
+    }
+}
+
+/// Each row's dictionary key, and the first row of each distinct value, in the order first
+/// seen (polars' order too).
+struct Keys {
+    keys: Vec<u32>,
+    first_rows: Vec<u32>,
+}
+
+/// The keys of `rows` values, or `None` when too many are distinct for a dictionary. `id(row)`
+/// is what identifies a row's value (its bits), `hash` hashes an id and `same` says whether two
+/// ids are the same value; missing rows (`validity`) get key 0.
+fn keys_of<Id: Copy + Eq>(
+    rows: usize,
+    validity: Option<&Bitmap>,
+    id: impl Fn(usize) -> Id,
+    hash: impl Fn(Id) -> u64,
+    same: impl Fn(Id, Id) -> bool,
+) -> Option<Keys> {
+    /// Values remembered by their hash's top bits: a column of a few values (sex, a label)
+    /// finds each there without probing the table.
+    const RECENT_BITS: u32 = 6;
+    let mut table: HashTable<(Id, u32)> = HashTable::new();
+    let mut first_rows: Vec<u32> = Vec::new();
+    let mut keys: Vec<u32> = Vec::with_capacity(rows);
+    let mut recent: [Option<(Id, u32)>; 1 << RECENT_BITS] = [None; 1 << RECENT_BITS];
+    // Tables are often sorted or grouped (a practice's patients): a run of one value is looked
+    // up once.
+    let mut last: Option<(Id, u32)> = None;
+    for row in 0..rows {
+        if row == SAMPLE_ROWS {
+            if first_rows.len() > SAMPLE_DISTINCT {
+                return None;
+            }
+            // Room for as many values as the sample suggests: growing the table rehashes it.
+            let expected = rows / SAMPLE_ROWS * first_rows.len();
+            table.reserve(expected.saturating_sub(table.len()), |&(known, _)| {
+                hash(known)
+            });
+        }
+        if validity.is_some_and(|valid| !valid.get_bit(row)) {
+            keys.push(0);
+            continue;
+        }
+        let value = id(row);
+        if let Some((last_value, key)) = last
+            && last_value == value
+        {
+            keys.push(key);
+            continue;
+        }
+        let hashed = hash(value);
+        let slot = (hashed >> (64 - RECENT_BITS)) as usize;
+        let key = match recent[slot] {
+            Some((known, key)) if known == value => key,
+            _ => {
+                let next = first_rows.len() as u32;
+                let (_, key) = *table
+                    .entry(
+                        hashed,
+                        |&(known, _)| same(known, value),
+                        |&(known, _)| hash(known),
+                    )
+                    .or_insert((value, next))
+                    .get();
+                if key == next {
+                    first_rows.push(row as u32);
+                }
+                recent[slot] = Some((value, key));
+                key
+            }
+        };
+        keys.push(key);
+        last = Some((value, key));
+    }
+    repeats_enough(first_rows.len(), rows).then_some(Keys { keys, first_rows })
+}
+
+/// The dictionary array of `keys` over `values`, missing where `validity` says.
+fn dictionary(
+    keys: Vec<u32>,
+    validity: Option<&Bitmap>,
+    values: Box<dyn Array>,
+) -> Option<DictionaryArray<u32>> {
+    let dtype =
+        ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(values.dtype().clone()), false);
+    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity.cloned());
+    DictionaryArray::try_new(dtype, keys, values).ok()
+}
+
+/// The bits that identify an inline text value (up to 12 bytes): its length and bytes, without
+/// whatever lies past them in the view.
+fn inline_bits(view: View) -> u128 {
+    let kept = 32 + 8 * view.length.min(View::MAX_INLINE_SIZE);
+    let bits = view.as_u128();
+    if kept >= 128 {
+        bits
+    } else {
+        bits & ((1u128 << kept) - 1)
+    }
+}
+
+fn text_pages(array: &Utf8ViewArray) -> ColumnPages {
+    let views = array.views();
+    let buffers = array.data_buffers();
+    let hasher = crate::lazy::key_hasher();
+    // An inline value is identified by its bits; a long one by its view, and two long views
+    // that point to different places hold the same value when their bytes are equal.
+    let bytes = |view: View| {
+        let start = view.offset as usize;
+        &buffers[view.buffer_idx as usize][start..start + view.length as usize]
+    };
+    let id = |row: usize| {
+        let view = views[row];
+        if view.is_inline() {
+            inline_bits(view)
+        } else {
+            view.as_u128()
+        }
+    };
+    let as_view = View::from;
+    let hash = |id: u128| {
+        let view = as_view(id);
+        if view.is_inline() {
+            hasher.hash_one(id)
+        } else {
+            hasher.hash_one(bytes(view))
+        }
+    };
+    let same = |a: u128, b: u128| {
+        if a == b {
+            return true;
+        }
+        let (x, y) = (as_view(a), as_view(b));
+        !x.is_inline() && x.length == y.length && x.prefix == y.prefix && bytes(x) == bytes(y)
+    };
+    let Some(Keys { keys, first_rows }) = keys_of(array.len(), array.validity(), id, hash, same)
+    else {
+        return ColumnPages::Plain;
+    };
+    let mut values = MutableBinaryViewArray::<str>::with_capacity(first_rows.len());
+    for &row in &first_rows {
+        // SAFETY: a first row is a row of the array.
+        values.push_value(unsafe { array.value_unchecked(row as usize) });
+    }
+    let values: Utf8ViewArray = values.freeze();
+    match dictionary(keys, array.validity(), values.boxed()) {
+        Some(dictionary) => ColumnPages::Dictionary(dictionary),
+        None => ColumnPages::Chosen,
+    }
+}
+
+/// A float column's pages: values are the same when their bits are (so `-0.0` and `0.0`, and
+/// distinct NaNs, keep their own entries, as written).
+fn number_pages<T: NativeType, B: Copy + Eq + std::hash::Hash>(
+    array: &dyn Array,
+    bits: impl Fn(T) -> B,
+) -> ColumnPages {
+    let Some(array) = array.as_any().downcast_ref::<PrimitiveArray<T>>() else {
+        return ColumnPages::Chosen;
+    };
+    let values = array.values();
+    let hasher = crate::lazy::key_hasher();
+    let id = |row: usize| bits(values[row]);
+    let hash = |id: B| hasher.hash_one(id);
+    let same = |a: B, b: B| a == b;
+    let Some(Keys { keys, first_rows }) = keys_of(array.len(), array.validity(), id, hash, same)
+    else {
+        return ColumnPages::Plain;
+    };
+    let distinct: Vec<T> = first_rows.iter().map(|&row| values[row as usize]).collect();
+    let distinct = PrimitiveArray::new(array.dtype().clone(), distinct.into(), None);
+    match dictionary(keys, array.validity(), distinct.boxed()) {
+        Some(dictionary) => ColumnPages::Dictionary(dictionary),
+        None => ColumnPages::Chosen,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(values: &[Option<&str>]) -> Utf8ViewArray {
+        let mut array = MutableBinaryViewArray::<str>::new();
+        for value in values {
+            array.push(*value);
+        }
+        array.freeze()
+    }
+
+    /// The values a dictionary column holds, row by row.
+    fn decoded(dictionary: &DictionaryArray<u32>) -> Vec<Option<String>> {
+        let values = dictionary
+            .values()
+            .as_any()
+            .downcast_ref::<Utf8ViewArray>()
+            .expect("text values");
+        (0..dictionary.len())
+            .map(|row| {
+                let keys = dictionary.keys();
+                keys.is_valid(row)
+                    .then(|| values.value(keys.value(row) as usize).to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn repeated_text_gets_a_dictionary_in_the_order_first_seen() {
+        let long = "a practice name longer than twelve bytes";
+        let rows = [
+            Some("E38000001"),
+            Some("E38000001"),
+            None,
+            Some(long),
+            Some("Y"),
+            Some(long),
+            Some("E38000002"),
+            Some("Y"),
+            Some(""),
+            Some("E38000001"),
+        ];
+        let ColumnPages::Dictionary(dictionary) = column_pages(&text(&rows)) else {
+            panic!("a dictionary");
+        };
+        let values = dictionary
+            .values()
+            .as_any()
+            .downcast_ref::<Utf8ViewArray>()
+            .expect("text");
+        let distinct: Vec<&str> = values.values_iter().collect();
+        assert_eq!(distinct, ["E38000001", long, "Y", "E38000002", ""]);
+        let expected: Vec<Option<String>> = rows.iter().map(|r| r.map(str::to_string)).collect();
+        assert_eq!(decoded(&dictionary), expected);
+    }
+
+    #[test]
+    fn equal_long_text_in_different_buffers_is_one_entry() {
+        // Two arrays' buffers: the same long value at different places.
+        let long = "a value of more than twelve bytes";
+        let first = text(&[Some(long), Some("x")]);
+        let second = text(&[Some("y"), Some(long)]);
+        let both = polars_arrow::compute::concatenate::concatenate(&[&first, &second])
+            .expect("concatenated");
+        let both = both
+            .as_any()
+            .downcast_ref::<Utf8ViewArray>()
+            .expect("text")
+            .clone();
+        // Only four rows: a dictionary is worth it at any share.
+        let ColumnPages::Dictionary(dictionary) = column_pages(&both) else {
+            panic!("a dictionary");
+        };
+        assert_eq!(dictionary.values().len(), 3, "{:?}", decoded(&dictionary));
+    }
+
+    #[test]
+    fn inline_text_is_compared_by_its_bytes_not_what_follows_them() {
+        // A view whose unused bytes are not zero (as a sliced or rewritten view may be) must
+        // match the same value's clean view.
+        let clean = View::new_inline(b"ab");
+        let mut dirty = clean;
+        dirty.offset = 0xdead_beef;
+        assert_eq!(inline_bits(clean), inline_bits(dirty));
+        assert_ne!(inline_bits(clean), inline_bits(View::new_inline(b"abc")));
+        assert_ne!(
+            inline_bits(View::new_inline(b"a")),
+            inline_bits(View::new_inline(b"a\0"))
+        );
+    }
+
+    fn text_of(values: impl Iterator<Item = String>) -> Utf8ViewArray {
+        let values: Vec<String> = values.collect();
+        text(&values.iter().map(|v| Some(v.as_str())).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn ids_are_written_plain_and_codes_with_a_dictionary() {
+        // Distinct from the first rows: given up after the sample.
+        let ids = text_of((0..20_000).map(|i| format!("P{i:09}")));
+        assert!(matches!(column_pages(&ids), ColumnPages::Plain));
+        // 15,000 codes in no order: mostly distinct early on, but they repeat over the rows.
+        let scattered = text_of((0..20_000u64).map(|i| {
+            let mixed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+            format!("E{:08}", mixed % 15_000)
+        }));
+        let ColumnPages::Dictionary(codes) = column_pages(&scattered) else {
+            panic!("a dictionary of codes");
+        };
+        let distinct: std::collections::HashSet<&str> = scattered.values_iter().collect();
+        assert_eq!(codes.values().len(), distinct.len(), "each code once");
+        // Repeated in the sample, then distinct: more than three quarters distinct in all.
+        let late = text_of((0..40_000).map(|i| {
+            if i < SAMPLE_ROWS {
+                format!("C{}", i % 100)
+            } else {
+                format!("C{i}")
+            }
+        }));
+        assert!(matches!(column_pages(&late), ColumnPages::Plain));
+    }
+
+    #[test]
+    fn each_value_of_many_gets_one_entry_whenever_it_comes_back() {
+        // A practice's patients together, the practices again after all of them: every later
+        // row must find its value's first entry, not add another.
+        let practices = text_of((0..262_144).map(|i| format!("A{:05}", (i / 40) % 6405)));
+        let ColumnPages::Dictionary(dictionary) = column_pages(&practices) else {
+            panic!("a dictionary");
+        };
+        assert_eq!(dictionary.values().len(), 6405);
+        let expected: Vec<Option<String>> = practices
+            .values_iter()
+            .map(|v| Some(v.to_string()))
+            .collect();
+        assert_eq!(decoded(&dictionary), expected);
+    }
+
+    #[test]
+    fn floats_are_the_same_when_their_bits_are() {
+        let values = PrimitiveArray::<f64>::from(vec![
+            Some(1.5),
+            Some(-0.0),
+            Some(0.0),
+            None,
+            Some(1.5),
+            Some(f64::NAN),
+            Some(f64::NAN),
+        ]);
+        let ColumnPages::Dictionary(dictionary) = column_pages(&values) else {
+            panic!("a dictionary");
+        };
+        let distinct = dictionary
+            .values()
+            .as_any()
+            .downcast_ref::<PrimitiveArray<f64>>()
+            .expect("floats");
+        let bits: Vec<u64> = distinct.values_iter().map(|v| v.to_bits()).collect();
+        let expected: Vec<u64> = [1.5, -0.0, 0.0, f64::NAN]
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_eq!(bits, expected);
+        let keys: Vec<Option<u32>> = dictionary.keys().iter().map(|k| k.copied()).collect();
+        assert_eq!(
+            keys,
+            [Some(0), Some(1), Some(2), None, Some(0), Some(3), Some(3)]
+        );
+    }
+
+    #[test]
+    fn integers_and_missing_columns_are_left_to_polars() {
+        let numbers = PrimitiveArray::<i64>::from(vec![Some(1), Some(1)]);
+        assert!(matches!(column_pages(&numbers), ColumnPages::Chosen));
+        let missing = text(&[None, None]);
+        assert!(matches!(column_pages(&missing), ColumnPages::Chosen));
+    }
+}
