@@ -41,6 +41,12 @@ const MAX_DISTINCT_SHARE: f64 = 0.75;
 const SAMPLE_ROWS: usize = 8192;
 const SAMPLE_DISTINCT: usize = SAMPLE_ROWS * 98 / 100;
 
+/// A column whose values come in runs and never come back within the sample (the patient id
+/// of rows listed patient by patient) is written plain when the sample holds more than this
+/// many values: a dictionary would save only each run's repeats, at the cost of a hash table
+/// entry for every value.
+const SAMPLE_IN_RUNS: usize = SAMPLE_ROWS / 8;
+
 /// Whether `distinct` values among `rows` are few enough for a dictionary.
 fn repeats_enough(distinct: usize, rows: usize) -> bool {
     rows <= 128 || (distinct as f64) <= MAX_DISTINCT_SHARE * rows as f64
@@ -89,9 +95,12 @@ fn keys_of<Id: Copy + Eq>(
     // Tables are often sorted or grouped (a practice's patients): a run of one value is looked
     // up once.
     let mut last: Option<(Id, u32)> = None;
+    // Values found again after their run ended.
+    let mut returned = 0usize;
     for row in 0..rows {
         if row == SAMPLE_ROWS {
-            if first_rows.len() > SAMPLE_DISTINCT {
+            let distinct = first_rows.len();
+            if distinct > SAMPLE_DISTINCT || (returned == 0 && distinct > SAMPLE_IN_RUNS) {
                 return None;
             }
             // Room for as many values as the sample suggests: growing the table rehashes it.
@@ -114,7 +123,10 @@ fn keys_of<Id: Copy + Eq>(
         let hashed = hash(value);
         let slot = (hashed >> (64 - RECENT_BITS)) as usize;
         let key = match recent[slot] {
-            Some((known, key)) if known == value => key,
+            Some((known, key)) if known == value => {
+                returned += 1;
+                key
+            }
             _ => {
                 let next = first_rows.len() as u32;
                 let (_, key) = *table
@@ -127,6 +139,8 @@ fn keys_of<Id: Copy + Eq>(
                     .get();
                 if key == next {
                     first_rows.push(row as u32);
+                } else {
+                    returned += 1;
                 }
                 recent[slot] = Some((value, key));
                 key
@@ -359,6 +373,15 @@ mod tests {
             }
         }));
         assert!(matches!(column_pages(&late), ColumnPages::Plain));
+        // Patients' rows listed patient by patient: each id in one run, never again.
+        let in_runs = text_of((0..30_000).map(|i| format!("P{:09}", i / 3)));
+        assert!(matches!(column_pages(&in_runs), ColumnPages::Plain));
+        // The same ids, two lists one after the other: they come back.
+        let back = text_of((0..30_000).map(|i| format!("P{:09}", (i % 6_000) / 3)));
+        assert!(matches!(column_pages(&back), ColumnPages::Dictionary(_)));
+        // A practice's patients together: few values, in runs, a dictionary.
+        let grouped = text_of((0..30_000).map(|i| format!("A{:05}", i / 1500)));
+        assert!(matches!(column_pages(&grouped), ColumnPages::Dictionary(_)));
     }
 
     #[test]
