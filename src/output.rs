@@ -250,10 +250,11 @@ enum WriterState {
     },
 }
 
-/// Encodes and compresses Parquet row groups on threads of their own, and writes them in the
-/// order given, so that a streamed plan computes its next batches meanwhile. polars' batched
-/// writer compresses a row group's pages one after another while it writes them; in the
-/// caller's thread that held up the plan feeding it (the patient parts, the working files).
+/// Encodes and compresses Parquet row groups on threads of their own ([`PageEncoder`]), and
+/// writes them in the order given, so that a streamed plan computes its next batches meanwhile.
+/// polars' batched writer compresses a row group's pages one after another while it writes
+/// them; in the caller's thread that held up the plan feeding it (the patient parts, the
+/// working files).
 struct RowGroupEncoder {
     writer: std::sync::Arc<polars::io::parquet::write::BatchedWriter<SharedOut>>,
     pages: std::sync::Arc<PageEncoder>,

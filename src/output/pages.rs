@@ -5,8 +5,12 @@
 //! value's bytes again. Over the patient-level tables and the working files that was a sixth
 //! of a national run's CPU (benches/RESULTS.md). Here the dictionary is built in one pass from
 //! the values' bits: a text value of up to 12 bytes is its 16-byte view, a float its 64 bits.
-//! The pages are the same kind polars writes (a dictionary page and keys, or plain pages), and
-//! every reader decodes them alike.
+//!
+//! The pages are of the kinds polars writes (a dictionary page and keys, or plain pages), and
+//! every reader decodes them alike; the file's schema is the table's, so text stays text. One
+//! difference: polars estimated float columns too but then wrote them plain (it does not cast
+//! floats to a dictionary), where a float column whose values repeat (area scores, 0/1
+//! outcomes, rounded limits) now gets a dictionary, and its file is smaller.
 
 use std::hash::BuildHasher;
 
