@@ -759,7 +759,7 @@ mod tests {
                 _ => Some((i % 50) as f64 / 4.0),
             })
             .collect();
-        let mut frame = df![
+        let frame = df![
             "id" => id, "practice" => practice, "label" => label, "value" => value,
         ]
         .expect("frame");
