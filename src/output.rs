@@ -796,6 +796,18 @@ mod tests {
             .map(|c| group.column(c).dictionary_page_offset().is_some())
             .collect();
         assert_eq!(dictionary, [false, true, true, true]);
+        // Readers skip row groups by their statistics: a dictionary's are its values'.
+        use parquet::file::statistics::Statistics;
+        let Some(Statistics::ByteArray(practice)) = group.column(1).statistics() else {
+            panic!("text statistics");
+        };
+        let bounds = (practice.min_opt(), practice.max_opt());
+        assert_eq!(
+            bounds,
+            (Some(&"A00000".into()), Some(&"A00299".into())),
+            "{practice:?}"
+        );
+        assert_eq!(practice.null_count_opt(), Some(2728));
     }
 
     /// A sink that takes a little and then fails, like a full disk.
