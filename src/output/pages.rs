@@ -34,7 +34,7 @@ pub(crate) enum ColumnPages {
 }
 
 /// A dictionary is not worth it when more than this share of the values are distinct: polars'
-/// own threshold, so a table's pages are of the kind they were.
+/// own threshold, so a text column's pages are of the kind they were.
 const MAX_DISTINCT_SHARE: f64 = 0.75;
 
 /// A column whose first [`SAMPLE_ROWS`] rows hold more than [`SAMPLE_DISTINCT`] values is
