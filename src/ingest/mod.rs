@@ -495,12 +495,10 @@ fn check_source(
                 options,
                 accepted,
             )?;
-            let duplicated = if checked.unique_key.is_empty() {
-                Vec::new()
-            } else {
+            // No hashes when the key is not checked, and then no rows.
+            let duplicated =
                 validate::rows_of_repeated_keys(&checked.parsed, &checked.unique_key, key_hashes)
-                    .map_err(|e| InputError::polars(path, "cannot check for duplicate keys", e))?
-            };
+                    .map_err(|e| InputError::polars(path, "cannot check for duplicate keys", e))?;
             if duplicated.is_empty() {
                 found
             } else {
