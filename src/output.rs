@@ -483,27 +483,14 @@ impl TableWriter {
     }
 }
 
-/// polars' Parquet writer into `out`, set up as `options` says (the one place the options of a
-/// lazy sink are turned into an eager writer's).
-pub fn parquet_writer<W: std::io::Write>(
-    out: W,
-    options: &polars::prelude::ParquetWriteOptions,
-) -> polars::prelude::ParquetWriter<W> {
-    polars::prelude::ParquetWriter::new(out)
-        .with_compression(options.compression)
-        .with_statistics(options.statistics)
-        .with_row_group_size(options.row_group_size)
-        .with_key_value_metadata(options.key_value_metadata.clone())
-}
-
 fn parquet_state(
     out: &SharedOut,
     schema: &polars::prelude::Schema,
     options: &polars::prelude::ParquetWriteOptions,
 ) -> polars::prelude::PolarsResult<WriterState> {
-    let writer = parquet_writer(out.clone(), options).batched(schema)?;
+    let (writer, pages) = PageEncoder::writer(out.clone(), schema, options)?;
     Ok(WriterState::Parquet {
-        encoder: RowGroupEncoder::new(writer, PageEncoder::new(schema, options)?),
+        encoder: RowGroupEncoder::new(writer, pages),
         pending: Vec::new(),
         pending_rows: 0,
     })
@@ -519,30 +506,48 @@ struct PageEncoder {
 }
 
 impl PageEncoder {
-    fn new(
+    /// polars' batched writer of a file of `schema` into `out`, which writes the row groups
+    /// this encodes, then the footer with the options' key-value metadata; and the encoder.
+    /// Both from one arrow schema and one set of write options, as `options` says (the one
+    /// place a lazy sink's options become an eager writer's).
+    fn writer(
+        out: SharedOut,
         schema: &polars::prelude::Schema,
         options: &polars::prelude::ParquetWriteOptions,
-    ) -> polars::prelude::PolarsResult<Self> {
+    ) -> polars::prelude::PolarsResult<(
+        polars::io::parquet::write::BatchedWriter<SharedOut>,
+        PageEncoder,
+    )> {
         use polars::prelude::SchemaExt;
         let arrow_schema = schema.to_arrow(polars::prelude::CompatLevel::newest());
-        let encodings = polars::io::parquet::write::get_encodings(&arrow_schema)
-            .iter()
-            .cloned()
-            .collect();
+        let encodings: Vec<Vec<polars_parquet::write::Encoding>> =
+            polars::io::parquet::write::get_encodings(&arrow_schema)
+                .iter()
+                .cloned()
+                .collect();
         let fields = polars_parquet::write::to_parquet_schema(&arrow_schema)?
             .fields()
             .to_vec();
-        let options = polars_parquet::write::WriteOptions {
+        let write_options = polars_parquet::write::WriteOptions {
             statistics: options.statistics,
             version: polars_parquet::write::Version::V1,
             compression: options.compression.into(),
             data_page_size: options.data_page_size,
         };
-        Ok(PageEncoder {
+        let file = polars_parquet::write::FileWriter::try_new(out, arrow_schema, write_options)?;
+        let writer = polars::io::parquet::write::BatchedWriter::new(
+            std::sync::Mutex::new(file),
+            encodings.clone().into(),
+            write_options,
+            false,
+            options.key_value_metadata.clone(),
+        );
+        let pages = PageEncoder {
             fields,
             encodings,
-            options,
-        })
+            options: write_options,
+        };
+        Ok((writer, pages))
     }
 
     /// Encode and compress `group` (one chunk) as one row group.
