@@ -142,6 +142,31 @@ struct GroupingKeys {
     age: Option<usize>,
 }
 
+/// The practice, value and age codes of a row or a slot, packed into one integer: a row's key
+/// is then compared and passed in registers. As a tuple of three codes it went through the
+/// stack, written a code at a time and read back whole, a store the processor cannot forward
+/// (the practice sums at 10M: 4.1 → 3.9 s).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct SlotKey(u128);
+
+impl SlotKey {
+    fn new(practice: u32, value: u32, age: u32) -> Self {
+        SlotKey(u128::from(practice) | (u128::from(value) << 32) | (u128::from(age) << 64))
+    }
+
+    fn practice(self) -> u32 {
+        self.0 as u32
+    }
+
+    fn value(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    fn age(self) -> u32 {
+        (self.0 >> 64) as u32
+    }
+}
+
 /// The slot of each (practice, value, age) code triple. The codes are small and dense (a few
 /// thousand practices, tens of values and bands), so a slot is found by indexing, not hashing:
 /// a grouping looks one up for nearly every row, as the age band changes from row to row.
@@ -155,8 +180,12 @@ impl SlotTable {
     const EMPTY: u32 = u32::MAX;
 
     /// The slot of `key`, made by `new_slot` the first time it is seen.
-    fn slot_or_insert(&mut self, key: (u32, u32, u32), new_slot: impl FnOnce() -> u32) -> u32 {
-        let (practice, value, age) = (key.0 as usize, key.1 as usize, key.2 as usize);
+    fn slot_or_insert(&mut self, key: SlotKey, new_slot: impl FnOnce() -> u32) -> u32 {
+        let (practice, value, age) = (
+            key.practice() as usize,
+            key.value() as usize,
+            key.age() as usize,
+        );
         if self.slots.len() <= practice {
             self.slots.resize_with(practice + 1, Vec::new);
         }
@@ -229,7 +258,7 @@ struct Grouping {
     indicators: Vec<usize>,
     slots: SlotTable,
     /// Practice, value and age codes of each slot.
-    slot_keys: Vec<(u32, u32, u32)>,
+    slot_keys: Vec<SlotKey>,
     /// Slot by slot: numerator and denominator of each of `indicators`.
     sums: Vec<f64>,
 }
@@ -243,7 +272,7 @@ impl Grouping {
         let values = self.keys.value.map(|k| &codes[k]);
         let ages = self.keys.age.map(|k| &codes[k]);
         let keys = rows.map(|row| {
-            (
+            SlotKey::new(
                 practices[row],
                 values.map_or(0, |v| v[row]),
                 ages.map_or(0, |a| a[row]),
@@ -276,7 +305,11 @@ impl Grouping {
         let take =
             |series: &Series, codes: Vec<u32>| series.take(&IdxCa::from_vec("".into(), codes));
         let mut columns = vec![
-            take(practices, self.slot_keys.iter().map(|k| k.0).collect())?.into_column(),
+            take(
+                practices,
+                self.slot_keys.iter().map(|k| k.practice()).collect(),
+            )?
+            .into_column(),
             Column::new_scalar(
                 BREAKDOWN.into(),
                 Scalar::new(
@@ -294,7 +327,7 @@ impl Grouping {
             ),
             Some(k) => {
                 let labels = labels[k].as_ref().expect("breakdown columns are labelled");
-                take(labels, self.slot_keys.iter().map(|k| k.1).collect())?
+                take(labels, self.slot_keys.iter().map(|k| k.value()).collect())?
                     .with_name(BREAKDOWN_VALUE.into())
                     .into_column()
             }
@@ -302,7 +335,7 @@ impl Grouping {
         if let Some(k) = self.keys.age {
             let ages = labels[k].as_ref().expect("the age band is labelled");
             columns.push(
-                take(ages, self.slot_keys.iter().map(|k| k.2).collect())?
+                take(ages, self.slot_keys.iter().map(|k| k.age()).collect())?
                     .with_name(schema::AGE_BAND.into())
                     .into_column(),
             );
