@@ -357,6 +357,27 @@ impl Grouping {
     }
 }
 
+/// The sums of `frame` (a grouping's) with one row for each practice, breakdown value and age
+/// band, in the order first seen.
+fn rows_of_one_key(frame: DataFrame) -> PolarsResult<DataFrame> {
+    let key_names = [
+        schema::PRACTICE_CODE,
+        BREAKDOWN,
+        BREAKDOWN_VALUE,
+        schema::AGE_BAND,
+    ];
+    let (keys, sums): (Vec<&PlSmallStr>, Vec<&PlSmallStr>) = frame
+        .get_column_names()
+        .into_iter()
+        .partition(|name| key_names.contains(&name.as_str()));
+    let keys: Vec<Expr> = keys.into_iter().map(|name| col(name.as_str())).collect();
+    let sums: Vec<Expr> = sums
+        .into_iter()
+        .map(|name| col(name.as_str()).sum())
+        .collect();
+    frame.lazy().group_by_stable(keys).agg(sums).collect()
+}
+
 /// Where the practice code is among the key columns.
 const PRACTICE_KEY: usize = 0;
 
@@ -513,10 +534,23 @@ impl PracticeSums {
                 ))
             })
             .collect::<PolarsResult<Vec<_>>>()?;
+        // Two values of a key column with one label (a missing value and the text "Unknown")
+        // would give a practice two rows with that label: they are added into one, so that
+        // each practice has one row a key and the practice level is not grouped again.
+        let shared_label = |k: Option<usize>| -> PolarsResult<bool> {
+            match k.and_then(|k| labels[k].as_ref()) {
+                Some(labels) => Ok(labels.n_unique()? < labels.len()),
+                None => Ok(false),
+            }
+        };
         let (mut flat, mut dsr) = (Vec::new(), Vec::new());
         for grouping in self.groupings {
             let by_age = grouping.keys.age.is_some();
-            let frame = grouping.into_frame(&practices, &labels)?;
+            let merge = shared_label(grouping.keys.value)? || shared_label(grouping.keys.age)?;
+            let mut frame = grouping.into_frame(&practices, &labels)?;
+            if merge {
+                frame = rows_of_one_key(frame)?;
+            }
             if by_age { &mut dsr } else { &mut flat }.push(frame);
         }
         let stack = |frames: Vec<DataFrame>| -> PolarsResult<Option<DataFrame>> {
@@ -719,6 +753,68 @@ mod tests {
             assert_eq!(sorted(flat), grouped(&many, 0, false), "batches {sizes:?}");
             let by_age = by_age.expect("a DSR was asked for");
             assert_eq!(sorted(by_age), grouped(&many, 1, true), "batches {sizes:?}");
+        }
+    }
+
+    #[test]
+    fn values_with_one_label_are_one_row() {
+        // Person 3 (practice B2) has no sex and person 4 (B2) has the text "Unknown": both are
+        // labelled "Unknown", and B2 has one such row, with both people's sums.
+        let mut patients = patients();
+        let sex = patients
+            .column(schema::SEX)
+            .expect("sex")
+            .str()
+            .expect("text")
+            .clone();
+        let sex: Vec<Option<&str>> = sex
+            .iter()
+            .enumerate()
+            .map(|(row, value)| if row == 4 { Some("Unknown") } else { value })
+            .collect();
+        patients
+            .with_column(Column::new(schema::SEX.into(), sex))
+            .expect("replaced");
+        let (flat, by_age) = summed_in_batches(&patients, &[10]);
+        let unknown = flat
+            .clone()
+            .lazy()
+            .filter(
+                col(schema::PRACTICE_CODE)
+                    .eq(lit("B2"))
+                    .and(col(BREAKDOWN).eq(lit(schema::SEX)))
+                    .and(col(BREAKDOWN_VALUE).eq(lit(super::super::UNKNOWN))),
+            )
+            .collect()
+            .expect("rows");
+        assert_eq!(unknown.height(), 1);
+        let sum = |name: &str| {
+            unknown
+                .column(name)
+                .expect("sums")
+                .f64()
+                .expect("floats")
+                .get(0)
+        };
+        assert_eq!((sum("__num0"), sum("__den0")), (Some(1.0), Some(1.0)));
+        // No key has two rows, with or without age bands.
+        for (frame, keys) in [
+            (
+                flat,
+                vec![schema::PRACTICE_CODE, BREAKDOWN, BREAKDOWN_VALUE],
+            ),
+            (
+                by_age.expect("by age"),
+                vec![
+                    schema::PRACTICE_CODE,
+                    BREAKDOWN,
+                    BREAKDOWN_VALUE,
+                    schema::AGE_BAND,
+                ],
+            ),
+        ] {
+            let keys = frame.select(keys).expect("keys");
+            assert!(!keys.is_duplicated().expect("checked").any(), "{keys}");
         }
     }
 
