@@ -776,27 +776,10 @@ mod tests {
             .with_column(Column::new(schema::SEX.into(), sex))
             .expect("replaced");
         let (flat, by_age) = summed_in_batches(&patients, &[10]);
-        let unknown = flat
-            .clone()
-            .lazy()
-            .filter(
-                col(schema::PRACTICE_CODE)
-                    .eq(lit("B2"))
-                    .and(col(BREAKDOWN).eq(lit(schema::SEX)))
-                    .and(col(BREAKDOWN_VALUE).eq(lit(super::super::UNKNOWN))),
-            )
-            .collect()
-            .expect("rows");
-        assert_eq!(unknown.height(), 1);
-        let sum = |name: &str| {
-            unknown
-                .column(name)
-                .expect("sums")
-                .f64()
-                .expect("floats")
-                .get(0)
-        };
-        assert_eq!((sum("__num0"), sum("__den0")), (Some(1.0), Some(1.0)));
+        assert_eq!(
+            sums_of(&flat, "B2", schema::SEX, super::super::UNKNOWN),
+            [(Some(1.0), Some(1.0))]
+        );
         // No key has two rows, with or without age bands.
         for (frame, keys) in [
             (
@@ -818,31 +801,39 @@ mod tests {
         }
     }
 
+    /// The first indicator's numerator and denominator in each of `flat`'s rows for a
+    /// practice and a breakdown value.
+    fn sums_of(
+        flat: &DataFrame,
+        practice: &str,
+        breakdown: &str,
+        value: &str,
+    ) -> Vec<(Option<f64>, Option<f64>)> {
+        let rows = flat
+            .clone()
+            .lazy()
+            .filter(
+                col(schema::PRACTICE_CODE)
+                    .eq(lit(practice))
+                    .and(col(BREAKDOWN).eq(lit(breakdown)))
+                    .and(col(BREAKDOWN_VALUE).eq(lit(value))),
+            )
+            .collect()
+            .expect("rows");
+        let values = |name: &str| -> Vec<Option<f64>> {
+            rows.column(name)
+                .and_then(|c| c.f64().cloned())
+                .expect("sums")
+                .iter()
+                .collect()
+        };
+        values("__num0").into_iter().zip(values("__den0")).collect()
+    }
+
     #[test]
     fn keys_keep_their_labels_and_missing_values_are_unknown() {
         let (flat, _) = summed_in_batches(&patients(), &[4, 6]);
-        // Numerator and denominator of practice A1's row for a breakdown value.
-        let cell = |breakdown: &str, value: &str| -> Vec<(Option<f64>, Option<f64>)> {
-            let rows = flat
-                .clone()
-                .lazy()
-                .filter(
-                    col(schema::PRACTICE_CODE)
-                        .eq(lit("A1"))
-                        .and(col(BREAKDOWN).eq(lit(breakdown)))
-                        .and(col(BREAKDOWN_VALUE).eq(lit(value))),
-                )
-                .collect()
-                .expect("a cell");
-            let values = |name: &str| -> Vec<Option<f64>> {
-                rows.column(name)
-                    .and_then(|c| c.f64().cloned())
-                    .expect("sums")
-                    .iter()
-                    .collect()
-            };
-            values("__num0").into_iter().zip(values("__den0")).collect()
-        };
+        let cell = |breakdown: &str, value: &str| sums_of(&flat, "A1", breakdown, value);
         // A1: people 0, 1, 2 and 9; person 2 has no decile and no Core20 flag.
         assert_eq!(cell(schema::CORE20, "Core20"), [(Some(2.0), Some(3.0))]);
         assert_eq!(cell(schema::CORE20, "Unknown"), [(Some(1.0), Some(1.0))]);
