@@ -34,8 +34,14 @@ pub const REFERENCE_PAIR: (f64, f64) = (0.95, 0.998);
 /// A confidence level c with 0.9 ≤ c ≤ 1, normalised from a percentage when given as one.
 ///
 /// The reference accepts a level in [0.9, 1] or [90, 100] and divides the latter by 100.
+///
+/// The critical value is found once, here: an indicators table asks for it twice a row (the
+/// normal quantile is a rational approximation with a logarithm and a square root).
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-pub struct Confidence(f64);
+pub struct Confidence {
+    level: f64,
+    z: f64,
+}
 
 impl Confidence {
     /// Validate and normalise a level: 95 and 0.95 both mean 95%.
@@ -57,7 +63,12 @@ impl Confidence {
     pub fn new(level: f64) -> Result<Self, StatsError> {
         let normalised = if level >= 90.0 { level / 100.0 } else { level };
         if (0.9..=1.0).contains(&normalised) {
-            Ok(Confidence(normalised))
+            let mut confidence = Confidence {
+                level: normalised,
+                z: f64::NAN,
+            };
+            confidence.z = normal_quantile(confidence.upper_probability());
+            Ok(confidence)
         } else {
             Err(StatsError::new(
                 Argument::Confidence,
@@ -75,7 +86,7 @@ impl Confidence {
     /// # Ok::<(), healthgap::stats::StatsError>(())
     /// ```
     pub fn value(self) -> f64 {
-        self.0
+        self.level
     }
 
     /// The upper-tail probability of a two-sided interval, `c + (1 − c)/2` (0.975 for 95%).
@@ -87,7 +98,7 @@ impl Confidence {
     /// # Ok::<(), healthgap::stats::StatsError>(())
     /// ```
     pub fn upper_probability(self) -> f64 {
-        self.0 + (1.0 - self.0) / 2.0
+        self.level + (1.0 - self.level) / 2.0
     }
 
     /// The two-sided critical value `z = Φ⁻¹(c + (1 − c)/2)` (1.959963984540054 for 95%;
@@ -101,7 +112,7 @@ impl Confidence {
     /// # Ok::<(), healthgap::stats::StatsError>(())
     /// ```
     pub fn z(self) -> f64 {
-        normal_quantile(self.upper_probability())
+        self.z
     }
 
     /// The suffix the reference uses in column names: `level·100` with one decimal, "." replaced
@@ -115,7 +126,7 @@ impl Confidence {
     /// # Ok::<(), healthgap::stats::StatsError>(())
     /// ```
     pub fn column_suffix(self) -> String {
-        format!("{:.1}", self.0 * 100.0).replace('.', "_")
+        format!("{:.1}", self.level * 100.0).replace('.', "_")
     }
 
     /// The label the reference writes in its `confidence` column: "95%", "99.8%".
@@ -128,7 +139,7 @@ impl Confidence {
     /// ```
     pub fn label(self) -> String {
         // Round to 10 significant digits so 0.998 · 100 = 99.80000000000001 prints as 99.8.
-        let percent = (self.0 * 100.0 * 1e8).round() / 1e8;
+        let percent = (self.level * 100.0 * 1e8).round() / 1e8;
         format!("{percent}%")
     }
 }
