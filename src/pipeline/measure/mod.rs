@@ -423,10 +423,13 @@ fn roll_up(
         [col(schema::PRACTICE_CODE)],
         JoinArgs::new(JoinType::Left),
     );
-    let aggs: Vec<Expr> = wanted
+    // The wanted indicators' numerator and denominator columns, as the practice level keeps
+    // them and as the other levels sum them.
+    let terms: Vec<Expr> = wanted
         .iter()
-        .flat_map(|&i| [col(num_column(i)).sum(), col(den_column(i)).sum()])
+        .flat_map(|&i| [col(num_column(i)), col(den_column(i))])
         .collect();
+    let aggs: Vec<Expr> = terms.iter().map(|term| term.clone().sum()).collect();
     let mut frames = Vec::new();
     for level in levels {
         let code = level_code(level);
@@ -446,10 +449,7 @@ fn roll_up(
         // grouping them again by practice was most of the roll-up by age band (3.5M rows at
         // 10M patients).
         let rows = if level == "practice" {
-            let sums = wanted
-                .iter()
-                .flat_map(|&i| [col(num_column(i)), col(den_column(i))]);
-            rows.select(keys.into_iter().chain(sums).collect::<Vec<_>>())
+            rows.select(keys.into_iter().chain(terms.clone()).collect::<Vec<_>>())
         } else {
             rows.group_by(keys).agg(aggs.clone())
         };
