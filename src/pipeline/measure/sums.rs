@@ -537,16 +537,19 @@ impl PracticeSums {
         // Two values of a key column with one label (a missing value and the text "Unknown")
         // would give a practice two rows with that label: they are added into one, so that
         // each practice has one row a key and the practice level is not grouped again.
-        let shared_label = |k: Option<usize>| -> PolarsResult<bool> {
-            match k.and_then(|k| labels[k].as_ref()) {
+        // By key column, once (the age band is a key of every DSR grouping).
+        let shared_label = labels
+            .iter()
+            .map(|labels| match labels {
                 Some(labels) => Ok(labels.n_unique()? < labels.len()),
                 None => Ok(false),
-            }
-        };
+            })
+            .collect::<PolarsResult<Vec<bool>>>()?;
+        let shares = |k: Option<usize>| k.is_some_and(|k| shared_label[k]);
         let (mut flat, mut dsr) = (Vec::new(), Vec::new());
         for grouping in self.groupings {
             let by_age = grouping.keys.age.is_some();
-            let merge = shared_label(grouping.keys.value)? || shared_label(grouping.keys.age)?;
+            let merge = shares(grouping.keys.value) || shares(grouping.keys.age);
             let mut frame = grouping.into_frame(&practices, &labels)?;
             if merge {
                 frame = rows_of_one_key(frame)?;
