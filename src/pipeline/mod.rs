@@ -699,14 +699,17 @@ fn segment_parts(
     let mut kept: Vec<Option<segment::long::ConditionMasks>> = Vec::new();
     let shares = match config.risk.tiers {
         segment::risk::TierMethod::Percentile => {
-            let mut counts = Vec::new();
-            for part in 0..parts {
+            let scored = partition::each_part(parts, |part| {
                 let (scores, masks) = plan
                     .scores(inputs, part)
                     .context("building patient risk scores")?;
-                counts.push(segment::risk::score_counts(scores, segmenter.within)?);
-                kept.push(masks);
-            }
+                Ok((
+                    segment::risk::score_counts(scores, segmenter.within)?,
+                    masks,
+                ))
+            })?;
+            let (counts, masks): (Vec<_>, Vec<_>) = scored.into_iter().unzip();
+            kept = masks;
             Some(segment::risk::tier_shares(counts).context("counting risk scores by footprint")?)
         }
         segment::risk::TierMethod::Cutoffs => None,

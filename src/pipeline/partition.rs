@@ -34,6 +34,54 @@ use crate::schema;
 /// near 2 GiB.
 pub const DEFAULT_PATIENTS_PER_PART: u64 = 4_000_000;
 
+/// Parts worked on at once by [`each_part`].
+const PARTS_AT_ONCE: usize = 2;
+
+/// `work` done for every part, [`PARTS_AT_ONCE`] parts at a time, the results in part order.
+///
+/// One part's risk scores left a core idle a quarter of the time (reading the part's files,
+/// putting its ids into an index and hashing their order each run on one thread, between
+/// polars' parallel steps); two parts side by side fill it (England's 15 parts: 15.3 →
+/// 12.0–12.5 s, benches/RESULTS.md). Memory holds what two parts' work holds. If a part fails,
+/// no part is started after it, and the error of the first part that failed is returned.
+///
+/// # Errors
+/// The first failing part's error.
+pub fn each_part<T: Send>(
+    parts: u32,
+    work: impl Fn(u32) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let next = AtomicU32::new(0);
+    let failed = AtomicBool::new(false);
+    let done: Mutex<Vec<(u32, anyhow::Result<T>)>> = Mutex::new(Vec::new());
+    let worker = || {
+        while !failed.load(Ordering::Relaxed) {
+            let part = next.fetch_add(1, Ordering::Relaxed);
+            if part >= parts {
+                break;
+            }
+            let result = work(part);
+            if result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            done.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((part, result));
+        }
+    };
+    let workers = PARTS_AT_ONCE.min(parts as usize).max(1);
+    std::thread::scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(worker);
+        }
+        worker();
+    });
+    let mut done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
+    done.sort_by_key(|(part, _)| *part);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
 /// Column holding a row's part while a batch is split.
 const PART: &str = "__part";
 
@@ -350,6 +398,34 @@ impl PatientInputs {
 mod tests {
     use super::*;
     use polars::prelude::{IntoLazy, df};
+
+    #[test]
+    fn each_part_gives_results_in_part_order() {
+        let squares = each_part(7, |part| {
+            // Later parts finish first, whichever worker takes them.
+            std::thread::sleep(std::time::Duration::from_millis(u64::from(7 - part)));
+            Ok(part * part)
+        })
+        .expect("no part fails");
+        assert_eq!(squares, vec![0, 1, 4, 9, 16, 25, 36]);
+        assert_eq!(
+            each_part(0, |part| Ok(part)).expect("no parts"),
+            Vec::<u32>::new()
+        );
+    }
+
+    #[test]
+    fn each_part_returns_the_first_failing_parts_error() {
+        let result = each_part(9, |part| {
+            if part == 3 || part == 5 {
+                std::thread::sleep(std::time::Duration::from_millis(u64::from(9 - part)));
+                anyhow::bail!("part {part} failed");
+            }
+            Ok(part)
+        });
+        let error = result.expect_err("two parts fail");
+        assert_eq!(error.to_string(), "part 3 failed");
+    }
 
     #[test]
     fn part_counts() {
