@@ -408,10 +408,7 @@ mod tests {
         })
         .expect("no part fails");
         assert_eq!(squares, vec![0, 1, 4, 9, 16, 25, 36]);
-        assert_eq!(
-            each_part(0, |part| Ok(part)).expect("no parts"),
-            Vec::<u32>::new()
-        );
+        assert_eq!(each_part(0, Ok).expect("no parts"), Vec::<u32>::new());
     }
 
     #[test]
