@@ -574,6 +574,12 @@ impl PageEncoder {
                     ColumnPages::Plain => {
                         array_to_columns(array, field, self.options, &[Encoding::Plain])?
                     }
+                    ColumnPages::Flags => {
+                        match pages::flag_page(array.as_ref(), &field, self.options) {
+                            Some(page) => vec![DynIter::new(std::iter::once(Ok(page)))],
+                            None => array_to_columns(array, field, self.options, encodings)?,
+                        }
+                    }
                     ColumnPages::Chosen => array_to_columns(array, field, self.options, encodings)?,
                 };
                 for leaf in leaves {
@@ -813,6 +819,97 @@ mod tests {
             "{practice:?}"
         );
         assert_eq!(practice.null_count_opt(), Some(2728));
+    }
+
+    #[test]
+    fn flag_columns_read_back_as_written_with_their_statistics() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("flags.parquet");
+        // 1,003 rows: whole words, then a part word; sliced from row 5, so the bits start
+        // mid-byte; and a column with missing values, which polars writes.
+        let rows = 1_008usize;
+        let mixed: Vec<bool> = (0..rows).map(|i| i % 3 == 0 || i % 7 == 1).collect();
+        let yes = vec![true; rows];
+        let no = vec![false; rows];
+        let missing: Vec<Option<bool>> = (0..rows)
+            .map(|i| (i % 5 != 0).then_some(i % 2 == 0))
+            .collect();
+        let frame = df!["mixed" => mixed, "yes" => yes, "no" => no, "missing" => missing]
+            .expect("frame")
+            .slice(5, rows - 5);
+        let file = std::fs::File::create(&path).expect("file");
+        let mut writer = TableWriter::parquet(
+            Box::new(std::io::BufWriter::new(file)),
+            frame.schema(),
+            &ParquetWriteOptions::default(),
+        )
+        .expect("writer");
+        writer.write_batch(&mut frame.clone()).expect("write");
+        writer.finish().expect("finish");
+
+        let read = ParquetReader::new(std::fs::File::open(&path).expect("open"))
+            .finish()
+            .expect("read");
+        assert!(read.equals_missing(&frame), "{read}\n{frame}");
+
+        // Another reader (arrow-rs) decodes the pages alike and finds the same statistics.
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let batches: Vec<arrow::array::RecordBatch> =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).expect("open"))
+                .expect("arrow-rs reader")
+                .build()
+                .expect("batches")
+                .collect::<Result<_, _>>()
+                .expect("decoded");
+        let decoded: Vec<Vec<Option<bool>>> = (0..4)
+            .map(|c| {
+                batches
+                    .iter()
+                    .flat_map(|batch| {
+                        let column = batch
+                            .column(c)
+                            .as_any()
+                            .downcast_ref::<arrow::array::BooleanArray>()
+                            .expect("yes/no");
+                        column.iter().collect::<Vec<_>>()
+                    })
+                    .collect()
+            })
+            .collect();
+        for (c, name) in ["mixed", "yes", "no", "missing"].iter().enumerate() {
+            let expected: Vec<Option<bool>> = frame
+                .column(name)
+                .expect("column")
+                .bool()
+                .expect("yes/no")
+                .iter()
+                .collect();
+            assert_eq!(decoded[c], expected, "{name}");
+        }
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::file::statistics::Statistics;
+        let footer =
+            SerializedFileReader::new(std::fs::File::open(&path).expect("open")).expect("footer");
+        let group = footer.metadata().row_group(0);
+        let bounds: Vec<(Option<bool>, Option<bool>, Option<u64>)> = (0..4)
+            .map(|c| match group.column(c).statistics() {
+                Some(Statistics::Boolean(stats)) => (
+                    stats.min_opt().copied(),
+                    stats.max_opt().copied(),
+                    stats.null_count_opt(),
+                ),
+                other => panic!("yes/no statistics, not {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            bounds,
+            [
+                (Some(false), Some(true), Some(0)),
+                (Some(true), Some(true), Some(0)),
+                (Some(false), Some(false), Some(0)),
+                (Some(false), Some(true), Some(201)),
+            ]
+        );
     }
 
     /// A sink that takes a little and then fails, like a full disk.
