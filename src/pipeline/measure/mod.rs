@@ -491,24 +491,37 @@ pub fn indicators_table(
     // plan would otherwise read the patients again.
     let (flat_sums, dsr_sums) =
         practice_sums(patients, indicators, &flat_only, &dsr, &config.breakdowns)?;
-    let flat = roll_up(
-        flat_sums.lazy(),
-        practice_map.clone(),
-        levels,
-        false,
-        &flat_only,
-    )?
-    .collect()?;
-    let by_age = dsr_sums
-        .map(|sums| roll_up(sums.lazy(), practice_map, levels, true, &dsr)?.collect())
-        .transpose()?;
-
     let pair = reference_levels()?;
     let specs: Vec<&IndicatorSpec> = indicators.iter().map(|i| &i.spec).collect();
-    let mut rows = IndicatorRows::default();
-    estimate_rows(&flat, &specs, &pair, &mut rows)?;
-    if let Some(by_age) = by_age {
+    // The proportions and rates, and the DSRs, from sums of their own: each chain has steps
+    // on one thread between polars' parallel ones, so the two run side by side (at 10M, from
+    // the sums to the rows: 3.6 → 3.4 s).
+    let crude = |sums: DataFrame| -> PolarsResult<IndicatorRows> {
+        let flat =
+            roll_up(sums.lazy(), practice_map.clone(), levels, false, &flat_only)?.collect()?;
+        let mut rows = IndicatorRows::default();
+        estimate_rows(&flat, &specs, &pair, &mut rows)?;
+        Ok(rows)
+    };
+    let standardised = |sums: DataFrame| -> PolarsResult<IndicatorRows> {
+        let by_age = roll_up(sums.lazy(), practice_map.clone(), levels, true, &dsr)?.collect()?;
+        let mut rows = IndicatorRows::default();
         dsr_rows(&by_age, indicators, esp2013, &pair, &mut rows)?;
+        Ok(rows)
+    };
+    let (crude_rows, standardised_rows) = std::thread::scope(|scope| {
+        let standardised_rows = dsr_sums.map(|sums| scope.spawn(|| standardised(sums)));
+        let crude_rows = crude(flat_sums);
+        let standardised_rows = standardised_rows.map(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (crude_rows, standardised_rows)
+    });
+    let mut rows = crude_rows?;
+    if let Some(standardised_rows) = standardised_rows {
+        rows.append(standardised_rows?);
     }
     Ok(rows)
 }
