@@ -11,6 +11,8 @@
 //! difference: polars estimated float columns too but then wrote them plain (it does not cast
 //! floats to a dictionary), where a float column whose values repeat (area scores, 0/1
 //! outcomes, rounded limits) now gets a dictionary, and its file is smaller.
+//!
+//! A yes/no column without missing values is written as its bits, copied ([`flag_page`]).
 
 use std::hash::BuildHasher;
 
@@ -38,8 +40,9 @@ pub(crate) enum ColumnPages {
     /// A yes/no column without missing values: one plain page of its bits as they are
     /// ([`flag_page`]).
     Flags,
-    /// polars' own choice: integers, dates and flags, whose dictionaries it finds cheaply (from
-    /// their range), and columns this module does not handle (nested, empty, all missing).
+    /// polars' own choice: integers, dates and flags with missing values, whose dictionaries
+    /// it finds cheaply (from their range), and columns this module does not handle (nested,
+    /// empty, all missing).
     Chosen,
 }
 
@@ -118,9 +121,11 @@ pub(crate) fn flag_page(
     for word in chunks {
         buffer.extend_from_slice(&word.to_le_bytes());
     }
-    // The last word's bits past the values are zero (`remainder` has none set there).
+    // The last word's bits past the values are written as zeros, as polars writes them (the
+    // remainder holds whatever follows the values in their buffer).
     let tail = rows % 64;
     if tail > 0 {
+        let remainder = remainder & ((1u64 << tail) - 1);
         buffer.extend_from_slice(&remainder.to_le_bytes()[..tail.div_ceil(8)]);
     }
     let statistics = options.has_statistics().then(|| {
