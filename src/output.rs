@@ -750,6 +750,22 @@ mod tests {
         );
     }
 
+    /// `frame` written to `path` as one batch with the default options, and read back.
+    fn written_and_read(frame: &DataFrame, path: &std::path::Path) -> DataFrame {
+        let file = std::fs::File::create(path).expect("file");
+        let mut writer = TableWriter::parquet(
+            Box::new(std::io::BufWriter::new(file)),
+            frame.schema(),
+            &ParquetWriteOptions::default(),
+        )
+        .expect("writer");
+        writer.write_batch(&mut frame.clone()).expect("write");
+        writer.finish().expect("finish");
+        ParquetReader::new(std::fs::File::open(path).expect("open"))
+            .finish()
+            .expect("read")
+    }
+
     #[test]
     fn text_and_float_columns_read_back_as_written_with_the_pages_they_need() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -774,19 +790,7 @@ mod tests {
             "id" => id, "practice" => practice, "label" => label, "value" => value,
         ]
         .expect("frame");
-        let file = std::fs::File::create(&path).expect("file");
-        let mut writer = TableWriter::parquet(
-            Box::new(std::io::BufWriter::new(file)),
-            frame.schema(),
-            &ParquetWriteOptions::default(),
-        )
-        .expect("writer");
-        writer.write_batch(&mut frame.clone()).expect("write");
-        writer.finish().expect("finish");
-
-        let read = ParquetReader::new(std::fs::File::open(&path).expect("open"))
-            .finish()
-            .expect("read");
+        let read = written_and_read(&frame, &path);
         // Text stays text (not categorical) for every reader: the file's schema is the table's.
         assert_eq!(read.schema(), frame.schema());
         assert!(read.equals_missing(&frame), "{read}\n{frame}");
@@ -837,19 +841,7 @@ mod tests {
         let frame = df!["mixed" => mixed, "yes" => yes, "no" => no, "missing" => missing]
             .expect("frame")
             .slice(5, rows - 5);
-        let file = std::fs::File::create(&path).expect("file");
-        let mut writer = TableWriter::parquet(
-            Box::new(std::io::BufWriter::new(file)),
-            frame.schema(),
-            &ParquetWriteOptions::default(),
-        )
-        .expect("writer");
-        writer.write_batch(&mut frame.clone()).expect("write");
-        writer.finish().expect("finish");
-
-        let read = ParquetReader::new(std::fs::File::open(&path).expect("open"))
-            .finish()
-            .expect("read");
+        let read = written_and_read(&frame, &path);
         assert!(read.equals_missing(&frame), "{read}\n{frame}");
 
         // Another reader (arrow-rs) decodes the pages alike and finds the same statistics.
