@@ -565,12 +565,17 @@ impl PageEncoder {
             {
                 let field = field.clone();
                 let leaves = match pages::column_pages(array.as_ref()) {
-                    ColumnPages::Dictionary(dictionary) => array_to_columns(
-                        dictionary.boxed(),
-                        field,
-                        self.options,
-                        &[Encoding::RleDictionary],
-                    )?,
+                    ColumnPages::Dictionary(dictionary) => {
+                        match pages::dictionary_pages(&dictionary, &field, self.options)? {
+                            Some(pages) => vec![DynIter::new(pages.into_iter().map(Ok))],
+                            None => array_to_columns(
+                                dictionary.boxed(),
+                                field,
+                                self.options,
+                                &[Encoding::RleDictionary],
+                            )?,
+                        }
+                    }
                     ColumnPages::Plain => {
                         array_to_columns(array, field, self.options, &[Encoding::Plain])?
                     }
@@ -825,6 +830,93 @@ mod tests {
         assert_eq!(practice.null_count_opt(), Some(2728));
     }
 
+    /// The file at `path` as arrow-rs (a second Parquet decoder) reads it.
+    fn read_by_arrow_rs(path: &std::path::Path) -> Vec<arrow::array::RecordBatch> {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).expect("open"))
+            .expect("arrow-rs reader")
+            .build()
+            .expect("batches")
+            .collect::<Result<_, _>>()
+            .expect("decoded")
+    }
+
+    #[test]
+    fn dictionary_keys_read_back_as_written_across_pages() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("keys.parquet");
+        // 500,000 rows: three pages of keys. Runs of 1 to 20 rows of 300 codes, missing rows
+        // inside runs; one value throughout (0 bits a key); 5,000 codes in no order (packed
+        // runs longer than one run holds); floats in runs.
+        let rows = 500_000usize;
+        let run_code = |i: usize| (i / (1 + i % 20)) % 300;
+        let runs: Vec<Option<String>> = (0..rows)
+            .map(|i| (i % 97 != 0).then(|| format!("E{:08}", run_code(i))))
+            .collect();
+        let one: Vec<Option<&str>> = (0..rows)
+            .map(|i| (i % 1000 != 3).then_some("only"))
+            .collect();
+        let scattered: Vec<String> = (0..rows as u64)
+            .map(|i| {
+                format!(
+                    "L{:05}",
+                    (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) % 5000
+                )
+            })
+            .collect();
+        let score: Vec<f64> = (0..rows).map(|i| (run_code(i) % 7) as f64 / 2.0).collect();
+        let frame = df!["runs" => runs, "one" => one, "scattered" => scattered, "score" => score]
+            .expect("frame");
+        let read = written_and_read(&frame, &path);
+        assert!(read.equals_missing(&frame), "{read}\n{frame}");
+
+        let batches = read_by_arrow_rs(&path);
+        for (c, name) in ["runs", "one", "scattered"].iter().enumerate() {
+            let decoded: Vec<Option<String>> = batches
+                .iter()
+                .flat_map(|batch| {
+                    let column =
+                        arrow::compute::cast(batch.column(c), &arrow::datatypes::DataType::Utf8)
+                            .expect("text");
+                    column
+                        .as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .expect("text")
+                        .iter()
+                        .map(|v| v.map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let expected: Vec<Option<String>> = frame
+                .column(name)
+                .expect("column")
+                .str()
+                .expect("text")
+                .iter()
+                .map(|v| v.map(str::to_string))
+                .collect();
+            assert_eq!(decoded, expected, "{name}");
+        }
+
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let footer =
+            SerializedFileReader::new(std::fs::File::open(&path).expect("open")).expect("footer");
+        let chunk = footer.metadata().row_group(0).column(0);
+        assert!(chunk.dictionary_page_offset().is_some(), "a dictionary");
+        let pages: Vec<parquet::column::page::Page> = footer
+            .get_row_group(0)
+            .expect("row group")
+            .get_column_page_reader(0)
+            .expect("pages")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        let data_pages = pages
+            .iter()
+            .filter(|page| !matches!(page, parquet::column::page::Page::DictionaryPage { .. }))
+            .count();
+        assert_eq!(data_pages, 3, "keys split as polars splits them");
+    }
+
     #[test]
     fn flag_columns_read_back_as_written_with_their_statistics() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -845,14 +937,7 @@ mod tests {
         assert!(read.equals_missing(&frame), "{read}\n{frame}");
 
         // Another reader (arrow-rs) decodes the pages alike and finds the same statistics.
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        let batches: Vec<arrow::array::RecordBatch> =
-            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).expect("open"))
-                .expect("arrow-rs reader")
-                .build()
-                .expect("batches")
-                .collect::<Result<_, _>>()
-                .expect("decoded");
+        let batches = read_by_arrow_rs(&path);
         let decoded: Vec<Vec<Option<bool>>> = (0..4)
             .map(|c| {
                 batches
