@@ -23,7 +23,7 @@ use polars_arrow::array::{
     Array, BooleanArray, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray,
     View,
 };
-use polars_arrow::bitmap::Bitmap;
+use polars_arrow::bitmap::{Bitmap, MutableBitmap};
 use polars_arrow::datatypes::{ArrowDataType, IntegerType};
 use polars_arrow::types::NativeType;
 use polars_parquet::parquet::CowBuffer;
@@ -75,19 +75,25 @@ fn repeats_enough(distinct: usize, rows: usize) -> bool {
     rows <= 128 || (distinct as f64) <= MAX_DISTINCT_SHARE * rows as f64
 }
 
-/// How the column `array` (one row group of it) is written.
-pub(crate) fn column_pages(array: &dyn Array) -> ColumnPages {
-    if array.is_empty() || array.null_count() == array.len() {
+/// How a column of a row group is written. Its rows are the `chunks` (arrays of one type) one
+/// after another: the batches the row group was gathered from, not copied into one array.
+pub(crate) fn column_pages(chunks: &[Box<dyn Array>]) -> ColumnPages {
+    let rows: usize = chunks.iter().map(|chunk| chunk.len()).sum();
+    let missing: usize = chunks.iter().map(|chunk| chunk.null_count()).sum();
+    let Some(first) = chunks.first() else {
+        return ColumnPages::Chosen;
+    };
+    if rows == 0 || missing == rows {
         return ColumnPages::Chosen;
     }
-    match array.dtype() {
-        ArrowDataType::Utf8View => match array.as_any().downcast_ref::<Utf8ViewArray>() {
-            Some(text) => text_pages(text),
+    match first.dtype() {
+        ArrowDataType::Utf8View => match downcast_all::<Utf8ViewArray>(chunks) {
+            Some(text) => text_pages(&text),
             None => ColumnPages::Chosen,
         },
-        ArrowDataType::Boolean if array.null_count() == 0 => ColumnPages::Flags,
-        ArrowDataType::Float64 => number_pages::<f64, u64>(array, f64::to_bits),
-        ArrowDataType::Float32 => number_pages::<f32, u32>(array, f32::to_bits),
+        ArrowDataType::Boolean if missing == 0 => ColumnPages::Flags,
+        ArrowDataType::Float64 => number_pages::<f64, u64>(chunks, f64::to_bits),
+        ArrowDataType::Float32 => number_pages::<f32, u32>(chunks, f32::to_bits),
         _ => ColumnPages::Chosen,
     }
 }
@@ -355,98 +361,168 @@ fn write_uleb128(out: &mut Vec<u8>, value: u64) {
 }
 
 /// Each row's dictionary key, and the first row of each distinct value, in the order first
-/// seen (polars' order too).
+/// seen (polars' order too). Rows are counted across the column's chunks.
 struct Keys {
     keys: Vec<u32>,
     first_rows: Vec<u32>,
 }
 
-/// The keys of `rows` values, or `None` when too many are distinct for a dictionary. `id(row)`
-/// is what identifies a row's value (its bits), `hash` hashes an id and `same` says whether two
-/// ids are the same value; missing rows (`validity`) get key 0.
-fn keys_of<Id: Copy + Eq>(
+/// Values remembered by their hash's top bits: a column of a few values (sex, a label) finds
+/// each there without probing the table.
+const RECENT_BITS: u32 = 6;
+
+/// Finds the dictionary keys of a column's rows, chunk after chunk.
+struct KeyFinder<Id> {
+    /// The column's rows, in all its chunks.
     rows: usize,
-    validity: Option<&Bitmap>,
-    id: impl Fn(usize) -> Id,
-    hash: impl Fn(Id) -> u64,
-    same: impl Fn(Id, Id) -> bool,
-) -> Option<Keys> {
-    /// Values remembered by their hash's top bits: a column of a few values (sex, a label)
-    /// finds each there without probing the table.
-    const RECENT_BITS: u32 = 6;
-    let mut table: HashTable<(Id, u32)> = HashTable::new();
-    let mut first_rows: Vec<u32> = Vec::new();
-    let mut keys: Vec<u32> = Vec::with_capacity(rows);
-    let mut recent: [Option<(Id, u32)>; 1 << RECENT_BITS] = [None; 1 << RECENT_BITS];
-    // Tables are often sorted or grouped (a practice's patients): a run of one value is looked
-    // up once.
-    let mut last: Option<(Id, u32)> = None;
-    // Values found again after their run ended.
-    let mut returned = 0usize;
-    for row in 0..rows {
-        if row == SAMPLE_ROWS {
-            let distinct = first_rows.len();
-            if distinct > SAMPLE_DISTINCT || (returned == 0 && distinct > SAMPLE_IN_RUNS) {
-                return None;
-            }
-            // Room for as many values as the sample suggests: growing the table rehashes it.
-            let expected = rows / SAMPLE_ROWS * first_rows.len();
-            table.reserve(expected.saturating_sub(table.len()), |&(known, _)| {
-                hash(known)
-            });
-        }
-        if validity.is_some_and(|valid| !valid.get_bit(row)) {
-            keys.push(0);
-            continue;
-        }
-        let value = id(row);
-        if let Some((last_value, key)) = last
-            && last_value == value
-        {
-            keys.push(key);
-            continue;
-        }
-        let hashed = hash(value);
-        let slot = (hashed >> (64 - RECENT_BITS)) as usize;
-        let key = match recent[slot] {
-            Some((known, key)) if known == value => {
-                returned += 1;
-                key
-            }
-            _ => {
-                let next = first_rows.len() as u32;
-                let (_, key) = *table
-                    .entry(
-                        hashed,
-                        |&(known, _)| same(known, value),
-                        |&(known, _)| hash(known),
-                    )
-                    .or_insert((value, next))
-                    .get();
-                if key == next {
-                    first_rows.push(row as u32);
-                } else {
-                    returned += 1;
-                }
-                recent[slot] = Some((value, key));
-                key
-            }
-        };
-        keys.push(key);
-        last = Some((value, key));
-    }
-    repeats_enough(first_rows.len(), rows).then_some(Keys { keys, first_rows })
+    keys: Vec<u32>,
+    first_rows: Vec<u32>,
+    table: HashTable<(Id, u32)>,
+    recent: [Option<(Id, u32)>; 1 << RECENT_BITS],
+    /// The last value and its key: tables are often sorted or grouped (a practice's
+    /// patients), and a run of one value is looked up once.
+    last: Option<(Id, u32)>,
+    /// Values found again after their run ended.
+    returned: usize,
 }
 
-/// The dictionary array of `keys` over `values`, missing where `validity` says.
-fn dictionary(
+impl<Id: Copy + Eq> KeyFinder<Id> {
+    fn new(rows: usize) -> Self {
+        KeyFinder {
+            rows,
+            keys: Vec::with_capacity(rows),
+            first_rows: Vec::new(),
+            table: HashTable::new(),
+            recent: [None; 1 << RECENT_BITS],
+            last: None,
+            returned: 0,
+        }
+    }
+
+    /// Adds the keys of the next chunk, of `len` rows: `id(row)` is what identifies a row's
+    /// value (its bits), `hash` hashes an id and `same` says whether two ids are the same
+    /// value; missing rows (`validity`) get key 0. `false` when too many values are distinct
+    /// for a dictionary.
+    fn add(
+        &mut self,
+        len: usize,
+        validity: Option<&Bitmap>,
+        id: impl Fn(usize) -> Id,
+        hash: impl Fn(Id) -> u64,
+        same: impl Fn(Id, Id) -> bool,
+    ) -> bool {
+        let mut last = self.last;
+        let mut returned = self.returned;
+        for row in 0..len {
+            let at = self.keys.len();
+            if at == SAMPLE_ROWS {
+                let distinct = self.first_rows.len();
+                if distinct > SAMPLE_DISTINCT || (returned == 0 && distinct > SAMPLE_IN_RUNS) {
+                    return false;
+                }
+                // Room for as many values as the sample suggests: growing the table rehashes
+                // it.
+                let expected = self.rows / SAMPLE_ROWS * distinct;
+                self.table
+                    .reserve(expected.saturating_sub(self.table.len()), |&(known, _)| {
+                        hash(known)
+                    });
+            }
+            if validity.is_some_and(|valid| !valid.get_bit(row)) {
+                self.keys.push(0);
+                continue;
+            }
+            let value = id(row);
+            if let Some((last_value, key)) = last
+                && last_value == value
+            {
+                self.keys.push(key);
+                continue;
+            }
+            let hashed = hash(value);
+            let slot = (hashed >> (64 - RECENT_BITS)) as usize;
+            let key = match self.recent[slot] {
+                Some((known, key)) if known == value => {
+                    returned += 1;
+                    key
+                }
+                _ => {
+                    let next = self.first_rows.len() as u32;
+                    let (_, key) = *self
+                        .table
+                        .entry(
+                            hashed,
+                            |&(known, _)| same(known, value),
+                            |&(known, _)| hash(known),
+                        )
+                        .or_insert((value, next))
+                        .get();
+                    if key == next {
+                        self.first_rows.push(at as u32);
+                    } else {
+                        returned += 1;
+                    }
+                    self.recent[slot] = Some((value, key));
+                    key
+                }
+            };
+            self.keys.push(key);
+            last = Some((value, key));
+        }
+        self.last = last;
+        self.returned = returned;
+        true
+    }
+
+    /// The keys, or `None` when too many values are distinct for a dictionary.
+    fn finish(self) -> Option<Keys> {
+        repeats_enough(self.first_rows.len(), self.rows).then_some(Keys {
+            keys: self.keys,
+            first_rows: self.first_rows,
+        })
+    }
+}
+
+/// `row` of a column (counted across its chunks) as its chunk and its row there; `starts`
+/// holds each chunk's first row.
+fn chunk_row(starts: &[usize], row: u32) -> (usize, usize) {
+    let row = row as usize;
+    let chunk = starts.partition_point(|&start| start <= row) - 1;
+    (chunk, row - starts[chunk])
+}
+
+/// Each chunk's first row.
+fn chunk_starts(lens: impl Iterator<Item = usize>) -> Vec<usize> {
+    lens.scan(0, |rows, len| {
+        let start = *rows;
+        *rows += len;
+        Some(start)
+    })
+    .collect()
+}
+
+/// The dictionary array of `keys` over `values`, missing where the chunks' validities say.
+fn dictionary<'a>(
     keys: Vec<u32>,
-    validity: Option<&Bitmap>,
+    validities: impl Iterator<Item = (usize, Option<&'a Bitmap>)> + Clone,
     values: Box<dyn Array>,
 ) -> Option<DictionaryArray<u32>> {
+    let validity = validities
+        .clone()
+        .any(|(_, validity)| validity.is_some_and(|v| v.unset_bits() > 0))
+        .then(|| {
+            let mut joined = MutableBitmap::with_capacity(keys.len());
+            for (len, validity) in validities {
+                match validity {
+                    Some(validity) => joined.extend_from_bitmap(validity),
+                    None => joined.extend_constant(len, true),
+                }
+            }
+            Bitmap::from(joined)
+        });
     let dtype =
         ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(values.dtype().clone()), false);
-    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity.cloned());
+    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity);
     DictionaryArray::try_new(dtype, keys, values).ok()
 }
 
@@ -462,23 +538,21 @@ fn inline_bits(view: View) -> u128 {
     }
 }
 
-fn text_pages(array: &Utf8ViewArray) -> ColumnPages {
-    let views = array.views();
-    let buffers = array.data_buffers();
+fn text_pages(chunks: &[&Utf8ViewArray]) -> ColumnPages {
+    // A long value is identified by its view, with the chunks' buffers numbered one after
+    // another so that a view names one place among all of them; an inline value by its bits.
+    // Two long views that point to different places hold the same value when their bytes are
+    // equal.
+    let mut first_buffers = Vec::with_capacity(chunks.len());
+    let mut buffers: Vec<&[u8]> = Vec::new();
+    for chunk in chunks {
+        first_buffers.push(buffers.len() as u32);
+        buffers.extend(chunk.data_buffers().iter().map(|buffer| buffer.as_slice()));
+    }
     let hasher = crate::lazy::key_hasher();
-    // An inline value is identified by its bits; a long one by its view, and two long views
-    // that point to different places hold the same value when their bytes are equal.
     let bytes = |view: View| {
         let start = view.offset as usize;
         &buffers[view.buffer_idx as usize][start..start + view.length as usize]
-    };
-    let id = |row: usize| {
-        let view = views[row];
-        if view.is_inline() {
-            inline_bits(view)
-        } else {
-            view.as_u128()
-        }
     };
     let as_view = View::from;
     let hash = |id: u128| {
@@ -496,17 +570,38 @@ fn text_pages(array: &Utf8ViewArray) -> ColumnPages {
         let (x, y) = (as_view(a), as_view(b));
         !x.is_inline() && x.length == y.length && x.prefix == y.prefix && bytes(x) == bytes(y)
     };
-    let Some(Keys { keys, first_rows }) = keys_of(array.len(), array.validity(), id, hash, same)
-    else {
+    let mut finder = KeyFinder::new(chunks.iter().map(|chunk| chunk.len()).sum());
+    for (chunk, &first_buffer) in chunks.iter().zip(&first_buffers) {
+        let views = chunk.views();
+        let id = |row: usize| {
+            let view = views[row];
+            if view.is_inline() {
+                inline_bits(view)
+            } else {
+                View {
+                    buffer_idx: view.buffer_idx + first_buffer,
+                    ..view
+                }
+                .as_u128()
+            }
+        };
+        if !finder.add(chunk.len(), chunk.validity(), id, hash, same) {
+            return ColumnPages::Plain;
+        }
+    }
+    let Some(Keys { keys, first_rows }) = finder.finish() else {
         return ColumnPages::Plain;
     };
+    let starts = chunk_starts(chunks.iter().map(|chunk| chunk.len()));
     let mut values = MutableBinaryViewArray::<str>::with_capacity(first_rows.len());
     for &row in &first_rows {
-        // SAFETY: a first row is a row of the array.
-        values.push_value(unsafe { array.value_unchecked(row as usize) });
+        let (chunk, row) = chunk_row(&starts, row);
+        // SAFETY: a first row is a row of its chunk.
+        values.push_value(unsafe { chunks[chunk].value_unchecked(row) });
     }
     let values: Utf8ViewArray = values.freeze();
-    match dictionary(keys, array.validity(), values.boxed()) {
+    let validities = chunks.iter().map(|chunk| (chunk.len(), chunk.validity()));
+    match dictionary(keys, validities, values.boxed()) {
         Some(dictionary) => ColumnPages::Dictionary(dictionary),
         None => ColumnPages::Chosen,
     }
@@ -515,32 +610,58 @@ fn text_pages(array: &Utf8ViewArray) -> ColumnPages {
 /// A float column's pages: values are the same when their bits are (so `-0.0` and `0.0`, and
 /// distinct NaNs, keep their own entries, as written).
 fn number_pages<T: NativeType, B: Copy + Eq + std::hash::Hash>(
-    array: &dyn Array,
+    chunks: &[Box<dyn Array>],
     bits: impl Fn(T) -> B,
 ) -> ColumnPages {
-    let Some(array) = array.as_any().downcast_ref::<PrimitiveArray<T>>() else {
+    let Some(chunks) = downcast_all::<PrimitiveArray<T>>(chunks) else {
         return ColumnPages::Chosen;
     };
-    let values = array.values();
     let hasher = crate::lazy::key_hasher();
-    let id = |row: usize| bits(values[row]);
     let hash = |id: B| hasher.hash_one(id);
     let same = |a: B, b: B| a == b;
-    let Some(Keys { keys, first_rows }) = keys_of(array.len(), array.validity(), id, hash, same)
-    else {
+    let mut finder = KeyFinder::new(chunks.iter().map(|chunk| chunk.len()).sum());
+    for chunk in &chunks {
+        let values = chunk.values();
+        let id = |row: usize| bits(values[row]);
+        if !finder.add(chunk.len(), chunk.validity(), id, hash, same) {
+            return ColumnPages::Plain;
+        }
+    }
+    let Some(Keys { keys, first_rows }) = finder.finish() else {
         return ColumnPages::Plain;
     };
-    let distinct: Vec<T> = first_rows.iter().map(|&row| values[row as usize]).collect();
-    let distinct = PrimitiveArray::new(array.dtype().clone(), distinct.into(), None);
-    match dictionary(keys, array.validity(), distinct.boxed()) {
+    let starts = chunk_starts(chunks.iter().map(|chunk| chunk.len()));
+    let distinct: Vec<T> = first_rows
+        .iter()
+        .map(|&row| {
+            let (chunk, row) = chunk_row(&starts, row);
+            chunks[chunk].values()[row]
+        })
+        .collect();
+    let distinct = PrimitiveArray::new(chunks[0].dtype().clone(), distinct.into(), None);
+    let validities = chunks.iter().map(|chunk| (chunk.len(), chunk.validity()));
+    match dictionary(keys, validities, distinct.boxed()) {
         Some(dictionary) => ColumnPages::Dictionary(dictionary),
         None => ColumnPages::Chosen,
     }
 }
 
+/// Every chunk as an `A`, or `None` when one is not.
+fn downcast_all<A: 'static>(chunks: &[Box<dyn Array>]) -> Option<Vec<&A>> {
+    chunks
+        .iter()
+        .map(|chunk| chunk.as_any().downcast_ref::<A>())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How a column of one chunk is written.
+    fn pages_of(array: &dyn Array) -> ColumnPages {
+        column_pages(&[array.to_boxed()])
+    }
 
     fn text(values: &[Option<&str>]) -> Utf8ViewArray {
         let mut array = MutableBinaryViewArray::<str>::new();
@@ -581,7 +702,7 @@ mod tests {
             Some(""),
             Some("E38000001"),
         ];
-        let ColumnPages::Dictionary(dictionary) = column_pages(&text(&rows)) else {
+        let ColumnPages::Dictionary(dictionary) = pages_of(&text(&rows)) else {
             panic!("a dictionary");
         };
         let values = dictionary
@@ -603,16 +724,63 @@ mod tests {
         let second = text(&[Some("y"), Some(long)]);
         let both = polars_arrow::compute::concatenate::concatenate(&[&first, &second])
             .expect("concatenated");
-        let both = both
-            .as_any()
-            .downcast_ref::<Utf8ViewArray>()
-            .expect("text")
-            .clone();
-        // Only four rows: a dictionary is worth it at any share.
-        let ColumnPages::Dictionary(dictionary) = column_pages(&both) else {
-            panic!("a dictionary");
+        // Only four rows: a dictionary is worth it at any share. The same whether the arrays
+        // are concatenated or the column's chunks.
+        for pages in [
+            pages_of(both.as_ref()),
+            column_pages(&[first.boxed(), second.boxed()]),
+        ] {
+            let ColumnPages::Dictionary(dictionary) = pages else {
+                panic!("a dictionary");
+            };
+            assert_eq!(dictionary.values().len(), 3, "{:?}", decoded(&dictionary));
+        }
+    }
+
+    #[test]
+    fn a_column_in_chunks_gets_the_keys_of_the_column_in_one() {
+        // Chunks of their own buffers, whose long values sit at the same place in each (the
+        // same buffer number and offset in different chunks are different values), with
+        // missing rows in some chunks only.
+        let label = |i: usize| format!("a label longer than twelve bytes {}", i % 5);
+        let chunk = |from: usize, to: usize, gaps: bool| {
+            let values: Vec<Option<String>> = (from..to)
+                .map(|i| (!gaps || i % 7 != 0).then(|| label(i * 3 + from)))
+                .collect();
+            text(&values.iter().map(|v| v.as_deref()).collect::<Vec<_>>())
         };
-        assert_eq!(dictionary.values().len(), 3, "{:?}", decoded(&dictionary));
+        let chunks = [
+            chunk(0, 9000, false),
+            chunk(9000, 9500, true),
+            chunk(9500, 20_000, false),
+        ];
+        let joined = polars_arrow::compute::concatenate::concatenate(
+            &chunks.iter().map(|c| c as &dyn Array).collect::<Vec<_>>(),
+        )
+        .expect("concatenated");
+        let boxed: Vec<Box<dyn Array>> = chunks.iter().map(|c| c.clone().boxed()).collect();
+        let (ColumnPages::Dictionary(in_chunks), ColumnPages::Dictionary(in_one)) =
+            (column_pages(&boxed), pages_of(joined.as_ref()))
+        else {
+            panic!("dictionaries");
+        };
+        assert_eq!(in_chunks.values().len(), 5);
+        assert_eq!(decoded(&in_chunks), decoded(&in_one));
+        assert_eq!(in_chunks.keys(), in_one.keys());
+
+        let numbers = |from: usize, to: usize| {
+            PrimitiveArray::<f64>::from_iter(
+                (from..to).map(|i| (i % 9 != 0).then_some((i % 4) as f64)),
+            )
+        };
+        let (ColumnPages::Dictionary(in_chunks), ColumnPages::Dictionary(in_one)) = (
+            column_pages(&[numbers(0, 5000).boxed(), numbers(5000, 12_000).boxed()]),
+            pages_of(&numbers(0, 12_000)),
+        ) else {
+            panic!("dictionaries");
+        };
+        assert_eq!(in_chunks.keys(), in_one.keys());
+        assert_eq!(in_chunks.values().len(), 4);
     }
 
     #[test]
@@ -639,13 +807,13 @@ mod tests {
     fn ids_are_written_plain_and_codes_with_a_dictionary() {
         // Distinct from the first rows: given up after the sample.
         let ids = text_of((0..20_000).map(|i| format!("P{i:09}")));
-        assert!(matches!(column_pages(&ids), ColumnPages::Plain));
+        assert!(matches!(pages_of(&ids), ColumnPages::Plain));
         // 15,000 codes in no order: mostly distinct early on, but they repeat over the rows.
         let scattered = text_of((0..20_000u64).map(|i| {
             let mixed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
             format!("E{:08}", mixed % 15_000)
         }));
-        let ColumnPages::Dictionary(codes) = column_pages(&scattered) else {
+        let ColumnPages::Dictionary(codes) = pages_of(&scattered) else {
             panic!("a dictionary of codes");
         };
         let distinct: std::collections::HashSet<&str> = scattered.values_iter().collect();
@@ -658,16 +826,16 @@ mod tests {
                 format!("C{i}")
             }
         }));
-        assert!(matches!(column_pages(&late), ColumnPages::Plain));
+        assert!(matches!(pages_of(&late), ColumnPages::Plain));
         // Patients' rows listed patient by patient: each id in one run, never again.
         let in_runs = text_of((0..30_000).map(|i| format!("P{:09}", i / 3)));
-        assert!(matches!(column_pages(&in_runs), ColumnPages::Plain));
+        assert!(matches!(pages_of(&in_runs), ColumnPages::Plain));
         // The same ids, two lists one after the other: they come back.
         let back = text_of((0..30_000).map(|i| format!("P{:09}", (i % 6_000) / 3)));
-        assert!(matches!(column_pages(&back), ColumnPages::Dictionary(_)));
+        assert!(matches!(pages_of(&back), ColumnPages::Dictionary(_)));
         // A practice's patients together: few values, in runs, a dictionary.
         let grouped = text_of((0..30_000).map(|i| format!("A{:05}", i / 1500)));
-        assert!(matches!(column_pages(&grouped), ColumnPages::Dictionary(_)));
+        assert!(matches!(pages_of(&grouped), ColumnPages::Dictionary(_)));
     }
 
     #[test]
@@ -675,7 +843,7 @@ mod tests {
         // A practice's patients together, the practices again after all of them: every later
         // row must find its value's first entry, not add another.
         let practices = text_of((0..262_144).map(|i| format!("A{:05}", (i / 40) % 6405)));
-        let ColumnPages::Dictionary(dictionary) = column_pages(&practices) else {
+        let ColumnPages::Dictionary(dictionary) = pages_of(&practices) else {
             panic!("a dictionary");
         };
         assert_eq!(dictionary.values().len(), 6405);
@@ -697,7 +865,7 @@ mod tests {
             Some(f64::NAN),
             Some(f64::NAN),
         ]);
-        let ColumnPages::Dictionary(dictionary) = column_pages(&values) else {
+        let ColumnPages::Dictionary(dictionary) = pages_of(&values) else {
             panic!("a dictionary");
         };
         let distinct = dictionary
@@ -787,16 +955,16 @@ mod tests {
     #[test]
     fn integers_and_missing_columns_are_left_to_polars() {
         let numbers = PrimitiveArray::<i64>::from(vec![Some(1), Some(1)]);
-        assert!(matches!(column_pages(&numbers), ColumnPages::Chosen));
+        assert!(matches!(pages_of(&numbers), ColumnPages::Chosen));
         let missing = text(&[None, None]);
-        assert!(matches!(column_pages(&missing), ColumnPages::Chosen));
+        assert!(matches!(pages_of(&missing), ColumnPages::Chosen));
     }
 
     #[test]
     fn flags_are_copied_unless_some_are_missing() {
         let flags = BooleanArray::from(vec![Some(true), Some(false)]);
-        assert!(matches!(column_pages(&flags), ColumnPages::Flags));
+        assert!(matches!(pages_of(&flags), ColumnPages::Flags));
         let missing = BooleanArray::from(vec![Some(true), None]);
-        assert!(matches!(column_pages(&missing), ColumnPages::Chosen));
+        assert!(matches!(pages_of(&missing), ColumnPages::Chosen));
     }
 }
