@@ -128,18 +128,7 @@ pub(crate) fn flag_page(
     // No validity: an optional column's definition levels are one run of "present".
     write_def_levels(&mut buffer, optional, None, rows, Version::V1).ok()?;
     let values = flags.values();
-    let chunks = values.chunks::<u64>();
-    let remainder = chunks.remainder();
-    for word in chunks {
-        buffer.extend_from_slice(&word.to_le_bytes());
-    }
-    // The last word's bits past the values are written as zeros, as polars writes them (the
-    // remainder holds whatever follows the values in their buffer).
-    let tail = rows % 64;
-    if tail > 0 {
-        let remainder = remainder & ((1u64 << tail) - 1);
-        buffer.extend_from_slice(&remainder.to_le_bytes()[..tail.div_ceil(8)]);
-    }
+    append_bits(&mut buffer, values);
     let statistics = options.has_statistics().then(|| {
         let yes = rows - values.unset_bits();
         let no = values.unset_bits();
@@ -155,6 +144,38 @@ pub(crate) fn flag_page(
         .serialize()
     });
     data_page(type_, rows, buffer, Encoding::Plain, statistics)
+}
+
+/// Appends the bits of `bits`, first bit lowest, copied a word at a time. The last byte's bits
+/// past them are zeros, as polars writes them (the bitmap's last word holds whatever follows
+/// them in its buffer).
+fn append_bits(out: &mut Vec<u8>, bits: &Bitmap) {
+    let chunks = bits.chunks::<u64>();
+    let remainder = chunks.remainder();
+    for word in chunks {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    let tail = bits.len() % 64;
+    if tail > 0 {
+        let remainder = remainder & ((1u64 << tail) - 1);
+        out.extend_from_slice(&remainder.to_le_bytes()[..tail.div_ceil(8)]);
+    }
+}
+
+/// Appends the definition levels of a page of an optional column that is not nested, as a
+/// version 1 page holds them (their length first): a level is a row's validity bit, so they
+/// are the bits copied, in packed runs. polars' writer runs them one at a time through its
+/// hybrid encoder.
+fn append_definition_levels(out: &mut Vec<u8>, validity: &Bitmap) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    for from in (0..validity.len()).step_by(MAX_PACKED) {
+        let rows = MAX_PACKED.min(validity.len() - from);
+        write_uleb128(out, ((rows.div_ceil(8) as u64) << 1) | 1);
+        append_bits(out, &validity.clone().sliced(from, rows));
+    }
+    let length = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&length.to_le_bytes());
 }
 
 /// A version 1 data page of `rows` values of a column that is not nested, laid out as polars
@@ -269,13 +290,12 @@ pub(crate) fn dictionary_pages(
             page_keys = &present;
         }
         let mut buffer = Vec::with_capacity(page_rows + 64);
-        write_def_levels(
-            &mut buffer,
-            optional,
-            validity.as_ref(),
-            page_rows,
-            Version::V1,
-        )?;
+        match &validity {
+            Some(validity) if optional && validity.unset_bits() > 0 => {
+                append_definition_levels(&mut buffer, validity);
+            }
+            _ => write_def_levels(&mut buffer, optional, None, page_rows, Version::V1)?,
+        }
         let bit_width = 32 - page_keys.iter().max().map_or(0, |max| max.leading_zeros());
         buffer.push(bit_width as u8);
         rle_bit_packed(&mut buffer, page_keys, bit_width);
@@ -293,34 +313,36 @@ pub(crate) fn dictionary_pages(
     Ok(Some(pages))
 }
 
-/// A run of one value is written as the value and its count when it is at least this long
-/// (after giving up values to fill the packed group before it); shorter runs are packed.
-const MIN_RUN: usize = 8;
-
 /// The most values one packed run holds: as many as polars writes, which every reader of its
 /// files takes.
 const MAX_PACKED: usize = 8192;
 
 /// Appends `values` in Parquet's hybrid encoding (run-length and bit-packed) at `bit_width`
-/// bits a value: a long run of one value is written once with its count, and the values
-/// between such runs are packed in groups of eight.
+/// bits a value: the values are taken in groups of eight, and a group of one value begins a
+/// run, written once with its count; the groups between runs are packed. (A run of 8 to 14
+/// values that no group lies within is packed: runs are found a group at a time.)
 fn rle_bit_packed(out: &mut Vec<u8>, values: &[u32], bit_width: u32) {
     let mut packed_from = 0;
     let mut at = 0;
-    while at < values.len() {
-        let value = values[at];
-        let run = values[at..].iter().take_while(|&&v| v == value).count();
-        // The values since the last run are packed in whole groups of eight: the run gives up
-        // its first few to fill the last group.
-        let filler = (8 - (at - packed_from) % 8) % 8;
-        if run >= filler + MIN_RUN {
-            bit_packed(out, &values[packed_from..at + filler], bit_width);
-            write_uleb128(out, ((run - filler) as u64) << 1);
-            let value_bytes = bit_width.div_ceil(8) as usize;
-            out.extend_from_slice(&value.to_le_bytes()[..value_bytes]);
-            packed_from = at + run;
+    while at + 8 <= values.len() {
+        let first = values[at];
+        let differ = values[at..at + 8]
+            .iter()
+            .fold(0, |differ, &value| differ | (value ^ first));
+        if differ != 0 {
+            at += 8;
+            continue;
         }
+        let run = 8 + values[at + 8..]
+            .iter()
+            .take_while(|&&value| value == first)
+            .count();
+        bit_packed(out, &values[packed_from..at], bit_width);
+        write_uleb128(out, (run as u64) << 1);
+        let value_bytes = bit_width.div_ceil(8) as usize;
+        out.extend_from_slice(&first.to_le_bytes()[..value_bytes]);
         at += run;
+        packed_from = at;
     }
     bit_packed(out, &values[packed_from..], bit_width);
 }
@@ -336,6 +358,21 @@ fn bit_packed(out: &mut Vec<u8>, values: &[u32], bit_width: u32) {
         // Room for a whole last word: the bytes past the run are cut off at the end.
         out.resize(start + bytes + 8, 0);
         let packed = &mut out[start..];
+        if bit_width <= 8 {
+            // Eight values make `bit_width` bytes of one word (none at 0 bits).
+            let width = bit_width as usize;
+            for (group, at) in run.chunks(8).zip((0..).map(|group| group * width)) {
+                let word = group
+                    .iter()
+                    .zip((0..).map(|value| value * bit_width))
+                    .fold(0u64, |word, (&value, shift)| {
+                        word | (u64::from(value) << shift)
+                    });
+                packed[at..at + 8].copy_from_slice(&word.to_le_bytes());
+            }
+            out.truncate(start + bytes);
+            continue;
+        }
         let mut at = 0;
         let mut word = 0u64;
         let mut bits = 0;
