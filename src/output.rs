@@ -575,6 +575,9 @@ impl PageEncoder {
             // polars' own choice, for the column as one array.
             let chosen = |chunks: &[Box<dyn polars_arrow::array::Array>]| -> PolarsResult<Leaves> {
                 let array = match chunks {
+                    [] => polars_arrow::array::new_empty_array(
+                        series.dtype().to_arrow(CompatLevel::newest()),
+                    ),
                     [one] => one.clone(),
                     _ => {
                         let arrays: Vec<&dyn polars_arrow::array::Array> =
