@@ -239,9 +239,12 @@ pub fn inequality_table(
     let spec_of = |id: &str| gradient_of(id).map(|g| g.spec);
 
     // The SIIs, in parallel across areas; each area's random stream comes from its key, so its
-    // limits do not depend on which other areas are in the run.
+    // limits do not depend on which other areas are in the run. Jobs of at most
+    // `SII_AREAS_PER_JOB` areas: rayon's own split left the last thousands of areas to one core
+    // (the batch's last 2–3 s at England ran on one core).
     let results: Vec<Option<AreaGradient>> = keys
         .par_iter()
+        .with_max_len(crate::stats::sii::SII_AREAS_PER_JOB)
         .map(|key| {
             let spec = spec_of(&key.0)?;
             let area = deciles.get(key)?;

@@ -777,6 +777,11 @@ fn mean_absolute_differences(blocks: &[Vec<Limits>]) -> Vec<f64> {
         .collect()
 }
 
+/// The most areas a rayon job of an SII batch takes (an area's SII is about a millisecond at
+/// 100,000 repetitions). Without a cap rayon splits a batch into a few long runs of areas, and
+/// the last of them can keep one core busy for seconds while the other waits.
+pub const SII_AREAS_PER_JOB: usize = 16;
+
 /// [`sii`] for many areas in parallel (rayon), area i using random stream i, so the results
 /// do not depend on the number of threads. Each area succeeds or fails on its own.
 ///
@@ -803,6 +808,7 @@ pub fn sii_batch(
 ) -> Vec<Result<SiiResult, StatsError>> {
     areas
         .par_iter()
+        .with_max_len(SII_AREAS_PER_JOB)
         .enumerate()
         .map(|(index, area)| sii(area, options, seed, index as u64))
         .collect()
