@@ -122,19 +122,16 @@ impl DisclosureConfig {
     /// never chosen).
     pub fn complementary(&self, counts: &[f64], groups: &[Group]) -> Vec<bool> {
         let mut suppressed: Vec<bool> = counts.iter().map(|&c| self.is_small(c)).collect();
-        let mut member_of: Vec<Vec<usize>> = vec![Vec::new(); counts.len()];
-        for (g, group) in groups.iter().enumerate() {
-            for &cell in &group.cells {
-                if let Some(groups) = member_of.get_mut(cell) {
-                    groups.push(g);
-                }
-            }
-        }
+        let member_of = Memberships::of(counts.len(), groups);
         // A cell alone in one of its groups equals that group's total: hiding it there hides
         // nothing, so such cells are chosen as complements last.
-        let alone: Vec<bool> = member_of
-            .iter()
-            .map(|gs| gs.iter().any(|&g| groups[g].cells.len() == 1))
+        let alone: Vec<bool> = (0..counts.len())
+            .map(|cell| {
+                member_of
+                    .groups(cell)
+                    .iter()
+                    .any(|&g| groups[g].cells.len() == 1)
+            })
             .collect();
         let mut queue: VecDeque<usize> = (0..groups.len()).collect();
         let mut queued = vec![true; groups.len()];
@@ -174,7 +171,7 @@ impl DisclosureConfig {
                 });
             if let Some(cell) = candidate {
                 suppressed[cell] = true;
-                for &other in &member_of[cell] {
+                for &other in member_of.groups(cell) {
                     if !queued[other] {
                         queued[other] = true;
                         queue.push_back(other);
@@ -471,10 +468,47 @@ impl GroupLayout {
 /// The rows of `table` sharing values of `by` (missing values form a group), groups in order
 /// of first appearance and rows in table order, so that choices made group by group are the
 /// same in every run.
+///
+/// Rows are first taken in runs of equal `by` values, by comparing each row with the one
+/// before, and only each run's first row is hashed: tables sorted by their keys (`indicators`,
+/// `segments`) have a run per group or nearly, and at 8 million indicator rows hashing every
+/// row was half of their protection's time.
 fn row_groups(table: &DataFrame, by: &[&str]) -> PolarsResult<Vec<Vec<usize>>> {
-    if table.height() == 0 {
+    let height = table.height();
+    if height == 0 {
         return Ok(Vec::new());
     }
+    // Each row against the one before, as two slices of the same columns (no copy).
+    let mut changed = BooleanChunked::full(PlSmallStr::EMPTY, false, height - 1);
+    for name in by {
+        let column = table.column(name)?.as_materialized_series();
+        changed = &changed
+            | &column
+                .slice(1, height - 1)
+                .not_equal_missing(&column.slice(0, height - 1))?;
+    }
+    let is_start: BooleanChunked = std::iter::once(true)
+        .chain(changed.iter().map(|c| c.unwrap_or(true)))
+        .collect_ca(PlSmallStr::EMPTY);
+    let starts: Vec<usize> = is_start
+        .iter()
+        .enumerate()
+        .filter_map(|(row, start)| (start == Some(true)).then_some(row))
+        .collect();
+    let first_rows = table.select(by.iter().copied())?.filter(&is_start)?;
+    let run_rows = |run: usize| {
+        let start = starts.get(run).copied().unwrap_or(height);
+        let end = starts.get(run + 1).copied().unwrap_or(height);
+        start..end
+    };
+    Ok(hashed_row_groups(&first_rows, by)?
+        .into_iter()
+        .map(|runs| runs.into_iter().flat_map(run_rows).collect())
+        .collect())
+}
+
+/// [`row_groups`] by hashing every row's `by` values.
+fn hashed_row_groups(table: &DataFrame, by: &[&str]) -> PolarsResult<Vec<Vec<usize>>> {
     let grouped = table.group_by_stable(by.iter().copied())?;
     Ok(grouped
         .get_groups()
@@ -486,6 +520,53 @@ fn row_groups(table: &DataFrame, by: &[&str]) -> PolarsResult<Vec<Vec<usize>>> {
             }
         })
         .collect())
+}
+
+/// The groups each cell lies in, in group order: one flat list with each cell's slice of it
+/// (a cell lies in one group per line through it), rather than a list per cell, which at 8
+/// million indicator rows was 8 million allocations.
+struct Memberships {
+    /// Where each cell's groups begin in `groups`; the last entry is the end.
+    first: Vec<usize>,
+    groups: Vec<usize>,
+}
+
+impl Memberships {
+    fn of(cells: usize, groups: &[Group]) -> Memberships {
+        let mut first = vec![0usize; cells + 1];
+        for group in groups {
+            for &cell in &group.cells {
+                if let Some(count) = first.get_mut(cell + 1) {
+                    *count += 1;
+                }
+            }
+        }
+        for cell in 0..cells {
+            first[cell + 1] += first[cell];
+        }
+        let mut next = first.clone();
+        let mut members = vec![0usize; first[cells]];
+        for (g, group) in groups.iter().enumerate() {
+            for &cell in &group.cells {
+                if let Some(slot) = next.get_mut(cell).filter(|_| cell < cells) {
+                    members[*slot] = g;
+                    *slot += 1;
+                }
+            }
+        }
+        Memberships {
+            first,
+            groups: members,
+        }
+    }
+
+    /// The groups `cell` lies in (none for a cell outside the table).
+    fn groups(&self, cell: usize) -> &[usize] {
+        match (self.first.get(cell), self.first.get(cell + 1)) {
+            (Some(&start), Some(&end)) => &self.groups[start..end],
+            _ => &[],
+        }
+    }
 }
 
 /// Cells of `table` that repeat rows of a protected table: one mask per `(column, breakdown
@@ -820,6 +901,62 @@ mod tests {
         .expect("masks");
         assert_eq!(masks[0], ("q1_numerator".to_string(), vec![true, false]));
         assert_eq!(masks[1], ("q5_numerator".to_string(), vec![false, false]));
+    }
+
+    #[test]
+    fn groups_found_from_runs_are_the_groups_hashing_every_row_finds() {
+        let by = ["area", "breakdown"];
+        let tables = [
+            // Sorted by the keys, with missing values in the first row and inside a run.
+            df![
+                "area" => [None, None, Some("A"), Some("A"), Some("A"), Some("B"), Some("B")],
+                "breakdown" => [Some("all"), Some("all"), Some("all"), None, None, Some("all"), Some("sex")],
+            ],
+            // A combination that comes back after another, in runs of one and of two.
+            df![
+                "area" => ["A", "A", "B", "A", "B", "B", "A"],
+                "breakdown" => ["all", "all", "all", "all", "all", "all", "all"],
+            ],
+            // A missing key coming back; one column differing is enough to end a run.
+            df![
+                "area" => [None, Some("A"), None, Some("A"), Some("A")],
+                "breakdown" => [Some("all"), Some("all"), Some("all"), Some("all"), Some("sex")],
+            ],
+        ];
+        let expected: [&[&[usize]]; 3] = [
+            &[&[0, 1], &[2], &[3, 4], &[5], &[6]],
+            &[&[0, 1, 3, 6], &[2, 4, 5]],
+            &[&[0, 2], &[1, 3], &[4]],
+        ];
+        for (table, expected) in tables.into_iter().zip(expected) {
+            let table = table.expect("frame");
+            let groups = row_groups(&table, &by).expect("groups");
+            assert_eq!(groups, expected);
+            assert_eq!(groups, hashed_row_groups(&table, &by).expect("hashed"));
+        }
+        let empty = DataFrame::empty_with_schema(&Schema::from_iter([
+            Field::new("area".into(), DataType::String),
+            Field::new("breakdown".into(), DataType::String),
+        ]));
+        assert!(row_groups(&empty, &by).expect("groups").is_empty());
+    }
+
+    #[test]
+    fn each_cell_lists_its_groups_in_group_order() {
+        let group = |cells: &[usize]| Group {
+            cells: cells.to_vec(),
+            total: 0.0,
+        };
+        // Cell 4 is in no group; cell 9 is outside a table of 5 cells.
+        let groups = [
+            group(&[0, 1]),
+            group(&[2, 0, 9]),
+            group(&[1, 0]),
+            group(&[3]),
+        ];
+        let members = Memberships::of(5, &groups);
+        let listed: Vec<&[usize]> = (0..6).map(|cell| members.groups(cell)).collect();
+        assert_eq!(listed, [&[0, 1, 2][..], &[0, 2], &[1], &[3], &[], &[]]);
     }
 
     #[test]
