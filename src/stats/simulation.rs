@@ -492,15 +492,19 @@ impl Tails {
         #[cfg(target_arch = "x86_64")]
         {
             let room = |side: &Vec<f64>, len: usize| side.len() >= len + chunk.len();
-            if room(&self.low, self.low_len)
-                && room(&self.high, self.high_len)
-                && std::arch::is_x86_feature_detected!("avx512f")
-            {
-                // SAFETY: the CPU supports AVX-512F (checked just above), and both sides have
-                // room for the whole chunk past their lengths (also checked), which is what
-                // the function's stores need.
-                unsafe { self.keep_avx512(chunk) };
-                return;
+            if room(&self.low, self.low_len) && room(&self.high, self.high_len) {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F (checked just above), and both sides
+                    // have room for the whole chunk past their lengths (also checked), which
+                    // is what the function's stores need.
+                    unsafe { self.keep_avx512(chunk) };
+                    return;
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above, with AVX2.
+                    unsafe { self.keep_avx2(chunk) };
+                    return;
+                }
             }
         }
         self.keep_portable(chunk);
@@ -566,7 +570,77 @@ impl Tails {
         }
         self.keep_portable(eights.remainder());
     }
+
+    /// [`Self::keep_avx512`] for CPUs with AVX2 only: four values at a time, the kept ones
+    /// packed by a permutation looked up from the comparison's four bits.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, and each side must have room for `chunk.len()` values past
+    /// its length.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn keep_avx2(&mut self, chunk: &[f64]) {
+        use std::arch::x86_64::{
+            __m256i, _mm256_castpd_si256, _mm256_castsi256_pd, _mm256_cmpgt_epi64, _mm256_loadu_pd,
+            _mm256_loadu_si256, _mm256_movemask_pd, _mm256_permutevar8x32_epi32,
+            _mm256_set1_epi64x, _mm256_setzero_si256, _mm256_srli_epi64, _mm256_storeu_pd,
+            _mm256_xor_si256,
+        };
+        let low_keys = _mm256_set1_epi64x(self.low_key);
+        let high_keys = _mm256_set1_epi64x(self.high_key);
+        let mut fours = chunk.chunks_exact(4);
+        for four in &mut fours {
+            // SAFETY: `four` holds four f64s.
+            let values = unsafe { _mm256_castpd_si256(_mm256_loadu_pd(four.as_ptr())) };
+            // `total_order_key` on each lane; AVX2 has no 64-bit arithmetic shift, so the sign
+            // is spread by comparing with zero.
+            let sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), values);
+            let keys = _mm256_xor_si256(values, _mm256_srli_epi64::<1>(sign));
+            // key <= low is not (key > low); key >= high is not (high > key).
+            let above_low =
+                _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(keys, low_keys)));
+            let below_high =
+                _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(high_keys, keys)));
+            let (is_low, is_high) = (!above_low & 0xF, !below_high & 0xF);
+            let packed = |mask: i32| {
+                let order = &COMPRESS_FOUR[mask as usize & 0xF];
+                // SAFETY: `order` holds eight i32s, the 32 bytes loaded.
+                let order = unsafe { _mm256_loadu_si256(order.as_ptr().cast::<__m256i>()) };
+                _mm256_castsi256_pd(_mm256_permutevar8x32_epi32(values, order))
+            };
+            // SAFETY: as in `keep_avx512`, the four lanes stored at a side's length are inside
+            // it.
+            unsafe {
+                _mm256_storeu_pd(self.low.as_mut_ptr().add(self.low_len), packed(is_low));
+                _mm256_storeu_pd(self.high.as_mut_ptr().add(self.high_len), packed(is_high));
+            }
+            self.low_len += is_low.count_ones() as usize;
+            self.high_len += is_high.count_ones() as usize;
+        }
+        self.keep_portable(fours.remainder());
+    }
 }
+
+/// For each set of kept lanes of four f64s (a 4-bit mask), the 32-bit lanes that pack them to
+/// the front, in order (an f64 is two 32-bit lanes); the rest repeat lane 0.
+#[cfg(target_arch = "x86_64")]
+const COMPRESS_FOUR: [[i32; 8]; 16] = {
+    let mut table = [[0; 8]; 16];
+    let mut mask = 0;
+    while mask < 16 {
+        let (mut lane, mut out) = (0, 0);
+        while lane < 4 {
+            if mask & (1 << lane) != 0 {
+                table[mask][2 * out] = 2 * lane as i32;
+                table[mask][2 * out + 1] = 2 * lane as i32 + 1;
+                out += 1;
+            }
+            lane += 1;
+        }
+        mask += 1;
+    }
+    table
+};
 
 fn total_order_key(x: f64) -> i64 {
     let bits = x.to_bits() as i64;
@@ -721,6 +795,7 @@ mod tests {
     fn tails_kept_eight_at_a_time_are_those_kept_one_at_a_time() {
         let mut rng = area_rng(3, 4);
         // Normals with NaNs of both signs, infinities, zeros of both signs and ties at the keys.
+        // (The sides here hold every value, so no chunk can overflow them.)
         let specials = [
             f64::NAN,
             -f64::NAN,
@@ -768,6 +843,16 @@ mod tests {
                 .count();
             assert_eq!(dispatched.low_len, expected_low);
             assert!(dispatched.low_len > 0 && dispatched.high_len > 0);
+            // The AVX2 loop too, where the CPU has it (the dispatch above prefers AVX-512).
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let mut avx2 = tails(low_key, high_key);
+                for chunk in values.chunks(1_000) {
+                    // SAFETY: the CPU has AVX2, and each side holds every value plus eight.
+                    unsafe { avx2.keep_avx2(chunk) };
+                }
+                assert_eq!(kept(&avx2), kept(&portable), "AVX2 {low} {high}");
+            }
         }
     }
 
