@@ -626,13 +626,13 @@ impl Tails {
 #[cfg(target_arch = "x86_64")]
 const COMPRESS_FOUR: [[i32; 8]; 16] = {
     let mut table = [[0; 8]; 16];
-    let mut mask = 0;
+    let mut mask: usize = 0;
     while mask < 16 {
-        let (mut lane, mut out) = (0, 0);
+        let (mut lane, mut out): (i32, usize) = (0, 0);
         while lane < 4 {
             if mask & (1 << lane) != 0 {
-                table[mask][2 * out] = 2 * lane as i32;
-                table[mask][2 * out + 1] = 2 * lane as i32 + 1;
+                table[mask][2 * out] = 2 * lane;
+                table[mask][2 * out + 1] = 2 * lane + 1;
                 out += 1;
             }
             lane += 1;
