@@ -472,7 +472,6 @@ fn tail_order_statistics(values: &[f64], positions: &[usize]) -> Option<Vec<f64>
     )
 }
 
-/// `x` as an integer that orders like `f64::total_cmp` (the same mapping it uses).
 /// The values of a slice at or below a low key and at or above a high key (in `total_cmp`'s
 /// order, as [`total_order_key`]s), kept in slice order: the first `low_len` of `low` and
 /// `high_len` of `high`.
@@ -642,6 +641,7 @@ const COMPRESS_FOUR: [[i32; 8]; 16] = {
     table
 };
 
+/// `x` as an integer that orders like `f64::total_cmp` (the same mapping it uses).
 fn total_order_key(x: f64) -> i64 {
     let bits = x.to_bits() as i64;
     bits ^ ((((bits >> 63) as u64) >> 1) as i64)
@@ -792,7 +792,7 @@ mod tests {
     }
 
     #[test]
-    fn tails_kept_eight_at_a_time_are_those_kept_one_at_a_time() {
+    fn tails_kept_by_the_vector_loops_are_those_kept_one_at_a_time() {
         let mut rng = area_rng(3, 4);
         // Normals with NaNs of both signs, infinities, zeros of both signs and ties at the keys.
         // (The sides here hold every value, so no chunk can overflow them.)
