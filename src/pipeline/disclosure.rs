@@ -544,11 +544,12 @@ impl Memberships {
         for cell in 0..cells {
             first[cell + 1] += first[cell];
         }
-        let mut next = first.clone();
+        // Each cell's next free place in `members` (a cell outside the table has none).
+        let mut next = first[..cells].to_vec();
         let mut members = vec![0usize; first[cells]];
         for (g, group) in groups.iter().enumerate() {
             for &cell in &group.cells {
-                if let Some(slot) = next.get_mut(cell).filter(|_| cell < cells) {
+                if let Some(slot) = next.get_mut(cell) {
                     members[*slot] = g;
                     *slot += 1;
                 }
