@@ -12,6 +12,7 @@ pub mod drift;
 pub mod enrich;
 pub mod gradient;
 pub mod ingest;
+pub(crate) mod key_codes;
 pub(crate) mod lookup;
 pub mod measure;
 pub mod partition;

@@ -12,126 +12,14 @@
 //! Within a grouping, sums are added in row order of batches taken in order, so a run gives the
 //! same totals every time.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-
-use foldhash::fast::RandomState;
 use polars::prelude::*;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 use super::{ALL, BREAKDOWN, BREAKDOWN_VALUE, breakdown_label, den_column, num_column};
 use crate::pipeline::codes_by_run;
+use crate::pipeline::key_codes::KeyCodes;
 use crate::schema;
-
-type Codes<K> = HashMap<K, u32, RandomState>;
-
-/// One value of a key column.
-enum KeyValue {
-    Null,
-    Number(i64),
-    Text(Box<str>),
-}
-
-/// Dense codes (0, 1, 2, … in order of first sight) for the values of one key column, kept
-/// across batches, and the values back from their codes.
-struct KeyCodes {
-    name: String,
-    dtype: DataType,
-    numbers: Codes<i64>,
-    texts: Codes<Box<str>>,
-    null: Option<u32>,
-    values: Vec<KeyValue>,
-}
-
-impl KeyCodes {
-    fn new(name: &str, dtype: &DataType) -> Self {
-        KeyCodes {
-            name: name.to_string(),
-            dtype: dtype.clone(),
-            numbers: Codes::default(),
-            texts: Codes::default(),
-            null: None,
-            values: Vec::new(),
-        }
-    }
-
-    /// Integers and yes/no are coded by number, everything else by its text.
-    fn by_number(&self) -> bool {
-        self.dtype.is_integer() || self.dtype == DataType::Boolean
-    }
-
-    fn code_of(&mut self, value: KeyValue) -> u32 {
-        let code = self.values.len() as u32;
-        match &value {
-            KeyValue::Null => self.null = Some(code),
-            KeyValue::Number(n) => {
-                self.numbers.insert(*n, code);
-            }
-            KeyValue::Text(t) => {
-                self.texts.insert(t.clone(), code);
-            }
-        }
-        self.values.push(value);
-        code
-    }
-
-    fn null_code(&mut self) -> u32 {
-        match self.null {
-            Some(code) => code,
-            None => self.code_of(KeyValue::Null),
-        }
-    }
-
-    /// The code of each value of `column`, in row order.
-    fn codes(&mut self, column: &Column) -> PolarsResult<Vec<u32>> {
-        if self.by_number() {
-            let numbers = column.cast(&DataType::Int64)?;
-            Ok(codes_by_run(numbers.i64()?.iter(), |value| match value {
-                None => self.null_code(),
-                Some(n) => match self.numbers.get(&n).copied() {
-                    Some(code) => code,
-                    None => self.code_of(KeyValue::Number(n)),
-                },
-            }))
-        } else {
-            let texts = column.cast(&DataType::String)?;
-            Ok(codes_by_run(texts.str()?.iter(), |value| match value {
-                None => self.null_code(),
-                Some(t) => match self.texts.get(t).copied() {
-                    Some(code) => code,
-                    None => self.code_of(KeyValue::Text(t.into())),
-                },
-            }))
-        }
-    }
-
-    /// The values in code order, as a column of the key column's own type.
-    fn values(&self) -> PolarsResult<Series> {
-        let name = PlSmallStr::from(self.name.as_str());
-        let series = if self.by_number() {
-            let numbers: Vec<Option<i64>> = self
-                .values
-                .iter()
-                .map(|v| match v {
-                    KeyValue::Number(n) => Some(*n),
-                    _ => None,
-                })
-                .collect();
-            Series::new(name, numbers)
-        } else {
-            let texts: Vec<Option<&str>> = self
-                .values
-                .iter()
-                .map(|v| match v {
-                    KeyValue::Text(t) => Some(&**t),
-                    _ => None,
-                })
-                .collect();
-            Series::new(name, texts)
-        };
-        series.cast(&self.dtype)
-    }
-}
 
 /// The key columns of a grouping: indices into [`PracticeSums::keys`].
 #[derive(Clone, Copy)]
@@ -406,7 +294,7 @@ impl PracticeSums {
     ) -> PolarsResult<Self> {
         let mut keys: Vec<KeyCodes> = Vec::new();
         let mut key = |name: &str| -> PolarsResult<usize> {
-            if let Some(k) = keys.iter().position(|k| k.name == name) {
+            if let Some(k) = keys.iter().position(|k| k.name() == name) {
                 return Ok(k);
             }
             let dtype = terms.try_get(name)?;
@@ -458,7 +346,7 @@ impl PracticeSums {
             .keys
             .par_iter_mut()
             .map(|key| {
-                let column = batch.column(&key.name)?;
+                let column = batch.column(key.name())?;
                 key.codes(column)
             })
             .collect::<PolarsResult<Vec<_>>>()?;
@@ -548,7 +436,7 @@ impl PracticeSums {
                 let values = key.values()?.with_name(BREAKDOWN_VALUE.into());
                 let labelled = DataFrame::new(values.len(), vec![values.into_column()])?
                     .lazy()
-                    .select([breakdown_label(&key.name).alias(BREAKDOWN_VALUE)])
+                    .select([breakdown_label(key.name()).alias(BREAKDOWN_VALUE)])
                     .collect()?;
                 Ok(Some(
                     labelled

@@ -18,7 +18,10 @@ pub mod long;
 pub mod risk;
 pub mod templates;
 
+use std::collections::HashMap;
+
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::conditions::CONDITIONS;
@@ -336,67 +339,186 @@ pub const SEGMENT_LEVELS: &[(&str, &str)] = &[
 /// If the plan fails.
 pub fn segments_table(segmented: LazyFrame, segmentations: &[String]) -> PolarsResult<DataFrame> {
     // People are counted once, streamed, by every footprint code × every segmentation × the
-    // other keys; each level and segmentation is summed from that table. (One streamed plan
-    // with a grouping per level and segmentation queues the patients for the slowest
-    // grouping: 8 GiB at England scale.)
-    let crossings = [
-        RISK_TIER,
-        schema::IMD_QUINTILE,
-        schema::BROAD_AGE_BAND,
-        schema::SEX,
-    ];
-    let mut keys: Vec<Expr> = SEGMENT_LEVELS
+    // other keys, with the keys coded (`key_codes`); each level and segmentation is summed
+    // from those groups, and the rows sorted, by codes. polars' `group_by` and sort over these
+    // keys, six of them text, spent most of the stage encoding and comparing rows of key bytes.
+    // (One streamed plan with a grouping per level and segmentation queues the patients for
+    // the slowest grouping: 8 GiB at England scale.)
+    let code_columns: Vec<&str> = SEGMENT_LEVELS
         .iter()
-        .filter(|(_, code)| !code.is_empty())
-        .map(|(_, code)| col(*code))
+        .map(|(_, code)| *code)
+        .filter(|code| !code.is_empty())
         .collect();
-    keys.extend(segmentations.iter().map(|n| col(segment_column(n))));
-    keys.extend(crossings.iter().map(|c| col(*c)));
-    let finest = crate::lazy::collect_streaming(
-        segmented
-            .group_by(keys)
-            .agg([col(schema::WEIGHT).sum().alias(schema::WEIGHT)]),
-    )?
-    .lazy();
-    let mut frames = Vec::new();
-    for name in segmentations {
-        let segment_column = segment_column(name);
-        for &(kind, code) in SEGMENT_LEVELS {
-            let code_expr = if code.is_empty() {
-                lit(schema::ENGLAND_CODE)
-            } else {
-                col(code)
-            };
-            let mut keys = vec![
-                col(schema::FOOTPRINT_CODE),
-                col(segment_column.as_str()).alias(SEGMENT),
-            ];
-            keys.extend(crossings.iter().map(|c| col(*c)));
-            let frame = finest
-                .clone()
-                .with_column(code_expr.alias(schema::FOOTPRINT_CODE))
-                .filter(col(schema::FOOTPRINT_CODE).is_not_null())
-                .group_by(keys)
-                .agg([col(schema::WEIGHT)
-                    .sum()
-                    .cast(DataType::Int64)
-                    .alias(schema::POPULATION)])
-                .with_columns([
-                    lit(kind).alias(schema::FOOTPRINT_KIND),
-                    lit(name.as_str()).alias(SEGMENTATION),
-                ])
-                .select(SEGMENTS_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>());
-            frames.push(frame);
+    let segment_columns: Vec<String> = segmentations.iter().map(|n| segment_column(n)).collect();
+    let keys: Vec<&str> = code_columns
+        .iter()
+        .copied()
+        .chain(segment_columns.iter().map(String::as_str))
+        .chain(SEGMENT_CROSSINGS)
+        .collect();
+    let first_segment = code_columns.len();
+    let first_crossing = first_segment + segmentations.len();
+    // Each level's code column among the keys (`None`: England, one footprint).
+    let levels: Vec<(&str, Option<usize>)> = SEGMENT_LEVELS
+        .iter()
+        .map(|&(kind, code)| (kind, code_columns.iter().position(|c| *c == code)))
+        .collect();
+    let people = crate::pipeline::key_codes::sum_by_keys(segmented, &keys, schema::WEIGHT)?;
+
+    // A row of the table is keyed by the ranks of its values (kind, footprint code,
+    // segmentation, segment, crossings), so that rows sorted by key are rows sorted as polars
+    // sorts the values, missing last.
+    let ranks: Vec<Vec<u32>> = (0..keys.len()).map(|k| people.key(k).ranks()).collect();
+    let kind_ranks = name_ranks(levels.iter().map(|(kind, _)| *kind));
+    let segmentation_ranks = name_ranks(segmentations.iter().map(String::as_str));
+    // Each level × segmentation is summed on its own (their rows' keys differ in kind or
+    // segmentation, so they never meet), side by side.
+    let pairs: Vec<(usize, usize)> = (0..levels.len())
+        .flat_map(|level| (0..segmentations.len()).map(move |s| (level, s)))
+        .collect();
+    let mut rows: Vec<(RowKey, i64)> = pairs
+        .par_iter()
+        .flat_map_iter(|&(level, s)| {
+            let code_key = levels[level].1;
+            let segment_key = first_segment + s;
+            let mut sums: HashMap<RowKey, i64, foldhash::fast::RandomState> = HashMap::default();
+            for (codes, count) in people.groups() {
+                let footprint = match code_key {
+                    Some(k) if people.key(k).is_null(codes[k]) => continue,
+                    Some(k) => ranks[k][codes[k] as usize],
+                    None => 0,
+                };
+                let mut key: RowKey = [0; ROW_KEY_LEN];
+                key[0] = kind_ranks[level];
+                key[1] = footprint;
+                key[2] = segmentation_ranks[s];
+                key[3] = ranks[segment_key][codes[segment_key] as usize];
+                for (c, code) in codes[first_crossing..].iter().enumerate() {
+                    key[4 + c] = ranks[first_crossing + c][*code as usize];
+                }
+                *sums.entry(key).or_default() += count;
+            }
+            sums
+        })
+        .collect();
+    rows.par_sort_unstable_by_key(|(key, _)| *key);
+
+    // Back from ranks to values: each column's codes in rank order.
+    let by_rank = |ranks: &[u32]| {
+        let mut codes = vec![0u32; ranks.len()];
+        for (code, &rank) in ranks.iter().enumerate() {
+            codes[rank as usize] = code as u32;
         }
+        codes
+    };
+    let codes_by_rank: Vec<Vec<u32>> = ranks.iter().map(|r| by_rank(r)).collect();
+    let level_of = by_rank(&kind_ranks);
+    let segmentation_of = by_rank(&segmentation_ranks);
+    let kinds: Vec<&str> = rows
+        .iter()
+        .map(|(key, _)| levels[level_of[key[0] as usize] as usize].0)
+        .collect();
+    let england = Series::new(PlSmallStr::EMPTY, [schema::ENGLAND_CODE]);
+    let level_codes = levels
+        .iter()
+        .map(|&(_, code_key)| match code_key {
+            Some(k) => people.key(k).values(),
+            None => Ok(england.clone()),
+        })
+        .collect::<PolarsResult<Vec<_>>>()?;
+    let footprint_codes = take_stacked(
+        schema::FOOTPRINT_CODE,
+        &level_codes,
+        rows.iter().map(|(key, _)| {
+            let level = level_of[key[0] as usize] as usize;
+            let code = levels[level]
+                .1
+                .map_or(0, |k| codes_by_rank[k][key[1] as usize]);
+            (level, code)
+        }),
+    )?;
+    let segmentation_at = |key: &RowKey| segmentation_of[key[2] as usize] as usize;
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|(key, _)| segmentations[segmentation_at(key)].as_str())
+        .collect();
+    let segment_values = (0..segmentations.len())
+        .map(|s| people.key(first_segment + s).values())
+        .collect::<PolarsResult<Vec<_>>>()?;
+    let segments = take_stacked(
+        SEGMENT,
+        &segment_values,
+        rows.iter().map(|(key, _)| {
+            let s = segmentation_at(key);
+            (s, codes_by_rank[first_segment + s][key[3] as usize])
+        }),
+    )?;
+    let mut columns = vec![
+        Column::new(schema::FOOTPRINT_KIND.into(), kinds),
+        footprint_codes.into_column(),
+        Column::new(SEGMENTATION.into(), names),
+        segments.into_column(),
+    ];
+    for (c, name) in SEGMENT_CROSSINGS.iter().enumerate() {
+        let codes_of = &codes_by_rank[first_crossing + c];
+        let codes = rows
+            .iter()
+            .map(|(key, _)| codes_of[key[4 + c] as usize])
+            .collect();
+        columns.push(
+            people
+                .key(first_crossing + c)
+                .take(codes)?
+                .with_name((*name).into())
+                .into_column(),
+        );
     }
-    concat(frames, UnionArgs::default())?
-        .sort(
-            SEGMENTS_COLUMNS[..SEGMENTS_COLUMNS.len() - 1].to_vec(),
-            SortMultipleOptions::default()
-                .with_nulls_last(true)
-                .with_maintain_order(true),
-        )
-        .collect()
+    let populations: Vec<i64> = rows.iter().map(|(_, people)| *people).collect();
+    columns.push(Column::new(schema::POPULATION.into(), populations));
+    DataFrame::new(rows.len(), columns)
+}
+
+/// The columns each footprint × segment is crossed by in the `segments` table.
+const SEGMENT_CROSSINGS: [&str; 4] = [
+    RISK_TIER,
+    schema::IMD_QUINTILE,
+    schema::BROAD_AGE_BAND,
+    schema::SEX,
+];
+
+/// A row of the `segments` table by the ranks of its values: kind, footprint code,
+/// segmentation, segment, and the crossings.
+type RowKey = [u32; ROW_KEY_LEN];
+const ROW_KEY_LEN: usize = 4 + SEGMENT_CROSSINGS.len();
+
+/// The rank of each name in byte order.
+fn name_ranks<'a>(names: impl Iterator<Item = &'a str>) -> Vec<u32> {
+    let names: Vec<&str> = names.collect();
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by_key(|&i| names[i]);
+    let mut ranks = vec![0u32; names.len()];
+    for (rank, i) in order.into_iter().enumerate() {
+        ranks[i] = rank as u32;
+    }
+    ranks
+}
+
+/// The text of each pick (a column of `columns` and a row of it), as one text column `name`.
+fn take_stacked(
+    name: &str,
+    columns: &[Series],
+    picks: impl Iterator<Item = (usize, u32)>,
+) -> PolarsResult<Series> {
+    let mut stacked = Series::new_empty(name.into(), &DataType::String);
+    let mut offsets = Vec::with_capacity(columns.len());
+    for column in columns {
+        offsets.push(stacked.len() as IdxSize);
+        stacked.append(&column.cast(&DataType::String)?.with_name(name.into()))?;
+    }
+    let rows: Vec<IdxSize> = picks
+        .map(|(column, row)| offsets[column] + row as IdxSize)
+        .collect();
+    stacked.take(&IdxCa::from_vec(PlSmallStr::EMPTY, rows))
 }
 
 /// The column holding a segmentation's segment on each patient row.
@@ -406,6 +528,9 @@ pub fn segment_column(segmentation: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{RngExt, SeedableRng};
+
     use super::*;
 
     #[test]
@@ -441,5 +566,96 @@ mod tests {
                 Some("Unassigned"),
             ]
         );
+    }
+
+    /// The `segments` table as polars' `group_by` and sort gave it before the keys were
+    /// coded: the reference for [`segments_table`].
+    fn segments_by_polars(segmented: LazyFrame, segmentations: &[String]) -> DataFrame {
+        let mut frames = Vec::new();
+        for name in segmentations {
+            for &(kind, code) in SEGMENT_LEVELS {
+                let code_expr = if code.is_empty() {
+                    lit(schema::ENGLAND_CODE)
+                } else {
+                    col(code)
+                };
+                let mut keys = vec![
+                    col(schema::FOOTPRINT_CODE),
+                    col(segment_column(name)).alias(SEGMENT),
+                ];
+                keys.extend(SEGMENT_CROSSINGS.iter().map(|c| col(*c)));
+                frames.push(
+                    segmented
+                        .clone()
+                        .with_column(code_expr.alias(schema::FOOTPRINT_CODE))
+                        .filter(col(schema::FOOTPRINT_CODE).is_not_null())
+                        .group_by(keys)
+                        .agg([col(schema::WEIGHT)
+                            .sum()
+                            .cast(DataType::Int64)
+                            .alias(schema::POPULATION)])
+                        .with_columns([
+                            lit(kind).alias(schema::FOOTPRINT_KIND),
+                            lit(name.as_str()).alias(SEGMENTATION),
+                        ])
+                        .select(SEGMENTS_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>()),
+                );
+            }
+        }
+        concat(frames, UnionArgs::default())
+            .expect("same columns")
+            .sort(
+                SEGMENTS_COLUMNS[..SEGMENTS_COLUMNS.len() - 1].to_vec(),
+                SortMultipleOptions::default()
+                    .with_nulls_last(true)
+                    .with_maintain_order(true),
+            )
+            .collect()
+            .expect("the reference table")
+    }
+
+    #[test]
+    fn segments_by_codes_are_polars_group_by_and_sort() {
+        // Patients from a small generator, with missing PCNs (practices in none), segments,
+        // quintiles and sexes, and segmentations named out of order so their ranks matter.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        let mut next = |n: u64| rng.random_range(0..n);
+        let rows = 6_000;
+        let icbs = ["QWE", "QHM", "QOX"];
+        let pcns = [
+            Some("U12345"),
+            Some("U00001"),
+            None,
+            Some("U99999"),
+            Some("U5"),
+        ];
+        let bridges = [
+            Some("Living with frailty and two long-term conditions"),
+            Some("Healthy well"),
+            Some("End of life"),
+            None,
+        ];
+        let core20 = [Some("Core20"), Some("PLUS: carers"), Some("Neither")];
+        let tiers = ["very high", "high", "moderate", "low"];
+        let bands = ["0-17", "18-64", "65-79", "80+"];
+        let sexes = [Some("F"), Some("M"), None];
+        let patients = df![
+            schema::ICB_CODE => (0..rows).map(|_| icbs[next(3) as usize]).collect::<Vec<_>>(),
+            schema::PCN_CODE => (0..rows).map(|_| pcns[next(5) as usize]).collect::<Vec<_>>(),
+            "segment__zeta" => (0..rows).map(|_| bridges[next(4) as usize]).collect::<Vec<_>>(),
+            "segment__alpha" => (0..rows).map(|_| core20[next(3) as usize]).collect::<Vec<_>>(),
+            RISK_TIER => (0..rows).map(|_| tiers[next(4) as usize]).collect::<Vec<_>>(),
+            schema::IMD_QUINTILE => (0..rows).map(|_| Some(next(6) as i64).filter(|q| *q > 0)).collect::<Vec<_>>(),
+            schema::BROAD_AGE_BAND => (0..rows).map(|_| bands[next(4) as usize]).collect::<Vec<_>>(),
+            schema::SEX => (0..rows).map(|_| sexes[next(3) as usize]).collect::<Vec<_>>(),
+            schema::WEIGHT => (0..rows).map(|_| 1 + next(2) as i32).collect::<Vec<_>>(),
+        ]
+        .expect("patients");
+        let segmentations = ["zeta".to_string(), "alpha".to_string()];
+        let coded = segments_table(patients.clone().lazy(), &segmentations).expect("by codes");
+        let reference = segments_by_polars(patients.lazy(), &segmentations);
+        assert!(reference.height() > 1_000, "the test needs many rows");
+        assert_eq!(coded.schema(), reference.schema());
+        assert_eq!(coded, reference);
     }
 }

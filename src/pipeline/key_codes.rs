@@ -1,0 +1,665 @@
+//! Grouping patients by key columns through dense codes, kept across the batches of a
+//! streamed pass.
+//!
+//! A streamed grouping over patients (measure's practice sums, the segments table's people)
+//! turns each batch's key columns into small integers once ([`KeyCodes`]), then groups rows by
+//! integers ([`sum_by_keys`]): polars' `group_by` on several text keys encodes every row's
+//! keys into bytes and compares those (the segments table at 10M: 60% of its time in row
+//! encoding, `memcmp` and `memmove`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
+use polars::prelude::*;
+use polars_arrow::array::{Array, Utf8ViewArray};
+use rayon::prelude::*;
+
+use crate::pipeline::codes_by_run;
+
+type Codes<K> = HashMap<K, u32, RandomState>;
+
+/// One value of a key column.
+enum KeyValue {
+    Null,
+    Number(i64),
+    Text(Box<str>),
+}
+
+/// Dense codes (0, 1, 2, … in order of first sight) for the values of one key column, kept
+/// across batches, and the values back from their codes.
+pub(crate) struct KeyCodes {
+    name: String,
+    dtype: DataType,
+    numbers: Codes<i64>,
+    texts: Codes<Box<str>>,
+    null: Option<u32>,
+    values: Vec<KeyValue>,
+}
+
+impl KeyCodes {
+    pub(crate) fn new(name: &str, dtype: &DataType) -> Self {
+        KeyCodes {
+            name: name.to_string(),
+            dtype: dtype.clone(),
+            numbers: Codes::default(),
+            texts: Codes::default(),
+            null: None,
+            values: Vec::new(),
+        }
+    }
+
+    /// The key column's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Integers and yes/no are coded by number, everything else by its text.
+    fn by_number(&self) -> bool {
+        self.dtype.is_integer() || self.dtype == DataType::Boolean
+    }
+
+    fn code_of(&mut self, value: KeyValue) -> u32 {
+        let code = self.values.len() as u32;
+        match &value {
+            KeyValue::Null => self.null = Some(code),
+            KeyValue::Number(n) => {
+                self.numbers.insert(*n, code);
+            }
+            KeyValue::Text(t) => {
+                self.texts.insert(t.clone(), code);
+            }
+        }
+        self.values.push(value);
+        code
+    }
+
+    fn null_code(&mut self) -> u32 {
+        match self.null {
+            Some(code) => code,
+            None => self.code_of(KeyValue::Null),
+        }
+    }
+
+    fn text_code(&mut self, text: &str) -> u32 {
+        match self.texts.get(text).copied() {
+            Some(code) => code,
+            None => self.code_of(KeyValue::Text(text.into())),
+        }
+    }
+
+    /// The code of each value of `column`, in row order.
+    ///
+    /// # Errors
+    /// If the column cannot be cast to the key's type (numbers or text).
+    pub(crate) fn codes(&mut self, column: &Column) -> PolarsResult<Vec<u32>> {
+        if self.by_number() {
+            let numbers = column.cast(&DataType::Int64)?;
+            Ok(codes_by_run(numbers.i64()?.iter(), |value| match value {
+                None => self.null_code(),
+                Some(n) => match self.numbers.get(&n).copied() {
+                    Some(code) => code,
+                    None => self.code_of(KeyValue::Number(n)),
+                },
+            }))
+        } else {
+            let texts = column.cast(&DataType::String)?;
+            let mut codes = Vec::with_capacity(texts.len());
+            for array in texts.str()?.downcast_iter() {
+                self.extend_text_codes(array, &mut codes);
+            }
+            Ok(codes)
+        }
+    }
+
+    /// The codes of one array of texts, appended to `codes`. Rows are looked up by their
+    /// 16-byte view, and a view by its text only the first time it is seen in the array:
+    /// within one array, equal views are equal texts (a short text is inside its view; a long
+    /// one's view points at its bytes), and texts read from a Parquet dictionary page share
+    /// their views, so a batch of millions of rows looks up a few dozen texts. Equal texts with
+    /// different views are found equal by their text.
+    fn extend_text_codes(&mut self, array: &Utf8ViewArray, codes: &mut Vec<u32>) {
+        let mut by_view: Codes<u128> = Codes::default();
+        let validity = array.validity().filter(|bits| bits.unset_bits() > 0);
+        let mut last: Option<(u128, u32)> = None;
+        for (row, view) in array.views().iter().enumerate() {
+            if validity.is_some_and(|bits| !bits.get_bit(row)) {
+                codes.push(self.null_code());
+                continue;
+            }
+            let bits = view.as_u128();
+            let code = match last {
+                Some((previous, code)) if previous == bits => code,
+                _ => {
+                    let code = match by_view.get(&bits) {
+                        Some(&code) => code,
+                        None => {
+                            // SAFETY: `row` is below the array's length (one view a row).
+                            let code = self.text_code(unsafe { array.value_unchecked(row) });
+                            by_view.insert(bits, code);
+                            code
+                        }
+                    };
+                    last = Some((bits, code));
+                    code
+                }
+            };
+            codes.push(code);
+        }
+    }
+
+    /// Whether `code` is the code of a missing value.
+    pub(crate) fn is_null(&self, code: u32) -> bool {
+        self.null == Some(code)
+    }
+
+    /// The rank of each code's value in the order polars sorts the column by (numbers by
+    /// value, texts by their bytes), missing values last: rows sorted by ranks are rows
+    /// sorted by values.
+    pub(crate) fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.values.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            match (&self.values[a as usize], &self.values[b as usize]) {
+                (KeyValue::Null, KeyValue::Null) => std::cmp::Ordering::Equal,
+                (KeyValue::Null, _) => std::cmp::Ordering::Greater,
+                (_, KeyValue::Null) => std::cmp::Ordering::Less,
+                (KeyValue::Number(a), KeyValue::Number(b)) => a.cmp(b),
+                (KeyValue::Text(a), KeyValue::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
+                // A column is coded by number or by text, never both.
+                (KeyValue::Number(_), KeyValue::Text(_)) => std::cmp::Ordering::Less,
+                (KeyValue::Text(_), KeyValue::Number(_)) => std::cmp::Ordering::Greater,
+            }
+        });
+        let mut ranks = vec![0u32; order.len()];
+        for (rank, &code) in order.iter().enumerate() {
+            ranks[code as usize] = rank as u32;
+        }
+        ranks
+    }
+
+    /// The values in code order, as a column of the key column's own type.
+    ///
+    /// # Errors
+    /// If the values cannot be cast back to the key column's type (an internal error).
+    pub(crate) fn values(&self) -> PolarsResult<Series> {
+        let name = PlSmallStr::from(self.name.as_str());
+        let series = if self.by_number() {
+            let numbers: Vec<Option<i64>> = self
+                .values
+                .iter()
+                .map(|v| match v {
+                    KeyValue::Number(n) => Some(*n),
+                    _ => None,
+                })
+                .collect();
+            Series::new(name, numbers)
+        } else {
+            let texts: Vec<Option<&str>> = self
+                .values
+                .iter()
+                .map(|v| match v {
+                    KeyValue::Text(t) => Some(&**t),
+                    _ => None,
+                })
+                .collect();
+            Series::new(name, texts)
+        };
+        series.cast(&self.dtype)
+    }
+
+    /// The values of `codes` (each below the number of values coded), as a column of the key
+    /// column's own type.
+    ///
+    /// # Errors
+    /// If the values cannot be made (an internal error).
+    pub(crate) fn take(&self, codes: Vec<u32>) -> PolarsResult<Series> {
+        self.values()?
+            .take(&IdxCa::from_vec(PlSmallStr::EMPTY, codes))
+    }
+}
+
+/// The sum of the integer column `value` by the values of the `keys` columns, over `plan`
+/// streamed batch by batch: what `group_by(keys).agg([col(value).sum()])` gives, by codes,
+/// with missing values added as 0. Groups come in an order fixed by the rows (the same rows
+/// give the same order, on any number of threads), not of first sight. Memory holds a batch
+/// and the groups.
+///
+/// # Errors
+/// If a column is missing or of the wrong type, or the plan fails.
+pub(crate) fn sum_by_keys(plan: LazyFrame, keys: &[&str], value: &str) -> PolarsResult<CodedSums> {
+    let mut plan = plan;
+    let schema = plan.collect_schema()?;
+    let sums = SumsByKeys {
+        keys: keys
+            .iter()
+            .map(|name| Ok(KeyCodes::new(name, schema.try_get(name)?)))
+            .collect::<PolarsResult<_>>()?,
+        value: value.to_string(),
+        shards: (0..SHARDS).map(|_| GroupSums::new(keys.len())).collect(),
+    };
+    let columns: Vec<Expr> = keys.iter().chain([&value]).map(|name| col(*name)).collect();
+    let sums = Arc::new(Mutex::new(sums));
+    let in_plan = Arc::clone(&sums);
+    crate::lazy::for_each_batch(plan.select(columns), move |batch| {
+        in_plan
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(&batch)
+    })?;
+    // The plan, and the batch callback's share of the sums with it, are gone by now.
+    Ok(Arc::into_inner(sums)
+        .ok_or_else(|| polars_err!(ComputeError: "internal: sums by keys still in use"))?
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .finish())
+}
+
+/// Groups are split into this many shards by their hash, each with its own table, so that
+/// the threads add rows into groups side by side (a fixed number, so that the groups' order
+/// does not depend on the machine's). At England scale there are millions of groups and
+/// each row's lookup misses the processor's cache: one thread adding them all took 11 s.
+const SHARDS: usize = 8;
+
+/// The hash of a row's key codes. Codes are small integers: each is mixed in by a multiply,
+/// and the whole by splitmix64's finaliser, so that the low bits (the bucket), the top seven
+/// (hashbrown's tag) and those picking the shard and the hot slot all vary. A general hasher
+/// took 5% of the segments stage hashing the ten codes as bytes.
+fn hash_codes(codes: &[u32]) -> u64 {
+    let mut hash = 0u64;
+    for &code in codes {
+        hash = (hash.rotate_left(23) ^ u64::from(code)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    hash ^= hash >> 30;
+    hash = hash.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    hash ^= hash >> 27;
+    hash = hash.wrapping_mul(0x94D0_49BB_1331_11EB);
+    hash ^ (hash >> 31)
+}
+
+/// The shard of a hash: bits that neither the table's buckets (the low bits) nor its tags and
+/// the hot slots (the top bits) use.
+fn shard_of(hash: u64) -> usize {
+    (hash >> 32) as usize % SHARDS
+}
+
+/// The key codes of `group`, among groups of `width` codes each.
+fn group_codes_of(codes: &[u32], group: u32, width: usize) -> &[u32] {
+    let start = group as usize * width;
+    &codes[start..start + width]
+}
+
+/// Whether two rows of key codes (of the same width) are equal, compared without branching:
+/// slices' `==` calls `memcmp`, which took a tenth of the segments stage for ten codes.
+fn same_codes(a: &[u32], b: &[u32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |differ, (x, y)| differ | (x ^ y)) == 0
+}
+
+/// Sums being added up by [`sum_by_keys`].
+struct SumsByKeys {
+    keys: Vec<KeyCodes>,
+    value: String,
+    /// The groups, by [`shard_of`] their hash.
+    shards: Vec<GroupSums>,
+}
+
+/// The groups of one shard and their sums.
+struct GroupSums {
+    width: usize,
+    /// Each group's key codes, `width` a group.
+    group_codes: Vec<u32>,
+    /// Groups, found by the hash of their key codes.
+    groups: HashTable<u32>,
+    /// Each group's sum.
+    sums: Vec<i64>,
+    /// Sums of recently seen groups, added into `sums` when their slot is wanted.
+    hot: HotGroups,
+}
+
+/// A small cache of groups' sums, found by the hash of their key codes: patients come
+/// practice by practice, so the groups of a stretch of rows are few and their sums stay in
+/// cache. Each row looked up in the table of all groups (millions at England scale) missed
+/// the processor's cache.
+struct HotGroups {
+    width: usize,
+    /// Each slot's key codes, `width` a slot, and their hash.
+    codes: Vec<u32>,
+    hashes: Vec<u64>,
+    sums: Vec<i64>,
+    used: Vec<bool>,
+}
+
+impl HotGroups {
+    /// Slots a shard: 2,048 of ten codes, a hash and a sum take 120 KiB, so that a thread's
+    /// share of the shards stays inside a core's L2 cache.
+    const SLOT_BITS: u32 = 11;
+
+    fn new(width: usize) -> Self {
+        let slots = 1 << Self::SLOT_BITS;
+        HotGroups {
+            width,
+            codes: vec![0; slots * width],
+            hashes: vec![0; slots],
+            sums: vec![0; slots],
+            used: vec![false; slots],
+        }
+    }
+
+    fn slot_of(hash: u64) -> usize {
+        (hash >> (64 - Self::SLOT_BITS)) as usize
+    }
+
+    fn codes(&self, slot: usize) -> &[u32] {
+        &self.codes[slot * self.width..(slot + 1) * self.width]
+    }
+
+    fn hold(&mut self, slot: usize, row: &[u32], hash: u64, value: i64) {
+        self.codes[slot * self.width..(slot + 1) * self.width].copy_from_slice(row);
+        self.hashes[slot] = hash;
+        self.sums[slot] = value;
+        self.used[slot] = true;
+    }
+}
+
+impl SumsByKeys {
+    fn add(&mut self, batch: &DataFrame) -> PolarsResult<()> {
+        let codes = self
+            .keys
+            .par_iter_mut()
+            .map(|key| key.codes(batch.column(key.name())?))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let values: Vec<i64> = batch
+            .column(&self.value)?
+            .cast(&DataType::Int64)?
+            .i64()?
+            .iter()
+            .map(|value| value.unwrap_or(0))
+            .collect();
+        // Each row's codes side by side, and their hash, made once for the shards to read.
+        let width = self.keys.len();
+        let mut rows = vec![0u32; values.len() * width];
+        for (k, column) in codes.iter().enumerate() {
+            for (row, &code) in rows.chunks_exact_mut(width.max(1)).zip(column) {
+                row[k] = code;
+            }
+        }
+        let hashes: Vec<u64> = rows
+            .par_chunks_exact(width.max(1))
+            .map(hash_codes)
+            .collect();
+        let mut by_shard: Vec<Vec<u32>> = vec![Vec::new(); SHARDS];
+        for (r, &hash) in hashes.iter().enumerate() {
+            by_shard[shard_of(hash)].push(r as u32);
+        }
+        self.shards
+            .par_iter_mut()
+            .zip(by_shard)
+            .for_each(|(shard, shard_rows)| {
+                for r in shard_rows {
+                    let r = r as usize;
+                    shard.add(&rows[r * width..(r + 1) * width], hashes[r], values[r]);
+                }
+            });
+        Ok(())
+    }
+
+    fn finish(self) -> CodedSums {
+        let mut group_codes = Vec::new();
+        let mut sums = Vec::new();
+        for mut shard in self.shards {
+            shard.flush_all();
+            group_codes.append(&mut shard.group_codes);
+            sums.append(&mut shard.sums);
+        }
+        CodedSums {
+            keys: self.keys,
+            group_codes,
+            sums,
+        }
+    }
+}
+
+impl GroupSums {
+    fn new(width: usize) -> Self {
+        GroupSums {
+            width,
+            group_codes: Vec::new(),
+            groups: HashTable::new(),
+            sums: Vec::new(),
+            hot: HotGroups::new(width),
+        }
+    }
+
+    /// Add a row's value to its group's sum, through the hot slots.
+    fn add(&mut self, row: &[u32], hash: u64, value: i64) {
+        let slot = HotGroups::slot_of(hash);
+        if self.hot.used[slot] {
+            if self.hot.hashes[slot] == hash && same_codes(self.hot.codes(slot), row) {
+                self.hot.sums[slot] += value;
+                return;
+            }
+            self.flush(slot);
+        }
+        self.hot.hold(slot, row, hash, value);
+    }
+
+    /// Add a hot slot's sum into its group's, and free the slot.
+    fn flush(&mut self, slot: usize) {
+        let width = self.width;
+        let hash = self.hot.hashes[slot];
+        let row = &self.hot.codes[slot * width..(slot + 1) * width];
+        let group_codes = &mut self.group_codes;
+        let entry = self.groups.entry(
+            hash,
+            |&group| same_codes(group_codes_of(group_codes, group, width), row),
+            |&group| hash_codes(group_codes_of(group_codes, group, width)),
+        );
+        let group = match entry {
+            Entry::Occupied(found) => *found.get() as usize,
+            Entry::Vacant(empty) => {
+                let group = self.sums.len();
+                group_codes.extend_from_slice(row);
+                self.sums.push(0);
+                empty.insert(group as u32);
+                group
+            }
+        };
+        self.sums[group] += self.hot.sums[slot];
+        self.hot.used[slot] = false;
+    }
+
+    fn flush_all(&mut self) {
+        for slot in 0..self.hot.used.len() {
+            if self.hot.used[slot] {
+                self.flush(slot);
+            }
+        }
+    }
+}
+
+/// Sums by the codes of key columns ([`sum_by_keys`]): each group's key codes and sum, and the
+/// key columns' values back from their codes.
+pub(crate) struct CodedSums {
+    keys: Vec<KeyCodes>,
+    group_codes: Vec<u32>,
+    sums: Vec<i64>,
+}
+
+impl CodedSums {
+    /// The key columns' codes, in the order of the keys given.
+    pub(crate) fn key(&self, k: usize) -> &KeyCodes {
+        &self.keys[k]
+    }
+
+    /// Each group's key codes (one a key, in the order of the keys given) and sum.
+    pub(crate) fn groups(&self) -> impl Iterator<Item = (&[u32], i64)> {
+        self.group_codes
+            .chunks_exact(self.keys.len().max(1))
+            .zip(self.sums.iter().copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{RngExt, SeedableRng};
+
+    use super::*;
+
+    /// The codes polars' own values give, one lookup a row by text.
+    fn codes_by_text(texts: &StringChunked) -> Vec<u32> {
+        let mut seen: Vec<Option<String>> = Vec::new();
+        texts
+            .iter()
+            .map(|text| {
+                let text = text.map(str::to_string);
+                match seen.iter().position(|s| *s == text) {
+                    Some(code) => code as u32,
+                    None => {
+                        seen.push(text);
+                        (seen.len() - 1) as u32
+                    }
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn texts_are_coded_by_value_whatever_their_views() {
+        // Long texts (over 12 bytes, so their views point into buffers) and short ones, in
+        // several chunks, each with its own buffers. A chunk built row by row copies each long
+        // text to its own place, so equal texts have different views even within a chunk.
+        let long = "Core20 and one PLUS group (most deprived)";
+        let first = StringChunked::new(
+            "segment".into(),
+            [
+                Some(long),
+                Some("F"),
+                None,
+                Some(long),
+                Some("short"),
+                Some(long),
+            ],
+        );
+        let mut second = StringChunked::new("segment".into(), [Some("short"), None, Some(long)]);
+        second
+            .append(&StringChunked::new(
+                "segment".into(),
+                [Some(long), Some("other text of some length")],
+            ))
+            .expect("same type");
+        let mut texts = first.clone();
+        texts.append(&second).expect("same type");
+        assert!(texts.chunks().len() >= 3, "the test needs several chunks");
+
+        let mut key = KeyCodes::new("segment", &DataType::String);
+        let codes = key
+            .codes(&texts.clone().into_series().into_column())
+            .expect("coded");
+        assert_eq!(codes, codes_by_text(&texts));
+        // Kept across batches: the first batch again gets the same codes.
+        let again = key
+            .codes(&first.clone().into_series().into_column())
+            .expect("coded");
+        assert_eq!(again, codes[..first.len()].to_vec());
+        // And back to values.
+        let values = key.take(codes).expect("values");
+        assert!(values.equals_missing(&texts.clone().into_series()));
+        // Ranks sort codes as polars sorts the values, missing last.
+        let ranks = key.ranks();
+        let by_rank = key.take((0..ranks.len() as u32).collect()).expect("values");
+        let mut order: Vec<u32> = (0..ranks.len() as u32).collect();
+        order.sort_by_key(|&code| ranks[code as usize]);
+        let ranked = by_rank
+            .take(&IdxCa::from_vec(PlSmallStr::EMPTY, order))
+            .expect("in rank order");
+        let sorted = by_rank
+            .sort(SortOptions::default().with_nulls_last(true))
+            .expect("sorted");
+        assert!(ranked.equals_missing(&sorted));
+        assert!(key.is_null(codes_by_text(&texts)[2]));
+    }
+
+    #[test]
+    fn numbers_are_coded_and_given_back_in_their_type() {
+        let deciles = Series::new(
+            "imd_decile".into(),
+            [Some(3i32), Some(3), None, Some(10), Some(3)],
+        );
+        let mut key = KeyCodes::new("imd_decile", deciles.dtype());
+        let codes = key.codes(&deciles.clone().into_column()).expect("coded");
+        assert_eq!(codes, [0, 0, 1, 2, 0]);
+        let values = key.take(codes).expect("values");
+        assert_eq!(values.dtype(), &DataType::Int32);
+        assert!(values.equals_missing(&deciles));
+        // 3, missing, 10 ranked by value with the missing last.
+        assert_eq!(key.ranks(), [0, 2, 1]);
+        assert!(key.is_null(1) && !key.is_null(0));
+    }
+
+    #[test]
+    fn sums_by_coded_keys_are_polars_group_by_sums() {
+        // Rows from a small generator: text keys long and short with missing values, a
+        // number key with missing values, and weights with missing values, in several chunks.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+        let mut next = |n: u64| rng.random_range(0..n);
+        let segments = [
+            Some("Living with frailty and two long-term conditions"),
+            Some("Healthy"),
+            None,
+            Some("Core20 and one PLUS group (most deprived)"),
+        ];
+        let sexes = [Some("F"), Some("M"), None];
+        let mut frame: Option<DataFrame> = None;
+        // More groups than a shard has hot slots, so that slots are taken over and flushed.
+        for _ in 0..4 {
+            let rows = 10_000;
+            let chunk = df![
+                "pcn_code" => (0..rows).map(|_| format!("U{:05}", next(2_000))).collect::<Vec<_>>(),
+                "segment" => (0..rows).map(|_| segments[next(4) as usize]).collect::<Vec<_>>(),
+                "imd_quintile" => (0..rows).map(|_| Some(next(6) as i64).filter(|q| *q > 0)).collect::<Vec<_>>(),
+                "sex" => (0..rows).map(|_| sexes[next(3) as usize]).collect::<Vec<_>>(),
+                "weight" => (0..rows).map(|_| Some(next(3) as i32).filter(|w| *w > 0)).collect::<Vec<_>>(),
+            ]
+            .expect("a frame");
+            match frame.as_mut() {
+                Some(frame) => {
+                    frame.vstack_mut(&chunk).expect("same columns");
+                }
+                None => frame = Some(chunk),
+            }
+        }
+        let frame = frame.expect("rows");
+        let keys = ["pcn_code", "segment", "imd_quintile", "sex"];
+        let sorted = |frame: DataFrame| {
+            frame
+                .lazy()
+                .sort(keys, SortMultipleOptions::default().with_nulls_last(true))
+                .collect()
+                .expect("sorted")
+        };
+        let sums = sum_by_keys(frame.clone().lazy(), &keys, "weight").expect("summed");
+        let mut columns = Vec::new();
+        for (k, name) in keys.iter().enumerate() {
+            let codes = sums.groups().map(|(codes, _)| codes[k]).collect();
+            let values = sums.key(k).take(codes).expect("values");
+            columns.push(values.with_name((*name).into()).into_column());
+        }
+        let totals: Vec<i64> = sums.groups().map(|(_, sum)| sum).collect();
+        columns.push(Column::new("weight".into(), totals));
+        let coded = DataFrame::new(sums.groups().count(), columns).expect("a frame");
+        let grouped = frame
+            .lazy()
+            .group_by(keys.map(col))
+            .agg([col("weight").sum().cast(DataType::Int64)])
+            .collect()
+            .expect("grouped");
+        assert_eq!(coded.height(), grouped.height());
+        assert!(
+            coded.height() > SHARDS << HotGroups::SLOT_BITS,
+            "the test needs more groups than hot slots"
+        );
+        assert_eq!(sorted(coded), sorted(grouped));
+    }
+}
