@@ -123,31 +123,22 @@ impl KeyCodes {
     fn extend_text_codes(&mut self, array: &Utf8ViewArray, codes: &mut Vec<u32>) {
         let mut by_view: Codes<u128> = Codes::default();
         let validity = array.validity().filter(|bits| bits.unset_bits() > 0);
-        let mut last: Option<(u128, u32)> = None;
-        for (row, view) in array.views().iter().enumerate() {
-            if validity.is_some_and(|bits| !bits.get_bit(row)) {
-                codes.push(self.null_code());
-                continue;
-            }
-            let bits = view.as_u128();
-            let code = match last {
-                Some((previous, code)) if previous == bits => code,
-                _ => {
-                    let code = match by_view.get(&bits) {
-                        Some(&code) => code,
-                        None => {
-                            // SAFETY: `row` is below the array's length (one view a row).
-                            let code = self.text_code(unsafe { array.value_unchecked(row) });
-                            by_view.insert(bits, code);
-                            code
-                        }
-                    };
-                    last = Some((bits, code));
-                    code
-                }
-            };
-            codes.push(code);
-        }
+        let views = array.views().iter().enumerate().map(|(row, view)| {
+            validity
+                .is_none_or(|bits| bits.get_bit(row))
+                .then_some(*view)
+        });
+        codes.extend(codes_by_run(views, |view| match view {
+            None => self.null_code(),
+            Some(view) => *by_view.entry(view.as_u128()).or_insert_with(|| {
+                // SAFETY: the view is one of the array's, so it is valid for the array's
+                // buffers, and its bytes are UTF-8 (a text array's).
+                let text = unsafe {
+                    std::str::from_utf8_unchecked(view.get_slice_unchecked(array.data_buffers()))
+                };
+                self.text_code(text)
+            }),
+        }));
     }
 
     /// Whether `code` is the code of a missing value.
@@ -172,11 +163,7 @@ impl KeyCodes {
                 (KeyValue::Text(_), KeyValue::Number(_)) => std::cmp::Ordering::Greater,
             }
         });
-        let mut ranks = vec![0u32; order.len()];
-        for (rank, &code) in order.iter().enumerate() {
-            ranks[code as usize] = rank as u32;
-        }
-        ranks
+        invert(&order)
     }
 
     /// The values in code order, as a column of the key column's own type.
@@ -220,6 +207,16 @@ impl KeyCodes {
     }
 }
 
+/// The inverse of a permutation of `0..n`: where each index stands in it. The ranks of values
+/// from their order (the codes sorted by value), and the order back from the ranks.
+pub(crate) fn invert(permutation: &[u32]) -> Vec<u32> {
+    let mut inverse = vec![0u32; permutation.len()];
+    for (at, &index) in permutation.iter().enumerate() {
+        inverse[index as usize] = at as u32;
+    }
+    inverse
+}
+
 /// The sum of the integer column `value` by the values of the `keys` columns, over `plan`
 /// streamed batch by batch: what `group_by(keys).agg([col(value).sum()])` gives, by codes,
 /// with missing values added as 0. Groups come in an order fixed by the rows (the same rows
@@ -227,9 +224,13 @@ impl KeyCodes {
 /// and the groups.
 ///
 /// # Errors
-/// If a column is missing or of the wrong type, or the plan fails.
-pub(crate) fn sum_by_keys(plan: LazyFrame, keys: &[&str], value: &str) -> PolarsResult<CodedSums> {
-    let mut plan = plan;
+/// If there are no keys, a column is missing or of the wrong type, or the plan fails.
+pub(crate) fn sum_by_keys(
+    mut plan: LazyFrame,
+    keys: &[&str],
+    value: &str,
+) -> PolarsResult<CodedSums> {
+    polars_ensure!(!keys.is_empty(), InvalidOperation: "sums by keys need at least one key");
     let schema = plan.collect_schema()?;
     let sums = SumsByKeys {
         keys: keys
@@ -284,10 +285,10 @@ fn shard_of(hash: u64) -> usize {
     (hash >> 32) as usize % SHARDS
 }
 
-/// The key codes of `group`, among groups of `width` codes each.
-fn group_codes_of(codes: &[u32], group: u32, width: usize) -> &[u32] {
-    let start = group as usize * width;
-    &codes[start..start + width]
+/// Row `row` of `codes` laid out `width` codes a row (groups' key codes, hot slots' and a
+/// batch's rows).
+fn row_of(codes: &[u32], row: usize, width: usize) -> &[u32] {
+    &codes[row * width..(row + 1) * width]
 }
 
 /// Whether two rows of key codes (of the same width) are equal, compared without branching:
@@ -351,7 +352,7 @@ impl HotGroups {
     }
 
     fn codes(&self, slot: usize) -> &[u32] {
-        &self.codes[slot * self.width..(slot + 1) * self.width]
+        row_of(&self.codes, slot, self.width)
     }
 
     fn hold(&mut self, slot: usize, row: &[u32], hash: u64, value: i64) {
@@ -380,14 +381,11 @@ impl SumsByKeys {
         let width = self.keys.len();
         let mut rows = vec![0u32; values.len() * width];
         for (k, column) in codes.iter().enumerate() {
-            for (row, &code) in rows.chunks_exact_mut(width.max(1)).zip(column) {
+            for (row, &code) in rows.chunks_exact_mut(width).zip(column) {
                 row[k] = code;
             }
         }
-        let hashes: Vec<u64> = rows
-            .par_chunks_exact(width.max(1))
-            .map(hash_codes)
-            .collect();
+        let hashes: Vec<u64> = rows.par_chunks_exact(width).map(hash_codes).collect();
         let mut by_shard: Vec<Vec<u32>> = vec![Vec::new(); SHARDS];
         for (r, &hash) in hashes.iter().enumerate() {
             by_shard[shard_of(hash)].push(r as u32);
@@ -398,7 +396,7 @@ impl SumsByKeys {
             .for_each(|(shard, shard_rows)| {
                 for r in shard_rows {
                     let r = r as usize;
-                    shard.add(&rows[r * width..(r + 1) * width], hashes[r], values[r]);
+                    shard.add(row_of(&rows, r, width), hashes[r], values[r]);
                 }
             });
         Ok(())
@@ -448,12 +446,12 @@ impl GroupSums {
     fn flush(&mut self, slot: usize) {
         let width = self.width;
         let hash = self.hot.hashes[slot];
-        let row = &self.hot.codes[slot * width..(slot + 1) * width];
+        let row = self.hot.codes(slot);
         let group_codes = &mut self.group_codes;
         let entry = self.groups.entry(
             hash,
-            |&group| same_codes(group_codes_of(group_codes, group, width), row),
-            |&group| hash_codes(group_codes_of(group_codes, group, width)),
+            |&group| same_codes(row_of(group_codes, group as usize, width), row),
+            |&group| hash_codes(row_of(group_codes, group as usize, width)),
         );
         let group = match entry {
             Entry::Occupied(found) => *found.get() as usize,
@@ -495,7 +493,7 @@ impl CodedSums {
     /// Each group's key codes (one a key, in the order of the keys given) and sum.
     pub(crate) fn groups(&self) -> impl Iterator<Item = (&[u32], i64)> {
         self.group_codes
-            .chunks_exact(self.keys.len().max(1))
+            .chunks_exact(self.keys.len())
             .zip(self.sums.iter().copied())
     }
 }
@@ -530,6 +528,7 @@ mod tests {
         // Long texts (over 12 bytes, so their views point into buffers) and short ones, in
         // several chunks, each with its own buffers. A chunk built row by row copies each long
         // text to its own place, so equal texts have different views even within a chunk.
+        // "F" and "M" are different texts of one length in one chunk.
         let long = "Core20 and one PLUS group (most deprived)";
         let first = StringChunked::new(
             "segment".into(),
@@ -540,6 +539,7 @@ mod tests {
                 Some(long),
                 Some("short"),
                 Some(long),
+                Some("M"),
             ],
         );
         let mut second = StringChunked::new("segment".into(), [Some("short"), None, Some(long)]);
@@ -596,6 +596,12 @@ mod tests {
         // 3, missing, 10 ranked by value with the missing last.
         assert_eq!(key.ranks(), [0, 2, 1]);
         assert!(key.is_null(1) && !key.is_null(0));
+    }
+
+    #[test]
+    fn sums_without_keys_are_an_error_not_an_empty_table() {
+        let frame = df!["weight" => [1i32, 2, 3]].expect("a frame");
+        assert!(sum_by_keys(frame.lazy(), &[], "weight").is_err());
     }
 
     #[test]

@@ -12,9 +12,10 @@
 //! Within a grouping, sums are added in row order of batches taken in order, so a run gives the
 //! same totals every time.
 
+use std::borrow::Cow;
+
 use polars::prelude::*;
 use rayon::prelude::*;
-use std::borrow::Cow;
 
 use super::{ALL, BREAKDOWN, BREAKDOWN_VALUE, breakdown_label, den_column, num_column};
 use crate::pipeline::codes_by_run;

@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use crate::conditions::CONDITIONS;
 use crate::error::UserError;
+use crate::pipeline::key_codes::{invert, sum_by_keys};
 use crate::schema;
 
 /// Column holding the (primary) segment of each patient.
@@ -363,7 +364,7 @@ pub fn segments_table(segmented: LazyFrame, segmentations: &[String]) -> PolarsR
         .iter()
         .map(|&(kind, code)| (kind, code_columns.iter().position(|c| *c == code)))
         .collect();
-    let people = crate::pipeline::key_codes::sum_by_keys(segmented, &keys, schema::WEIGHT)?;
+    let people = sum_by_keys(segmented, &keys, schema::WEIGHT)?;
 
     // A row of the table is keyed by the ranks of its values (kind, footprint code,
     // segmentation, segment, crossings), so that rows sorted by key are rows sorted as polars
@@ -404,16 +405,9 @@ pub fn segments_table(segmented: LazyFrame, segmentations: &[String]) -> PolarsR
     rows.par_sort_unstable_by_key(|(key, _)| *key);
 
     // Back from ranks to values: each column's codes in rank order.
-    let by_rank = |ranks: &[u32]| {
-        let mut codes = vec![0u32; ranks.len()];
-        for (code, &rank) in ranks.iter().enumerate() {
-            codes[rank as usize] = code as u32;
-        }
-        codes
-    };
-    let codes_by_rank: Vec<Vec<u32>> = ranks.iter().map(|r| by_rank(r)).collect();
-    let level_of = by_rank(&kind_ranks);
-    let segmentation_of = by_rank(&segmentation_ranks);
+    let codes_by_rank: Vec<Vec<u32>> = ranks.iter().map(|r| invert(r)).collect();
+    let level_of = invert(&kind_ranks);
+    let segmentation_of = invert(&segmentation_ranks);
     let kinds: Vec<&str> = rows
         .iter()
         .map(|(key, _)| levels[level_of[key[0] as usize] as usize].0)
@@ -494,13 +488,9 @@ const ROW_KEY_LEN: usize = 4 + SEGMENT_CROSSINGS.len();
 /// The rank of each name in byte order.
 fn name_ranks<'a>(names: impl Iterator<Item = &'a str>) -> Vec<u32> {
     let names: Vec<&str> = names.collect();
-    let mut order: Vec<usize> = (0..names.len()).collect();
-    order.sort_by_key(|&i| names[i]);
-    let mut ranks = vec![0u32; names.len()];
-    for (rank, i) in order.into_iter().enumerate() {
-        ranks[i] = rank as u32;
-    }
-    ranks
+    let mut order: Vec<u32> = (0..names.len() as u32).collect();
+    order.sort_by_key(|&i| names[i as usize]);
+    invert(&order)
 }
 
 /// The text of each pick (a column of `columns` and a row of it), as one text column `name`.
