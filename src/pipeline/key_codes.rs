@@ -56,6 +56,11 @@ impl KeyCodes {
         &self.name
     }
 
+    /// How many values have a code so far: the codes are `0..len`.
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+
     /// Integers and yes/no are coded by number, everything else by its text.
     fn by_number(&self) -> bool {
         self.dtype.is_integer() || self.dtype == DataType::Boolean

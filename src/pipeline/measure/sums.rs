@@ -18,7 +18,6 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::{ALL, BREAKDOWN, BREAKDOWN_VALUE, breakdown_label, den_column, num_column};
-use crate::pipeline::codes_by_run;
 use crate::pipeline::key_codes::KeyCodes;
 use crate::schema;
 
@@ -31,65 +30,73 @@ struct GroupingKeys {
     age: Option<usize>,
 }
 
-/// The practice, value and age codes of a row or a slot, packed into one integer: a row's key
-/// is then compared and passed in registers. As a tuple of three codes it went through the
-/// stack, written a code at a time and read back whole, a store the processor cannot forward
-/// (the practice sums at 10M: 4.1 → 3.9 s).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct SlotKey(u128);
-
-impl SlotKey {
-    fn new(practice: u32, value: u32, age: u32) -> Self {
-        SlotKey(u128::from(practice) | (u128::from(value) << 32) | (u128::from(age) << 64))
-    }
-
-    fn practice(self) -> u32 {
-        self.0 as u32
-    }
-
-    fn value(self) -> u32 {
-        (self.0 >> 32) as u32
-    }
-
-    fn age(self) -> u32 {
-        (self.0 >> 64) as u32
-    }
+/// The practice, value and age codes of a slot.
+#[derive(Clone, Copy)]
+struct SlotKey {
+    practice: u32,
+    value: u32,
+    age: u32,
 }
 
 /// The slot of each (practice, value, age) code triple. The codes are small and dense (a few
-/// thousand practices, tens of values and bands), so a slot is found by indexing, not hashing:
-/// a grouping looks one up for nearly every row, as the age band changes from row to row.
+/// thousand practices, tens of values and bands), so the table is one flat array by practice,
+/// then value, then age, and a slot is found by arithmetic and one load: a grouping looks one
+/// up for nearly every row, as the age band changes from row to row. (As nested vectors, with
+/// the key compared to the last row's first, the lookups were a fifth of measure's samples at
+/// England.)
 #[derive(Default)]
 struct SlotTable {
+    /// Value codes, and age codes, a practice has room for.
+    values: usize,
+    ages: usize,
     /// By practice code, then value code, then age code; [`SlotTable::EMPTY`] where none yet.
-    slots: Vec<Vec<Vec<u32>>>,
+    slots: Vec<u32>,
 }
 
 impl SlotTable {
     const EMPTY: u32 = u32::MAX;
 
-    /// The slot of `key`, made by `new_slot` the first time it is seen.
-    fn slot_or_insert(&mut self, key: SlotKey, new_slot: impl FnOnce() -> u32) -> u32 {
-        let (practice, value, age) = (
-            key.practice() as usize,
-            key.value() as usize,
-            key.age() as usize,
-        );
-        if self.slots.len() <= practice {
-            self.slots.resize_with(practice + 1, Vec::new);
+    /// Room for every code below `practices`, `values` and `ages`. A practice's room grows
+    /// (the table laid out again) only when a key column has a value not seen before, which
+    /// happens in the first batches.
+    fn reserve(&mut self, practices: usize, values: usize, ages: usize) {
+        if values > self.values || ages > self.ages {
+            let old = SlotTable {
+                values: self.values,
+                ages: self.ages,
+                slots: std::mem::take(&mut self.slots),
+            };
+            let old_practices = old.slots.len().checked_div(old.values * old.ages);
+            self.values = values.max(old.values);
+            self.ages = ages.max(old.ages);
+            let room = practices.max(old_practices.unwrap_or(0)) * self.values * self.ages;
+            self.slots = vec![Self::EMPTY; room];
+            for (cell, &slot) in old.slots.iter().enumerate() {
+                if slot != Self::EMPTY {
+                    let (practice, rest) = (
+                        cell / (old.values * old.ages),
+                        cell % (old.values * old.ages),
+                    );
+                    let at = self.cell(
+                        practice as u32,
+                        (rest / old.ages) as u32,
+                        (rest % old.ages) as u32,
+                    );
+                    self.slots[at] = slot;
+                }
+            }
         }
-        let by_value = &mut self.slots[practice];
-        if by_value.len() <= value {
-            by_value.resize_with(value + 1, Vec::new);
+        let room = practices * self.values * self.ages;
+        if self.slots.len() < room {
+            self.slots.resize(room, Self::EMPTY);
         }
-        let by_age = &mut by_value[value];
-        if by_age.len() <= age {
-            by_age.resize(age + 1, Self::EMPTY);
-        }
-        if by_age[age] == Self::EMPTY {
-            by_age[age] = new_slot();
-        }
-        by_age[age]
+    }
+
+    /// Where the slot of a code triple is in [`SlotTable::slots`]; the codes must have room
+    /// ([`SlotTable::reserve`]).
+    #[inline]
+    fn cell(&self, practice: u32, value: u32, age: u32) -> usize {
+        (practice as usize * self.values + value as usize) * self.ages + age as usize
     }
 }
 
@@ -112,9 +119,18 @@ fn term_values<'a>(batch: &'a DataFrame, name: &str) -> PolarsResult<Cow<'a, [f6
 /// in cache (2,048 rows × 40 terms × 8 bytes at most here, well inside a core's L2).
 const BLOCK: usize = 2048;
 
+/// A row's terms are padded to a multiple of this many, so that a row is added to its sums in
+/// whole vector registers (8 lanes of AVX-512, two of AVX2), with no odd terms left over.
+const LANES: usize = 8;
+
+/// The padded width of a row of `indicators` terms: each one's numerator and denominator.
+fn row_width(indicators: usize) -> usize {
+    (2 * indicators).next_multiple_of(LANES)
+}
+
 /// The terms of `indicators` for `rows`, row by row into `out`: each row's numerator and
-/// denominator of each indicator in order, so a grouping adds a row's terms to its sums as one
-/// contiguous run.
+/// denominator of each indicator in order, padded to [`row_width`], so a grouping adds a
+/// row's terms to its sums as one contiguous run.
 ///
 /// Each of a dozen groupings read the terms column by column before (two columns per
 /// indicator, forty streams a row), which was most of the measure stage at England.
@@ -124,8 +140,9 @@ fn row_major(
     rows: std::ops::Range<usize>,
     out: &mut Vec<f64>,
 ) {
-    let width = 2 * indicators.len();
-    out.clear();
+    let width = row_width(indicators.len());
+    // Not cleared first: every term is written below, and the padding, zero when the vector
+    // grows, is never written. (Cleared and zeroed again, it was a memset of every block.)
     out.resize(rows.len() * width, 0.0);
     if width == 0 {
         return;
@@ -140,6 +157,57 @@ fn row_major(
     }
 }
 
+/// Add each row of `row_terms` (rows of `width` terms, a multiple of [`LANES`]) to the sums of
+/// its slot, choosing the AVX-512 or AVX2 build of the same loop when the CPU has it. The
+/// terms are added one by one in row order whichever build runs, so the sums are the same.
+fn add_rows(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above), the only requirement of
+            // calling a function compiled with `target_feature(enable = "avx512f")`.
+            unsafe { add_rows_avx512(sums, slots, row_terms, width) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
+            // calling a function compiled with `target_feature(enable = "avx2")`.
+            unsafe { add_rows_avx2(sums, slots, row_terms, width) };
+            return;
+        }
+    }
+    add_rows_portable(sums, slots, row_terms, width);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn add_rows_avx512(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: usize) {
+    add_rows_portable(sums, slots, row_terms, width);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_rows_avx2(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: usize) {
+    add_rows_portable(sums, slots, row_terms, width);
+}
+
+#[inline(always)]
+fn add_rows_portable(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: usize) {
+    if width == 0 {
+        return;
+    }
+    for (&slot, terms) in slots.iter().zip(row_terms.chunks_exact(width)) {
+        let slot = slot as usize;
+        let sums = &mut sums[slot * width..(slot + 1) * width];
+        // Lanes of a fixed count: one vector operation each, however wide the row.
+        for (sums, terms) in sums.chunks_exact_mut(LANES).zip(terms.chunks_exact(LANES)) {
+            for (sum, term) in sums.iter_mut().zip(terms) {
+                *sum += term;
+            }
+        }
+    }
+}
+
 /// Sums of some indicators' terms by practice × one breakdown's value (× age band).
 struct Grouping {
     breakdown: String,
@@ -148,43 +216,58 @@ struct Grouping {
     slots: SlotTable,
     /// Practice, value and age codes of each slot.
     slot_keys: Vec<SlotKey>,
-    /// Slot by slot: numerator and denominator of each of `indicators`.
+    /// Slot by slot: numerator and denominator of each of `indicators`, padded to
+    /// [`row_width`].
     sums: Vec<f64>,
+    /// The slots of a block's rows (kept to reuse its memory).
+    block_slots: Vec<u32>,
 }
 
 impl Grouping {
-    /// Add the batch's `rows`: the batch's key codes, and the terms of this grouping's
-    /// indicators for those rows, row by row ([`row_major`] of `self.indicators`).
+    /// Make room in the slot table for every code the key columns have so far (`codes`: how
+    /// many each column has).
+    fn reserve(&mut self, codes: &[usize]) {
+        let count = |key: Option<usize>| key.map_or(1, |k| codes[k]);
+        self.slots.reserve(
+            codes[PRACTICE_KEY],
+            count(self.keys.value),
+            count(self.keys.age),
+        );
+    }
+
+    /// Add the batch's `rows`: the batch's key codes (with room in the slot table:
+    /// [`Grouping::reserve`]), and the terms of this grouping's indicators for those rows, row
+    /// by row ([`row_major`] of `self.indicators`).
     fn add(&mut self, codes: &[Vec<u32>], rows: std::ops::Range<usize>, row_terms: &[f64]) {
-        let width = 2 * self.indicators.len();
-        let practices = &codes[PRACTICE_KEY];
-        let values = self.keys.value.map(|k| &codes[k]);
-        let ages = self.keys.age.map(|k| &codes[k]);
-        let keys = rows.map(|row| {
-            SlotKey::new(
-                practices[row],
-                values.map_or(0, |v| v[row]),
-                ages.map_or(0, |a| a[row]),
-            )
-        });
-        let (slot_keys, sums) = (&mut self.slot_keys, &mut self.sums);
-        let slots = codes_by_run(keys, |key| {
-            self.slots.slot_or_insert(key, || {
-                slot_keys.push(key);
+        let width = row_width(self.indicators.len());
+        let practices = &codes[PRACTICE_KEY][rows.clone()];
+        let values = self.keys.value.map(|k| &codes[k][rows.clone()]);
+        let ages = self.keys.age.map(|k| &codes[k][rows.clone()]);
+        let Grouping {
+            slots,
+            slot_keys,
+            sums,
+            block_slots,
+            ..
+        } = self;
+        block_slots.clear();
+        for (row, &practice) in practices.iter().enumerate() {
+            let (value, age) = (values.map_or(0, |v| v[row]), ages.map_or(0, |a| a[row]));
+            let cell = slots.cell(practice, value, age);
+            let mut slot = slots.slots[cell];
+            if slot == SlotTable::EMPTY {
+                slot = slot_keys.len() as u32;
+                slots.slots[cell] = slot;
+                slot_keys.push(SlotKey {
+                    practice,
+                    value,
+                    age,
+                });
                 sums.resize(sums.len() + width, 0.0);
-                (slot_keys.len() - 1) as u32
-            })
-        });
-        if width == 0 {
-            return;
-        }
-        for (&slot, row_terms) in slots.iter().zip(row_terms.chunks_exact(width)) {
-            let slot = slot as usize;
-            let sums = &mut self.sums[slot * width..(slot + 1) * width];
-            for (sum, term) in sums.iter_mut().zip(row_terms) {
-                *sum += term;
             }
+            block_slots.push(slot);
         }
+        add_rows(sums, block_slots, row_terms, width);
     }
 
     /// One row per slot: practice, breakdown, breakdown value (labelled), age band when by
@@ -196,7 +279,7 @@ impl Grouping {
         let mut columns = vec![
             take(
                 practices,
-                self.slot_keys.iter().map(|k| k.practice()).collect(),
+                self.slot_keys.iter().map(|k| k.practice).collect(),
             )?
             .into_column(),
             Column::new_scalar(
@@ -216,7 +299,7 @@ impl Grouping {
             ),
             Some(k) => {
                 let labels = labels[k].as_ref().expect("breakdown columns are labelled");
-                take(labels, self.slot_keys.iter().map(|k| k.value()).collect())?
+                take(labels, self.slot_keys.iter().map(|k| k.value).collect())?
                     .with_name(BREAKDOWN_VALUE.into())
                     .into_column()
             }
@@ -224,12 +307,12 @@ impl Grouping {
         if let Some(k) = self.keys.age {
             let ages = labels[k].as_ref().expect("the age band is labelled");
             columns.push(
-                take(ages, self.slot_keys.iter().map(|k| k.age()).collect())?
+                take(ages, self.slot_keys.iter().map(|k| k.age).collect())?
                     .with_name(schema::AGE_BAND.into())
                     .into_column(),
             );
         }
-        let width = 2 * self.indicators.len();
+        let width = row_width(self.indicators.len());
         for (j, &i) in self.indicators.iter().enumerate() {
             let strided = |offset: usize| -> Vec<f64> {
                 self.sums
@@ -328,6 +411,7 @@ impl PracticeSums {
                     slots: SlotTable::default(),
                     slot_keys: Vec::new(),
                     sums: Vec::new(),
+                    block_slots: Vec::with_capacity(BLOCK),
                 });
             }
         }
@@ -351,6 +435,10 @@ impl PracticeSums {
                 key.codes(column)
             })
             .collect::<PolarsResult<Vec<_>>>()?;
+        let counts: Vec<usize> = self.keys.iter().map(KeyCodes::len).collect();
+        for grouping in &mut self.groupings {
+            grouping.reserve(&counts);
+        }
         let terms = (0..self.indicators)
             .into_par_iter()
             .map(|i| {
@@ -588,6 +676,57 @@ mod tests {
     }
 
     #[test]
+    fn slots_keep_their_codes_when_the_table_grows() {
+        let mut table = SlotTable::default();
+        table.reserve(2, 1, 3);
+        let first = [(0, 0, 0), (1, 0, 2), (0, 0, 1)];
+        for (slot, &(p, v, a)) in first.iter().enumerate() {
+            let cell = table.cell(p, v, a);
+            assert_eq!(table.slots[cell], SlotTable::EMPTY);
+            table.slots[cell] = slot as u32;
+        }
+        // More practices, values and bands: each slot stays at its codes, the rest are empty.
+        table.reserve(4, 3, 5);
+        assert_eq!(table.slots.len(), 4 * 3 * 5);
+        for p in 0..4 {
+            for v in 0..3 {
+                for a in 0..5 {
+                    let want = first
+                        .iter()
+                        .position(|&key| key == (p, v, a))
+                        .map_or(SlotTable::EMPTY, |slot| slot as u32);
+                    assert_eq!(table.slots[table.cell(p, v, a)], want, "{p} {v} {a}");
+                }
+            }
+        }
+        // Fewer codes than it has room for: nothing moves.
+        let before = table.slots.clone();
+        table.reserve(1, 1, 1);
+        assert_eq!(table.slots, before);
+    }
+
+    #[test]
+    fn rows_are_added_alike_by_every_build() {
+        let width = row_width(3);
+        assert_eq!(width, LANES);
+        let rows = 1000;
+        let row_terms: Vec<f64> = (0..rows * width).map(|i| (i as f64).sqrt()).collect();
+        let slots: Vec<u32> = (0..rows).map(|r| ((r * 7) % 13) as u32).collect();
+        let (mut dispatched, mut portable) = (vec![0.5; 13 * width], vec![0.5; 13 * width]);
+        add_rows(&mut dispatched, &slots, &row_terms, width);
+        add_rows_portable(&mut portable, &slots, &row_terms, width);
+        assert_eq!(dispatched, portable);
+        // Against a plain sum, term by term in row order.
+        let mut plain = vec![0.5; 13 * width];
+        for (r, &slot) in slots.iter().enumerate() {
+            for t in 0..width {
+                plain[slot as usize * width + t] += row_terms[r * width + t];
+            }
+        }
+        assert_eq!(portable, plain);
+    }
+
+    #[test]
     fn terms_laid_out_row_by_row_for_a_range_and_a_subset() {
         let rows = 2500;
         let terms: Vec<Terms> = (0..3)
@@ -601,7 +740,7 @@ mod tests {
         for range in [0..rows, 2048..rows, 7..8, 9..9] {
             for indicators in [&[0, 1, 2][..], &[2, 0], &[1], &[]] {
                 row_major(&terms, indicators, range.clone(), &mut got);
-                let width = 2 * indicators.len();
+                let width = row_width(indicators.len());
                 assert_eq!(got.len(), range.len() * width);
                 for (k, row) in range.clone().enumerate() {
                     for (j, &i) in indicators.iter().enumerate() {
