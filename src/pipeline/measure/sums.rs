@@ -120,7 +120,8 @@ fn term_values<'a>(batch: &'a DataFrame, name: &str) -> PolarsResult<Cow<'a, [f6
 const BLOCK: usize = 2048;
 
 /// A row's terms are padded to a multiple of this many, so that a row is added to its sums in
-/// whole vector registers (8 lanes of AVX-512, two of AVX2), with no odd terms left over.
+/// whole vector registers (8 doubles: one AVX-512 register, two AVX2 ones), with no odd terms
+/// left over.
 const LANES: usize = 8;
 
 /// The padded width of a row of `indicators` terms: each one's numerator and denominator.
