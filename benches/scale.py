@@ -10,6 +10,13 @@ into benches/RESULTS.md between the markers of the "National scale (issue 9)" se
     python3 benches/scale.py                       # 1m and 10m
     python3 benches/scale.py --sizes 1m,10m,england
     python3 benches/scale.py --binary target/bench-fast/healthgap --work /data/hg-bench
+    python3 benches/scale.py --sizes england --repeat 3   # medians of three runs each
+
+Before each size's runs the generated inputs are read once, unmeasured, so that the first tool
+timed does not pay for a cold page cache. With `--repeat N`, healthgap, DuckDB and the scan run
+N times each, in turn, and the table gives each one's median run (healthgap's stages are its
+median run's), with healthgap's range of wall times below it: on a shared host the same binary
+can vary by a fifth between runs.
 
 Needs: an optimised healthgap build (default: `cargo build --profile bench-fast`, which this
 script runs), /usr/bin/time (Debian package `time`), and DuckDB's Python package
@@ -154,6 +161,19 @@ UNION ALL SELECT 'england', 'E92000001', indicator, imd_decile, sum(value), coun
 """
 
 
+def warm_page_cache(gen):
+    """Read the generated inputs once, so that no timed run starts with them on disk only."""
+    for path in sorted(gen.glob("*.parquet")):
+        with open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
+def median_run(runs, wall=lambda run: run[0]):
+    """The run with the median wall time (the lower of the middle two for an even count)."""
+    return sorted(runs, key=wall)[(len(runs) - 1) // 2]
+
+
 def run_peer(script, label, work):
     path = work / f"{label}.py"
     path.write_text(script)
@@ -185,7 +205,10 @@ def main():
     parser.add_argument("--binary", help="healthgap binary (default: build --profile bench-fast)")
     parser.add_argument("--work", default=str(REPO / "bench-data"), help="data and outputs")
     parser.add_argument("--no-write", action="store_true", help="print the results only")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each tool per size; the table gives medians (default 1)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be 1 or more")
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -202,24 +225,36 @@ def main():
         gen = work / f"data-{size}"
         synth = generate(binary, size, gen)
         config = bench_config(gen)
-        wall, cpu, rss, manifest = run_healthgap(binary, config, work / f"out-{size}")
+        warm_page_cache(gen)
+        runs, ducks, scans = [], [], []
+        for _ in range(args.repeat):
+            runs.append(run_healthgap(binary, config, work / f"out-{size}"))
+            ducks.append(run_peer(duckdb_script(gen, work / f"duckdb-{size}.parquet"), f"duckdb-{size}", work))
+            scans.append(run_peer(scan_script(gen), f"scan-{size}", work))
+        wall, cpu, rss, manifest = median_run(runs)
+        walls = sorted(run[0] for run in runs)
         stages = {s["stage"]: s["seconds"] for s in manifest["stages"]}
-        duck = run_peer(duckdb_script(gen, work / f"duckdb-{size}.parquet"), f"duckdb-{size}", work)
-        scan = run_peer(scan_script(gen), f"scan-{size}", work)
+        duck, scan = median_run(ducks), median_run(scans)
         counts = {i["input"]: i["rows_read"] for i in manifest["inputs"] if i["input"] in ("patients", "conditions", "outcomes")}
         # The steps DuckDB also does: ingest (read and check), enrich + attribute, measure.
         comparable = sum(v for k, v in stages.items() if k in ("ingest", "enrich, attribute and segment", "measure"))
-        rows.append((size, counts, synth, wall, cpu, rss, stages, comparable, duck, scan))
+        rows.append((size, counts, synth, wall, cpu, rss, stages, comparable, duck, scan, walls))
 
-    lines = [MARK_START, "", f"Machine: {machine()}. Measured {time.strftime('%Y-%m-%d')} with `python3 benches/scale.py --sizes {args.sizes}` (binary `{binary}`).", ""]
+    repeat = f" --repeat {args.repeat}" if args.repeat > 1 else ""
+    lines = [MARK_START, "", f"Machine: {machine()}. Measured {time.strftime('%Y-%m-%d')} with `python3 benches/scale.py --sizes {args.sizes}{repeat}` (binary `{binary}`).", ""]
+    if args.repeat > 1:
+        lines += [f"Each figure is its tool's median run of {args.repeat}; healthgap's stages are from its median run.", ""]
     lines.append("| size | patients | conditions | outcomes | synth wall / peak | healthgap wall | CPU | peak RSS | comparable steps | DuckDB wall / peak | bare scan | healthgap ÷ DuckDB (comparable) | healthgap ÷ scan |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for size, counts, synth, wall, cpu, rss, stages, comparable, duck, scan in rows:
+    for size, counts, synth, wall, cpu, rss, stages, comparable, duck, scan, _ in rows:
         synth_text = f"{synth[0]:.0f} s / {synth[2]:.1f} GiB" if synth else "reused"
         lines.append(
             f"| {size} | {counts.get('patients', 0):,} | {counts.get('conditions', 0):,} | {counts.get('outcomes', 0):,} | {synth_text} | "
             f"{wall:.1f} s | {cpu:.1f} s | {rss:.1f} GiB | {comparable:.1f} s | {duck[0]:.1f} s / {duck[2]:.1f} GiB | {scan[0]:.1f} s | "
             f"{comparable / duck[0]:.2f} | {wall / scan[0]:.2f} |")
+    if args.repeat > 1:
+        lines.append("")
+        lines.append("healthgap's wall times over the runs: " + "; ".join(f"{r[0]} " + ", ".join(f"{w:.1f}" for w in r[10]) + " s" for r in rows) + ".")
     lines.append("")
     lines.append("Per-stage wall time (s), from each run's manifest:")
     lines.append("")
