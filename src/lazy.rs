@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use polars::prelude::{
     DataFrame, DataType, Engine, Expr, LazyFrame, NamedFrom, PlanCallback, PolarsResult, Series,
-    lit, when,
+    lit, polars_err, when,
 };
 
 /// Run a lazy plan with polars' streaming engine: batches flow through the plan, so the
@@ -35,6 +35,31 @@ pub fn for_each_batch(
     plan.sink_batches(callback, true, None)?
         .collect_with_engine(Engine::Streaming)?;
     Ok(())
+}
+
+/// Run a lazy plan with the streaming engine and fold each batch of its result, in order, into
+/// `state` with `add`: a streamed pass that adds the patients up into something small (sums by
+/// key), given back when the plan is done.
+///
+/// # Errors
+/// Whatever the plan or `add` fails with (the first error stops the plan).
+pub fn fold_batches<S: Send + 'static>(
+    plan: LazyFrame,
+    state: S,
+    mut add: impl FnMut(&mut S, DataFrame) -> PolarsResult<()> + Send + 'static,
+) -> PolarsResult<S> {
+    let state = Arc::new(Mutex::new(state));
+    let in_plan = Arc::clone(&state);
+    for_each_batch(plan, move |batch| {
+        add(
+            &mut in_plan.lock().unwrap_or_else(PoisonError::into_inner),
+            batch,
+        )
+    })?;
+    // The plan, and the callback's share of the state with it, are gone by now.
+    Arc::into_inner(state)
+        .map(|state| state.into_inner().unwrap_or_else(PoisonError::into_inner))
+        .ok_or_else(|| polars_err!(ComputeError: "internal: a folded plan's state still in use"))
 }
 
 /// The fixed-seed hasher for keys (duplicate checks at ingest, patient parts): the same text
@@ -99,6 +124,32 @@ mod tests {
         cases.iter().rev().fold(last, |rest, (condition, label)| {
             when(condition.clone()).then(lit(*label)).otherwise(rest)
         })
+    }
+
+    #[test]
+    fn fold_batches_gives_back_the_state_of_every_batch_and_stops_at_an_error() {
+        // Several chunks, so the plan hands over more than one batch.
+        let mut frame = df!["x" => (1..=1000i64).collect::<Vec<_>>()].expect("frame");
+        for start in [1001i64, 2001] {
+            frame
+                .vstack_mut(&df!["x" => (start..start + 1000).collect::<Vec<_>>()].expect("frame"))
+                .expect("stacked");
+        }
+        let (sum, rows) = fold_batches(
+            frame.clone().lazy(),
+            (0i64, 0usize),
+            |(sum, rows), batch| {
+                *sum += batch.column("x")?.i64()?.into_no_null_iter().sum::<i64>();
+                *rows += batch.height();
+                Ok(())
+            },
+        )
+        .expect("folded");
+        assert_eq!((sum, rows), (3000 * 3001 / 2, 3000));
+        let failed = fold_batches(frame.lazy(), 0usize, |_, batch| {
+            batch.column("no such column").map(|_| ())
+        });
+        assert!(failed.is_err());
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! encoding, `memcmp` and `memmove`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
@@ -246,20 +245,9 @@ pub(crate) fn sum_by_keys(
         shards: (0..SHARDS).map(|_| GroupSums::new(keys.len())).collect(),
     };
     let columns: Vec<Expr> = keys.iter().chain([&value]).map(|name| col(*name)).collect();
-    let sums = Arc::new(Mutex::new(sums));
-    let in_plan = Arc::clone(&sums);
-    crate::lazy::for_each_batch(plan.select(columns), move |batch| {
-        in_plan
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add(&batch)
-    })?;
-    // The plan, and the batch callback's share of the sums with it, are gone by now.
-    Ok(Arc::into_inner(sums)
-        .ok_or_else(|| polars_err!(ComputeError: "internal: sums by keys still in use"))?
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
-        .finish())
+    let sums =
+        crate::lazy::fold_batches(plan.select(columns), sums, |sums, batch| sums.add(&batch))?;
+    Ok(sums.finish())
 }
 
 /// Groups are split into this many shards by their hash, each with its own table, so that

@@ -11,8 +11,6 @@
 //! crude rates, Dobson for directly standardised rates over the ESP2013 age bands. This module
 //! only adapts them to tables (one call per row, or per age-band group for DSRs).
 
-use std::sync::{Arc, Mutex, PoisonError};
-
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -382,20 +380,7 @@ fn practice_sums(
         dsr,
         breakdowns,
     )?;
-    let sums = Arc::new(Mutex::new(sums));
-    let in_plan = Arc::clone(&sums);
-    crate::lazy::for_each_batch(terms, move |batch| {
-        in_plan
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add(&batch)
-    })?;
-    // The plan, and the batch callback's share of the sums with it, are gone by now.
-    Arc::into_inner(sums)
-        .ok_or_else(|| polars_err!(ComputeError: "internal: practice sums still in use"))?
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
-        .finish()
+    crate::lazy::fold_batches(terms, sums, |sums, batch| sums.add(&batch))?.finish()
 }
 
 /// The footprint code of a practice's row at `level` (`england`, `icb`, `pcn` or `practice`),

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use polars::prelude::*;
 use polars_arrow::array::BooleanArray;
@@ -204,28 +204,25 @@ pub fn with_long_inputs(
 /// Each indexed patient's conditions as a mask: bit `i` set when they have a row of
 /// `CONDITIONS[i]`.
 fn condition_masks(index: &Arc<KeyIndex>, conditions: LazyFrame) -> PolarsResult<Vec<u64>> {
-    let masks = Arc::new(Mutex::new(vec![0u64; index.len()]));
-    if index.len() > 0 {
-        let (in_plan, index) = (Arc::clone(&masks), Arc::clone(index));
-        crate::lazy::for_each_batch(
-            conditions.select([col(schema::PATIENT_ID), col(CONDITION_BIT)]),
-            move |batch| {
-                let rows = index.rows_of(batch.column(schema::PATIENT_ID)?.str()?);
-                let bits = batch.column(CONDITION_BIT)?.u8()?;
-                let mut masks = in_plan.lock().unwrap_or_else(PoisonError::into_inner);
-                for (row, bit) in rows.into_iter().zip(bits.iter()) {
-                    if let (Some(row), Some(bit)) = (row, bit) {
-                        masks[row as usize] |= 1u64 << bit;
-                    }
-                }
-                Ok(())
-            },
-        )?;
+    let masks = vec![0u64; index.len()];
+    if index.len() == 0 {
+        return Ok(masks);
     }
-    // The plan, and the batch callback's share of the masks with it, are gone by now.
-    Ok(std::mem::take(
-        &mut *masks.lock().unwrap_or_else(PoisonError::into_inner),
-    ))
+    let index = Arc::clone(index);
+    crate::lazy::fold_batches(
+        conditions.select([col(schema::PATIENT_ID), col(CONDITION_BIT)]),
+        masks,
+        move |masks, batch| {
+            let rows = index.rows_of(batch.column(schema::PATIENT_ID)?.str()?);
+            let bits = batch.column(CONDITION_BIT)?.u8()?;
+            for (row, bit) in rows.into_iter().zip(bits.iter()) {
+                if let (Some(row), Some(bit)) = (row, bit) {
+                    masks[row as usize] |= 1u64 << bit;
+                }
+            }
+            Ok(())
+        },
+    )
 }
 
 /// One yes/no column per vocabulary code: whether the patient's mask has it.
@@ -270,24 +267,23 @@ fn outcome_columns(
     let (patients, width) = (index.len(), codes.len());
     // Code by code (one run of the list's rows per code, so that each column is made from
     // one contiguous run): each patient's sum, and whether any value was seen.
-    let slots = Arc::new(Mutex::new((
+    let mut slots = (
         vec![0.0f64; patients * width],
         vec![false; patients * width],
-    )));
+    );
     if patients > 0 && width > 0 {
-        let (in_plan, index) = (Arc::clone(&slots), Arc::clone(index));
-        crate::lazy::for_each_batch(
+        let index = Arc::clone(index);
+        slots = crate::lazy::fold_batches(
             outcomes.select([
                 col(schema::PATIENT_ID),
                 col(OUTCOME_SLOT),
                 col(schema::VALUE),
             ]),
-            move |batch| {
+            slots,
+            move |(sums, seen), batch| {
                 let rows = index.rows_of(batch.column(schema::PATIENT_ID)?.str()?);
                 let slots = batch.column(OUTCOME_SLOT)?.u32()?;
                 let values = batch.column(schema::VALUE)?.f64()?;
-                let mut guard = in_plan.lock().unwrap_or_else(PoisonError::into_inner);
-                let (sums, seen) = &mut *guard;
                 for ((row, slot), value) in rows.into_iter().zip(slots.iter()).zip(values.iter()) {
                     let (Some(row), Some(slot), Some(value)) = (row, slot, value) else {
                         continue;
@@ -303,8 +299,7 @@ fn outcome_columns(
             },
         )?;
     }
-    let guard = slots.lock().unwrap_or_else(PoisonError::into_inner);
-    let (sums, seen) = &*guard;
+    let (sums, seen) = &slots;
     Ok(codes
         .par_iter()
         .enumerate()
