@@ -161,7 +161,11 @@ fn row_major(
 /// Add each row of `row_terms` (rows of `width` terms, a multiple of [`LANES`]) to the sums of
 /// its slot, choosing the AVX-512 or AVX2 build of the same loop when the CPU has it. The
 /// terms are added one by one in row order whichever build runs, so the sums are the same.
+/// A width of 0 (no indicators) adds nothing, and the builds are called only otherwise.
 fn add_rows(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: usize) {
+    if width == 0 {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -187,9 +191,6 @@ fn add_rows(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: usize) {
 #[target_feature(enable = "avx512f")]
 fn add_rows_avx512(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: usize) {
     use std::arch::x86_64::{_mm512_add_pd, _mm512_loadu_pd, _mm512_storeu_pd};
-    if width == 0 {
-        return;
-    }
     for (&slot, terms) in slots.iter().zip(row_terms.chunks_exact(width)) {
         let slot = slot as usize;
         let sums = &mut sums[slot * width..(slot + 1) * width];
@@ -211,9 +212,6 @@ fn add_rows_avx512(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: us
 #[target_feature(enable = "avx2")]
 fn add_rows_avx2(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: usize) {
     use std::arch::x86_64::{_mm256_add_pd, _mm256_loadu_pd, _mm256_storeu_pd};
-    if width == 0 {
-        return;
-    }
     for (&slot, terms) in slots.iter().zip(row_terms.chunks_exact(width)) {
         let slot = slot as usize;
         let sums = &mut sums[slot * width..(slot + 1) * width];
@@ -232,9 +230,6 @@ fn add_rows_avx2(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: usiz
 }
 
 fn add_rows_portable(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: usize) {
-    if width == 0 {
-        return;
-    }
     for (&slot, terms) in slots.iter().zip(row_terms.chunks_exact(width)) {
         let slot = slot as usize;
         let sums = &mut sums[slot * width..(slot + 1) * width];
