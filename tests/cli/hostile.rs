@@ -460,3 +460,42 @@ fn issue_10_a_parquet_file_missing_bytes_is_refused_by_name() {
         "{message}"
     );
 }
+
+#[test]
+fn a_parquet_page_that_does_not_decompress_is_refused_by_name() {
+    // The structure walk reads page headers only: a page whose compressed bytes are damaged
+    // is found by polars as it decodes the page, and the error names the file.
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = Workdir::new("parquet-page");
+    let rows = 5_000;
+    let mut frame = df![
+        "patient_id" => (0..rows).map(|i| format!("P{i}")).collect::<Vec<_>>(),
+        "practice_code" => vec!["A81001"; rows],
+        "lsoa_code" => vec!["E01012298"; rows],
+        "sex" => (0..rows).map(|i| if i % 2 == 0 { "F" } else { "M" }).collect::<Vec<_>>(),
+        "age" => (0..rows).map(|i| (i % 90) as i64).collect::<Vec<_>>(),
+    ]
+    .expect("frame");
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(&mut frame)
+        .expect("write");
+    let sound = dir.create("patients_sound.parquet", &bytes);
+    read_table(InputKind::Patients, &sound, &options()).expect("the sound file reads");
+    // The last 16 bytes of the patient ids' chunk: the body of its last page.
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(&sound).expect("open")).expect("footer");
+    let chunk = reader.metadata().row_group(0).column(0);
+    let start = chunk
+        .dictionary_page_offset()
+        .unwrap_or_else(|| chunk.data_page_offset());
+    let end = usize::try_from(start + chunk.compressed_size()).expect("offset");
+    bytes[end - 16..end].fill(0xA5);
+    let path = dir.create("patients_page.parquet", &bytes);
+    let err = read_table(InputKind::Patients, &path, &options())
+        .err()
+        .expect("a damaged page is refused");
+    let message = err.to_string();
+    assert!(message.contains("patients_page.parquet"), "{message}");
+}
