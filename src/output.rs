@@ -602,7 +602,12 @@ impl PageEncoder {
                 }
                 ColumnPages::Plain => {
                     for chunk in &chunks {
-                        each_chunk.push(to_columns(chunk.clone(), field, &[Encoding::Plain])?);
+                        each_chunk.push(
+                            match pages::plain_text_pages(chunk.as_ref(), field, self.options) {
+                                Some(pages) => vec![DynIter::new(pages.into_iter().map(Ok))],
+                                None => to_columns(chunk.clone(), field, &[Encoding::Plain])?,
+                            },
+                        );
                     }
                 }
                 ColumnPages::Flags => {
@@ -793,11 +798,20 @@ mod tests {
     /// `batches` written to `path` with the default options, and read back. Batches smaller
     /// than a row group are written as one (its columns in chunks).
     fn written_and_read(batches: &[DataFrame], path: &std::path::Path) -> DataFrame {
+        written_and_read_with(batches, path, &ParquetWriteOptions::default())
+    }
+
+    /// [`written_and_read`] with the given options.
+    fn written_and_read_with(
+        batches: &[DataFrame],
+        path: &std::path::Path,
+        options: &ParquetWriteOptions,
+    ) -> DataFrame {
         let file = std::fs::File::create(path).expect("file");
         let mut writer = TableWriter::parquet(
             Box::new(std::io::BufWriter::new(file)),
             batches[0].schema(),
-            &ParquetWriteOptions::default(),
+            options,
         )
         .expect("writer");
         for batch in batches {
@@ -974,6 +988,93 @@ mod tests {
             .filter(|page| !matches!(page, parquet::column::page::Page::DictionaryPage { .. }))
             .count();
         assert_eq!(data_pages, 2, "keys split as polars splits them");
+    }
+
+    #[test]
+    fn ids_written_plain_without_statistics_read_back_as_written() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ids.parquet");
+        // Distinct ids (a plain column) of every length from 0 to 30 bytes, so some are inline
+        // in their views (up to 12 bytes) and some not, one missing in every 97; and an id
+        // column with none missing.
+        let rows = 20_000usize;
+        let id: Vec<Option<String>> = (0..rows)
+            .map(|i| {
+                (i % 97 != 5).then(|| {
+                    let digits = format!("{i}");
+                    let length = i % 31;
+                    let mut id = "X".repeat(length.saturating_sub(digits.len()));
+                    id.push_str(&digits);
+                    id
+                })
+            })
+            .collect();
+        let whole: Vec<String> = (0..rows).map(|i| format!("P{:011}", i * 7)).collect();
+        let frame = df!["id" => id, "whole" => whole].expect("frame");
+        for (page_size, compression) in [
+            (None, ParquetCompression::Uncompressed),
+            (Some(4096), ParquetCompression::Zstd(None)),
+        ] {
+            let options = ParquetWriteOptions {
+                compression,
+                statistics: StatisticsOptions::empty(),
+                data_page_size: page_size,
+                ..Default::default()
+            };
+            // Three batches of one row group, the middle one sliced mid-way.
+            let batches = [
+                frame.slice(0, 7_001),
+                frame.slice(7_001, 9_000),
+                frame.slice(16_001, rows),
+            ];
+            let read = written_and_read_with(&batches, &path, &options);
+            assert!(read.equals_missing(&frame), "{read}\n{frame}");
+
+            let footer = SerializedFileReader::new(std::fs::File::open(&path).expect("open"))
+                .expect("footer");
+            let group = footer.metadata().row_group(0);
+            for c in 0..2 {
+                let chunk = group.column(c);
+                assert!(chunk.dictionary_page_offset().is_none(), "plain");
+                assert!(chunk.statistics().is_none(), "no statistics");
+                let pages = footer
+                    .get_row_group(0)
+                    .expect("row group")
+                    .get_column_page_reader(c)
+                    .expect("pages")
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("read");
+                // At least a page a batch; pages of about 4 KiB when asked.
+                let least = if page_size.is_some() { 60 } else { 3 };
+                assert!(pages.len() >= least, "{} pages", pages.len());
+            }
+            // Another reader (arrow-rs) decodes the pages alike.
+            let decoded: Vec<Option<String>> = read_by_arrow_rs(&path)
+                .iter()
+                .flat_map(|batch| {
+                    let column =
+                        arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+                            .expect("text");
+                    column
+                        .as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .expect("text")
+                        .iter()
+                        .map(|v| v.map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let expected: Vec<Option<String>> = frame
+                .column("id")
+                .expect("id")
+                .str()
+                .expect("text")
+                .iter()
+                .map(|v| v.map(str::to_string))
+                .collect();
+            assert_eq!(decoded, expected);
+        }
     }
 
     #[test]
