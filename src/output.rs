@@ -795,6 +795,37 @@ mod tests {
         );
     }
 
+    /// Text column `c` of a Parquet file as arrow-rs decodes it.
+    fn text_read_by_arrow_rs(path: &std::path::Path, c: usize) -> Vec<Option<String>> {
+        read_by_arrow_rs(path)
+            .iter()
+            .flat_map(|batch| {
+                let column =
+                    arrow::compute::cast(batch.column(c), &arrow::datatypes::DataType::Utf8)
+                        .expect("text");
+                column
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .expect("text")
+                    .iter()
+                    .map(|v| v.map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Text column `name` of a frame, value by value.
+    fn text_of(frame: &DataFrame, name: &str) -> Vec<Option<String>> {
+        frame
+            .column(name)
+            .expect("column")
+            .str()
+            .expect("text")
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect()
+    }
+
     /// `batches` written to `path` with the default options, and read back. Batches smaller
     /// than a row group are written as one (its columns in chunks).
     fn written_and_read(batches: &[DataFrame], path: &std::path::Path) -> DataFrame {
@@ -943,32 +974,12 @@ mod tests {
         let read = written_and_read(&batches, &path);
         assert!(read.equals_missing(&frame), "{read}\n{frame}");
 
-        let batches = read_by_arrow_rs(&path);
         for (c, name) in ["runs", "one", "scattered"].iter().enumerate() {
-            let decoded: Vec<Option<String>> = batches
-                .iter()
-                .flat_map(|batch| {
-                    let column =
-                        arrow::compute::cast(batch.column(c), &arrow::datatypes::DataType::Utf8)
-                            .expect("text");
-                    column
-                        .as_any()
-                        .downcast_ref::<arrow::array::StringArray>()
-                        .expect("text")
-                        .iter()
-                        .map(|v| v.map(str::to_string))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            let expected: Vec<Option<String>> = frame
-                .column(name)
-                .expect("column")
-                .str()
-                .expect("text")
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect();
-            assert_eq!(decoded, expected, "{name}");
+            assert_eq!(
+                text_read_by_arrow_rs(&path, c),
+                text_of(&frame, name),
+                "{name}"
+            );
         }
 
         use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -1050,30 +1061,7 @@ mod tests {
                 assert!(pages.len() >= least, "{} pages", pages.len());
             }
             // Another reader (arrow-rs) decodes the pages alike.
-            let decoded: Vec<Option<String>> = read_by_arrow_rs(&path)
-                .iter()
-                .flat_map(|batch| {
-                    let column =
-                        arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
-                            .expect("text");
-                    column
-                        .as_any()
-                        .downcast_ref::<arrow::array::StringArray>()
-                        .expect("text")
-                        .iter()
-                        .map(|v| v.map(str::to_string))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            let expected: Vec<Option<String>> = frame
-                .column("id")
-                .expect("id")
-                .str()
-                .expect("text")
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect();
-            assert_eq!(decoded, expected);
+            assert_eq!(text_read_by_arrow_rs(&path, 0), text_of(&frame, "id"));
         }
     }
 
