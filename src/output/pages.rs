@@ -234,10 +234,14 @@ pub(crate) fn plain_text_pages(
         .data_page_size
         .unwrap_or(DEFAULT_PAGE_BYTES)
         .min(MAX_PAGE_BYTES);
-    // Pages of about the page size: each value costs its length's 4 bytes and its bytes.
-    let bytes = 4 * rows + text.total_bytes_len();
-    let rows_per_page = (page_bytes as u128 * rows as u128 / bytes.max(1) as u128)
-        .clamp(1, rows.max(1) as u128) as usize;
+    // polars' split (`row_slice_ranges`): a page holds the page size / (the text's bytes a row
+    // + 1) rows.
+    let bytes_per_row = if rows == 0 {
+        0
+    } else {
+        (text.total_bytes_len() as f64 / rows as f64) as usize
+    };
+    let rows_per_page = (page_bytes / (bytes_per_row + 1)).max(1);
     let views = text.views();
     let mut pages = Vec::new();
     for start in (0..rows).step_by(rows_per_page) {
@@ -1071,9 +1075,9 @@ mod tests {
         assert!(matches!(pages_of(&missing), ColumnPages::Chosen));
     }
 
-    /// The plain pages of a text chunk hold the bytes polars' writer puts in its own, for values
-    /// inline in their views and not, with and without missing values; with statistics asked
-    /// for, polars writes them.
+    /// The plain pages of a text chunk are the pages polars' writer makes, split alike and byte
+    /// for byte, for values inline in their views and not, with and without missing values;
+    /// with statistics asked for, polars writes them.
     #[test]
     fn plain_text_pages_hold_the_bytes_polars_writes() {
         use polars_arrow::datatypes::Field;
@@ -1090,7 +1094,15 @@ mod tests {
             None,
         ];
         let complete: Vec<Option<&str>> = rows.iter().copied().flatten().map(Some).collect();
-        for (values, nullable) in [(&rows, true), (&complete, true), (&complete, false)] {
+        let cases = [
+            (&rows, true, None),
+            (&complete, true, None),
+            (&complete, false, None),
+            // Pages of a few rows each, split where polars splits them.
+            (&rows, true, Some(24)),
+            (&complete, false, Some(40)),
+        ];
+        for (values, nullable, data_page_size) in cases {
             // Sliced, so that the chunk's views start past its buffers' first bytes.
             let mut padded = vec![Some("ahead")];
             padded.extend(values.iter().copied());
@@ -1102,7 +1114,7 @@ mod tests {
                 statistics: StatisticsOptions::empty(),
                 compression: polars_parquet::write::CompressionOptions::Uncompressed,
                 version: Version::V1,
-                data_page_size: None,
+                data_page_size,
             };
             let ours = plain_text_pages(&chunk, &field, options).expect("our pages");
             let mut leaves =
@@ -1122,7 +1134,14 @@ mod tests {
                     })
                     .collect()
             };
-            assert_eq!(buffers(&ours), buffers(&theirs), "nullable {nullable}");
+            assert_eq!(
+                buffers(&ours),
+                buffers(&theirs),
+                "nullable {nullable}, pages of {data_page_size:?} bytes"
+            );
+            if data_page_size.is_some() {
+                assert!(ours.len() > 1, "{} pages", ours.len());
+            }
 
             let with_statistics = WriteOptions {
                 statistics: StatisticsOptions::full(),
