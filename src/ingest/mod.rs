@@ -710,46 +710,42 @@ fn stream_accepted(
         .begin(&columns)
         .map_err(|e| InputError::polars(path, "cannot start writing the accepted rows", e))?;
 
-    let set_aside: Arc<Mutex<Vec<DataFrame>>> = Arc::default();
-    let in_plan = Arc::clone(&set_aside);
-    // One hash a row, in a vector of the file's row count (as the duplicate check's own pass).
-    let key_hashes: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(if checked.unique_key.is_empty() {
+    // The refused rows' reject columns, set aside batch by batch, and one key hash a row, in a
+    // vector of the file's row count (as the duplicate check's own pass).
+    let key_hashes = if checked.unique_key.is_empty() {
         Vec::new()
     } else {
         Vec::with_capacity(usize::try_from(raw.rows).unwrap_or(0))
-    }));
-    let hashed = Arc::clone(&key_hashes);
+    };
     let unique_key = checked.unique_key.clone();
     let to = Arc::clone(accepted);
-    crate::lazy::for_each_batch(plan, move |batch| {
-        if !unique_key.is_empty() {
-            let hashes = validate::key_hashes_of(&batch, &unique_key)?;
-            hashed
-                .lock()
+    let (set_aside, key_hashes) = crate::lazy::fold_batches(
+        plan,
+        (Vec::<DataFrame>::new(), key_hashes),
+        move |(set_aside, key_hashes), batch| {
+            if !unique_key.is_empty() {
+                key_hashes.extend_from_slice(&validate::key_hashes_of(&batch, &unique_key)?);
+            }
+            let refused = batch.column(REFUSED)?.bool()?;
+            if refused.any() {
+                set_aside.push(
+                    batch
+                        .filter(refused)?
+                        .select(reject_names.iter().cloned())?,
+                );
+            }
+            let excluded = batch.column(EXCLUDED)?.bool()?;
+            let rows = if excluded.any() {
+                batch.filter(&!excluded)?
+            } else {
+                batch
+            };
+            let rows = rows.select(accepted_names.iter().cloned())?;
+            to.lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(&hashes);
-        }
-        let refused = batch.column(REFUSED)?.bool()?;
-        if refused.any() {
-            let rows = batch
-                .filter(refused)?
-                .select(reject_names.iter().cloned())?;
-            in_plan
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(rows);
-        }
-        let excluded = batch.column(EXCLUDED)?.bool()?;
-        let rows = if excluded.any() {
-            batch.filter(&!excluded)?
-        } else {
-            batch
-        };
-        let rows = rows.select(accepted_names.iter().cloned())?;
-        to.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write(rows)
-    })
+                .write(rows)
+        },
+    )
     .map_err(|e| InputError::polars(path, "cannot check the rows", e))?;
     accepted
         .lock()
@@ -757,7 +753,6 @@ fn stream_accepted(
         .finish()
         .map_err(|e| InputError::polars(path, "cannot finish writing the accepted rows", e))?;
 
-    let set_aside = std::mem::take(&mut *set_aside.lock().unwrap_or_else(PoisonError::into_inner));
     let bad = match set_aside.split_first() {
         None => DataFrame::empty(),
         Some((first, rest)) => {
@@ -769,8 +764,6 @@ fn stream_accepted(
             bad
         }
     };
-    let key_hashes =
-        std::mem::take(&mut *key_hashes.lock().unwrap_or_else(PoisonError::into_inner));
     Ok((rejects_of(&bad, checked, raw)?, key_hashes))
 }
 

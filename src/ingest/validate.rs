@@ -6,7 +6,7 @@
 //! only. The plan stays lazy: the rejects pass (`collect_rejects` or `stream_accepted` in the
 //! parent module) runs it, and the pipeline's own pass may run it again.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use polars::prelude::*;
 use rayon::slice::ParallelSliceMut;
@@ -283,22 +283,15 @@ fn duplicated_rows(
     // fresh pages was a quarter of this pass for 182M outcome rows (1.5 GiB of hashes); a
     // vector growing by doubling would copy itself instead.
     let capacity = usize::try_from(rows).unwrap_or(0);
-    let all: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::with_capacity(capacity)));
-    let sink = Arc::clone(&all);
     let names: Vec<String> = unique_key.iter().map(|k| k.to_string()).collect();
-    let in_plan = names.clone();
-    crate::lazy::for_each_batch(keys.clone(), move |batch| {
-        let hashes = key_hashes(&batch, &in_plan)?;
-        sink.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(&hashes);
-        Ok(())
-    })?;
-    let hashes = std::mem::take(
-        &mut *all
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let hashes = crate::lazy::fold_batches(
+        keys,
+        Vec::with_capacity(capacity),
+        move |all: &mut Vec<u64>, batch| {
+            all.extend_from_slice(&key_hashes(&batch, &names)?);
+            Ok(())
+        },
+    )?;
     rows_of_repeated_keys(parsed, unique_key, hashes)
 }
 
@@ -364,29 +357,22 @@ pub fn rows_of_repeated_keys<K: AsRef<str>>(
         return Ok(Vec::new());
     }
     // Second pass, only when a hash repeats: the rows that carry one.
-    let repeated = Arc::new(repeated);
-    let found: Arc<Mutex<Vec<IdxSize>>> = Arc::default();
-    let sink = Arc::clone(&found);
-    crate::lazy::for_each_batch(keys.clone(), move |batch| {
-        let hashes = key_hashes(&batch, &names)?;
-        let rows = batch.column(ROW_INDEX)?.idx()?;
-        let mut sink = sink
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        sink.extend(
-            hashes
-                .iter()
-                .zip(rows.into_no_null_iter())
-                .filter(|(hash, _)| repeated.contains(hash))
-                .map(|(_, row)| row),
-        );
-        Ok(())
-    })?;
-    let candidates = std::mem::take(
-        &mut *found
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let candidates = crate::lazy::fold_batches(
+        keys.clone(),
+        Vec::new(),
+        move |found: &mut Vec<IdxSize>, batch| {
+            let hashes = key_hashes(&batch, &names)?;
+            let rows = batch.column(ROW_INDEX)?.idx()?;
+            found.extend(
+                hashes
+                    .iter()
+                    .zip(rows.into_no_null_iter())
+                    .filter(|(hash, _)| repeated.contains(hash))
+                    .map(|(_, row)| row),
+            );
+            Ok(())
+        },
+    )?;
     let key = if let [single] = unique_key {
         col(*single)
     } else {

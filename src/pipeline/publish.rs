@@ -481,24 +481,17 @@ impl StagingRun {
                 polars_bail!(ComputeError: "internal: no plan for table {table}");
             };
             let mut first = first?;
-            let writer = Arc::new(Mutex::new(TableWriter::parquet(
+            let mut writer = TableWriter::parquet(
                 Box::new(std::io::BufWriter::new(file)),
                 first.collect_schema()?.as_ref(),
                 &options,
-            )?));
+            )?;
             for plan in std::iter::once(Ok(first)).chain(plans) {
-                let shared = Arc::clone(&writer);
-                crate::lazy::for_each_batch(plan?, move |mut batch| {
-                    shared
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .write_batch(&mut batch)
+                writer = crate::lazy::fold_batches(plan?, writer, |writer, mut batch| {
+                    writer.write_batch(&mut batch)
                 })?;
             }
-            writer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .finish()
+            writer.finish()
         };
         let rows = run().map_err(|source| self.table_error(table, &path, source, &failure))?;
         self.record(table, rows, restricted);
