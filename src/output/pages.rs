@@ -126,7 +126,7 @@ pub(crate) fn flag_page(
     let optional = type_.field_info.repetition == Repetition::Optional;
     let mut buffer = Vec::with_capacity(bytes + 16);
     // No validity: an optional column's definition levels are one run of "present".
-    write_def_levels(&mut buffer, optional, None, rows, Version::V1).ok()?;
+    append_page_levels(&mut buffer, optional, None, rows).ok()?;
     let values = flags.values();
     append_bits(&mut buffer, values);
     let statistics = options.has_statistics().then(|| {
@@ -176,6 +176,24 @@ fn append_definition_levels(out: &mut Vec<u8>, validity: &Bitmap) {
     }
     let length = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&length.to_le_bytes());
+}
+
+/// Appends a version 1 page's definition levels for `rows` rows of a column that is not
+/// nested: the validity's bits when the column is optional and some rows are missing, else
+/// polars' levels of a page without missing rows (none for a required column).
+fn append_page_levels(
+    out: &mut Vec<u8>,
+    optional: bool,
+    validity: Option<&Bitmap>,
+    rows: usize,
+) -> PolarsResult<()> {
+    match validity {
+        Some(validity) if optional && validity.unset_bits() > 0 => {
+            append_definition_levels(out, validity);
+            Ok(())
+        }
+        _ => write_def_levels(out, optional, None, rows, Version::V1),
+    }
 }
 
 /// A version 1 data page of `rows` values of a column that is not nested, laid out as polars
@@ -230,18 +248,13 @@ pub(crate) fn plain_text_pages(
     }
     let optional = type_.field_info.repetition == Repetition::Optional;
     let rows = text.len();
-    let page_bytes = options
-        .data_page_size
-        .unwrap_or(DEFAULT_PAGE_BYTES)
-        .min(MAX_PAGE_BYTES);
-    // polars' split (`row_slice_ranges`): a page holds the page size / (the text's bytes a row
-    // + 1) rows.
+    // polars counts a text row's bytes without their lengths.
     let bytes_per_row = if rows == 0 {
         0
     } else {
         (text.total_bytes_len() as f64 / rows as f64) as usize
     };
-    let rows_per_page = (page_bytes / (bytes_per_row + 1)).max(1);
+    let rows_per_page = rows_per_page(options, bytes_per_row);
     let views = text.views();
     let mut pages = Vec::new();
     for start in (0..rows).step_by(rows_per_page) {
@@ -256,10 +269,7 @@ pub(crate) fn plain_text_pages(
         let page_views = &views[start..start + page_rows];
         let value_bytes: usize = page_views.iter().map(|view| 4 + view.length as usize).sum();
         let mut buffer = Vec::with_capacity(value_bytes + 64);
-        match &validity {
-            Some(validity) => append_definition_levels(&mut buffer, validity),
-            None => write_def_levels(&mut buffer, optional, None, page_rows, Version::V1).ok()?,
-        }
+        append_page_levels(&mut buffer, optional, validity.as_ref(), page_rows).ok()?;
         let mut at = buffer.len();
         // Room for the last value's whole view past the page's bytes; cut off at the end.
         buffer.resize(at + value_bytes + 16, 0);
@@ -289,6 +299,16 @@ pub(crate) fn plain_text_pages(
 /// and the most it allows.
 const DEFAULT_PAGE_BYTES: usize = 1024 * 1024;
 const MAX_PAGE_BYTES: usize = (1 << 31) - (1 << 25);
+
+/// The rows of a data page where polars splits a column (`row_slice_ranges` in
+/// polars-parquet): the page size over (its estimate of the bytes a row + 1), at least one.
+fn rows_per_page(options: WriteOptions, bytes_per_row: usize) -> usize {
+    let page_bytes = options
+        .data_page_size
+        .unwrap_or(DEFAULT_PAGE_BYTES)
+        .min(MAX_PAGE_BYTES);
+    (page_bytes / (bytes_per_row + 1)).max(1)
+}
 
 /// The pages of a dictionary column (one row group of it): the dictionary page, then pages of
 /// keys. `None` when the column is nested or the options ask for version 2 pages: polars'
@@ -342,12 +362,8 @@ pub(crate) fn dictionary_pages(
     let optional = type_.field_info.repetition == Repetition::Optional;
     let keys = dictionary.keys();
     let rows = keys.len();
-    // polars' split: a key is 4 bytes, and a page holds the page size / (bytes a row + 1) rows.
-    let page_bytes = options
-        .data_page_size
-        .unwrap_or(DEFAULT_PAGE_BYTES)
-        .min(MAX_PAGE_BYTES);
-    let rows_per_page = (page_bytes / 5).max(1);
+    // A key is 4 bytes a row.
+    let rows_per_page = rows_per_page(options, 4);
     let mut pages = vec![Page::Dict(values_page)];
     let mut present: Vec<u32> = Vec::new();
     for start in (0..rows).step_by(rows_per_page) {
@@ -368,12 +384,7 @@ pub(crate) fn dictionary_pages(
             page_keys = &present;
         }
         let mut buffer = Vec::with_capacity(page_rows + 64);
-        match &validity {
-            Some(validity) if optional && validity.unset_bits() > 0 => {
-                append_definition_levels(&mut buffer, validity);
-            }
-            _ => write_def_levels(&mut buffer, optional, None, page_rows, Version::V1)?,
-        }
+        append_page_levels(&mut buffer, optional, validity.as_ref(), page_rows)?;
         let bit_width = 32 - page_keys.iter().max().map_or(0, |max| max.leading_zeros());
         buffer.push(bit_width as u8);
         rle_bit_packed(&mut buffer, page_keys, bit_width);
