@@ -13,6 +13,7 @@ use rayon::slice::ParallelSliceMut;
 
 use super::contract::{ColumnSpec, ColumnType, MISSING_MARKERS};
 use super::source::ROW_INDEX;
+use crate::pipeline::key_codes::{codes_column, extend_codes_by_view};
 
 /// Prefix of the columns that carry the raw text of a contract column.
 pub const RAW_PREFIX: &str = "__raw_";
@@ -790,10 +791,14 @@ fn canonical_of(text: Expr, pairs: Vec<(String, String)>) -> Expr {
         move |column: Column| {
             let values = column.str()?;
             let mut upper = String::new();
-            let slots: IdxCa = values
-                .iter()
-                .map(|value| {
-                    let value = value?;
+            // Each distinct text of a batch is looked up once (by its view): the rows of a
+            // code column repeat a few dozen codes.
+            let mut slots: Vec<IdxSize> = Vec::with_capacity(values.len());
+            for array in values.downcast_iter() {
+                extend_codes_by_view(array, &mut slots, |value| {
+                    let Some(value) = value else {
+                        return IdxSize::MAX;
+                    };
                     // Codes nearly always arrive upper-cased: look them up as they are.
                     let key = if is_upper_ascii(value) {
                         value
@@ -806,9 +811,10 @@ fn canonical_of(text: Expr, pairs: Vec<(String, String)>) -> Expr {
                         upper = value.to_uppercase();
                         upper.as_str()
                     };
-                    slot_of.get(key).copied()
-                })
-                .collect();
+                    slot_of.get(key).copied().unwrap_or(IdxSize::MAX)
+                });
+            }
+            let slots = codes_column(PlSmallStr::EMPTY, slots, IdxSize::MAX);
             Ok(canonical
                 .take(&slots)?
                 .with_name(column.name().clone())

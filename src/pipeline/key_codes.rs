@@ -13,7 +13,9 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 use polars::prelude::*;
-use polars_arrow::array::{Array, Utf8ViewArray};
+use polars_arrow::array::{Array, PrimitiveArray, Utf8ViewArray};
+use polars_arrow::bitmap::Bitmap;
+use polars_arrow::datatypes::ArrowDataType;
 use rayon::prelude::*;
 
 use crate::pipeline::codes_by_run;
@@ -118,31 +120,12 @@ impl KeyCodes {
         }
     }
 
-    /// The codes of one array of texts, appended to `codes`. Rows are looked up by their
-    /// 16-byte view, and a view by its text only the first time it is seen in the array:
-    /// within one array, equal views are equal texts (a short text is inside its view; a long
-    /// one's view points at its bytes), and texts read from a Parquet dictionary page share
-    /// their views, so a batch of millions of rows looks up a few dozen texts. Equal texts with
-    /// different views are found equal by their text.
+    /// The codes of one array of texts, appended to `codes` (see [`extend_codes_by_view`]).
     fn extend_text_codes(&mut self, array: &Utf8ViewArray, codes: &mut Vec<u32>) {
-        let mut by_view: Codes<u128> = Codes::default();
-        let validity = array.validity().filter(|bits| bits.unset_bits() > 0);
-        let views = array.views().iter().enumerate().map(|(row, view)| {
-            validity
-                .is_none_or(|bits| bits.get_bit(row))
-                .then_some(*view)
-        });
-        codes.extend(codes_by_run(views, |view| match view {
+        extend_codes_by_view(array, codes, |text| match text {
             None => self.null_code(),
-            Some(view) => *by_view.entry(view.as_u128()).or_insert_with(|| {
-                // SAFETY: the view is one of the array's, so it is valid for the array's
-                // buffers, and its bytes are UTF-8 (a text array's).
-                let text = unsafe {
-                    std::str::from_utf8_unchecked(view.get_slice_unchecked(array.data_buffers()))
-                };
-                self.text_code(text)
-            }),
-        }));
+            Some(text) => self.text_code(text),
+        });
     }
 
     /// Whether `code` is the code of a missing value.
@@ -209,6 +192,60 @@ impl KeyCodes {
         self.values()?
             .take(&IdxCa::from_vec(PlSmallStr::EMPTY, codes))
     }
+}
+
+/// The code of each row of a text array, appended to `codes`: `code_of` gives a row's code
+/// from its text (`None` for a missing row).
+///
+/// Rows are looked up by their 16-byte view, and `code_of` is asked only the first time a
+/// view is seen in the array: within one array, equal views are equal texts (a short text is
+/// inside its view; a long one's view points at its bytes), and texts read from a Parquet
+/// dictionary page, or gathered from a few values, share their views, so a batch of millions
+/// of rows asks for a few dozen texts. Equal texts with different views are asked for again,
+/// so `code_of` must give a text the same code each time. A row with the view of the row
+/// before it takes that row's code without a lookup: long rows come in runs.
+pub(crate) fn extend_codes_by_view(
+    array: &Utf8ViewArray,
+    codes: &mut Vec<u32>,
+    mut code_of: impl FnMut(Option<&str>) -> u32,
+) {
+    let mut by_view: Codes<u128> = Codes::default();
+    let mut missing: Option<u32> = None;
+    let mut last: Option<(u128, u32)> = None;
+    let validity = array.validity().filter(|bits| bits.unset_bits() > 0);
+    let buffers = array.data_buffers();
+    codes.reserve(array.len());
+    for (row, view) in array.views().iter().enumerate() {
+        if validity.is_some_and(|bits| !bits.get_bit(row)) {
+            codes.push(*missing.get_or_insert_with(|| code_of(None)));
+            continue;
+        }
+        let key = view.as_u128();
+        let code = match last {
+            Some((previous, code)) if previous == key => code,
+            _ => {
+                let code = *by_view.entry(key).or_insert_with(|| {
+                    // SAFETY: the view is one of the array's, so it is valid for the array's
+                    // buffers, and its bytes are UTF-8 (a text array's).
+                    code_of(Some(unsafe {
+                        std::str::from_utf8_unchecked(view.get_slice_unchecked(buffers))
+                    }))
+                });
+                last = Some((key, code));
+                code
+            }
+        };
+        codes.push(code);
+    }
+}
+
+/// `codes` as a `UInt32` column, null where a code is `missing` (a value no real code takes).
+pub(crate) fn codes_column(name: PlSmallStr, codes: Vec<u32>, missing: u32) -> UInt32Chunked {
+    let validity: Option<Bitmap> = codes
+        .contains(&missing)
+        .then(|| codes.iter().map(|&code| code != missing).collect());
+    let codes = PrimitiveArray::new(ArrowDataType::UInt32, codes.into(), validity);
+    UInt32Chunked::with_chunk(name, codes)
 }
 
 /// The inverse of a permutation of `0..n`: where each index stands in it. The ranks of values
@@ -572,6 +609,54 @@ mod tests {
             .expect("sorted");
         assert!(ranked.equals_missing(&sorted));
         assert!(key.is_null(codes_by_text(&texts)[2]));
+    }
+
+    #[test]
+    fn rows_ask_for_their_code_once_per_distinct_view() {
+        // A column gathered from a few values shares their views, as the texts of a Parquet
+        // dictionary page do: 1,000 rows ask for the three texts and the missing value once.
+        let values = StringChunked::new(
+            "code".into(),
+            [
+                Some("asthma"),
+                Some("chronic obstructive pulmonary disease"),
+                None,
+                Some("ckd"),
+            ],
+        );
+        let rows: Vec<IdxSize> = (0..1000).map(|i| (i * 7 + i / 3) % 4).collect();
+        let gathered = values
+            .take(&IdxCa::from_vec(PlSmallStr::EMPTY, rows.clone()))
+            .expect("gathered")
+            .rechunk()
+            .into_owned();
+        let mut asked: Vec<Option<String>> = Vec::new();
+        let mut codes = Vec::new();
+        let missing = u32::MAX;
+        for array in gathered.downcast_iter() {
+            extend_codes_by_view(array, &mut codes, |text| {
+                asked.push(text.map(str::to_string));
+                text.map_or(missing, |text| text.len() as u32)
+            });
+        }
+        assert_eq!(asked.len(), 4, "{asked:?}");
+        let expected: Vec<Option<u32>> = rows
+            .iter()
+            .map(|&row| values.get(row as usize).map(|text| text.len() as u32))
+            .collect();
+        let column = codes_column("code".into(), codes, missing);
+        assert_eq!(column.iter().collect::<Vec<_>>(), expected);
+        assert_eq!(
+            column.null_count(),
+            rows.iter().filter(|&&r| r == 2).count()
+        );
+        // Without a missing code the column has no validity at all.
+        let whole = codes_column("code".into(), vec![1, 2, 3], missing);
+        assert!(
+            whole
+                .downcast_iter()
+                .all(|array| array.validity().is_none())
+        );
     }
 
     #[test]
