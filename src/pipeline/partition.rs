@@ -11,7 +11,7 @@
 //! The parts are written while ingest checks the inputs ([`PartSplit`] is where ingest hands
 //! the accepted rows), so a national extract is read and checked once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::hash::BuildHasher;
 use std::io::BufWriter;
@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 use polars::prelude::{
-    Column, DataFrame, DataType, LazyFrame, ParquetCompression, ParquetWriteOptions, PlRefPath,
-    PlSmallStr, PolarsResult, ScanArgsParquet, Schema, StatisticsOptions, col,
+    Column, DataFrame, Expr, IntoColumn, LazyFrame, ParquetCompression, ParquetWriteOptions,
+    PlRefPath, PlSmallStr, PolarsResult, ScanArgsParquet, Schema, StatisticsOptions, UInt32Chunked,
+    col,
 };
 
 use crate::ingest::{AcceptedRows, InputKind, SharedAcceptedRows};
@@ -112,7 +113,7 @@ fn part_file(dir: &Path, kind: InputKind, file: usize, part: u32) -> PathBuf {
 }
 
 /// The columns of input `kind` that the patient stages read ([`patient_input`]): a part keeps
-/// only these.
+/// only these (the long inputs' codes coded: [`PartWriter::coded`]).
 fn part_columns(kind: InputKind, columns: &Schema) -> Vec<PlSmallStr> {
     let needed: &[&str] = match kind {
         InputKind::Conditions => &[schema::PATIENT_ID, schema::CONDITION],
@@ -129,14 +130,38 @@ fn part_columns(kind: InputKind, columns: &Schema) -> Vec<PlSmallStr> {
 /// The accepted rows of input `kind` as the patient stages read them: the registered list
 /// with its weight (`enrich::patient_population`), the conditions and outcomes narrowed to
 /// their patient and coded value (`segment::long::coded_conditions`, `coded_outcomes` with
-/// the run's `outcome_codes`).
-fn patient_input(kind: InputKind, rows: LazyFrame, outcome_codes: &[String]) -> LazyFrame {
+/// the run's `outcome_codes`). `coded`: the long inputs' rows are coded already (a part's
+/// working files), and their outcome slots are the run's.
+fn patient_input(
+    kind: InputKind,
+    rows: LazyFrame,
+    outcome_codes: &[String],
+    coded: bool,
+) -> LazyFrame {
     match kind {
         InputKind::Patients => enrich::patient_population(rows),
+        InputKind::Conditions | InputKind::Outcomes if coded => rows,
         InputKind::Conditions => segment::long::coded_conditions(rows),
         InputKind::Outcomes => segment::long::coded_outcomes(rows, outcome_codes),
         _ => rows,
     }
+}
+
+/// `slots` (outcome slots in one file's codes, [`PartWriter::outcome_slots`]) as slots in the
+/// run's codes: `run_slots[slot]` for each.
+fn run_outcome_slots(slots: Expr, run_slots: Arc<[u32]>) -> Expr {
+    slots.map_with_fmt_str(
+        move |column: Column| {
+            let slots = column.u32()?;
+            let mapped: UInt32Chunked = slots
+                .iter()
+                .map(|slot| slot.and_then(|slot| run_slots.get(slot as usize).copied()))
+                .collect();
+            Ok(mapped.with_name(column.name().clone()).into_column())
+        },
+        |_, field| Ok(field.clone()),
+        "run_outcome_slots",
+    )
 }
 
 /// The parts' working folder (`<input>-<file>-<part>.parquet`), removed when dropped: by the
@@ -193,7 +218,8 @@ impl PartSplit {
             parts: self.parts,
             columns: Vec::new(),
             writers: Vec::new(),
-            outcome_codes: BTreeSet::new(),
+            outcome_codes: Vec::new(),
+            outcome_slots: HashMap::default(),
         }));
         self.files.push((kind, Arc::clone(&writer) as _));
         writer
@@ -202,20 +228,42 @@ impl PartSplit {
     /// The parts written, as the patient stages read them.
     pub fn into_inputs(self) -> PatientInputs {
         let mut files: Vec<(InputKind, usize)> = Vec::new();
-        let mut outcome_codes = BTreeSet::new();
+        let mut file_codes: Vec<Vec<String>> = Vec::new();
         for (kind, writer) in &self.files {
             let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
-            outcome_codes.append(&mut writer.outcome_codes);
+            if *kind == InputKind::Outcomes {
+                file_codes.push(std::mem::take(&mut writer.outcome_codes));
+            }
             match files.iter_mut().find(|(k, _)| k == kind) {
                 Some((_, count)) => *count += 1,
                 None => files.push((*kind, 1)),
             }
         }
+        let outcome_codes: Vec<String> = file_codes
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let run_slots = file_codes
+            .iter()
+            .map(|codes| {
+                codes
+                    .iter()
+                    .map(|code| {
+                        // Every file's codes are among the run's.
+                        outcome_codes.binary_search(code).unwrap_or_default() as u32
+                    })
+                    .collect()
+            })
+            .collect();
         PatientInputs::Split {
             folder: self.folder,
             parts: self.parts,
             files,
-            outcome_codes: outcome_codes.into_iter().collect(),
+            outcome_codes,
+            run_slots,
         }
     }
 }
@@ -232,24 +280,52 @@ struct PartWriter {
     parts: u32,
     columns: Vec<PlSmallStr>,
     writers: Vec<TableWriter>,
-    /// The outcome codes seen (outcomes only): every part codes them alike.
-    outcome_codes: BTreeSet<String>,
+    /// The outcome codes seen (outcomes only), in the order first seen: an outcome row's slot
+    /// in the working files is its code's place here, the same in every part. Read back,
+    /// the slots are mapped to the run's codes ([`PatientInputs::get`]).
+    outcome_codes: Vec<String>,
+    /// The slot of each of `outcome_codes`.
+    outcome_slots: HashMap<String, u32, foldhash::fast::FixedState>,
+}
+
+impl PartWriter {
+    /// A batch of accepted rows as the parts hold them: [`part_columns`], with the long
+    /// inputs' codes coded (conditions by their bit, outcomes by their slot in
+    /// `outcome_codes`). Coded here, each distinct code of a batch is looked up once, and the
+    /// working files hold a small integer a row, not a text that each part decodes and looks
+    /// up again.
+    fn coded(&mut self, rows: &DataFrame) -> PolarsResult<DataFrame> {
+        let rows = rows.select(self.columns.iter().cloned())?;
+        match self.kind {
+            InputKind::Conditions => segment::long::coded_condition_rows(&rows),
+            InputKind::Outcomes => {
+                let (codes, slots) = (&mut self.outcome_codes, &mut self.outcome_slots);
+                segment::long::coded_outcome_rows(&rows, |code| {
+                    Some(*slots.entry(code.to_string()).or_insert_with(|| {
+                        codes.push(code.to_string());
+                        codes.len() as u32 - 1
+                    }))
+                })
+            }
+            _ => Ok(rows),
+        }
+    }
 }
 
 impl AcceptedRows for PartWriter {
     fn begin(&mut self, columns: &Schema) -> PolarsResult<()> {
         self.columns = part_columns(self.kind, columns);
-        let kept: Schema = self
-            .columns
-            .iter()
-            .filter_map(|name| columns.get(name).map(|dtype| (name.clone(), dtype.clone())))
-            .collect();
+        self.outcome_codes.clear();
+        self.outcome_slots.clear();
+        let kept = self
+            .coded(&DataFrame::empty_with_schema(columns))?
+            .schema()
+            .clone();
         let options = ParquetWriteOptions {
             compression: ParquetCompression::Lz4Raw,
             statistics: StatisticsOptions::empty(),
             ..Default::default()
         };
-        self.outcome_codes.clear();
         self.writers.clear();
         for part in 0..self.parts {
             // Created again when ingest starts over: what was written is discarded.
@@ -267,13 +343,7 @@ impl AcceptedRows for PartWriter {
     }
 
     fn write(&mut self, rows: DataFrame) -> PolarsResult<()> {
-        let mut rows = rows.select(self.columns.iter().cloned())?;
-        if self.kind == InputKind::Outcomes && rows.height() > 0 {
-            let codes = rows.column(schema::INDICATOR)?.unique()?;
-            let codes = codes.cast(&DataType::String)?;
-            self.outcome_codes
-                .extend(codes.str()?.iter().flatten().map(str::to_string));
-        }
+        let mut rows = self.coded(&rows)?;
         let ids = part_ids(rows.column(schema::PATIENT_ID)?, self.parts)?;
         rows.with_column(ids)?;
         for piece in rows.partition_by_stable([PART], true)? {
@@ -314,6 +384,9 @@ pub enum PatientInputs {
         files: Vec<(InputKind, usize)>,
         /// Every outcome code, sorted.
         outcome_codes: Vec<String>,
+        /// For each outcomes file, the run's slot (in `outcome_codes`) of each slot its
+        /// working files hold.
+        run_slots: Vec<Arc<[u32]>>,
     },
 }
 
@@ -374,30 +447,54 @@ impl PatientInputs {
                 .iter()
                 .find(|(k, _)| *k == kind)
                 .map(|(_, frame)| frame.clone()),
-            PatientInputs::Split { folder, files, .. } => {
+            PatientInputs::Split {
+                folder,
+                files,
+                run_slots,
+                ..
+            } => {
                 let Some(&(_, count)) = files.iter().find(|(k, _)| *k == kind) else {
                     return Ok(None);
                 };
                 let scans = (0..count)
                     .map(|file| {
                         let path = part_file(&folder.0, kind, file, part);
-                        LazyFrame::scan_parquet(
+                        let scan = LazyFrame::scan_parquet(
                             PlRefPath::new(path.to_string_lossy().as_ref()),
                             ScanArgsParquet::default(),
-                        )
+                        )?;
+                        Ok(match run_slots.get(file) {
+                            // Slots already the run's (one file, say) are read as they are.
+                            Some(slots) if kind == InputKind::Outcomes => {
+                                let same =
+                                    slots.iter().enumerate().all(|(at, &s)| at == s as usize);
+                                if same {
+                                    scan
+                                } else {
+                                    let slot = segment::long::OUTCOME_SLOT;
+                                    scan.with_column(
+                                        run_outcome_slots(col(slot), Arc::clone(slots)).alias(slot),
+                                    )
+                                }
+                            }
+                            _ => scan,
+                        })
                     })
                     .collect::<PolarsResult<Vec<_>>>()?;
                 crate::pipeline::ingest::stacked(scans)?
             }
         };
-        Ok(rows.map(|rows| patient_input(kind, rows, self.outcome_codes())))
+        let coded = matches!(self, PatientInputs::Split { .. });
+        Ok(rows.map(|rows| patient_input(kind, rows, self.outcome_codes(), coded)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use polars::prelude::{IntoLazy, df};
+    use polars::prelude::{DataType, IntoLazy, df, lit};
+
+    use crate::conditions::CONDITIONS;
 
     #[test]
     fn each_part_gives_results_in_part_order() {
@@ -495,16 +592,48 @@ mod tests {
             .expect("4 parts");
         assert_eq!(split.parts(), 4);
         hand_over(&split.accepted_rows(InputKind::Patients), &patients, 700);
+        // The files see the codes first in different orders (bp_controlled, smoker, flu; then
+        // smoker, flu, bp_controlled), neither of them sorted.
         hand_over(
             &split.accepted_rows(InputKind::Outcomes),
-            &outcomes.slice(0, 9000),
+            &outcomes.slice(0, 9001),
             1000,
         );
         hand_over(
             &split.accepted_rows(InputKind::Outcomes),
-            &outcomes.slice(9000, 6000),
+            &outcomes.slice(9001, 5999),
             4096,
         );
+        // Two condition rows per patient, one of them a code outside the vocabulary.
+        let condition_codes = [CONDITIONS[3].code, "not_a_condition", CONDITIONS[0].code];
+        let conditions = df![
+            schema::PATIENT_ID => (0..10000).map(|i| patient_ids[i / 2].clone()).collect::<Vec<_>>(),
+            schema::CONDITION => (0..10000).map(|i| condition_codes[i % 3]).collect::<Vec<_>>(),
+        ]
+        .expect("conditions");
+        hand_over(
+            &split.accepted_rows(InputKind::Conditions),
+            &conditions,
+            3000,
+        );
+        // The working files hold the codes coded: a byte a condition, a slot an outcome.
+        let held = |kind: InputKind| {
+            LazyFrame::scan_parquet(
+                PlRefPath::new(part_file(&work, kind, 0, 1).to_string_lossy().as_ref()),
+                ScanArgsParquet::default(),
+            )
+            .and_then(|mut scan| scan.collect_schema())
+            .expect("a working file")
+        };
+        assert_eq!(
+            held(InputKind::Conditions).get(segment::long::CONDITION_BIT),
+            Some(&DataType::UInt8)
+        );
+        assert_eq!(
+            held(InputKind::Outcomes).get(segment::long::OUTCOME_SLOT),
+            Some(&DataType::UInt32)
+        );
+        assert!(!held(InputKind::Outcomes).contains(schema::INDICATOR));
         let inputs = split.into_inputs();
         assert_eq!(inputs.parts(), 4);
         assert_eq!(
@@ -514,6 +643,7 @@ mod tests {
         );
         let mut all_patients = Vec::new();
         let mut outcome_rows = 0;
+        let mut condition_rows = 0;
         let mut values = 0.0;
         for part in 0..4 {
             let p = read(&inputs, InputKind::Patients, part);
@@ -559,6 +689,25 @@ mod tests {
                 values += row as f64;
             }
             outcome_rows += coded.height();
+            // Each patient's two conditions: the code of row i is i % 3, its patient i / 2.
+            let c = read(&inputs, InputKind::Conditions, part);
+            let expected = segment::long::coded_conditions(
+                conditions.clone().lazy().filter(
+                    col(schema::PATIENT_ID).is_in(
+                        lit(p
+                            .column(schema::PATIENT_ID)
+                            .expect("ids")
+                            .as_materialized_series()
+                            .clone())
+                        .implode(false),
+                        false,
+                    ),
+                ),
+            )
+            .collect()
+            .expect("coded as a whole list is");
+            assert!(c.equals_missing(&expected), "part {part}: {c} {expected}");
+            condition_rows += c.height();
             all_patients.extend(ids(&p));
         }
         all_patients.sort();
@@ -568,11 +717,13 @@ mod tests {
             "every outcome row once, from both files"
         );
         assert_eq!(values, (0..15000).map(f64::from).sum::<f64>());
+        assert_eq!(condition_rows, 10000, "every condition row once");
         assert!(
             inputs
-                .get(InputKind::Conditions, 0)
+                .get(InputKind::PracticeLsoa, 0)
                 .expect("none")
-                .is_none()
+                .is_none(),
+            "an input the split was not given"
         );
         drop(inputs);
         assert!(!work.exists(), "the working folder goes with the parts");

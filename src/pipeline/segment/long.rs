@@ -19,6 +19,7 @@ use polars_arrow::datatypes::ArrowDataType;
 use rayon::prelude::*;
 
 use crate::conditions::CONDITIONS;
+use crate::pipeline::key_codes;
 use crate::pipeline::lookup::KeyIndex;
 use crate::schema;
 
@@ -83,28 +84,45 @@ fn order_fingerprint(ids: &StringChunked) -> u64 {
 /// The long conditions (`patient_id`, `condition`) as the pivot reads them: `patient_id` and
 /// each code's bit ([`CONDITION_BIT`]).
 ///
-/// Coded once, where the long table is read: the patient parts' working files then hold a
-/// byte a row, not a text (the split wrote and compressed every code, and each part decoded
-/// them and looked each one up again).
+/// A list split into parts has its conditions coded where ingest writes them
+/// ([`coded_condition_rows`]): the parts' working files then hold a byte a row, not a text.
 pub fn coded_conditions(conditions: LazyFrame) -> LazyFrame {
-    let bit_of: HashMap<&'static str, u32, foldhash::fast::FixedState> = CONDITIONS
-        .iter()
-        .enumerate()
-        .map(|(bit, condition)| (condition.code, bit as u32))
-        .collect();
     conditions.select([
         col(schema::PATIENT_ID),
-        coded(col(schema::CONDITION), "condition_bit", move |code| {
-            bit_of.get(code).copied()
-        })
-        .cast(DataType::UInt8)
-        .alias(CONDITION_BIT),
+        coded(col(schema::CONDITION), "condition_bit", condition_bit)
+            .cast(DataType::UInt8)
+            .alias(CONDITION_BIT),
     ])
+}
+
+/// A batch of long conditions coded as [`coded_conditions`] codes them.
+///
+/// # Errors
+/// If the batch lacks `patient_id` or a text `condition`.
+pub fn coded_condition_rows(rows: &DataFrame) -> PolarsResult<DataFrame> {
+    let bits = text_codes(rows.column(schema::CONDITION)?, condition_bit)?
+        .with_name(CONDITION_BIT.into())
+        .into_column()
+        .cast(&DataType::UInt8)?;
+    DataFrame::new(
+        rows.height(),
+        vec![rows.column(schema::PATIENT_ID)?.clone(), bits],
+    )
+}
+
+/// A condition code's bit in the vocabulary (`CONDITIONS`), if it is in it.
+fn condition_bit(code: &str) -> Option<u32> {
+    CONDITIONS
+        .iter()
+        .position(|condition| condition.code == code)
+        .map(|bit| bit as u32)
 }
 
 /// The long outcomes (`patient_id`, `indicator`, `value`) as the pivot reads them:
 /// `patient_id`, each code's slot in `codes` ([`OUTCOME_SLOT`]) and `value` as a float.
-/// Coded once, as [`coded_conditions`] are.
+///
+/// A list split into parts has its outcomes coded where ingest writes them
+/// ([`coded_outcome_rows`]), by slots that are mapped to `codes` when the parts are read.
 pub fn coded_outcomes(outcomes: LazyFrame, codes: &[String]) -> LazyFrame {
     let slot_of: HashMap<String, u32, foldhash::fast::FixedState> = codes
         .iter()
@@ -121,29 +139,60 @@ pub fn coded_outcomes(outcomes: LazyFrame, codes: &[String]) -> LazyFrame {
     ])
 }
 
+/// A batch of long outcomes coded as [`coded_outcomes`] codes them, by the slots `slot_of`
+/// gives (a writer that learns the codes as it goes).
+///
+/// # Errors
+/// If the batch lacks `patient_id`, a text `indicator` or a numeric `value`.
+pub fn coded_outcome_rows(
+    rows: &DataFrame,
+    slot_of: impl FnMut(&str) -> Option<u32>,
+) -> PolarsResult<DataFrame> {
+    let slots = text_codes(rows.column(schema::INDICATOR)?, slot_of)?
+        .with_name(OUTCOME_SLOT.into())
+        .into_column();
+    DataFrame::new(
+        rows.height(),
+        vec![
+            rows.column(schema::PATIENT_ID)?.clone(),
+            slots,
+            rows.column(schema::VALUE)?.cast(&DataType::Float64)?,
+        ],
+    )
+}
+
 /// The code of each text value of `text` (`UInt32`; null for null text and text `code_of`
-/// does not know), looked up once per run of equal values: long rows come patient by patient
-/// and code by code.
+/// does not know), by [`text_codes`].
 fn coded<F>(text: Expr, name: &'static str, code_of: F) -> Expr
 where
     F: Fn(&str) -> Option<u32> + Send + Sync + 'static,
 {
-    const NONE: u32 = u32::MAX;
     text.map_with_fmt_str(
-        move |column: Column| {
-            let values = column.str()?;
-            let codes = crate::pipeline::codes_by_run(values.iter(), |value| {
-                value.and_then(&code_of).unwrap_or(NONE)
-            });
-            let codes: UInt32Chunked = codes
-                .into_iter()
-                .map(|code| (code != NONE).then_some(code))
-                .collect();
-            Ok(codes.with_name(column.name().clone()).into_column())
-        },
+        move |column: Column| Ok(text_codes(&column, &code_of)?.into_column()),
         |_, field| Ok(Field::new(field.name().clone(), DataType::UInt32)),
         name,
     )
+}
+
+/// The code of each value of a text column (`UInt32`; null for null text and text `code_of`
+/// does not know), asked once per distinct view of each chunk
+/// ([`key_codes::extend_codes_by_view`]): long rows repeat a few dozen codes.
+///
+/// # Errors
+/// If the column is not text.
+fn text_codes(
+    column: &Column,
+    mut code_of: impl FnMut(&str) -> Option<u32>,
+) -> PolarsResult<UInt32Chunked> {
+    const NONE: u32 = u32::MAX;
+    let values = column.str()?;
+    let mut codes = Vec::with_capacity(values.len());
+    for array in values.downcast_iter() {
+        key_codes::extend_codes_by_view(array, &mut codes, |value| {
+            value.and_then(&mut code_of).unwrap_or(NONE)
+        });
+    }
+    Ok(key_codes::codes_column(column.name().clone(), codes, NONE))
 }
 
 /// `patients` with the long inputs added as columns: `__cond_<code>` (yes/no) for every code of
