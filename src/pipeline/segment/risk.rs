@@ -57,30 +57,18 @@ pub fn default_within() -> String {
 /// Add the CMS score and count and the eFI with its category.
 ///
 /// The score, count and deficits are added up row by row from the conditions' bits, each in
-/// one pass ([`weighted_sum`], [`yes_count`]): as expressions, each of the 20 weights and 36
-/// deficits cast a whole column to numbers and added it to another (7% of the patient stages'
-/// CPU at 10M, computed twice a part). The sums are the expressions' to the bit: each row
-/// adds its conditions' weights in the same order, from 0.
+/// one pass ([`sum_where_yes`]): as expressions, each of the 20 weights and 36 deficits cast a
+/// whole column to numbers and added it to another (7% of the patient stages' CPU at 10M,
+/// computed twice a part). The sums are the expressions' to the bit: each row adds its
+/// conditions' weights in the same order, from 0.
 pub fn with_scores(patients: LazyFrame) -> LazyFrame {
-    let weighted: Vec<(&str, f64)> = CONDITIONS
+    let weighted: Vec<(Expr, f64)> = CONDITIONS
         .iter()
-        .filter_map(|c| c.cms_weight.map(|w| (c.code, w)))
+        .filter_map(|c| c.cms_weight.map(|w| (col(c.code), w)))
         .collect();
-    let weights: Arc<[f64]> = weighted.iter().map(|(_, w)| *w).collect();
-    let cms_columns: Vec<Expr> = weighted.iter().map(|(code, _)| col(*code)).collect();
-    let cms = map_multiple(
-        move |columns: &mut [Column]| {
-            let rows = columns.first().map_or(0, Column::len);
-            let mut score = vec![0.0f64; rows];
-            for (column, &weight) in columns.iter().zip(weights.iter()) {
-                for_each_yes(column, |row| score[row] += weight)?;
-            }
-            Ok(Column::new(CMS_SCORE.into(), score))
-        },
-        &cms_columns,
-        |_, _| Ok(Field::new(CMS_SCORE.into(), DataType::Float64)),
-    );
-    let count = yes_count(cms_columns.clone()).cast(DataType::Int32);
+    let counted: Vec<(Expr, u32)> = weighted.iter().map(|(flag, _)| (flag.clone(), 1)).collect();
+    let cms = sum_where_yes::<Float64Type>(weighted);
+    let count = sum_where_yes::<UInt32Type>(counted).cast(DataType::Int32);
     // A deficit is present when any condition evidencing it is.
     let mut deficits: Vec<(&str, Vec<&str>)> = Vec::new();
     for condition in CONDITIONS {
@@ -102,7 +90,11 @@ pub fn with_scores(patients: LazyFrame) -> LazyFrame {
         })
         .collect();
     let efi = when(col(schema::AGE).gt_eq(lit(65i64)))
-        .then(yes_count(deficit_present).cast(DataType::Float64) / lit(EFI_DEFICITS as f64))
+        .then(
+            sum_where_yes::<UInt32Type>(deficit_present.into_iter().map(|d| (d, 1)).collect())
+                .cast(DataType::Float64)
+                / lit(EFI_DEFICITS as f64),
+        )
         .otherwise(lit(NULL).cast(DataType::Float64));
     patients
         .with_columns([
@@ -124,22 +116,25 @@ pub fn with_scores(patients: LazyFrame) -> LazyFrame {
         )
 }
 
-/// How many of the yes/no `flags` are yes on each row (missing counts as no), as `UInt32`.
-fn yes_count(flags: Vec<Expr>) -> Expr {
+/// The sum on each row of the `amounts` of the yes/no `flags` that are yes there (missing
+/// counts as no), added in the flags' order from 0: a weighted score, or a count with amounts
+/// of 1.
+fn sum_where_yes<N: PolarsNumericType>(flags: Vec<(Expr, N::Native)>) -> Expr {
+    let (flags, amounts): (Vec<Expr>, Vec<N::Native>) = flags.into_iter().unzip();
     if flags.is_empty() {
-        return lit(0u32);
+        return lit(0u32).cast(N::get_static_dtype());
     }
     map_multiple(
-        |columns: &mut [Column]| {
+        move |columns: &mut [Column]| {
             let rows = columns.first().map_or(0, Column::len);
-            let mut count = vec![0u32; rows];
-            for column in columns.iter() {
-                for_each_yes(column, |row| count[row] += 1)?;
+            let mut sums = vec![N::Native::default(); rows];
+            for (column, &amount) in columns.iter().zip(&amounts) {
+                for_each_yes(column, |row| sums[row] += amount)?;
             }
-            Ok(Column::new("yes".into(), count))
+            Ok(ChunkedArray::<N>::from_vec("sum".into(), sums).into_column())
         },
         &flags,
-        |_, _| Ok(Field::new("yes".into(), DataType::UInt32)),
+        |_, _| Ok(Field::new("sum".into(), N::get_static_dtype())),
     )
 }
 
