@@ -12,6 +12,7 @@ use polars::prelude::*;
 use crate::error::UserError;
 use crate::ingest::InputKind;
 use crate::pipeline::ingest::Ingested;
+use crate::pipeline::key_codes;
 use crate::schema;
 
 /// The shape of the registered list a run was given.
@@ -231,21 +232,46 @@ pub fn life_stage(age: Expr) -> Expr {
     )
 }
 
+/// The five high-level ethnic groups, by the NHS ethnic category codes in each.
+const ETHNIC_GROUPS: [(&[&str], &str); 5] = [
+    (&["A", "B", "C"], "White"),
+    (&["D", "E", "F", "G"], "Mixed"),
+    (&["H", "J", "K", "L"], "Asian or Asian British"),
+    (&["M", "N", "P"], "Black or Black British"),
+    (&["R", "S"], "Other ethnic group"),
+];
+
+/// What [`ethnic_group`] calls a missing code, or one of no group (`Z`, `99`).
+const NOT_STATED: &str = "Not stated";
+
 /// NHS ethnic category code → the five high-level groups plus "Not stated".
+///
+/// Each distinct code of a chunk is looked up once ([`key_codes::text_codes`]) and the label
+/// gathered by its group's index: five `is_in`s over the text took ~0.15 s for 3.3M patients,
+/// on one core, in the middle of each part's enrichment.
 pub fn ethnic_group(code: Expr) -> Expr {
-    let group = |codes: &[&str]| {
-        code.clone()
-            .is_in(lit(Series::new("c".into(), codes)).implode(false), false)
-    };
-    crate::lazy::first_label(
-        [
-            (group(&["A", "B", "C"]), "White"),
-            (group(&["D", "E", "F", "G"]), "Mixed"),
-            (group(&["H", "J", "K", "L"]), "Asian or Asian British"),
-            (group(&["M", "N", "P"]), "Black or Black British"),
-            (group(&["R", "S"]), "Other ethnic group"),
-        ],
-        Some("Not stated"),
+    code.map_with_fmt_str(
+        |column: Column| {
+            let text = column.cast(&DataType::String)?;
+            let groups = key_codes::text_codes(&text, |code| {
+                ETHNIC_GROUPS
+                    .iter()
+                    .position(|(codes, _)| codes.contains(&code))
+                    .map(|group| group as u32)
+            })?
+            .fill_null_with_values(ETHNIC_GROUPS.len() as u32)?;
+            let labels = Series::new(
+                column.name().clone(),
+                ETHNIC_GROUPS
+                    .map(|(_, label)| label)
+                    .into_iter()
+                    .chain([NOT_STATED])
+                    .collect::<Vec<_>>(),
+            );
+            Ok(labels.take(&groups)?.into_column())
+        },
+        |_, field| Ok(Field::new(field.name().clone(), DataType::String)),
+        "ethnic_group",
     )
 }
 
@@ -510,6 +536,65 @@ mod tests {
                 Some("Not stated"),
                 Some("Not stated")
             ]
+        );
+    }
+
+    #[test]
+    fn ethnic_groups_are_the_nhs_categories_in_every_chunk_and_for_any_text() {
+        // What `ethnic_group` stands for: the first group whose codes hold the text exactly.
+        let expected = |code: Option<&str>| {
+            ETHNIC_GROUPS
+                .iter()
+                .find(|(codes, _)| code.is_some_and(|code| codes.contains(&code)))
+                .map_or(NOT_STATED, |(_, label)| label)
+        };
+        let texts = [
+            "A",
+            "a",
+            " A",
+            "B",
+            "Z",
+            "99",
+            "",
+            "S",
+            "K",
+            "M",
+            "G",
+            "A longer text than a view",
+        ];
+        let chunk = |shift: usize| {
+            let codes: Vec<Option<&str>> = (0..300)
+                .map(|i| (i % 13 != 5).then(|| texts[(i / 3 + shift) % texts.len()]))
+                .collect();
+            df!["e" => codes].expect("chunk")
+        };
+        let mut frame = chunk(0);
+        frame.vstack_mut(&chunk(5)).expect("stacked");
+        assert_eq!(frame.first_col_n_chunks(), 2);
+        let out = frame
+            .clone()
+            .lazy()
+            .select([ethnic_group(col("e")).alias("g")])
+            .collect()
+            .expect("collect");
+        let got: Vec<Option<&str>> = out["g"].str().expect("str").iter().collect();
+        let want: Vec<Option<&str>> = frame["e"]
+            .str()
+            .expect("str")
+            .iter()
+            .map(|code| Some(expected(code)))
+            .collect();
+        assert_eq!(got, want);
+        // A column of nulls only (no code for anyone) is "Not stated" throughout.
+        let nulls = df!["e" => [None::<&str>, None]]
+            .expect("frame")
+            .lazy()
+            .select([ethnic_group(col("e").cast(DataType::Null)).alias("g")])
+            .collect()
+            .expect("collect");
+        assert_eq!(
+            nulls["g"].str().expect("str").iter().collect::<Vec<_>>(),
+            [Some(NOT_STATED), Some(NOT_STATED)]
         );
     }
 }

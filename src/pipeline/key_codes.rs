@@ -248,6 +248,28 @@ pub(crate) fn codes_column(name: PlSmallStr, codes: Vec<u32>, missing: u32) -> U
     UInt32Chunked::with_chunk(name, codes)
 }
 
+/// The code of each value of a text column (`UInt32`; null for null text and text `code_of`
+/// does not know), asked once per distinct view of each chunk ([`extend_codes_by_view`]): a
+/// column of a few dozen codes (long rows' conditions, ethnic categories) or one whose rows
+/// come in runs (a practice's patients) asks for a handful a chunk.
+///
+/// # Errors
+/// If the column is not text.
+pub(crate) fn text_codes(
+    column: &Column,
+    mut code_of: impl FnMut(&str) -> Option<u32>,
+) -> PolarsResult<UInt32Chunked> {
+    const NONE: u32 = u32::MAX;
+    let values = column.str()?;
+    let mut codes = Vec::with_capacity(values.len());
+    for array in values.downcast_iter() {
+        extend_codes_by_view(array, &mut codes, |value| {
+            value.and_then(&mut code_of).unwrap_or(NONE)
+        });
+    }
+    Ok(codes_column(column.name().clone(), codes, NONE))
+}
+
 /// The inverse of a permutation of `0..n`: where each index stands in it. The ranks of values
 /// from their order (the codes sorted by value), and the order back from the ranks.
 pub(crate) fn invert(permutation: &[u32]) -> Vec<u32> {

@@ -100,7 +100,7 @@ pub fn coded_conditions(conditions: LazyFrame) -> LazyFrame {
 /// # Errors
 /// If the batch lacks `patient_id` or a text `condition`.
 pub fn coded_condition_rows(rows: &DataFrame) -> PolarsResult<DataFrame> {
-    let bits = text_codes(rows.column(schema::CONDITION)?, condition_bit)?
+    let bits = key_codes::text_codes(rows.column(schema::CONDITION)?, condition_bit)?
         .with_name(CONDITION_BIT.into())
         .into_column()
         .cast(&DataType::UInt8)?;
@@ -148,7 +148,7 @@ pub fn coded_outcome_rows(
     rows: &DataFrame,
     slot_of: impl FnMut(&str) -> Option<u32>,
 ) -> PolarsResult<DataFrame> {
-    let slots = text_codes(rows.column(schema::INDICATOR)?, slot_of)?
+    let slots = key_codes::text_codes(rows.column(schema::INDICATOR)?, slot_of)?
         .with_name(OUTCOME_SLOT.into())
         .into_column();
     DataFrame::new(
@@ -162,37 +162,16 @@ pub fn coded_outcome_rows(
 }
 
 /// The code of each text value of `text` (`UInt32`; null for null text and text `code_of`
-/// does not know), by [`text_codes`].
+/// does not know), by [`key_codes::text_codes`].
 fn coded<F>(text: Expr, name: &'static str, code_of: F) -> Expr
 where
     F: Fn(&str) -> Option<u32> + Send + Sync + 'static,
 {
     text.map_with_fmt_str(
-        move |column: Column| Ok(text_codes(&column, &code_of)?.into_column()),
+        move |column: Column| Ok(key_codes::text_codes(&column, &code_of)?.into_column()),
         |_, field| Ok(Field::new(field.name().clone(), DataType::UInt32)),
         name,
     )
-}
-
-/// The code of each value of a text column (`UInt32`; null for null text and text `code_of`
-/// does not know), asked once per distinct view of each chunk
-/// ([`key_codes::extend_codes_by_view`]): long rows repeat a few dozen codes.
-///
-/// # Errors
-/// If the column is not text.
-fn text_codes(
-    column: &Column,
-    mut code_of: impl FnMut(&str) -> Option<u32>,
-) -> PolarsResult<UInt32Chunked> {
-    const NONE: u32 = u32::MAX;
-    let values = column.str()?;
-    let mut codes = Vec::with_capacity(values.len());
-    for array in values.downcast_iter() {
-        key_codes::extend_codes_by_view(array, &mut codes, |value| {
-            value.and_then(&mut code_of).unwrap_or(NONE)
-        });
-    }
-    Ok(key_codes::codes_column(column.name().clone(), codes, NONE))
 }
 
 /// `patients` with the long inputs added as columns: `__cond_<code>` (yes/no) for every code of
