@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 use polars_arrow::array::BooleanArray;
-use polars_arrow::bitmap::Bitmap;
+use polars_arrow::array::PrimitiveArray;
+use polars_arrow::bitmap::{Bitmap, MutableBitmap};
 use polars_arrow::datatypes::ArrowDataType;
 use rayon::prelude::*;
 
@@ -293,21 +294,24 @@ fn outcome_columns(
     codes: &[String],
 ) -> PolarsResult<Vec<Column>> {
     let (patients, width) = (index.len(), codes.len());
-    // Code by code (one run of the list's rows per code, so that each column is made from
-    // one contiguous run): each patient's sum, and whether any value was seen.
-    let mut slots = (
-        vec![0.0f64; patients * width],
-        vec![false; patients * width],
+    // Each code's column is made in place: the patients' sums, and whether any value was seen
+    // (the column's validity), handed to polars as they are. Summing into one block and then
+    // collecting each code's run as optional values made every column twice.
+    let mut columns: (Vec<Vec<f64>>, Vec<MutableBitmap>) = (
+        (0..width).map(|_| vec![0.0f64; patients]).collect(),
+        (0..width)
+            .map(|_| MutableBitmap::from_len_zeroed(patients))
+            .collect(),
     );
     if patients > 0 && width > 0 {
         let index = Arc::clone(index);
-        slots = crate::lazy::fold_batches(
+        columns = crate::lazy::fold_batches(
             outcomes.select([
                 col(schema::PATIENT_ID),
                 col(OUTCOME_SLOT),
                 col(schema::VALUE),
             ]),
-            slots,
+            columns,
             move |(sums, seen), batch| {
                 let rows = index.rows_of(batch.column(schema::PATIENT_ID)?.str()?);
                 let slots = batch.column(OUTCOME_SLOT)?.u32()?;
@@ -317,29 +321,27 @@ fn outcome_columns(
                         continue;
                     };
                     // A slot is below `width` unless the rows were coded with other codes.
-                    if (slot as usize) < width {
-                        let at = slot as usize * patients + row as usize;
-                        sums[at] += value;
-                        seen[at] = true;
+                    if let (Some(sums), Some(seen)) =
+                        (sums.get_mut(slot as usize), seen.get_mut(slot as usize))
+                    {
+                        sums[row as usize] += value;
+                        seen.set(row as usize, true);
                     }
                 }
                 Ok(())
             },
         )?;
     }
-    let (sums, seen) = &slots;
+    let (sums, seen) = columns;
     Ok(codes
-        .par_iter()
-        .enumerate()
-        .map(|(slot, code)| {
-            let run = slot * patients..(slot + 1) * patients;
-            let values: Float64Chunked = sums[run.clone()]
-                .iter()
-                .zip(&seen[run])
-                .map(|(&sum, &seen)| seen.then_some(sum))
-                .collect();
-            values
-                .with_name(format!("{OUTCOME_PREFIX}{code}").into())
+        .iter()
+        .zip(sums)
+        .zip(seen)
+        .map(|((code, sums), seen)| {
+            let seen = Bitmap::from(seen);
+            let validity = (seen.unset_bits() > 0).then_some(seen);
+            let values = PrimitiveArray::new(ArrowDataType::Float64, sums.into(), validity);
+            Float64Chunked::with_chunk(format!("{OUTCOME_PREFIX}{code}").into(), values)
                 .into_column()
         })
         .collect())
