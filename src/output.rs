@@ -627,12 +627,8 @@ impl PageEncoder {
                 for (leaf, pages) in chunk_leaves.into_iter().enumerate() {
                     let compressed = pages
                         .map(|page| {
-                            polars_parquet::write::compress(
-                                page?,
-                                Vec::new(),
-                                self.options.compression,
-                            )
-                            .map_err(polars::prelude::PolarsError::from)
+                            pages::compress(page?, self.options.compression)
+                                .map_err(polars::prelude::PolarsError::from)
                         })
                         .collect::<PolarsResult<Vec<_>>>()?;
                     match leaves.get_mut(leaf) {
@@ -1062,6 +1058,56 @@ mod tests {
             }
             // Another reader (arrow-rs) decodes the pages alike.
             assert_eq!(text_read_by_arrow_rs(&path, 0), text_of(&frame, "id"));
+        }
+    }
+
+    #[test]
+    fn lz4_pages_read_back_as_written() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        // The working files' columns: unique ids (plain), ids repeated in runs as a patient's
+        // long rows repeat them, small codes, values, and a dictionary column with a missing
+        // value; several batches, with pages of about 4 KiB and of the default size.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("lz4.parquet");
+        let rows = 25_000usize;
+        let frame = df![
+            "patient_id" => (0..rows).map(|i| format!("{:016x}", (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))).collect::<Vec<_>>(),
+            "long_id" => (0..rows).map(|i| format!("{:016x}", (i / 3) as u64 * 0x2545_f491)).collect::<Vec<_>>(),
+            "slot" => (0..rows).map(|i| (i % 12) as u32).collect::<Vec<_>>(),
+            "value" => (0..rows).map(|i| (i % 7) as f64 * 0.5).collect::<Vec<_>>(),
+            "lsoa_code" => (0..rows).map(|i| (i % 101 != 3).then(|| format!("E0100{:04}", i % 977))).collect::<Vec<_>>(),
+        ]
+        .expect("frame");
+        for page_size in [None, Some(4096)] {
+            let options = ParquetWriteOptions {
+                compression: ParquetCompression::Lz4Raw,
+                statistics: StatisticsOptions::empty(),
+                data_page_size: page_size,
+                ..Default::default()
+            };
+            let batches = [frame.slice(0, 9_999), frame.slice(9_999, rows)];
+            let read = written_and_read_with(&batches, &path, &options);
+            assert!(read.equals_missing(&frame), "{read}\n{frame}");
+            let footer = SerializedFileReader::new(std::fs::File::open(&path).expect("open"))
+                .expect("footer");
+            let group = footer.metadata().row_group(0);
+            for c in 0..group.num_columns() {
+                assert_eq!(
+                    group.column(c).compression(),
+                    parquet::basic::Compression::LZ4_RAW
+                );
+            }
+            // The repeated ids compress; the unique ones stay about their size.
+            let size = |c: usize| {
+                let chunk = group.column(c);
+                chunk.compressed_size() as f64 / chunk.uncompressed_size() as f64
+            };
+            assert!(
+                size(1) < 0.8 * size(0),
+                "repeated ids {} against unique ids {}",
+                size(1),
+                size(0)
+            );
         }
     }
 
