@@ -645,7 +645,7 @@ fn stream_accepted(
     raw: &source::RawSource,
     options: &ReadOptions,
     accepted: &SharedAcceptedRows,
-) -> Result<(Refused, Vec<u64>), InputError> {
+) -> Result<(Refused, validate::KeyHashes), InputError> {
     const REFUSED: &str = "__refused";
     const EXCLUDED: &str = "__excluded";
     let path = raw.path.as_path();
@@ -710,13 +710,13 @@ fn stream_accepted(
         .begin(&columns)
         .map_err(|e| InputError::polars(path, "cannot start writing the accepted rows", e))?;
 
-    // The refused rows' reject columns, set aside batch by batch, and one key hash a row, in a
-    // vector of the file's row count (as the duplicate check's own pass).
-    let key_hashes = if checked.unique_key.is_empty() {
-        Vec::new()
+    // The refused rows' reject columns, set aside batch by batch, and one key hash a row (as
+    // the duplicate check's own pass keeps them).
+    let key_hashes = validate::KeyHashes::with_capacity(if checked.unique_key.is_empty() {
+        0
     } else {
-        Vec::with_capacity(usize::try_from(raw.rows).unwrap_or(0))
-    };
+        usize::try_from(raw.rows).unwrap_or(0)
+    });
     let unique_key = checked.unique_key.clone();
     let to = Arc::clone(accepted);
     let (set_aside, key_hashes) = crate::lazy::fold_batches(
@@ -724,7 +724,7 @@ fn stream_accepted(
         (Vec::<DataFrame>::new(), key_hashes),
         move |(set_aside, key_hashes), batch| {
             if !unique_key.is_empty() {
-                key_hashes.extend_from_slice(&validate::key_hashes_of(&batch, &unique_key)?);
+                key_hashes.extend(&validate::key_hashes_of(&batch, &unique_key)?);
             }
             let refused = batch.column(REFUSED)?.bool()?;
             if refused.any() {
