@@ -754,3 +754,95 @@ fn suppression_cannot_be_undone_by_differencing_totals_and_parts() {
         );
     }
 }
+
+/// Percentile risk tiers within each footprint `risk.within` names: within it, a patient
+/// with a higher score is never in a lower tier (the tier counts' pass attaches that footprint
+/// alone to the patients).
+#[test]
+fn risk_tiers_are_ranked_within_the_footprint_named() {
+    let work = crate::harness::Workdir::new("tiers-within");
+    let data = work.join("data");
+    crate::synth::synth(
+        &data,
+        &["--scale", "pcn", "--patients", "3000", "--seed", "5"],
+        None,
+    );
+    let config = std::fs::read_to_string(data.join("healthgap.toml")).expect("synth config");
+    let config = config + &analysis_sections(false);
+    for (within, column) in [
+        ("icb", Some("icb_code")),
+        ("practice", Some("practice_code")),
+        ("england", None),
+    ] {
+        let path = data.join(format!("{within}.toml"));
+        assert!(config.contains("[risk]\ntiers = \"percentile\"\nwithin = \"pcn\"\n"));
+        std::fs::write(
+            &path,
+            config.replace("within = \"pcn\"", &format!("within = \"{within}\"")),
+        )
+        .expect("write config");
+        let root = work.join(within);
+        work.run(&[
+            "run",
+            "--config",
+            &path.display().to_string(),
+            "--out",
+            &root.display().to_string(),
+            "--run-id",
+            "r1",
+        ])
+        .expect_code(0);
+        let patients = read(&root.join("r1").join("patients_enriched.parquet"));
+        let footprints: Vec<Option<String>> = match column {
+            Some(column) => patients
+                .column(column)
+                .expect("footprint")
+                .str()
+                .expect("text")
+                .iter()
+                .map(|code| code.map(str::to_string))
+                .collect(),
+            None => vec![None; patients.height()],
+        };
+        let scores = patients
+            .column("cms_score")
+            .expect("score")
+            .f64()
+            .expect("f64");
+        let tiers = patients
+            .column("risk_tier")
+            .expect("tier")
+            .str()
+            .expect("text");
+        let mut by_footprint: HashMap<Option<String>, Vec<(f64, String)>> = HashMap::new();
+        for ((footprint, score), tier) in
+            footprints.into_iter().zip(scores.iter()).zip(tiers.iter())
+        {
+            by_footprint
+                .entry(footprint)
+                .or_default()
+                .push((score.expect("a score"), tier.expect("a tier").to_string()));
+        }
+        for (footprint, mut people) in by_footprint {
+            // By descending score, the tiers' labels ("1 very high", "2 high", …) ascend.
+            people.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for pair in people.windows(2) {
+                assert!(
+                    pair[0].1 <= pair[1].1,
+                    "within {within} {footprint:?}: score {} in {} but {} in {}",
+                    pair[0].0,
+                    pair[0].1,
+                    pair[1].0,
+                    pair[1].1
+                );
+            }
+            let distinct: std::collections::HashSet<&str> =
+                people.iter().map(|(_, tier)| tier.as_str()).collect();
+            assert!(
+                people.len() < 200 || distinct.len() > 1,
+                "within {within} {footprint:?}: one tier for {} people",
+                people.len()
+            );
+        }
+    }
+}
