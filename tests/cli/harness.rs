@@ -94,6 +94,21 @@ impl Workdir {
         let output = self.command().args(args).output().expect("run healthgap");
         Run { output }
     }
+
+    /// Run `healthgap --quiet run --config CONFIG --out ROOT --run-id RUN_ID` here (warnings
+    /// and errors still go to standard error).
+    pub fn run_pipeline(&self, config: &Path, root: &Path, run_id: &str) -> Run {
+        self.run(&[
+            "--quiet",
+            "run",
+            "--config",
+            &config.display().to_string(),
+            "--out",
+            &root.display().to_string(),
+            "--run-id",
+            run_id,
+        ])
+    }
 }
 
 /// The result of running the binary.

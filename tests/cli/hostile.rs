@@ -359,16 +359,7 @@ fn lsoa_2011_codes_against_iod2025_warn_with_counts_in_the_run_and_manifest() {
         .replace("\"../../../data/", &format!("\"{}/", data_dir().display()));
     let config = dir.create("healthgap.toml", config);
     let root = dir.join("out");
-    let run = dir.run(&[
-        "--quiet",
-        "run",
-        "--config",
-        &config.display().to_string(),
-        "--out",
-        &root.display().to_string(),
-        "--run-id",
-        "v1",
-    ]);
+    let run = dir.run_pipeline(&config, &root, "v1");
     run.expect_code(0);
     // 5 people on 4 LSOA 2011 codes that IoD2025 (LSOA 2021) does not have; the 2021-only
     // codes match.

@@ -33,17 +33,7 @@ fn example_config(dir: &Workdir) -> std::path::PathBuf {
 fn example_run(dir: &Workdir) -> std::path::PathBuf {
     let config = example_config(dir);
     let root = dir.join("out");
-    dir.run(&[
-        "--quiet",
-        "run",
-        "--config",
-        &config.display().to_string(),
-        "--out",
-        &root.display().to_string(),
-        "--run-id",
-        "m1",
-    ])
-    .expect_code(0);
+    dir.run_pipeline(&config, &root, "m1").expect_code(0);
     root.join("m1")
 }
 

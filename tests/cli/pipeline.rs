@@ -197,6 +197,7 @@ fn a_csv_list_split_as_ingest_reads_it_gives_the_tables_of_the_whole_list() {
         std::fs::write(&path, config.replace("[run]\n", &format!("[run]\n{extra}")))
             .expect("write config");
         let root = work.join(name);
+        // Not quiet: the split's note is checked below.
         let run = work.run(&[
             "run",
             "--config",
@@ -782,16 +783,7 @@ fn risk_tiers_are_ranked_within_the_footprint_named() {
         )
         .expect("write config");
         let root = work.join(within);
-        work.run(&[
-            "run",
-            "--config",
-            &path.display().to_string(),
-            "--out",
-            &root.display().to_string(),
-            "--run-id",
-            "r1",
-        ])
-        .expect_code(0);
+        work.run_pipeline(&path, &root, "r1").expect_code(0);
         let patients = read(&root.join("r1").join("patients_enriched.parquet"));
         let footprints: Vec<Option<String>> = match column {
             Some(column) => patients

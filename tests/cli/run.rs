@@ -408,17 +408,7 @@ fn aggregate_cells_take_the_same_path_with_weights() {
         ),
     );
     let root = dir.join("out");
-    dir.run(&[
-        "--quiet",
-        "run",
-        "--config",
-        &config.display().to_string(),
-        "--out",
-        &root.display().to_string(),
-        "--run-id",
-        "c1",
-    ])
-    .expect_code(0);
+    dir.run_pipeline(&config, &root, "c1").expect_code(0);
     let areas = read(&root.join("c1").join("area_deprivation.parquet"));
     let a81001 = row(&areas, "practice", "A81001");
     assert_eq!(f64_of(&a81001, "population"), 60.0);
@@ -446,17 +436,7 @@ fn lsoa_centroids_fall_in_exactly_one_icb_and_local_authorities_stay_together() 
     ));
     let config = dir.create("geo.toml", config);
     let root = dir.join("out");
-    dir.run(&[
-        "--quiet",
-        "run",
-        "--config",
-        &config.display().to_string(),
-        "--out",
-        &root.display().to_string(),
-        "--run-id",
-        "g1",
-    ])
-    .expect_code(0);
+    dir.run_pipeline(&config, &root, "g1").expect_code(0);
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root.join("g1").join("manifest.json")).expect("manifest"),
     )
@@ -573,17 +553,7 @@ fn disclosure_control_suppresses_small_counts_by_default() {
     );
     std::fs::write(&config, config_text).expect("write");
     let root = dir.join("out");
-    dir.run(&[
-        "--quiet",
-        "run",
-        "--config",
-        &config.display().to_string(),
-        "--out",
-        &root.display().to_string(),
-        "--run-id",
-        "s1",
-    ])
-    .expect_code(0);
+    dir.run_pipeline(&config, &root, "s1").expect_code(0);
     let areas = read(&root.join("s1").join("area_deprivation.parquet"));
     let a81001 = row(&areas, "practice", "A81001");
     assert!(
