@@ -195,8 +195,8 @@ pub(crate) fn left_lookup(
         return left_join(frame, key, table);
     }
     // Each distinct key of a chunk is looked up once (a part's patients live in a few
-    // thousand LSOAs and come practice by practice): hashing every row's text took ~0.13 s a
-    // lookup for 3.3M patients.
+    // thousand LSOAs and come practice by practice), not every row's text hashed: the LSOA
+    // lookup of 3.3M patients 0.13–0.15 s → 0.09–0.12 s, most of it now the gathers below.
     let rows =
         crate::pipeline::key_codes::text_codes(frame.column(key)?, |text| index.row_of(text))?;
     let found = table.drop(key)?.take(&rows)?;
