@@ -13,7 +13,7 @@ use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use super::contract::{ColumnSpec, ColumnType, MISSING_MARKERS};
 use super::source::ROW_INDEX;
-use crate::pipeline::key_codes::{codes_column, extend_codes_by_view};
+use crate::pipeline::key_codes::text_codes;
 
 /// Prefix of the columns that carry the raw text of a contract column.
 pub const RAW_PREFIX: &str = "__raw_";
@@ -833,32 +833,24 @@ fn canonical_of(text: Expr, pairs: Vec<(String, String)>) -> Expr {
     let slot_of = Arc::new(slot_of);
     text.map_with_fmt_str(
         move |column: Column| {
-            let values = column.str()?;
             let mut upper = String::new();
             // Each distinct text of a batch is looked up once (by its view): the rows of a
             // code column repeat a few dozen codes.
-            let mut slots: Vec<IdxSize> = Vec::with_capacity(values.len());
-            for array in values.downcast_iter() {
-                extend_codes_by_view(array, &mut slots, |value| {
-                    let Some(value) = value else {
-                        return IdxSize::MAX;
-                    };
-                    // Codes nearly always arrive upper-cased: look them up as they are.
-                    let key = if is_upper_ascii(value) {
-                        value
-                    } else if value.is_ascii() {
-                        upper.clear();
-                        upper.push_str(value);
-                        upper.make_ascii_uppercase();
-                        upper.as_str()
-                    } else {
-                        upper = value.to_uppercase();
-                        upper.as_str()
-                    };
-                    slot_of.get(key).copied().unwrap_or(IdxSize::MAX)
-                });
-            }
-            let slots = codes_column(PlSmallStr::EMPTY, slots, IdxSize::MAX);
+            let slots = text_codes(&column, |value| {
+                // Codes nearly always arrive upper-cased: look them up as they are.
+                let key = if is_upper_ascii(value) {
+                    value
+                } else if value.is_ascii() {
+                    upper.clear();
+                    upper.push_str(value);
+                    upper.make_ascii_uppercase();
+                    upper.as_str()
+                } else {
+                    upper = value.to_uppercase();
+                    upper.as_str()
+                };
+                slot_of.get(key).copied()
+            })?;
             Ok(canonical
                 .take(&slots)?
                 .with_name(column.name().clone())
