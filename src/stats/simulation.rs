@@ -414,95 +414,105 @@ fn tail_order_statistics(values: &[f64], positions: &[usize]) -> Option<Vec<f64>
         .step_by(n / 1024)
         .map(|&value| total_order_key(value))
         .collect();
-    sample.sort_unstable();
-    let last = sample.len() - 1;
+    let (len, last) = (sample.len(), sample.len() - 1);
     let sample_index = |need: usize| {
         let share = need as f64 / n as f64;
-        ((share * 1.5 * sample.len() as f64).ceil() as usize + 4).min(last)
+        ((share * 1.5 * len as f64).ceil() as usize + 4).min(last)
     };
     // Compared as integers in `total_cmp`'s order (NaNs included: simulations of sparse areas
     // give many). Values equal to a bound are kept, so ties at a bound do not leave a side
     // short; the bounds must then differ for the two sides not to share a value.
-    let low_key = low_need.map_or(i64::MIN, |need| sample[sample_index(need)]);
-    let high_key = high_need.map_or(i64::MAX, |need| sample[last - sample_index(need)]);
+    // The two bounds are selected, not sorted for: the high one first, and the low one among
+    // the sample before it, which is at most the high one.
+    let high_index = high_need.map(|need| last - sample_index(need));
+    let high_key = high_index.map_or(i64::MAX, |index| *sample.select_nth_unstable(index).1);
+    let low_key = match low_need.map(sample_index) {
+        Some(index) if index >= high_index.unwrap_or(len) => return None,
+        Some(index) => {
+            *sample[..high_index.unwrap_or(len)]
+                .select_nth_unstable(index)
+                .1
+        }
+        None => i64::MIN,
+    };
     if low_key >= high_key {
         return None;
     }
-    // Most values are between the bounds. Each side has room for a whole chunk past what it
-    // holds, checked before each chunk (a side that keeps more than expected, with ties at its
-    // bound, grows).
-    const CHUNK: usize = 1024;
-    let mut tails = Tails {
-        low: vec![0; 3 * low_need.unwrap_or(0) + n / 64 + CHUNK],
-        high: vec![0; 3 * high_need.unwrap_or(0) + n / 64 + CHUNK],
-        low_len: 0,
-        high_len: 0,
-        low_key,
-        high_key,
-    };
-    for chunk in values.chunks(CHUNK) {
-        for (side, len) in [
-            (&mut tails.low, tails.low_len),
-            (&mut tails.high, tails.high_len),
-        ] {
-            if side.len() < len + chunk.len() {
-                side.resize(2 * (len + CHUNK), 0);
+    // Most values are between the bounds. The sides are the thread's, reused from call to call
+    // (an area's search for its limits runs twice, 27,000 areas a national run): each can hold
+    // every value and a chunk of eight more, so no store needs a check and no call zeroes or
+    // grows them (sparse areas keep many NaNs, and a side grown chunk by chunk was copied).
+    TAIL_SIDES.with_borrow_mut(|(low_side, high_side)| {
+        for side in [&mut *low_side, &mut *high_side] {
+            if side.len() < n + 8 {
+                side.resize(n + 8, 0);
             }
         }
-        tails.keep(chunk);
-    }
-    let (mut low, mut high) = (tails.low, tails.high);
-    low.truncate(tails.low_len);
-    high.truncate(tails.high_len);
-    if low.len() < low_need.unwrap_or(0) || high.len() < high_need.unwrap_or(0) {
-        return None;
-    }
-    // Positions among the kept values: as they are at the bottom, shifted at the top.
-    let skipped = n - high.len();
-    let low_positions: Vec<usize> = positions
-        .iter()
-        .map(|&p| if p <= n / 2 { p } else { 0 })
-        .collect();
-    let high_positions: Vec<usize> = positions
-        .iter()
-        .map(|&p| if p > n / 2 { p - skipped } else { 0 })
-        .collect();
-    // Selected among the keys: comparing integers is several times cheaper than `total_cmp`
-    // on the values (the selections and the sample's sort were half as long as the rest of
-    // the search for the limits).
-    let from_low = selected_order_statistics(&mut low, &low_positions, i64::cmp);
-    let from_high = selected_order_statistics(&mut high, &high_positions, i64::cmp);
-    Some(
-        positions
+        let mut tails = Tails {
+            low: low_side,
+            high: high_side,
+            low_len: 0,
+            high_len: 0,
+            low_key,
+            high_key,
+        };
+        tails.keep(values);
+        let (low_len, high_len) = (tails.low_len, tails.high_len);
+        if low_len < low_need.unwrap_or(0) || high_len < high_need.unwrap_or(0) {
+            return None;
+        }
+        let (low, high) = (&mut low_side[..low_len], &mut high_side[..high_len]);
+        // Positions among the kept values: as they are at the bottom, shifted at the top.
+        let skipped = n - high.len();
+        let low_positions: Vec<usize> = positions
             .iter()
-            .zip(from_low.into_iter().zip(from_high))
-            .map(|(&p, (low, high))| {
-                let key = if p <= n / 2 { low } else { high };
-                key.map_or(f64::NAN, value_of_order_key)
-            })
-            .collect(),
-    )
+            .map(|&p| if p <= n / 2 { p } else { 0 })
+            .collect();
+        let high_positions: Vec<usize> = positions
+            .iter()
+            .map(|&p| if p > n / 2 { p - skipped } else { 0 })
+            .collect();
+        // Selected among the keys, in their integer order (`total_cmp`'s on the values).
+        let from_low = selected_order_statistics(low, &low_positions, i64::cmp);
+        let from_high = selected_order_statistics(high, &high_positions, i64::cmp);
+        Some(
+            positions
+                .iter()
+                .zip(from_low.into_iter().zip(from_high))
+                .map(|(&p, (low, high))| {
+                    let key = if p <= n / 2 { low } else { high };
+                    key.map_or(f64::NAN, value_of_order_key)
+                })
+                .collect(),
+        )
+    })
+}
+
+thread_local! {
+    /// The two sides [`tail_order_statistics`] keeps a slice's tails in, reused.
+    static TAIL_SIDES: std::cell::RefCell<(Vec<i64>, Vec<i64>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// The keys ([`total_order_key`]) of a slice's values at or below a low key and at or above a
 /// high key, kept in slice order: the first `low_len` of `low` and `high_len` of `high`.
-struct Tails {
-    low: Vec<i64>,
-    high: Vec<i64>,
+struct Tails<'a> {
+    low: &'a mut [i64],
+    high: &'a mut [i64],
     low_len: usize,
     high_len: usize,
     low_key: i64,
     high_key: i64,
 }
 
-impl Tails {
+impl Tails<'_> {
     /// Keep the values of `chunk` that belong to either side. Each side must have room for
     /// the whole chunk past its length (else the portable loop panics on the index).
     fn keep(&mut self, chunk: &[f64]) {
         #[cfg(target_arch = "x86_64")]
         {
-            let room = |side: &Vec<i64>, len: usize| side.len() >= len + chunk.len();
-            if room(&self.low, self.low_len) && room(&self.high, self.high_len) {
+            let room = |side: &[i64], len: usize| side.len() >= len + chunk.len();
+            if room(self.low, self.low_len) && room(self.high, self.high_len) {
                 if std::arch::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU supports AVX-512F (checked just above), and both sides
                     // have room for the whole chunk past their lengths (also checked), which
@@ -842,25 +852,33 @@ mod tests {
                 }
             })
             .collect();
-        let tails = |low_key, high_key| Tails {
-            low: vec![0; values.len() + 8],
-            high: vec![0; values.len() + 8],
-            low_len: 0,
-            high_len: 0,
-            low_key,
-            high_key,
+        // The keys each side keeps when `values` go through `keep` in chunks of lengths that
+        // are and are not multiples of eight.
+        let kept = |low_key, high_key, keep: &dyn Fn(&mut Tails<'_>, &[f64])| {
+            let (mut low, mut high) = (vec![0; values.len() + 8], vec![0; values.len() + 8]);
+            let mut tails = Tails {
+                low: &mut low,
+                high: &mut high,
+                low_len: 0,
+                high_len: 0,
+                low_key,
+                high_key,
+            };
+            for chunk in values.chunks(1_000) {
+                keep(&mut tails, chunk);
+            }
+            let (low_len, high_len) = (tails.low_len, tails.high_len);
+            low.truncate(low_len);
+            high.truncate(high_len);
+            (low, high)
         };
         for (low, high) in [(-1.5, 1.5), (-0.0, 0.0), (f64::NEG_INFINITY, f64::NAN)] {
             let (low_key, high_key) = (total_order_key(low), total_order_key(high));
-            let (mut dispatched, mut portable) =
-                (tails(low_key, high_key), tails(low_key, high_key));
-            // Chunks of lengths that are and are not multiples of eight.
-            for chunk in values.chunks(1_000) {
-                dispatched.keep(chunk);
-                portable.keep_portable(chunk);
-            }
-            let kept = |t: &Tails| (t.low[..t.low_len].to_vec(), t.high[..t.high_len].to_vec());
-            assert_eq!(kept(&dispatched), kept(&portable), "{low} {high}");
+            let dispatched = kept(low_key, high_key, &|tails, chunk| tails.keep(chunk));
+            let portable = kept(low_key, high_key, &|tails, chunk| {
+                tails.keep_portable(chunk)
+            });
+            assert_eq!(dispatched, portable, "{low} {high}");
             // Each side holds the keys of its values, in slice order.
             let side = |keep: &dyn Fn(i64) -> bool| -> Vec<i64> {
                 values
@@ -870,17 +888,16 @@ mod tests {
                     .collect()
             };
             let expected = (side(&|key| key <= low_key), side(&|key| key >= high_key));
-            assert_eq!(kept(&portable), expected, "{low} {high}");
-            assert!(dispatched.low_len > 0 && dispatched.high_len > 0);
+            assert_eq!(portable, expected, "{low} {high}");
+            assert!(!portable.0.is_empty() && !portable.1.is_empty());
             // The AVX2 loop too, where the CPU has it (the dispatch above prefers AVX-512).
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
-                let mut avx2 = tails(low_key, high_key);
-                for chunk in values.chunks(1_000) {
-                    // SAFETY: the CPU has AVX2, and each side holds every value plus eight.
-                    unsafe { avx2.keep_avx2(chunk) };
-                }
-                assert_eq!(kept(&avx2), kept(&portable), "AVX2 {low} {high}");
+                // SAFETY: the CPU has AVX2, and each side holds every value plus eight.
+                let avx2 = kept(low_key, high_key, &|tails, chunk| unsafe {
+                    tails.keep_avx2(chunk)
+                });
+                assert_eq!(avx2, portable, "AVX2 {low} {high}");
             }
         }
     }
