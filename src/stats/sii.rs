@@ -639,8 +639,10 @@ pub fn sii(
         1
     };
     let total = repetitions * blocks;
-    let mut intercepts = vec![0.0; total];
-    let mut slopes = vec![0.0; total];
+    let (mut intercepts, mut slopes) = SIMULATED.take();
+    for simulated in [&mut intercepts, &mut slopes] {
+        simulated.resize(total, 0.0);
+    }
     let back = if options.transform {
         BackTransform::Identity
     } else {
@@ -729,6 +731,8 @@ pub fn sii(
         }
     }
 
+    SIMULATED.set((intercepts, slopes));
+
     let (sii_mad, rii_mad) = if options.reliability {
         (
             mean_absolute_differences(&block_sii),
@@ -746,6 +750,14 @@ pub fn sii(
         sii_mad,
         rii_mad,
     })
+}
+
+thread_local! {
+    /// The thread's simulated intercepts and slopes, reused from area to area. The simulation
+    /// writes every repetition's, so fresh ones zeroed for each area (1.6 MB for 100,000
+    /// repetitions, 27,000 areas in a national run) were wasted work.
+    static SIMULATED: std::cell::RefCell<(Vec<f64>, Vec<f64>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 fn pairs_to_limits(stats: &[f64]) -> Vec<Limits> {

@@ -491,6 +491,50 @@ fn sii_reliability_columns_and_dimensions() -> Result<(), StatsError> {
     Ok(())
 }
 
+#[test]
+fn an_area_s_limits_do_not_depend_on_the_areas_simulated_before_on_its_thread()
+-> Result<(), Box<dyn std::error::Error>> {
+    let quantile: Vec<f64> = (1..=10).map(f64::from).collect();
+    let pop = [1000.0; 10];
+    let rates: Vec<f64> = (1..=10).map(|q| f64::from(q * 3)).collect();
+    let se = [0.5; 10];
+    let area = SiiArea {
+        quantile: &quantile,
+        population: &pop,
+        values: SiiValues::Value(&rates),
+        spread: SiiSpread::StandardError(&se),
+    };
+    let mut options = SiiOptions::new(ValueType::Rate);
+    options.repetitions = 5000;
+    options.rii = true;
+    // Before it on the same thread: more repetitions, reliability blocks (ten times as many
+    // simulations) and the linear kernel, each leaving larger or other simulations behind.
+    let mut longer = options.clone();
+    longer.repetitions = 20_000;
+    longer.reliability = true;
+    let mut linear = SiiOptions::new(ValueType::Other);
+    linear.repetitions = 7000;
+    let on_a_fresh_thread = |before: Vec<SiiOptions>| {
+        let (area, options) = (&area, &options);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    for other in &before {
+                        sii(area, other, 7, 3)?;
+                    }
+                    sii(area, options, 42, 1)
+                })
+                .join()
+                .expect("the thread ran")
+        })
+    };
+    let alone = on_a_fresh_thread(Vec::new())?;
+    assert_eq!(on_a_fresh_thread(vec![longer.clone()])?, alone);
+    assert_eq!(on_a_fresh_thread(vec![linear.clone(), longer])?, alone);
+    assert_eq!(on_a_fresh_thread(vec![linear])?, alone);
+    Ok(())
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
