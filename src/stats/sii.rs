@@ -714,19 +714,12 @@ pub fn sii(
             block_sii.push(sii_limits);
             block_rii.push(if options.rii { rii_limits } else { Vec::new() });
         } else {
-            if options.rii {
-                // RII* from the untouched slopes before they are scaled and permuted.
-                for (i, s) in icpt.iter_mut().zip(slope.iter()) {
-                    let rii = (*i + s) / *i;
-                    *i = if multiplier < 0.0 { 1.0 / rii } else { rii };
-                }
-                block_rii.push(pairs_to_limits(&order_statistics(icpt, &positions)));
+            simulation::indices_of_draws(icpt, slope, multiplier, options.rii);
+            block_rii.push(if options.rii {
+                pairs_to_limits(&order_statistics(icpt, &positions))
             } else {
-                block_rii.push(Vec::new());
-            }
-            for s in slope.iter_mut() {
-                *s *= multiplier;
-            }
+                Vec::new()
+            });
             block_sii.push(pairs_to_limits(&order_statistics(slope, &positions)));
         }
     }
