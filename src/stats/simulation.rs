@@ -503,7 +503,7 @@ fn tail_order_statistics(values: &[f64], positions: &[usize]) -> Option<Vec<f64>
         return None;
     }
     // Most values are between the bounds. The sides are the thread's, reused from call to call
-    // (an area's search for its limits runs twice, 27,000 areas a national run): each can hold
+    // (an area searches for its limits once or twice, 27,000 areas a national run): each can hold
     // every value and a chunk of eight more, so no store needs a check and no call zeroes or
     // grows them (sparse areas keep many NaNs, and a side grown chunk by chunk was copied).
     TAIL_SIDES.with_borrow_mut(|(low_side, high_side)| {
@@ -734,14 +734,18 @@ const COMPRESS_FOUR: [[i32; 8]; 16] = {
 
 /// `x` as an integer that orders like `f64::total_cmp` (the same mapping it uses).
 fn total_order_key(x: f64) -> i64 {
-    let bits = x.to_bits() as i64;
-    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+    flip_negatives(x.to_bits() as i64)
 }
 
-/// The value whose [`total_order_key`] is `key`: the mapping keeps the sign bit and flips the
-/// others of negatives, so it is its own inverse.
+/// The value whose [`total_order_key`] is `key`.
 fn value_of_order_key(key: i64) -> f64 {
-    f64::from_bits((key ^ ((((key >> 63) as u64) >> 1) as i64)) as u64)
+    f64::from_bits(flip_negatives(key) as u64)
+}
+
+/// The bits of a negative flipped but its sign: `total_cmp`'s mapping, its own inverse (the
+/// sign bit it reads is kept).
+fn flip_negatives(bits: i64) -> i64 {
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
 /// The values at the given 1-based order positions of `values` in the order `compare`, in the
