@@ -570,9 +570,16 @@ struct Keys {
     first_rows: Vec<u32>,
 }
 
-/// Values remembered by their hash's top bits: a column of a few values (sex, a label) finds
-/// each there without probing the table.
-const RECENT_BITS: u32 = 6;
+/// Values remembered by a cheap summary of their bits ([`KeyFinder::recent`]): a column of a
+/// few values (sex, a label) finds each there without hashing it or probing the table, and so
+/// does a column of a few thousand that come in clusters (a practice's patients' areas and
+/// their scores: 4,800 LSOAs in a row group of the patient-level table, 15 → 9.6 ns a row).
+/// 1,024 entries of at most 32 bytes stay in the first-level cache.
+const RECENT_BITS: u32 = 10;
+
+/// Spreads a value's summary over the bits that pick its place among the recent values
+/// (Fibonacci hashing: the top bits of the product).
+const SPOT_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Finds the dictionary keys of a column's rows, chunk after chunk.
 struct KeyFinder<Id> {
@@ -581,7 +588,11 @@ struct KeyFinder<Id> {
     keys: Vec<u32>,
     first_rows: Vec<u32>,
     table: HashTable<(Id, u32)>,
-    recent: [Option<(Id, u32)>; 1 << RECENT_BITS],
+    /// The last value found at each place its summary picks ([`RECENT_BITS`]), with its key.
+    /// Compared by value, not bits: a long text is its place in the buffers, and equal texts
+    /// stored apart (each row's copy, as a Parquet file is read) share a summary, their
+    /// length and first bytes.
+    recent: Box<[Option<(Id, u32)>; 1 << RECENT_BITS]>,
     /// The last value and its key: tables are often sorted or grouped (a practice's
     /// patients), and a run of one value is looked up once.
     last: Option<(Id, u32)>,
@@ -596,85 +607,125 @@ impl<Id: Copy + Eq> KeyFinder<Id> {
             keys: Vec::with_capacity(rows),
             first_rows: Vec::new(),
             table: HashTable::new(),
-            recent: [None; 1 << RECENT_BITS],
+            recent: Box::new([None; 1 << RECENT_BITS]),
             last: None,
             returned: 0,
         }
     }
 
     /// Adds the keys of the next chunk, of `len` rows: `id(row)` is what identifies a row's
-    /// value (its bits), `hash` hashes an id and `same` says whether two ids are the same
-    /// value; missing rows (`validity`) get key 0. `false` when too many values are distinct
-    /// for a dictionary.
+    /// value (its bits), `spot` is a cheap summary of an id that equal values share (where
+    /// [`KeyFinder::recent`] looks), `hash` hashes an id and `same` says whether two ids are
+    /// the same value; missing rows (`validity`) get key 0. `false` when too many values are
+    /// distinct for a dictionary.
     fn add(
         &mut self,
         len: usize,
         validity: Option<&Bitmap>,
         id: impl Fn(usize) -> Id,
+        spot: impl Fn(Id) -> u64,
         hash: impl Fn(Id) -> u64,
         same: impl Fn(Id, Id) -> bool,
     ) -> bool {
-        let mut last = self.last;
-        let mut returned = self.returned;
-        for row in 0..len {
-            let at = self.keys.len();
-            if at == SAMPLE_ROWS {
-                let distinct = self.first_rows.len();
-                if distinct > SAMPLE_DISTINCT || (returned == 0 && distinct > SAMPLE_IN_RUNS) {
-                    return false;
-                }
-                // Room for as many values as the sample suggests: growing the table rehashes
-                // it.
-                let expected = self.rows / SAMPLE_ROWS * distinct;
-                self.table
-                    .reserve(expected.saturating_sub(self.table.len()), |&(known, _)| {
-                        hash(known)
-                    });
+        let first = self.keys.len();
+        let mut keys = std::mem::take(&mut self.keys);
+        // Missing rows keep key 0.
+        keys.resize(first + len, 0);
+        let validity = validity.filter(|valid| valid.unset_bits() > 0);
+        let mut from = 0;
+        while from < len {
+            let at = first + from;
+            if at == SAMPLE_ROWS && !self.sample_allows_dictionary(&hash) {
+                self.keys = keys;
+                return false;
             }
-            if validity.is_some_and(|valid| !valid.get_bit(row)) {
-                self.keys.push(0);
-                continue;
-            }
-            let value = id(row);
-            if let Some((last_value, key)) = last
-                && last_value == value
-            {
-                self.keys.push(key);
-                continue;
-            }
-            let hashed = hash(value);
-            let slot = (hashed >> (64 - RECENT_BITS)) as usize;
-            let key = match self.recent[slot] {
-                Some((known, key)) if known == value => {
-                    returned += 1;
-                    key
-                }
-                _ => {
-                    let next = self.first_rows.len() as u32;
-                    let (_, key) = *self
-                        .table
-                        .entry(
-                            hashed,
-                            |&(known, _)| same(known, value),
-                            |&(known, _)| hash(known),
-                        )
-                        .or_insert((value, next))
-                        .get();
-                    if key == next {
-                        self.first_rows.push(at as u32);
-                    } else {
-                        returned += 1;
-                    }
-                    self.recent[slot] = Some((value, key));
-                    key
-                }
+            // The rows up to the end of the sample, then the rest.
+            let to = if at < SAMPLE_ROWS {
+                len.min(SAMPLE_ROWS - first)
+            } else {
+                len
             };
-            self.keys.push(key);
-            last = Some((value, key));
+            let rows = &mut keys[first + from..first + to];
+            match validity {
+                None => {
+                    for (key, row) in rows.iter_mut().zip(from..to) {
+                        *key = self.key_of(id(row), first + row, &spot, &hash, &same);
+                    }
+                }
+                Some(valid) => {
+                    for (key, row) in rows.iter_mut().zip(from..to) {
+                        if valid.get_bit(row) {
+                            *key = self.key_of(id(row), first + row, &spot, &hash, &same);
+                        }
+                    }
+                }
+            }
+            from = to;
         }
-        self.last = last;
-        self.returned = returned;
+        self.keys = keys;
         true
+    }
+
+    /// Whether the values of the first [`SAMPLE_ROWS`] rows leave a dictionary worth
+    /// finding; if so, the table is given room for as many values as they suggest (growing
+    /// it rehashes it).
+    fn sample_allows_dictionary(&mut self, hash: impl Fn(Id) -> u64) -> bool {
+        let distinct = self.first_rows.len();
+        if distinct > SAMPLE_DISTINCT || (self.returned == 0 && distinct > SAMPLE_IN_RUNS) {
+            return false;
+        }
+        let expected = self.rows / SAMPLE_ROWS * distinct;
+        self.table
+            .reserve(expected.saturating_sub(self.table.len()), |&(known, _)| {
+                hash(known)
+            });
+        true
+    }
+
+    /// The key of `value`, on row `at` (counted across the chunks): the last row's, one
+    /// remembered in [`KeyFinder::recent`], one found in the table, or a new one.
+    #[inline(always)]
+    fn key_of(
+        &mut self,
+        value: Id,
+        at: usize,
+        spot: impl Fn(Id) -> u64,
+        hash: impl Fn(Id) -> u64,
+        same: impl Fn(Id, Id) -> bool,
+    ) -> u32 {
+        if let Some((last, key)) = self.last
+            && last == value
+        {
+            return key;
+        }
+        let slot = (spot(value).wrapping_mul(SPOT_MULTIPLIER) >> (64 - RECENT_BITS)) as usize;
+        let key = match self.recent[slot] {
+            Some((known, key)) if same(known, value) => {
+                self.returned += 1;
+                key
+            }
+            _ => {
+                let next = self.first_rows.len() as u32;
+                let (_, key) = *self
+                    .table
+                    .entry(
+                        hash(value),
+                        |&(known, _)| same(known, value),
+                        |&(known, _)| hash(known),
+                    )
+                    .or_insert((value, next))
+                    .get();
+                if key == next {
+                    self.first_rows.push(at as u32);
+                } else {
+                    self.returned += 1;
+                }
+                self.recent[slot] = Some((value, key));
+                key
+            }
+        };
+        self.last = Some((value, key));
+        key
     }
 
     /// The keys, or `None` when too many values are distinct for a dictionary.
@@ -773,6 +824,16 @@ fn text_pages(chunks: &[&Utf8ViewArray]) -> ColumnPages {
         let (x, y) = (as_view(a), as_view(b));
         !x.is_inline() && x.length == y.length && x.prefix == y.prefix && bytes(x) == bytes(y)
     };
+    // An inline value's summary is its bits folded; a long one's, its length and first four
+    // bytes (the view's low half), which its copies share wherever they are stored.
+    let spot = |id: u128| {
+        let (low, high) = (id as u64, (id >> 64) as u64);
+        if as_view(id).is_inline() {
+            low ^ high.rotate_left(29)
+        } else {
+            low
+        }
+    };
     let mut finder = KeyFinder::new(chunks.iter().map(|chunk| chunk.len()).sum());
     for (chunk, &first_buffer) in chunks.iter().zip(&first_buffers) {
         let views = chunk.views();
@@ -788,7 +849,7 @@ fn text_pages(chunks: &[&Utf8ViewArray]) -> ColumnPages {
                 .as_u128()
             }
         };
-        if !finder.add(chunk.len(), chunk.validity(), id, hash, same) {
+        if !finder.add(chunk.len(), chunk.validity(), id, spot, hash, same) {
             return ColumnPages::Plain;
         }
     }
@@ -812,7 +873,7 @@ fn text_pages(chunks: &[&Utf8ViewArray]) -> ColumnPages {
 
 /// A float column's pages: values are the same when their bits are (so `-0.0` and `0.0`, and
 /// distinct NaNs, keep their own entries, as written).
-fn number_pages<T: NativeType, B: Copy + Eq + std::hash::Hash>(
+fn number_pages<T: NativeType, B: Copy + Eq + std::hash::Hash + Into<u64>>(
     chunks: &[Box<dyn Array>],
     bits: impl Fn(T) -> B,
 ) -> ColumnPages {
@@ -821,12 +882,13 @@ fn number_pages<T: NativeType, B: Copy + Eq + std::hash::Hash>(
     };
     let hasher = crate::lazy::key_hasher();
     let hash = |id: B| hasher.hash_one(id);
+    let spot = |id: B| -> u64 { id.into() };
     let same = |a: B, b: B| a == b;
     let mut finder = KeyFinder::new(chunks.iter().map(|chunk| chunk.len()).sum());
     for chunk in &chunks {
         let values = chunk.values();
         let id = |row: usize| bits(values[row]);
-        if !finder.add(chunk.len(), chunk.validity(), id, hash, same) {
+        if !finder.add(chunk.len(), chunk.validity(), id, &spot, hash, same) {
             return ColumnPages::Plain;
         }
     }
@@ -938,6 +1000,28 @@ mod tests {
             };
             assert_eq!(dictionary.values().len(), 3, "{:?}", decoded(&dictionary));
         }
+    }
+
+    #[test]
+    fn long_texts_of_one_length_and_first_bytes_stay_apart() {
+        // Each row's copy stored apart, as a Parquet file is read: equal values are found
+        // again by their bytes, and values whose length and first four bytes agree (the
+        // summary that picks their place among the recent values) are not mistaken for each
+        // other however they alternate.
+        let names = [
+            "Other White background",
+            "Other Black background",
+            "Other Asian background",
+        ];
+        let rows: Vec<Option<&str>> = (0..3000)
+            .map(|i| Some(names[(i * 7 + i / 5) % 3]))
+            .collect();
+        let ColumnPages::Dictionary(dictionary) = pages_of(&text(&rows)) else {
+            panic!("a dictionary");
+        };
+        assert_eq!(dictionary.values().len(), 3);
+        let expected: Vec<Option<String>> = rows.iter().map(|r| r.map(str::to_string)).collect();
+        assert_eq!(decoded(&dictionary), expected);
     }
 
     #[test]
