@@ -49,36 +49,43 @@ impl KeyIndex {
         let hasher = crate::lazy::key_hasher();
         let (rows, repeated) = {
             let array = keys.downcast_as_array();
-            // Hashing is most of the work: in parallel. Then each partition's table is built
-            // in parallel too, its rows inserted in row order (so a repeated key is found at
-            // its first row): one table's inserts took a core alone while the other was idle
-            // (3.8% of the patient stages' CPU at England scale; a 10M run's six index builds
-            // 1.44 and 1.38 s → 1.14 and 1.33 s).
-            let values: Vec<Option<&str>> = array.iter().collect();
-            let hashes: Vec<Option<u64>> = values
-                .par_iter()
-                .with_min_len(4096)
-                .map(|key| key.map(|key| hasher.hash_one(key)))
-                .collect();
-            let mut by_partition: Vec<Vec<u32>> = vec![Vec::new(); PARTITIONS];
-            for (row, hash) in hashes.iter().enumerate() {
-                if let Some(hash) = hash {
-                    by_partition[partition(*hash)].push(row as u32);
-                }
-            }
-            let tables: Vec<(HashTable<u32>, bool)> = by_partition
+            // Blocks of rows are hashed and split by partition in parallel. Then each
+            // partition's table is built in parallel too, its rows inserted in row order (so a
+            // repeated key is found at its first row): one table's inserts took a core alone
+            // while the other was idle (3.8% of the patient stages' CPU at England scale).
+            // Each row is split with its hash, so a partition's table reads only its own rows:
+            // reading every row's hash at a stride of the partitions took most of the build
+            // (4M ids, 0.26 → 0.09 s; benches/RESULTS.md, twenty-sixth round).
+            const BLOCK: usize = 1 << 16;
+            let blocks: Vec<Vec<Vec<(u32, u64)>>> = (0..array.len().div_ceil(BLOCK))
                 .into_par_iter()
-                .map(|rows_of| {
-                    let mut table = HashTable::with_capacity(rows_of.len());
+                .map(|block| {
+                    let rows = block * BLOCK..array.len().min((block + 1) * BLOCK);
+                    // Room for a few more than an even share: the hashes spread rows evenly.
+                    let share = rows.len() / PARTITIONS + rows.len() / (4 * PARTITIONS) + 16;
+                    let mut by_partition: Vec<Vec<(u32, u64)>> =
+                        (0..PARTITIONS).map(|_| Vec::with_capacity(share)).collect();
+                    for row in rows {
+                        if let Some(key) = array.get(row) {
+                            let hash = hasher.hash_one(key);
+                            by_partition[partition(hash)].push((row as u32, hash));
+                        }
+                    }
+                    by_partition
+                })
+                .collect();
+            let tables: Vec<(HashTable<u32>, bool)> = (0..PARTITIONS)
+                .into_par_iter()
+                .map(|partition| {
+                    let rows = blocks.iter().map(|block| block[partition].len()).sum();
+                    let mut table = HashTable::with_capacity(rows);
                     let mut repeated = false;
-                    for row in rows_of {
-                        let (Some(key), Some(hash)) = (values[row as usize], hashes[row as usize])
-                        else {
-                            continue;
-                        };
+                    // In row order: the blocks in order, each block's rows in order.
+                    for &(row, hash) in blocks.iter().flat_map(|block| &block[partition]) {
+                        let key = || array.value(row as usize);
                         let entry = table.entry(
                             hash,
-                            |&r: &u32| array.value(r as usize) == key,
+                            |&r: &u32| array.value(r as usize) == key(),
                             |&r: &u32| hasher.hash_one(array.value(r as usize)),
                         );
                         match entry {
@@ -259,18 +266,19 @@ mod tests {
 
     #[test]
     fn every_partition_finds_each_key_at_its_first_row() {
-        // Enough keys for every partition's table, each of the first 30,000 on a later row too.
-        let keys: StringChunked = (0..50_000).map(|i| format!("k{}", i % 30_000)).collect();
+        // Enough keys for every partition's table and for three blocks of rows hashed apart,
+        // each of the first 60,000 on one or two later rows too, in the same block or later.
+        let keys: StringChunked = (0..150_000).map(|i| format!("k{}", i % 60_000)).collect();
         let index = KeyIndex::new(&keys).expect("index");
         assert!(index.repeated);
         assert!(index.rows.iter().all(|table| !table.is_empty()));
         // Looked up in no order (no runs, nothing found by looking ahead), and one unknown.
-        let wanted: Vec<String> = (0..30_000)
-            .map(|i| format!("k{}", (i * 7_919) % 30_000))
-            .chain(["k30000".to_string()])
+        let wanted: Vec<String> = (0..60_000)
+            .map(|i| format!("k{}", (i * 7_919) % 60_000))
+            .chain(["k60000".to_string()])
             .collect();
-        let expected: Vec<Option<u32>> = (0..30_000)
-            .map(|i| Some((i * 7_919) % 30_000))
+        let expected: Vec<Option<u32>> = (0..60_000)
+            .map(|i| Some((i * 7_919) % 60_000))
             .chain([None])
             .collect();
         let wanted: StringChunked = wanted.iter().map(|k| Some(k.as_str())).collect();
