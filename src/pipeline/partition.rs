@@ -16,7 +16,9 @@ use std::fs::{self, File};
 use std::hash::BuildHasher;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use anyhow::Context;
 use polars::prelude::{
@@ -177,10 +179,11 @@ impl Drop for WorkingFolder {
 /// Where ingest writes the patient-keyed inputs' accepted rows, part by part, when the
 /// registered list is longer than a part. Become [`PatientInputs`] once ingest is done.
 pub struct PartSplit {
+    /// One writer per file ingest has read, in order. Before the folder: fields are dropped
+    /// in order, and a writer dropped waits for its thread to stop writing into the folder.
+    files: Vec<(InputKind, Arc<Mutex<PartWriter>>)>,
     folder: WorkingFolder,
     parts: u32,
-    /// One writer per file ingest has read, in order.
-    files: Vec<(InputKind, Arc<Mutex<PartWriter>>)>,
 }
 
 impl PartSplit {
@@ -216,10 +219,8 @@ impl PartSplit {
             kind,
             file,
             parts: self.parts,
-            columns: Vec::new(),
-            writers: Vec::new(),
+            writing: None,
             outcome_codes: Vec::new(),
-            outcome_slots: HashMap::default(),
         }));
         self.files.push((kind, Arc::clone(&writer) as _));
         writer
@@ -272,11 +273,32 @@ impl PartSplit {
 /// patient's part.
 ///
 /// The working files are Parquet with LZ4 and no statistics: written once and read once,
-/// speed matters more than size.
+/// speed matters more than size. They are written on a thread of their own ([`Writing`]):
+/// ingest hands over the batches one at a time, and splitting a batch by part and writing it
+/// was most of that hand-over (35 of ingest's 43 s at England; benches/RESULTS.md,
+/// twenty-sixth round), while the streaming engine waited to check the next batches.
 struct PartWriter {
     dir: PathBuf,
     kind: InputKind,
     file: usize,
+    parts: u32,
+    /// The thread writing the files, from `begin` to `finish`.
+    writing: Option<Writing>,
+    /// The outcome codes seen (outcomes only), once the file is finished: see
+    /// [`PartFiles::outcome_codes`].
+    outcome_codes: Vec<String>,
+}
+
+/// The thread writing an input file's parts: the batches it has still to write, and what it
+/// gives back when they are written.
+struct Writing {
+    batches: SyncSender<DataFrame>,
+    thread: JoinHandle<PolarsResult<PartFiles>>,
+}
+
+/// The open working files of one input file, and what coding its rows has found.
+struct PartFiles {
+    kind: InputKind,
     parts: u32,
     columns: Vec<PlSmallStr>,
     writers: Vec<TableWriter>,
@@ -288,7 +310,7 @@ struct PartWriter {
     outcome_slots: HashMap<String, u32, foldhash::fast::FixedState>,
 }
 
-impl PartWriter {
+impl PartFiles {
     /// A batch of accepted rows as the parts hold them: [`part_columns`], with the long
     /// inputs' codes coded (conditions by their bit, outcomes by their slot in
     /// `outcome_codes`). Coded here, each distinct code of a batch is looked up once, and the
@@ -310,40 +332,10 @@ impl PartWriter {
             _ => Ok(rows),
         }
     }
-}
 
-impl AcceptedRows for PartWriter {
-    fn begin(&mut self, columns: &Schema) -> PolarsResult<()> {
-        self.columns = part_columns(self.kind, columns);
-        self.outcome_codes.clear();
-        self.outcome_slots.clear();
-        let kept = self
-            .coded(&DataFrame::empty_with_schema(columns))?
-            .schema()
-            .clone();
-        let options = ParquetWriteOptions {
-            compression: ParquetCompression::Lz4Raw,
-            statistics: StatisticsOptions::empty(),
-            ..Default::default()
-        };
-        self.writers.clear();
-        for part in 0..self.parts {
-            // Created again when ingest starts over: what was written is discarded.
-            let path = part_file(&self.dir, self.kind, self.file, part);
-            let file = File::create(&path).map_err(|e| {
-                polars::prelude::polars_err!(ComputeError: "{}: cannot create a working file: {e}", path.display())
-            })?;
-            self.writers.push(TableWriter::parquet(
-                Box::new(BufWriter::new(file)),
-                &kept,
-                &options,
-            )?);
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, rows: DataFrame) -> PolarsResult<()> {
-        let mut rows = self.coded(&rows)?;
+    /// Each row of a batch written to its patient's part.
+    fn write(&mut self, rows: &DataFrame) -> PolarsResult<()> {
+        let mut rows = self.coded(rows)?;
         let ids = part_ids(rows.column(schema::PATIENT_ID)?, self.parts)?;
         rows.with_column(ids)?;
         for piece in rows.partition_by_stable([PART], true)? {
@@ -356,10 +348,115 @@ impl AcceptedRows for PartWriter {
         Ok(())
     }
 
+    /// Every batch has come: the files' last row groups and footers.
     fn finish(&mut self) -> PolarsResult<()> {
         for writer in &mut self.writers {
             writer.finish()?;
         }
+        Ok(())
+    }
+}
+
+impl PartWriter {
+    /// Waits for the writing thread to write what it was given and stop: its files, or its
+    /// first error.
+    fn stop_writing(&mut self) -> PolarsResult<PartFiles> {
+        let Some(Writing { batches, thread }) = self.writing.take() else {
+            polars::prelude::polars_bail!(ComputeError: "internal: no working files are being written");
+        };
+        // No more batches: the thread finishes the files once it has written those it has.
+        drop(batches);
+        thread.join().unwrap_or_else(|_| {
+            polars::prelude::polars_bail!(ComputeError: "internal: the thread writing the working files panicked")
+        })
+    }
+}
+
+impl Drop for PartWriter {
+    /// A file dropped before `finish` (ingest failed) waits for its thread, so that nothing
+    /// writes into the working folder as it is removed.
+    fn drop(&mut self) {
+        if self.writing.is_some() {
+            let _ = self.stop_writing();
+        }
+    }
+}
+
+impl AcceptedRows for PartWriter {
+    fn begin(&mut self, columns: &Schema) -> PolarsResult<()> {
+        // Started again (a CSV file read again): what was written is discarded.
+        if self.writing.is_some() {
+            let _ = self.stop_writing();
+        }
+        self.outcome_codes.clear();
+        let mut files = PartFiles {
+            kind: self.kind,
+            parts: self.parts,
+            columns: part_columns(self.kind, columns),
+            writers: Vec::new(),
+            outcome_codes: Vec::new(),
+            outcome_slots: HashMap::default(),
+        };
+        let kept = files
+            .coded(&DataFrame::empty_with_schema(columns))?
+            .schema()
+            .clone();
+        let options = ParquetWriteOptions {
+            compression: ParquetCompression::Lz4Raw,
+            statistics: StatisticsOptions::empty(),
+            ..Default::default()
+        };
+        for part in 0..self.parts {
+            // Created again when ingest starts over: what was written is discarded.
+            let path = part_file(&self.dir, self.kind, self.file, part);
+            let file = File::create(&path).map_err(|e| {
+                polars::prelude::polars_err!(ComputeError: "{}: cannot create a working file: {e}", path.display())
+            })?;
+            files.writers.push(TableWriter::parquet(
+                Box::new(BufWriter::new(file)),
+                &kept,
+                &options,
+            )?);
+        }
+        // One batch waits while the thread writes another: the checks go on meanwhile, and
+        // at most two batches are held.
+        let (batches, to_write) = sync_channel::<DataFrame>(1);
+        let thread = std::thread::Builder::new()
+            .name("healthgap-working-files".into())
+            .spawn(move || {
+                for rows in to_write {
+                    // An error stops the thread: the next batch handed over finds it.
+                    files.write(&rows)?;
+                }
+                files.finish()?;
+                Ok(files)
+            })
+            .map_err(|e| {
+                polars::prelude::polars_err!(ComputeError: "cannot start writing the working files: {e}")
+            })?;
+        self.writing = Some(Writing { batches, thread });
+        Ok(())
+    }
+
+    fn write(&mut self, rows: DataFrame) -> PolarsResult<()> {
+        let Some(writing) = &self.writing else {
+            polars::prelude::polars_bail!(ComputeError: "internal: rows handed over before the working files were begun");
+        };
+        if writing.batches.send(rows).is_err() {
+            // The thread has stopped, on an error: that is this batch's.
+            return match self.stop_writing() {
+                Err(error) => Err(error),
+                Ok(_) => Err(polars::prelude::polars_err!(
+                    ComputeError: "internal: the working files' thread stopped early"
+                )),
+            };
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> PolarsResult<()> {
+        let files = self.stop_writing()?;
+        self.outcome_codes = files.outcome_codes;
         Ok(())
     }
 }
@@ -763,6 +860,39 @@ mod tests {
             .collect();
         read_back.sort();
         assert_eq!(read_back, ["A", "D"]);
+    }
+
+    #[test]
+    fn a_batch_the_writing_thread_cannot_write_fails_the_file() {
+        // The rows are written on a thread of their own: a batch it fails on (here one
+        // without the patient id) must fail the file, at a later batch or at the end, with
+        // the thread's error, and a split dropped then must still remove its parts.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (work, mut split) = split_in_two(&dir);
+        let good =
+            df![schema::PATIENT_ID => ["A", "B", "C"], schema::AGE => [1i64, 2, 3]].expect("frame");
+        let shared = split.accepted_rows(InputKind::Patients);
+        let mut accepted = shared.lock().expect("writer");
+        accepted.begin(good.schema()).expect("begin");
+        let without_ids = good.drop(schema::PATIENT_ID).expect("frame");
+        let mut outcome = accepted.write(without_ids);
+        for _ in 0..3 {
+            if outcome.is_err() {
+                break;
+            }
+            outcome = accepted.write(good.clone());
+        }
+        let error = outcome
+            .and_then(|()| accepted.finish())
+            .expect_err("the file fails");
+        assert!(
+            error.to_string().contains(schema::PATIENT_ID),
+            "the thread's own error: {error}"
+        );
+        drop(accepted);
+        drop(shared);
+        drop(split);
+        assert!(!work.exists(), "a failed ingest leaves no working files");
     }
 
     #[test]
