@@ -658,12 +658,13 @@ fn project(
 /// build, undefined behaviour in a release one) and sizes buffers from the row and value counts
 /// (a flipped byte in a count asks for exabytes and aborts). So every Parquet input is walked
 /// first with the `parquet` crate, which checks as it reads: every chunk inside the file, every
-/// page header readable, every page's sizes inside its chunk, the values the pages hold
-/// equal to the footer's counts, and the file's row count the sum of its row groups'. The walk reads the page headers only: the pages' contents
-/// are decoded once, by polars, whose errors on a damaged page (one that does not decompress
-/// or decode) name the file, and whose panics `read_table` catches. Decompressing every page
-/// here as well doubled the decompression of every Parquet input (7% of ingest's CPU at 10M
-/// patients), and the fuzz target of damaged files (`tests/cli/fuzz.rs`) finds no difference.
+/// page header readable, every page's sizes inside its chunk, the values the pages hold equal
+/// to the footer's counts, and the file's row count the sum of its row groups'. The walk reads
+/// the page headers only: the pages' contents are decoded once, by polars, whose errors on a
+/// damaged page (one that does not decompress or decode) name the file, and whose panics
+/// `read_table` catches. Decompressing every page here as well doubled the decompression of
+/// every Parquet input (7% of ingest's CPU at 10M patients), and the fuzz target of damaged
+/// files (`tests/cli/fuzz.rs`) finds no difference.
 fn check_parquet_structure(path: &Path) -> Result<(), InputError> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 

@@ -302,10 +302,6 @@ fn data_page(
     )))
 }
 
-/// The plain pages of a text column's chunk (one row group's batch of it), or `None` when the
-/// column is nested, the options ask for version 2 pages or for statistics, or the chunk is
-/// not text: polars' writer then writes it.
-///
 /// Rows ahead whose long value [`plain_text_pages`] asks the processor to load early.
 ///
 /// A working file's patient ids were gathered from many batches into each part (a view
@@ -358,6 +354,10 @@ fn copy_text(to: &mut [u8], from: &[u8]) {
     }
 }
 
+/// The plain pages of a text column's chunk (one row group's batch of it), or `None` when the
+/// column is nested, the options ask for version 2 pages or for statistics, or the chunk is
+/// not text: polars' writer then writes it.
+///
 /// A plain text value is its length (4 bytes, little-endian) and its bytes, which is how a
 /// short value's view begins: a value of up to 12 bytes is written as its whole 16-byte view,
 /// one store, and the next value written over the view's tail. polars' writer copies each value

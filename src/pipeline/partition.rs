@@ -115,7 +115,7 @@ fn part_file(dir: &Path, kind: InputKind, file: usize, part: u32) -> PathBuf {
 }
 
 /// The columns of input `kind` that the patient stages read ([`patient_input`]): a part keeps
-/// only these (the long inputs' codes coded: [`PartWriter::coded`]).
+/// only these (the long inputs' codes coded: [`PartFiles::coded`]).
 fn part_columns(kind: InputKind, columns: &Schema) -> Vec<PlSmallStr> {
     let needed: &[&str] = match kind {
         InputKind::Conditions => &[schema::PATIENT_ID, schema::CONDITION],
@@ -149,7 +149,7 @@ fn patient_input(
     }
 }
 
-/// `slots` (outcome slots in one file's codes, [`PartWriter::outcome_slots`]) as slots in the
+/// `slots` (outcome slots in one file's codes, [`PartFiles::outcome_slots`]) as slots in the
 /// run's codes: `run_slots[slot]` for each.
 fn run_outcome_slots(slots: Expr, run_slots: Arc<[u32]>) -> Expr {
     slots.map_with_fmt_str(
