@@ -121,6 +121,11 @@ pub struct RunConfig {
     /// memory stays bounded (docs/scaling.md).
     #[serde(default = "default_patients_per_part")]
     pub patients_per_part: u64,
+    /// The period of the patient outcomes a run measures (their `period` column, e.g.
+    /// `2025/26`); unset, the latest period in the outcomes. Rows of other periods are counted
+    /// and not used: one patient's values of two periods are never added together.
+    #[serde(default)]
+    pub outcome_period: Option<String>,
 }
 
 fn default_patients_per_part() -> u64 {

@@ -464,6 +464,8 @@ pub fn run(
         "rejects": {"rows": rejected_rows},
         "deprivation_match": population.as_ref().map(|p| &p.matched),
         "membership": population.as_ref().map(|p| &p.membership),
+        "unlisted_patient_rows": population.as_ref().and_then(|p| p.unlisted.as_ref()),
+        "outcome_periods": population.as_ref().and_then(|p| p.periods.as_ref()),
         "geometric": population.as_ref().map(|p| &p.geometric),
         "drift": drift,
         "warnings": warnings,
@@ -499,6 +501,10 @@ struct PopulationRun {
     geometric: Vec<attribute::GeometricReport>,
     /// Patients or weighted cells.
     shape: enrich::PopulationShape,
+    /// Long rows of patients not on the list (patient-level lists only).
+    unlisted: Option<segment::long::UnlistedRows>,
+    /// The patient outcomes' periods and the one used (patient-level outcomes only).
+    periods: Option<partition::OutcomePeriods>,
 }
 
 /// Enrich, attribute and segment the registered population; write `patients_enriched`,
@@ -518,26 +524,46 @@ fn population_stages(
     let index = config.run.deprivation;
     let (population, shape) = population;
     let deprivation = enrich::deprivation_lookup(ingested, index)?;
-    let (segmentations, prepared) = stages.run("enrich, attribute and segment", || {
-        if shape != enrich::PopulationShape::Patients {
-            let enriched = enrich::enrich(population, deprivation);
-            let attributed = attribute::attach_membership(enriched, practices.clone().lazy());
-            staging.sink(tables::PATIENTS_ENRICHED, attributed, true)?;
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let inputs = match split {
-            Some(split) => split.into_inputs(),
-            None => partition::PatientInputs::whole(
-                InputKind::ALL
-                    .into_iter()
-                    .filter(|kind| kind.is_patient_keyed())
-                    .filter_map(|kind| ingested.frame(kind).map(|rows| (kind, rows)))
-                    .collect(),
-            )?,
-        };
-        let plan = PatientPlan::new(deprivation, practices)?;
-        segment_parts(&plan, &inputs, config, staging)
-    })?;
+    let (segmentations, prepared, unlisted, periods) =
+        stages.run("enrich, attribute and segment", || {
+            if shape != enrich::PopulationShape::Patients {
+                let enriched = enrich::enrich(population, deprivation);
+                let attributed = attribute::attach_membership(enriched, practices.clone().lazy());
+                staging.sink(tables::PATIENTS_ENRICHED, attributed, true)?;
+                return Ok((Vec::new(), Vec::new(), None, None));
+            }
+            let mut inputs = match split {
+                Some(split) => split.into_inputs(),
+                None => partition::PatientInputs::whole(
+                    InputKind::ALL
+                        .into_iter()
+                        .filter(|kind| kind.is_patient_keyed())
+                        .filter_map(|kind| ingested.frame(kind).map(|rows| (kind, rows)))
+                        .collect(),
+                )?,
+            };
+            let periods = ingested
+                .tables
+                .contains_key(&InputKind::Outcomes)
+                .then(|| inputs.choose_outcome_period(config.run.outcome_period.as_deref()))
+                .transpose()
+                .map_err(UserError)?;
+            let plan = PatientPlan::new(deprivation, practices)?;
+            let (segmentations, prepared) = segment_parts(&plan, &inputs, config, staging)?;
+            Ok((segmentations, prepared, Some(plan.unlisted), periods))
+        })?;
+    let data_warnings = [
+        periods
+            .as_ref()
+            .and_then(partition::OutcomePeriods::warning),
+        unlisted
+            .as_ref()
+            .and_then(segment::long::UnlistedRows::warning),
+    ];
+    for warning in data_warnings.into_iter().flatten() {
+        printer.warn(&warning);
+        warnings.push(warning);
+    }
     let base = LazyFrame::scan_parquet(
         PlRefPath::new(
             staging
@@ -677,6 +703,8 @@ fn population_stages(
         membership,
         geometric,
         shape,
+        unlisted,
+        periods,
     })
 }
 
@@ -735,6 +763,8 @@ struct PatientPlan {
     /// The deprivation lookup's columns (`enrich::deprivation_columns`), one row per LSOA.
     deprivation: polars::prelude::DataFrame,
     practices: polars::prelude::DataFrame,
+    /// Long rows of patients not on the list, counted as the parts are read.
+    unlisted: segment::long::UnlistedRows,
 }
 
 impl PatientPlan {
@@ -745,6 +775,7 @@ impl PatientPlan {
         Ok(PatientPlan {
             deprivation,
             practices: practices.clone(),
+            unlisted: segment::long::UnlistedRows::default(),
         })
     }
 
@@ -789,6 +820,7 @@ impl PatientPlan {
             patients,
             conditions,
             outcomes.map(|frame| (frame, inputs.outcome_codes())),
+            &self.unlisted,
         )?;
         let enriched = enrich::enrich_part(patients, &self.deprivation)?;
         let attributed = attribute::attach_membership_part(enriched, &self.practices)?;
@@ -816,12 +848,15 @@ impl PatientPlan {
         let patients = crate::lazy::collect_streaming(patients.select(needed))?;
         let kept = inputs
             .get(InputKind::Conditions, part)?
-            .map(|conditions| segment::long::ConditionMasks::of(&patients, conditions))
+            .map(|conditions| {
+                segment::long::ConditionMasks::of(&patients, conditions, &self.unlisted)
+            })
             .transpose()?;
         let patients = segment::long::with_long_inputs(
             patients,
             kept.as_ref().map(segment::long::Conditions::Masks),
             None,
+            &self.unlisted,
         )?;
         // The practices' code and the footprint alone: gathering their six other texts for
         // every patient was most of the ~0.1 s of the practices' lookup a part.

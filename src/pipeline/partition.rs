@@ -11,7 +11,7 @@
 //! The parts are written while ingest checks the inputs ([`PartSplit`] is where ingest hands
 //! the accepted rows), so a national extract is read and checked once.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::hash::BuildHasher;
 use std::io::BufWriter;
@@ -24,7 +24,7 @@ use anyhow::Context;
 use polars::prelude::{
     Column, DataFrame, Expr, IntoColumn, LazyFrame, ParquetCompression, ParquetWriteOptions,
     PlRefPath, PlSmallStr, PolarsResult, ScanArgsParquet, Schema, StatisticsOptions, UInt32Chunked,
-    col,
+    col, lit,
 };
 
 use crate::ingest::{AcceptedRows, InputKind, SharedAcceptedRows};
@@ -119,7 +119,12 @@ fn part_file(dir: &Path, kind: InputKind, file: usize, part: u32) -> PathBuf {
 fn part_columns(kind: InputKind, columns: &Schema) -> Vec<PlSmallStr> {
     let needed: &[&str] = match kind {
         InputKind::Conditions => &[schema::PATIENT_ID, schema::CONDITION],
-        InputKind::Outcomes => &[schema::PATIENT_ID, schema::INDICATOR, schema::VALUE],
+        InputKind::Outcomes => &[
+            schema::PATIENT_ID,
+            schema::INDICATOR,
+            schema::VALUE,
+            schema::PERIOD,
+        ],
         _ => return columns.iter_names().cloned().collect(),
     };
     needed
@@ -132,19 +137,27 @@ fn part_columns(kind: InputKind, columns: &Schema) -> Vec<PlSmallStr> {
 /// The accepted rows of input `kind` as the patient stages read them: the registered list
 /// with its weight (`enrich::patient_population`), the conditions and outcomes narrowed to
 /// their patient and coded value (`segment::long::coded_conditions`, `coded_outcomes` with
-/// the run's `outcome_codes`). `coded`: the long inputs' rows are coded already (a part's
-/// working files), and their outcome slots are the run's.
+/// the run's `outcome_codes`), the outcomes of the run's `period` only (`None`: every row).
+/// `coded`: the long inputs' rows are coded already (a part's working files), and their
+/// outcome slots are the run's, null for rows of another period.
 fn patient_input(
     kind: InputKind,
     rows: LazyFrame,
-    outcome_codes: &[String],
+    outcomes: (&[String], Option<&str>),
     coded: bool,
 ) -> LazyFrame {
+    let (outcome_codes, period) = outcomes;
     match kind {
         InputKind::Patients => enrich::patient_population(rows),
         InputKind::Conditions | InputKind::Outcomes if coded => rows,
         InputKind::Conditions => segment::long::coded_conditions(rows),
-        InputKind::Outcomes => segment::long::coded_outcomes(rows, outcome_codes),
+        InputKind::Outcomes => {
+            let rows = match period {
+                Some(period) => rows.filter(col(schema::PERIOD).eq(lit(period))),
+                None => rows,
+            };
+            segment::long::coded_outcomes(rows, outcome_codes)
+        }
         _ => rows,
     }
 }
@@ -221,6 +234,7 @@ impl PartSplit {
             parts: self.parts,
             writing: None,
             outcome_codes: Vec::new(),
+            outcome_periods: FilePeriods::default(),
         }));
         self.files.push((kind, Arc::clone(&writer) as _));
         writer
@@ -230,10 +244,20 @@ impl PartSplit {
     pub fn into_inputs(self) -> PatientInputs {
         let mut files: Vec<(InputKind, usize)> = Vec::new();
         let mut file_codes: Vec<Vec<String>> = Vec::new();
+        let mut file_periods: Vec<Vec<String>> = Vec::new();
+        let mut periods = OutcomePeriodRows::new();
         for (kind, writer) in &self.files {
             let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
             if *kind == InputKind::Outcomes {
                 file_codes.push(std::mem::take(&mut writer.outcome_codes));
+                let coded = std::mem::take(&mut writer.outcome_periods);
+                for (period, rows) in coded.periods.iter().zip(&coded.rows) {
+                    *periods.entry(Some(period.clone())).or_default() += rows;
+                }
+                if coded.without > 0 {
+                    *periods.entry(None).or_default() += coded.without;
+                }
+                file_periods.push(coded.periods);
             }
             match files.iter_mut().find(|(k, _)| k == kind) {
                 Some((_, count)) => *count += 1,
@@ -263,8 +287,13 @@ impl PartSplit {
             folder: self.folder,
             parts: self.parts,
             files,
-            outcome_codes,
+            outcomes: Outcomes {
+                codes: outcome_codes,
+                periods,
+                period: None,
+            },
             run_slots,
+            file_periods,
         }
     }
 }
@@ -287,6 +316,8 @@ struct PartWriter {
     /// The outcome codes seen (outcomes only), once the file is finished: see
     /// [`PartFiles::outcome_codes`].
     outcome_codes: Vec<String>,
+    /// The periods of the outcome rows (outcomes only), once the file is finished.
+    outcome_periods: FilePeriods,
 }
 
 /// The thread writing an input file's parts: the batches it has still to write, and what it
@@ -308,6 +339,55 @@ struct PartFiles {
     outcome_codes: Vec<String>,
     /// The slot of each of `outcome_codes`.
     outcome_slots: HashMap<String, u32, foldhash::fast::FixedState>,
+    /// The outcome rows' periods (outcomes only).
+    outcome_periods: FilePeriods,
+}
+
+/// The periods of one outcomes file's rows, in the order first seen: a row's period code in
+/// the working files ([`segment::long::OUTCOME_PERIOD`]) is its period's place here. The rows
+/// of each are counted as they are coded, so the run's period is chosen, and the rows of the
+/// others counted, without reading the rows again.
+#[derive(Debug, Default)]
+struct FilePeriods {
+    periods: Vec<String>,
+    /// The code of each of `periods`.
+    codes: HashMap<String, u32, foldhash::fast::FixedState>,
+    /// Rows of each of `periods`.
+    rows: Vec<u64>,
+    /// Rows without a period.
+    without: u64,
+}
+
+impl FilePeriods {
+    /// The code of `period`, learnt if new.
+    fn code(&mut self, period: &str) -> u32 {
+        let (periods, rows) = (&mut self.periods, &mut self.rows);
+        *self.codes.entry(period.to_string()).or_insert_with(|| {
+            periods.push(period.to_string());
+            rows.push(0);
+            periods.len() as u32 - 1
+        })
+    }
+
+    /// Count a batch's rows by their period codes.
+    fn count(&mut self, codes: &UInt32Chunked) {
+        use polars_arrow::array::Array as _;
+        for array in codes.downcast_iter() {
+            if array.null_count() == 0 {
+                // Most files hold one period: its rows come in long runs of one code.
+                for &code in array.values().iter() {
+                    self.rows[code as usize] += 1;
+                }
+            } else {
+                for code in array.iter() {
+                    match code {
+                        Some(&code) => self.rows[code as usize] += 1,
+                        None => self.without += 1,
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl PartFiles {
@@ -322,12 +402,19 @@ impl PartFiles {
             InputKind::Conditions => segment::long::coded_condition_rows(&rows),
             InputKind::Outcomes => {
                 let (codes, slots) = (&mut self.outcome_codes, &mut self.outcome_slots);
-                segment::long::coded_outcome_rows(&rows, |code| {
-                    Some(*slots.entry(code.to_string()).or_insert_with(|| {
-                        codes.push(code.to_string());
-                        codes.len() as u32 - 1
-                    }))
-                })
+                let periods = &mut self.outcome_periods;
+                let coded = segment::long::coded_outcome_rows(
+                    &rows,
+                    |code| {
+                        Some(*slots.entry(code.to_string()).or_insert_with(|| {
+                            codes.push(code.to_string());
+                            codes.len() as u32 - 1
+                        }))
+                    },
+                    |period| Some(periods.code(period)),
+                )?;
+                periods.count(coded.column(segment::long::OUTCOME_PERIOD)?.u32()?);
+                Ok(coded)
             }
             _ => Ok(rows),
         }
@@ -389,6 +476,7 @@ impl AcceptedRows for PartWriter {
             let _ = self.stop_writing();
         }
         self.outcome_codes.clear();
+        self.outcome_periods = FilePeriods::default();
         let mut files = PartFiles {
             kind: self.kind,
             parts: self.parts,
@@ -396,6 +484,7 @@ impl AcceptedRows for PartWriter {
             writers: Vec::new(),
             outcome_codes: Vec::new(),
             outcome_slots: HashMap::default(),
+            outcome_periods: FilePeriods::default(),
         };
         let kept = files
             .coded(&DataFrame::empty_with_schema(columns))?
@@ -457,8 +546,68 @@ impl AcceptedRows for PartWriter {
     fn finish(&mut self) -> PolarsResult<()> {
         let files = self.stop_writing()?;
         self.outcome_codes = files.outcome_codes;
+        self.outcome_periods = files.outcome_periods;
         Ok(())
     }
+}
+
+/// Rows of each period of the patient outcomes (`None`: rows without one), in period order.
+pub type OutcomePeriodRows = BTreeMap<Option<String>, u64>;
+
+/// What a run's patient outcomes hold (their codes and periods) and the period it uses.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    /// Every outcome code, sorted.
+    codes: Vec<String>,
+    /// Rows of each period.
+    periods: OutcomePeriodRows,
+    /// The period whose rows are read, once chosen ([`PatientInputs::choose_outcome_period`]);
+    /// `None`: every row (every row is of the period used, or none has a period).
+    period: Option<String>,
+}
+
+/// The periods of a run's patient outcomes and the one it uses, for the manifest.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OutcomePeriods {
+    /// The period used: the config's `run.outcome_period`, else the latest (`None`: the rows
+    /// have no period, and all are used).
+    pub used: Option<String>,
+    /// Rows of each period, in period order.
+    pub periods: Vec<PeriodRows>,
+    /// Rows of the other periods (and without one, when a period is used): not read.
+    pub rows_not_used: u64,
+}
+
+impl OutcomePeriods {
+    /// The warning for the run, when rows of other periods are not used.
+    pub fn warning(&self) -> Option<String> {
+        let used = self.used.as_deref()?;
+        if self.rows_not_used == 0 {
+            return None;
+        }
+        let periods: Vec<String> = self
+            .periods
+            .iter()
+            .map(|PeriodRows { period, rows }| {
+                format!("{}: {rows} rows", period.as_deref().unwrap_or("none"))
+            })
+            .collect();
+        Some(format!(
+            "the patient outcomes hold {} periods ({}): only {used} is used, and {} rows of the others are not (run.outcome_period chooses the period; the latest is the default)",
+            self.periods.len(),
+            periods.join("; "),
+            self.rows_not_used
+        ))
+    }
+}
+
+/// The rows of one period of the patient outcomes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PeriodRows {
+    /// The period (`null`: rows without one).
+    pub period: Option<String>,
+    /// Its rows.
+    pub rows: u64,
 }
 
 /// The patient-keyed inputs of a run, whole or split into parts.
@@ -467,8 +616,8 @@ pub enum PatientInputs {
     Whole {
         /// The accepted rows of each input.
         inputs: Vec<(InputKind, LazyFrame)>,
-        /// Every outcome code, sorted.
-        outcome_codes: Vec<String>,
+        /// The outcomes' codes and periods.
+        outcomes: Outcomes,
     },
     /// Several parts, written by ingest under a working folder that is removed when this is
     /// dropped.
@@ -479,41 +628,60 @@ pub enum PatientInputs {
         parts: u32,
         /// The inputs, in the order they were read, with how many files each had.
         files: Vec<(InputKind, usize)>,
-        /// Every outcome code, sorted.
-        outcome_codes: Vec<String>,
-        /// For each outcomes file, the run's slot (in `outcome_codes`) of each slot its
+        /// The outcomes' codes and periods.
+        outcomes: Outcomes,
+        /// For each outcomes file, the run's slot (in `outcomes.codes`) of each slot its
         /// working files hold.
         run_slots: Vec<Arc<[u32]>>,
+        /// For each outcomes file, the periods its working files' period codes stand for.
+        file_periods: Vec<Vec<String>>,
     },
 }
 
 impl PatientInputs {
     /// The inputs in one part: each kind's accepted rows (`None` when the run has no such
-    /// input), and the outcome codes found in them.
+    /// input), and the outcome codes and periods found in them.
     ///
     /// # Errors
     /// If the outcome codes cannot be read.
     pub fn whole(inputs: Vec<(InputKind, LazyFrame)>) -> anyhow::Result<Self> {
-        let mut outcome_codes = Vec::new();
-        if let Some((_, outcomes)) = inputs.iter().find(|(k, _)| *k == InputKind::Outcomes) {
-            let codes = crate::lazy::collect_streaming(
-                outcomes.clone().select([col(schema::INDICATOR).unique()]),
+        let mut outcomes = Outcomes::default();
+        if let Some((_, rows)) = inputs.iter().find(|(k, _)| *k == InputKind::Outcomes) {
+            let mut rows = rows.clone();
+            let period = if rows.collect_schema()?.contains(schema::PERIOD) {
+                col(schema::PERIOD)
+            } else {
+                polars::prelude::lit(polars::prelude::NULL).cast(polars::prelude::DataType::String)
+            };
+            let found = crate::lazy::collect_streaming(
+                rows.group_by([col(schema::INDICATOR), period.alias(schema::PERIOD)])
+                    .agg([polars::prelude::len().alias("rows")]),
             )
-            .context("listing outcome indicators")?;
-            outcome_codes = codes
-                .column(schema::INDICATOR)
-                .and_then(|c| c.str().cloned())
-                .context("listing outcome indicators")?
-                .iter()
-                .flatten()
-                .map(str::to_string)
-                .collect();
-            outcome_codes.sort();
+            .context("listing outcome indicators and periods")?;
+            let mut read = || -> PolarsResult<()> {
+                let codes = found.column(schema::INDICATOR)?.str()?;
+                let periods = found.column(schema::PERIOD)?.str()?;
+                let rows = found
+                    .column("rows")?
+                    .cast(&polars::prelude::DataType::UInt64)?;
+                for ((code, period), rows) in
+                    codes.iter().zip(periods.iter()).zip(rows.u64()?.iter())
+                {
+                    if let Some(code) = code {
+                        outcomes.codes.push(code.to_string());
+                    }
+                    *outcomes
+                        .periods
+                        .entry(period.map(str::to_string))
+                        .or_default() += rows.unwrap_or(0);
+                }
+                Ok(())
+            };
+            read().context("listing outcome indicators and periods")?;
+            outcomes.codes.sort();
+            outcomes.codes.dedup();
         }
-        Ok(PatientInputs::Whole {
-            inputs,
-            outcome_codes,
-        })
+        Ok(PatientInputs::Whole { inputs, outcomes })
     }
 
     /// How many parts.
@@ -524,13 +692,82 @@ impl PatientInputs {
         }
     }
 
+    fn outcomes(&self) -> &Outcomes {
+        match self {
+            PatientInputs::Whole { outcomes, .. } | PatientInputs::Split { outcomes, .. } => {
+                outcomes
+            }
+        }
+    }
+
     /// Every outcome code in the outcomes input, sorted: every part has a column for each,
     /// and the outcome rows are coded by their slot in it.
     pub fn outcome_codes(&self) -> &[String] {
-        match self {
-            PatientInputs::Whole { outcome_codes, .. }
-            | PatientInputs::Split { outcome_codes, .. } => outcome_codes,
-        }
+        &self.outcomes().codes
+    }
+
+    /// Choose the period of the patient outcomes the run reads: `wanted` (the config's
+    /// `run.outcome_period`), else the latest period (periods such as `2025/26` sort as
+    /// text). Rows of other periods, and rows without one, are then not read; rows that have
+    /// no period at all are all read.
+    ///
+    /// # Errors
+    /// If `wanted` is not among the outcomes' periods (a message for the user).
+    pub fn choose_outcome_period(
+        &mut self,
+        wanted: Option<&str>,
+    ) -> Result<OutcomePeriods, String> {
+        let outcomes = match self {
+            PatientInputs::Whole { outcomes, .. } | PatientInputs::Split { outcomes, .. } => {
+                outcomes
+            }
+        };
+        let latest = outcomes.periods.keys().flatten().next_back().cloned();
+        let used = match wanted {
+            Some(wanted) if outcomes.periods.contains_key(&Some(wanted.to_string())) => {
+                Some(wanted.to_string())
+            }
+            Some(wanted) => {
+                let present: Vec<&str> = outcomes
+                    .periods
+                    .keys()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect();
+                return Err(format!(
+                    "run.outcome_period = \"{wanted}\": the patient outcomes have no rows of that period (their periods: {})",
+                    if present.is_empty() {
+                        "none".to_string()
+                    } else {
+                        present.join(", ")
+                    }
+                ));
+            }
+            None => latest,
+        };
+        let rows_not_used = match &used {
+            Some(used) => outcomes
+                .periods
+                .iter()
+                .filter(|(period, _)| period.as_deref() != Some(used.as_str()))
+                .map(|(_, rows)| rows)
+                .sum(),
+            None => 0,
+        };
+        // Rows all of the used period are read as they are, without a filter.
+        outcomes.period = used.clone().filter(|_| rows_not_used > 0);
+        Ok(OutcomePeriods {
+            used,
+            periods: outcomes
+                .periods
+                .iter()
+                .map(|(period, rows)| PeriodRows {
+                    period: period.clone(),
+                    rows: *rows,
+                })
+                .collect(),
+            rows_not_used,
+        })
     }
 
     /// Input `kind` of part `part` as the patient stages read it ([`patient_input`]); `None`
@@ -539,6 +776,7 @@ impl PatientInputs {
     /// # Errors
     /// If a part's file cannot be scanned.
     pub fn get(&self, kind: InputKind, part: u32) -> PolarsResult<Option<LazyFrame>> {
+        let period = self.outcomes().period.as_deref();
         let rows = match self {
             PatientInputs::Whole { inputs, .. } => inputs
                 .iter()
@@ -548,6 +786,7 @@ impl PatientInputs {
                 folder,
                 files,
                 run_slots,
+                file_periods,
                 ..
             } => {
                 let Some(&(_, count)) = files.iter().find(|(k, _)| *k == kind) else {
@@ -556,33 +795,43 @@ impl PatientInputs {
                 let scans = (0..count)
                     .map(|file| {
                         let path = part_file(&folder.0, kind, file, part);
-                        let scan = LazyFrame::scan_parquet(
+                        let mut scan = LazyFrame::scan_parquet(
                             PlRefPath::new(path.to_string_lossy().as_ref()),
                             ScanArgsParquet::default(),
                         )?;
-                        Ok(match run_slots.get(file) {
-                            // Slots already the run's (one file, say) are read as they are.
-                            Some(slots) if kind == InputKind::Outcomes => {
-                                let same =
-                                    slots.iter().enumerate().all(|(at, &s)| at == s as usize);
-                                if same {
-                                    scan
-                                } else {
-                                    let slot = segment::long::OUTCOME_SLOT;
-                                    scan.with_column(
-                                        run_outcome_slots(col(slot), Arc::clone(slots)).alias(slot),
-                                    )
+                        if kind != InputKind::Outcomes {
+                            return Ok(scan);
+                        }
+                        // The run's period only, by its code in this file (none: no rows).
+                        if let Some(period) = period {
+                            let code = file_periods
+                                .get(file)
+                                .and_then(|periods| periods.iter().position(|p| p == period));
+                            scan = scan.filter(match code {
+                                Some(code) => {
+                                    col(segment::long::OUTCOME_PERIOD).eq(lit(code as u32))
                                 }
+                                None => lit(false),
+                            });
+                        }
+                        // Slots already the run's (one file, say) are read as they are.
+                        if let Some(slots) = run_slots.get(file) {
+                            let same = slots.iter().enumerate().all(|(at, &s)| at == s as usize);
+                            if !same {
+                                let slot = segment::long::OUTCOME_SLOT;
+                                scan = scan.with_column(
+                                    run_outcome_slots(col(slot), Arc::clone(slots)).alias(slot),
+                                );
                             }
-                            _ => scan,
-                        })
+                        }
+                        Ok(scan)
                     })
                     .collect::<PolarsResult<Vec<_>>>()?;
                 crate::pipeline::ingest::stacked(scans)?
             }
         };
         let coded = matches!(self, PatientInputs::Split { .. });
-        Ok(rows.map(|rows| patient_input(kind, rows, self.outcome_codes(), coded)))
+        Ok(rows.map(|rows| patient_input(kind, rows, (self.outcome_codes(), period), coded)))
     }
 }
 
@@ -824,6 +1073,83 @@ mod tests {
         );
         drop(inputs);
         assert!(!work.exists(), "the working folder goes with the parts");
+    }
+
+    /// Outcome rows of two periods in two files (each file coding the periods in its own
+    /// order, one with rows without a period): the run reads the rows of one period, whole or
+    /// split alike, and counts the others.
+    #[test]
+    fn only_the_run_periods_outcome_rows_are_read() {
+        let outcomes = |periods: &[Option<&str>]| {
+            let n = periods.len();
+            df![
+                schema::PATIENT_ID => (0..n).map(|i| format!("P{}", i % 10)).collect::<Vec<_>>(),
+                schema::INDICATOR => vec!["smoker"; n],
+                schema::VALUE => vec![1.0; n],
+                schema::PERIOD => periods,
+            ]
+            .expect("outcomes")
+        };
+        let (old, new) = (Some("2023/24"), Some("2024/25"));
+        let files = [
+            outcomes(&[new, old, new, new, old, new]),
+            outcomes(&[old, None, old, old]),
+        ];
+        let rows_read = |inputs: &PatientInputs| -> usize {
+            (0..inputs.parts())
+                .map(|part| read(inputs, InputKind::Outcomes, part).height())
+                .sum()
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        for shape in ["whole", "split"] {
+            let make = || match shape {
+                "whole" => PatientInputs::whole(vec![(
+                    InputKind::Outcomes,
+                    crate::pipeline::ingest::stacked(
+                        files.iter().map(|f| f.clone().lazy()).collect(),
+                    )
+                    .expect("stacked")
+                    .expect("rows"),
+                )])
+                .expect("whole"),
+                _ => {
+                    let work = dir.path().join("parts");
+                    let mut split = PartSplit::new(&work, 10, 5).expect("split").expect("2");
+                    for file in &files {
+                        hand_over(&split.accepted_rows(InputKind::Outcomes), file, 3);
+                    }
+                    split.into_inputs()
+                }
+            };
+            let mut inputs = make();
+            let latest = inputs.choose_outcome_period(None).expect("latest");
+            assert_eq!(latest.used.as_deref(), new, "{shape}");
+            let by_period: Vec<(Option<&str>, u64)> = latest
+                .periods
+                .iter()
+                .map(|p| (p.period.as_deref(), p.rows))
+                .collect();
+            assert_eq!(by_period, [(None, 1), (old, 5), (new, 4)], "{shape}");
+            assert_eq!(latest.rows_not_used, 6, "{shape}");
+            assert_eq!(rows_read(&inputs), 4, "{shape}");
+            assert!(
+                latest
+                    .warning()
+                    .is_some_and(|w| w.contains("only 2024/25 is used"))
+            );
+
+            let mut inputs = make();
+            let named = inputs.choose_outcome_period(old).expect("named");
+            assert_eq!((named.used.as_deref(), named.rows_not_used), (old, 5));
+            assert_eq!(rows_read(&inputs), 5, "{shape}");
+
+            let mut inputs = make();
+            let absent = inputs.choose_outcome_period(Some("1999/00"));
+            assert!(
+                absent.is_err_and(|e| e.contains("their periods: 2023/24, 2024/25")),
+                "{shape}"
+            );
+        }
     }
 
     /// A split of a 10-row list into two parts, under `dir`/parts.

@@ -165,8 +165,49 @@ fn a_list_split_into_parts_by_patient_gives_the_tables_of_the_whole_list() {
     );
 }
 
+/// Plants long rows that count for nobody in a synthetic CSV run: three condition rows and two
+/// outcome rows of ids not on the list, and the first patient's row refused (a practice code
+/// that is not one), whose own long rows then count for nobody either. The rows of each long
+/// input that count for nobody (conditions, outcomes).
+fn plant_unlisted_rows(data: &Path) -> (u64, u64) {
+    let patients = data.join("patients.csv");
+    let text = std::fs::read_to_string(&patients).expect("patients.csv");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let header = crate::harness::split(&lines[0]);
+    let at = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let mut first = crate::harness::split(&lines[1]);
+    let refused_id = first[at("patient_id")].clone();
+    first[at("practice_code")] = "not a practice".to_string();
+    lines[1] = first.join(",");
+    std::fs::write(&patients, lines.join("\n") + "\n").expect("write patients.csv");
+
+    let mut unlisted = Vec::new();
+    for (file, planted) in [("conditions.csv", 3), ("outcomes.csv", 2)] {
+        let path = data.join(file);
+        let text = std::fs::read_to_string(&path).expect(file);
+        let mut lines = text.lines();
+        let header = crate::harness::split(lines.next().expect("header"));
+        let id_at = header
+            .iter()
+            .position(|h| h == "patient_id")
+            .expect("patient_id");
+        let rows: Vec<Vec<String>> = lines.map(crate::harness::split).collect();
+        let of_refused = rows.iter().filter(|row| row[id_at] == refused_id).count() as u64;
+        let mut planted_text = text.clone();
+        for (n, row) in rows.iter().take(planted).enumerate() {
+            let mut row = row.clone();
+            row[id_at] = format!("NOT-ON-THE-LIST-{n}");
+            planted_text.push_str(&(row.join(",") + "\n"));
+        }
+        std::fs::write(&path, planted_text).expect(file);
+        unlisted.push(of_refused + planted as u64);
+    }
+    (unlisted[0], unlisted[1])
+}
+
 /// A CSV registered list is split as ingest reads it, with its row count from the structure
-/// pass: the tables are those of the list in one piece.
+/// pass: the tables are those of the list in one piece. Long rows of patients not on the list
+/// are counted alike either way.
 #[test]
 fn a_csv_list_split_as_ingest_reads_it_gives_the_tables_of_the_whole_list() {
     let work = crate::harness::Workdir::new("split-csv");
@@ -185,6 +226,7 @@ fn a_csv_list_split_as_ingest_reads_it_gives_the_tables_of_the_whole_list() {
         ],
         None,
     );
+    let unlisted = plant_unlisted_rows(&data);
     let mut config = std::fs::read_to_string(data.join("healthgap.toml")).expect("synth config");
     assert!(
         config.contains("[run]\n"),
@@ -212,6 +254,20 @@ fn a_csv_list_split_as_ingest_reads_it_gives_the_tables_of_the_whole_list() {
             .stderr()
             .contains("3000 patients: the patient stages run in 3 parts");
         assert_eq!(split_note, name == "split", "{}", run.stderr());
+        let warning = format!(
+            "rows of patients not on the accepted registered list (not in the patients file, or on a row ingest refused) count for nobody: {} condition rows, {} outcome rows",
+            unlisted.0, unlisted.1
+        );
+        assert!(run.stderr().contains(&warning), "{name}: {}", run.stderr());
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("r1").join("manifest.json")).expect("manifest"),
+        )
+        .expect("json");
+        assert_eq!(
+            manifest["unlisted_patient_rows"],
+            serde_json::json!({"conditions": unlisted.0, "outcomes": unlisted.1}),
+            "{name}"
+        );
         runs.push(root.join("r1"));
     }
     assert_same_tables(
@@ -837,4 +893,141 @@ fn risk_tiers_are_ranked_within_the_footprint_named() {
             );
         }
     }
+}
+
+/// Patient outcomes of two periods: a run uses the latest, or the one the config names, and
+/// never adds one patient's values of two periods together; the rows of the other period are
+/// counted and named in a warning.
+#[test]
+fn outcomes_of_another_period_are_counted_and_never_added_to_the_run_period() {
+    let work = crate::harness::Workdir::new("outcome-periods");
+    let data = work.join("csv");
+    crate::synth::synth(
+        &data,
+        &[
+            "--scale",
+            "pcn",
+            "--patients",
+            "3000",
+            "--seed",
+            "5",
+            "--format",
+            "csv",
+        ],
+        None,
+    );
+    let config = std::fs::read_to_string(data.join("healthgap.toml")).expect("synth config")
+        + &analysis_sections(false);
+    let run = |name: &str, run_settings: &str| {
+        let path = data.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            config.replace("[run]\n", &format!("[run]\n{run_settings}")),
+        )
+        .expect("write config");
+        let root = work.join(name);
+        let run = work.run(&[
+            "run",
+            "--config",
+            &path.display().to_string(),
+            "--out",
+            &root.display().to_string(),
+            "--run-id",
+            "r1",
+        ]);
+        (run, root.join("r1"))
+    };
+    let (one, one_dir) = run("one-period", "");
+    one.expect_code(0);
+    assert!(!one.stderr().contains("periods"), "{}", one.stderr());
+
+    // Every outcome row again, as an earlier period and with other values.
+    let outcomes = data.join("outcomes.csv");
+    let text = std::fs::read_to_string(&outcomes).expect("outcomes.csv");
+    let mut lines = text.lines();
+    let header = crate::harness::split(lines.next().expect("header"));
+    let at = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let rows: Vec<Vec<String>> = lines.map(crate::harness::split).collect();
+    let latest = rows[0][at("period")].clone();
+    assert!(
+        rows.iter().all(|row| row[at("period")] == latest),
+        "one period"
+    );
+    let mut two_periods = text.clone();
+    for row in &rows {
+        let mut row = row.clone();
+        row[at("period")] = "2001/02".to_string();
+        // One more than the run period's value: added together, every value would change.
+        let value: f64 = row[at("value")].parse().expect("a numeric value");
+        row[at("value")] = (value + 1.0).to_string();
+        two_periods.push_str(&(row.join(",") + "\n"));
+    }
+    std::fs::write(&outcomes, two_periods).expect("write outcomes.csv");
+
+    for (name, settings) in [
+        ("latest-whole", String::new()),
+        ("latest-split", "patients_per_part = 1000\n".to_string()),
+        (
+            "named-split",
+            format!("patients_per_part = 1000\noutcome_period = \"{latest}\"\n"),
+        ),
+    ] {
+        let (two, two_dir) = run(name, &settings);
+        two.expect_code(0);
+        let warning = format!(
+            "the patient outcomes hold 2 periods (2001/02: {n} rows; {latest}: {n} rows): only {latest} is used, and {n} rows of the others are not",
+            n = rows.len()
+        );
+        assert!(two.stderr().contains(&warning), "{name}: {}", two.stderr());
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(two_dir.join("manifest.json")).expect("manifest"),
+        )
+        .expect("json");
+        assert_eq!(
+            manifest["outcome_periods"]["used"],
+            latest.as_str(),
+            "{name}"
+        );
+        assert_eq!(
+            manifest["outcome_periods"]["rows_not_used"],
+            rows.len(),
+            "{name}"
+        );
+        assert_same_tables(
+            &one_dir,
+            &two_dir,
+            &["patients_enriched", "segments", "indicators", "inequality"],
+        );
+    }
+
+    // The earlier period, named: its own values, whole or split alike.
+    let (earlier, earlier_dir) = run("earlier-whole", "outcome_period = \"2001/02\"\n");
+    earlier.expect_code(0);
+    let (earlier_split, earlier_split_dir) = run(
+        "earlier-split",
+        "patients_per_part = 1000\noutcome_period = \"2001/02\"\n",
+    );
+    earlier_split.expect_code(0);
+    assert_same_tables(&earlier_dir, &earlier_split_dir, &["indicators"]);
+    let values = |dir: &Path| {
+        read(&dir.join("indicators.parquet"))
+            .column("value")
+            .expect("value")
+            .clone()
+    };
+    assert!(
+        !values(&earlier_dir).equals_missing(&values(&one_dir)),
+        "the earlier period's values differ"
+    );
+
+    // A period the outcomes do not have is the config's mistake.
+    let (absent, _) = run("absent", "outcome_period = \"1999/00\"\n");
+    absent.expect_code(2);
+    assert!(
+        absent.stderr().contains(&format!(
+            "run.outcome_period = \"1999/00\": the patient outcomes have no rows of that period (their periods: 2001/02, {latest})"
+        )),
+        "{}",
+        absent.stderr()
+    );
 }

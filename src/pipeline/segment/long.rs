@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use polars::prelude::*;
 use polars_arrow::array::BooleanArray;
@@ -32,8 +33,51 @@ pub const CONDITION_BIT: &str = "__condition_bit";
 /// Column of a coded outcome row: its code's slot in the run's outcome codes (`UInt32`; null
 /// for another code). See [`coded_outcomes`].
 pub const OUTCOME_SLOT: &str = "__outcome_slot";
+/// Column of a coded outcome row's period: its place among the periods its file's rows were
+/// coded with (`UInt32`; null for a row without one). See [`coded_outcome_rows`].
+pub const OUTCOME_PERIOD: &str = "__outcome_period";
 /// Prefix of the column holding an outcome from the long table (`__outcome_<code>`).
 pub const OUTCOME_PREFIX: &str = "__outcome_";
+
+/// Long rows whose patient is not on the list they are read against: not on the registered
+/// list, or on a row ingest refused. They add to no patient, so they are counted (over every
+/// part, as the parts are read) for the run's manifest and a warning: not rejects, as their
+/// file and line are no longer known here, but not dropped without a word either.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct UnlistedRows {
+    conditions: AtomicU64,
+    outcomes: AtomicU64,
+}
+
+impl UnlistedRows {
+    /// Condition rows counted.
+    pub fn conditions(&self) -> u64 {
+        self.conditions.load(Ordering::Relaxed)
+    }
+
+    /// Outcome rows counted.
+    pub fn outcomes(&self) -> u64 {
+        self.outcomes.load(Ordering::Relaxed)
+    }
+
+    /// The warning for the run, when any row was counted.
+    pub fn warning(&self) -> Option<String> {
+        let counted: Vec<String> = [
+            ("condition", self.conditions()),
+            ("outcome", self.outcomes()),
+        ]
+        .into_iter()
+        .filter(|(_, rows)| *rows > 0)
+        .map(|(input, rows)| format!("{rows} {input} row{}", if rows == 1 { "" } else { "s" }))
+        .collect();
+        (!counted.is_empty()).then(|| {
+            format!(
+                "rows of patients not on the accepted registered list (not in the patients file, or on a row ingest refused) count for nobody: {}",
+                counted.join(", ")
+            )
+        })
+    }
+}
 
 // A patient's conditions are one bit each of a `u64`.
 const _: () = assert!(CONDITIONS.len() <= 64);
@@ -56,15 +100,20 @@ pub struct ConditionMasks {
 }
 
 impl ConditionMasks {
-    /// The masks of `patients` (a frame with `patient_id`) from the long table `conditions`.
+    /// The masks of `patients` (a frame with `patient_id`) from the long table `conditions`,
+    /// whose rows of patients not in `patients` are counted in `unlisted`.
     ///
     /// # Errors
     /// If the table fails to read, or lacks `patient_id` or `condition`.
-    pub fn of(patients: &DataFrame, conditions: LazyFrame) -> PolarsResult<Self> {
+    pub fn of(
+        patients: &DataFrame,
+        conditions: LazyFrame,
+        unlisted: &UnlistedRows,
+    ) -> PolarsResult<Self> {
         let ids = patients.column(schema::PATIENT_ID)?.str()?;
         let index = Arc::new(KeyIndex::new(ids)?);
         Ok(ConditionMasks {
-            masks: condition_masks(&index, conditions)?,
+            masks: condition_masks(&index, conditions, unlisted)?,
             order: order_fingerprint(ids),
         })
     }
@@ -141,23 +190,34 @@ pub fn coded_outcomes(outcomes: LazyFrame, codes: &[String]) -> LazyFrame {
 }
 
 /// A batch of long outcomes coded as [`coded_outcomes`] codes them, by the slots `slot_of`
-/// gives (a writer that learns the codes as it goes).
+/// gives (a writer that learns the codes as it goes), and with each row's period coded by
+/// `period_of` ([`OUTCOME_PERIOD`]; null when the batch has no `period`): a run uses one
+/// period, chosen once every row has been coded.
 ///
 /// # Errors
-/// If the batch lacks `patient_id`, a text `indicator` or a numeric `value`.
+/// If the batch lacks `patient_id`, a text `indicator` or a numeric `value`, or has a `period`
+/// that is not text.
 pub fn coded_outcome_rows(
     rows: &DataFrame,
     slot_of: impl FnMut(&str) -> Option<u32>,
+    period_of: impl FnMut(&str) -> Option<u32>,
 ) -> PolarsResult<DataFrame> {
     let slots = key_codes::text_codes(rows.column(schema::INDICATOR)?, slot_of)?
         .with_name(OUTCOME_SLOT.into())
         .into_column();
+    let periods = match rows.column(schema::PERIOD) {
+        Ok(periods) => key_codes::text_codes(periods, period_of)?,
+        Err(_) => UInt32Chunked::full_null(PlSmallStr::EMPTY, rows.height()),
+    }
+    .with_name(OUTCOME_PERIOD.into())
+    .into_column();
     DataFrame::new(
         rows.height(),
         vec![
             rows.column(schema::PATIENT_ID)?.clone(),
             slots,
             rows.column(schema::VALUE)?.cast(&DataType::Float64)?,
+            periods,
         ],
     )
 }
@@ -181,8 +241,9 @@ where
 ///
 /// `conditions` are coded by [`coded_conditions`] (codes outside the vocabulary are ignored);
 /// `outcomes` are coded by [`coded_outcomes`] with the codes to make columns for, given here
-/// too (rows of other codes are ignored). Long rows of patients not in `patients` are ignored,
-/// as in a left join. An empty `patients` reads neither table.
+/// too (rows of other codes are ignored). Long rows of patients not in `patients` add to no
+/// patient, as in a left join, and are counted in `unlisted` (rows of kept masks were counted
+/// when the masks were found). An empty `patients` reads neither table, so counts nothing.
 ///
 /// # Errors
 /// If a long table fails to read, or lacks those columns; if masks were found for another list
@@ -191,6 +252,7 @@ pub fn with_long_inputs(
     mut patients: DataFrame,
     conditions: Option<Conditions<'_>>,
     outcomes: Option<(LazyFrame, &[String])>,
+    unlisted: &UnlistedRows,
 ) -> PolarsResult<DataFrame> {
     let ids = patients.column(schema::PATIENT_ID)?.str()?.clone();
     // The list's ids are indexed only to read a long table: kept masks need no index (the
@@ -212,6 +274,7 @@ pub fn with_long_inputs(
             columns.extend(condition_columns(&condition_masks(
                 &indexed()?,
                 *conditions,
+                unlisted,
             )?));
         }
         Some(Conditions::Masks(kept)) => {
@@ -224,34 +287,44 @@ pub fn with_long_inputs(
         None => {}
     }
     if let Some((outcomes, codes)) = outcomes {
-        columns.extend(outcome_columns(&indexed()?, outcomes, codes)?);
+        columns.extend(outcome_columns(&indexed()?, outcomes, codes, unlisted)?);
     }
     patients.hstack_mut(&columns)?;
     Ok(patients)
 }
 
 /// Each indexed patient's conditions as a mask: bit `i` set when they have a row of
-/// `CONDITIONS[i]`.
-fn condition_masks(index: &Arc<KeyIndex>, conditions: LazyFrame) -> PolarsResult<Vec<u64>> {
+/// `CONDITIONS[i]`. Rows of patients not indexed are counted in `unlisted`.
+fn condition_masks(
+    index: &Arc<KeyIndex>,
+    conditions: LazyFrame,
+    unlisted: &UnlistedRows,
+) -> PolarsResult<Vec<u64>> {
     let masks = vec![0u64; index.len()];
     if index.len() == 0 {
         return Ok(masks);
     }
     let index = Arc::clone(index);
-    crate::lazy::fold_batches(
+    let (masks, not_indexed) = crate::lazy::fold_batches(
         conditions.select([col(schema::PATIENT_ID), col(CONDITION_BIT)]),
-        masks,
-        move |masks, batch| {
+        (masks, 0u64),
+        move |(masks, not_indexed), batch| {
             let rows = index.rows_of(batch.column(schema::PATIENT_ID)?.str()?);
             let bits = batch.column(CONDITION_BIT)?.u8()?;
             for (row, bit) in rows.into_iter().zip(bits.iter()) {
-                if let (Some(row), Some(bit)) = (row, bit) {
-                    masks[row as usize] |= 1u64 << bit;
+                match (row, bit) {
+                    (Some(row), Some(bit)) => masks[row as usize] |= 1u64 << bit,
+                    (None, _) => *not_indexed += 1,
+                    (Some(_), None) => {}
                 }
             }
             Ok(())
         },
-    )
+    )?;
+    unlisted
+        .conditions
+        .fetch_add(not_indexed, Ordering::Relaxed);
+    Ok(masks)
 }
 
 /// One yes/no column per vocabulary code: whether the patient's mask has it.
@@ -287,11 +360,12 @@ fn flags_of(masks: &[u64], bit: u64) -> BooleanArray {
 }
 
 /// One column per outcome code: the sum of the patient's non-null values of it, null when
-/// there are none.
+/// there are none. Rows of patients not indexed are counted in `unlisted`.
 fn outcome_columns(
     index: &Arc<KeyIndex>,
     outcomes: LazyFrame,
     codes: &[String],
+    unlisted: &UnlistedRows,
 ) -> PolarsResult<Vec<Column>> {
     let (patients, width) = (index.len(), codes.len());
     // Each code's column is made in place: the patients' sums, and whether any value was seen
@@ -305,19 +379,24 @@ fn outcome_columns(
     );
     if patients > 0 && width > 0 {
         let index = Arc::clone(index);
-        columns = crate::lazy::fold_batches(
+        let not_indexed;
+        (columns, not_indexed) = crate::lazy::fold_batches(
             outcomes.select([
                 col(schema::PATIENT_ID),
                 col(OUTCOME_SLOT),
                 col(schema::VALUE),
             ]),
-            columns,
-            move |(sums, seen), batch| {
+            (columns, 0u64),
+            move |((sums, seen), not_indexed), batch| {
                 let rows = index.rows_of(batch.column(schema::PATIENT_ID)?.str()?);
                 let slots = batch.column(OUTCOME_SLOT)?.u32()?;
                 let values = batch.column(schema::VALUE)?.f64()?;
                 for ((row, slot), value) in rows.into_iter().zip(slots.iter()).zip(values.iter()) {
-                    let (Some(row), Some(slot), Some(value)) = (row, slot, value) else {
+                    let Some(row) = row else {
+                        *not_indexed += 1;
+                        continue;
+                    };
+                    let (Some(slot), Some(value)) = (slot, value) else {
                         continue;
                     };
                     // A slot is below `width` unless the rows were coded with other codes.
@@ -331,6 +410,7 @@ fn outcome_columns(
                 Ok(())
             },
         )?;
+        unlisted.outcomes.fetch_add(not_indexed, Ordering::Relaxed);
     }
     let (sums, seen) = columns;
     Ok(codes
@@ -370,14 +450,18 @@ mod tests {
             schema::PATIENT_ID => [Some("p1"), Some("p3"), Some("p1"), Some("p9"), None, Some("p2")],
             schema::CONDITION => [Some("asthma"), Some("asthma"), Some("copd"), Some("asthma"), Some("copd"), Some("not_a_code")],
         )?;
+        let unlisted = UnlistedRows::default();
         let wide = with_long_inputs(
             list,
             Some(Conditions::Rows(Box::new(coded_conditions(
                 conditions.lazy(),
             )))),
             None,
+            &unlisted,
         )?;
-        // p9 is not on the list and the null id matches nothing; an unknown code sets nothing.
+        // p9 is not on the list and the null id matches nothing: both are counted. An unknown
+        // code sets nothing.
+        assert_eq!((unlisted.conditions(), unlisted.outcomes()), (2, 0));
         assert_eq!(
             bools(&wide, "__cond_asthma")?,
             [Some(true), Some(true), Some(false), Some(false)]
@@ -437,11 +521,15 @@ mod tests {
             schema::VALUE => [Some(1.0), Some(2.0), Some(3.5), None, Some(7.0), Some(1.0)],
         )?;
         let codes = ["admits".to_string(), "smoker".to_string()];
+        let unlisted = UnlistedRows::default();
         let wide = with_long_inputs(
             list,
             None,
             Some((coded_outcomes(outcomes.lazy(), &codes), &codes)),
+            &unlisted,
         )?;
+        // z is not on the list.
+        assert_eq!((unlisted.conditions(), unlisted.outcomes()), (0, 1));
         assert_eq!(
             floats(&wide, "__outcome_admits")?,
             [Some(2.0), Some(4.5), None]
@@ -472,6 +560,7 @@ mod tests {
         )?;
         let outcome_codes: Vec<String> =
             CONDITIONS[..5].iter().map(|c| c.code.to_string()).collect();
+        let unlisted = UnlistedRows::default();
         let wide = with_long_inputs(
             list.clone(),
             Some(Conditions::Rows(Box::new(coded_conditions(
@@ -481,7 +570,15 @@ mod tests {
                 coded_outcomes(outcomes.clone().lazy(), &outcome_codes),
                 &outcome_codes,
             )),
+            &unlisted,
         )?;
+        // Long ids 2,000 to 2,099 are not on the list.
+        let not_listed = long_ids.iter().filter(|id| !ids.contains(id)).count() as u64;
+        assert!(not_listed > 0);
+        assert_eq!(
+            (unlisted.conditions(), unlisted.outcomes()),
+            (not_listed, not_listed)
+        );
 
         let args = JoinArgs {
             maintain_order: MaintainOrderJoin::Left,
@@ -537,18 +634,29 @@ mod tests {
             .map(|i| CONDITIONS[(i * 13) % CONDITIONS.len()].code)
             .collect();
         let conditions = df!(schema::PATIENT_ID => &long_ids, schema::CONDITION => &codes)?;
+        let read_rows = UnlistedRows::default();
         let from_rows = with_long_inputs(
             list.clone(),
             Some(Conditions::Rows(Box::new(coded_conditions(
                 conditions.clone().lazy(),
             )))),
             None,
+            &read_rows,
         )?;
         // The tier pass reads fewer columns of the same list: its masks serve the full list.
         let narrow = list.select([schema::PATIENT_ID])?;
-        let kept = ConditionMasks::of(&narrow, coded_conditions(conditions.lazy()))?;
-        let from_masks = with_long_inputs(list.clone(), Some(Conditions::Masks(&kept)), None)?;
+        let read_masks = UnlistedRows::default();
+        let kept = ConditionMasks::of(&narrow, coded_conditions(conditions.lazy()), &read_masks)?;
+        let from_masks = with_long_inputs(
+            list.clone(),
+            Some(Conditions::Masks(&kept)),
+            None,
+            &read_masks,
+        )?;
         assert!(from_masks.equals_missing(&from_rows));
+        // Rows of ids 3,000 to 3,099, counted once: kept masks are not counted again.
+        assert!(read_rows.conditions() > 0);
+        assert_eq!(read_masks.conditions(), read_rows.conditions());
         assert!(
             from_rows
                 .column(&format!("{CONDITION_PREFIX}{}", CONDITIONS[0].code))?
@@ -558,10 +666,12 @@ mod tests {
         );
         // The same patients in another order, or another list, are refused.
         let reversed = list.reverse();
-        let refused = with_long_inputs(reversed, Some(Conditions::Masks(&kept)), None);
+        let refused = with_long_inputs(reversed, Some(Conditions::Masks(&kept)), None, &read_masks);
         assert!(refused.is_err());
         let shorter = list.slice(0, 2999);
-        assert!(with_long_inputs(shorter, Some(Conditions::Masks(&kept)), None).is_err());
+        assert!(
+            with_long_inputs(shorter, Some(Conditions::Masks(&kept)), None, &read_masks).is_err()
+        );
         Ok(())
     }
 }
