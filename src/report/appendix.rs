@@ -24,7 +24,7 @@ fn methods(ctx: &IcbContext) -> Section {
     let repetitions = config.map(|c| c.gradient.repetitions);
     let disclosure = config.map(|c| &c.disclosure);
     let not_recorded = || "not recorded".to_string();
-    let rows: Vec<(String, String)> = vec![
+    let mut rows: Vec<(String, String)> = vec![
         ("Run".into(), ctx.run_id.clone()),
         (
             "Run started / finished".into(),
@@ -39,6 +39,21 @@ fn methods(ctx: &IcbContext) -> Section {
             "Extract date".into(),
             m.extract_date.clone().unwrap_or_else(not_recorded),
         ),
+    ];
+    if let Some(periods) = &m.outcome_periods {
+        rows.push((
+            "Patient outcomes".into(),
+            match (&periods.used, periods.rows_not_used) {
+                (Some(used), 0) => format!("period {used}"),
+                (Some(used), other) => format!(
+                    "period {used}; {} rows of other periods not used",
+                    format_count(other as f64)
+                ),
+                (None, _) => "no period recorded in the outcomes".into(),
+            },
+        ));
+    }
+    rows.extend([
         (
             "Deprivation index".into(),
             format!(
@@ -88,7 +103,7 @@ fn methods(ctx: &IcbContext) -> Section {
             "Registered people in the run".into(),
             m.population.map_or_else(not_recorded, format_count),
         ),
-    ];
+    ]);
     section.push(Block::Table(Table {
         caption: None,
         columns: vec!["".into(), "".into()],

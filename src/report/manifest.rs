@@ -54,6 +54,21 @@ pub struct Manifest {
     /// Warnings raised by the run.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The patient outcomes' periods and the one the run measured (runs with patient
+    /// outcomes).
+    #[serde(default)]
+    pub outcome_periods: Option<OutcomePeriodsRecord>,
+}
+
+/// The periods of a run's patient outcomes (`pipeline::partition::OutcomePeriods`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OutcomePeriodsRecord {
+    /// The period measured (`None`: the rows had no period).
+    #[serde(default)]
+    pub used: Option<String>,
+    /// Rows of the other periods, not used.
+    #[serde(default)]
+    pub rows_not_used: u64,
 }
 
 /// The tool's name and version.

@@ -239,6 +239,16 @@ fn report_writes_a_self_contained_page_and_a_markdown_twin_whose_numbers_match_t
     ] {
         assert!(markdown.contains(heading), "{heading}");
     }
+    // The period of the patient outcomes measured, as the run's manifest records it.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read(&demo.run.join("manifest.json"))).expect("manifest");
+    let period = manifest["outcome_periods"]["used"]
+        .as_str()
+        .expect("the demo's outcomes have a period");
+    assert!(
+        markdown.contains(&format!("| Patient outcomes | period {period} |")),
+        "the outcome period in the appendix"
+    );
 
     // Numbers against the tables: population and Core20 share of the PCN.
     let (population, core20) = area(&demo.run, &demo.pcn);
