@@ -91,7 +91,7 @@ pub struct Check {
 
 /// How the duplicate-key check finds the rows to refuse.
 pub enum DuplicateKeys {
-    /// A pass of its own over the key columns, before the checks ([`duplicated_rows`]).
+    /// A pass of its own over the key columns, before the checks (`duplicated_rows`).
     Find,
     /// These rows (sorted), found by the caller: none yet, when the rejects pass hashes the
     /// keys itself ([`key_hashes_of`]) and checks again only if a hash repeats.
@@ -359,7 +359,7 @@ fn key_columns(parsed: &LazyFrame, unique_key: &[&str]) -> LazyFrame {
 }
 
 /// The hash of each present key of a batch with the parsed key columns (rows whose key has a
-/// null part are skipped), as [`duplicated_rows`]' first pass makes them: the rejects pass
+/// null part are skipped), as `duplicated_rows`' first pass makes them: the rejects pass
 /// that hands rows on makes them as it goes, then calls [`rows_of_repeated_keys`].
 ///
 /// # Errors

@@ -40,7 +40,7 @@ pub const DEFAULT_PATIENTS_PER_PART: u64 = 4_000_000;
 /// Parts worked on at once by [`each_part`].
 const PARTS_AT_ONCE: usize = 2;
 
-/// `work` done for every part, [`PARTS_AT_ONCE`] parts at a time, the results in part order.
+/// `work` done for every part, `PARTS_AT_ONCE` parts at a time, the results in part order.
 ///
 /// One part's risk scores left a core idle a quarter of the time (reading the part's files,
 /// putting its ids into an index and hashing their order each run on one thread, between
@@ -770,7 +770,7 @@ impl PatientInputs {
         })
     }
 
-    /// Input `kind` of part `part` as the patient stages read it ([`patient_input`]); `None`
+    /// Input `kind` of part `part` as the patient stages read it (`patient_input`); `None`
     /// when the run has no such input.
     ///
     /// # Errors

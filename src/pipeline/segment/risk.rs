@@ -57,7 +57,7 @@ pub fn default_within() -> String {
 /// Add the CMS score and count and the eFI with its category.
 ///
 /// The score, count and deficits are added up row by row from the conditions' bits, each in
-/// one pass ([`sum_where_yes`]): as expressions, each of the 20 weights and 36 deficits cast a
+/// one pass (`sum_where_yes`): as expressions, each of the 20 weights and 36 deficits cast a
 /// whole column to numbers and added it to another (7% of the patient stages' CPU at 10M,
 /// computed twice a part). The sums are the expressions' to the bit: each row adds its
 /// conditions' weights in the same order, from 0.

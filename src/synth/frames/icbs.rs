@@ -39,8 +39,8 @@ fn normalise_name(name: &str) -> String {
 /// 2. the practice map (January 2022), whose STP codes are the ICBs' ODS codes; but eight ICBs
 ///    took new ONS codes when their boundaries changed in July 2022 (e.g. Greater Manchester
 ///    `E54000007` → `E54000057`), so
-/// 3. the name: ePCN names each practice's sub-ICB location "NHS <ICB NAME> ICB - <code>", and
-///    the boundary file names the ICB "NHS <ICB NAME> Integrated Care Board".
+/// 3. the name: ePCN names each practice's sub-ICB location `"NHS <ICB NAME> ICB - <code>"`, and
+///    the boundary file names the ICB `"NHS <ICB NAME> Integrated Care Board"`.
 pub(super) fn icbs(frames: &Frames, footprints: &Footprints) -> Result<Vec<Icb>, SynthError> {
     let by_ons: BTreeMap<&str, &str> = footprints
         .features
