@@ -138,8 +138,8 @@ fn part_columns(kind: InputKind, columns: &Schema) -> Vec<PlSmallStr> {
 /// with its weight (`enrich::patient_population`), the conditions and outcomes narrowed to
 /// their patient and coded value (`segment::long::coded_conditions`, `coded_outcomes` with
 /// the run's `outcome_codes`), the outcomes of the run's `period` only (`None`: every row).
-/// `coded`: the long inputs' rows are coded already (a part's working files), and their
-/// outcome slots are the run's, null for rows of another period.
+/// `coded`: the long inputs' rows are coded already (a part's working files), their outcome
+/// slots are the run's and rows of another period are left out ([`PatientInputs::get`]).
 fn patient_input(
     kind: InputKind,
     rows: LazyFrame,
@@ -162,7 +162,7 @@ fn patient_input(
     }
 }
 
-/// `slots` (outcome slots in one file's codes, [`PartFiles::outcome_slots`]) as slots in the
+/// `slots` (outcome slots in one file's codes, [`PartFiles::outcome_codes`]) as slots in the
 /// run's codes: `run_slots[slot]` for each.
 fn run_outcome_slots(slots: Expr, run_slots: Arc<[u32]>) -> Expr {
     slots.map_with_fmt_str(
@@ -251,13 +251,13 @@ impl PartSplit {
             if *kind == InputKind::Outcomes {
                 file_codes.push(std::mem::take(&mut writer.outcome_codes));
                 let coded = std::mem::take(&mut writer.outcome_periods);
-                for (period, rows) in coded.periods.iter().zip(&coded.rows) {
+                for (period, rows) in coded.periods.texts.iter().zip(&coded.rows) {
                     *periods.entry(Some(period.clone())).or_default() += rows;
                 }
                 if coded.without > 0 {
                     *periods.entry(None).or_default() += coded.without;
                 }
-                file_periods.push(coded.periods);
+                file_periods.push(coded.periods.texts);
             }
             match files.iter_mut().find(|(k, _)| k == kind) {
                 Some((_, count)) => *count += 1,
@@ -333,48 +333,54 @@ struct PartFiles {
     parts: u32,
     columns: Vec<PlSmallStr>,
     writers: Vec<TableWriter>,
-    /// The outcome codes seen (outcomes only), in the order first seen: an outcome row's slot
-    /// in the working files is its code's place here, the same in every part. Read back,
-    /// the slots are mapped to the run's codes ([`PatientInputs::get`]).
-    outcome_codes: Vec<String>,
-    /// The slot of each of `outcome_codes`.
-    outcome_slots: HashMap<String, u32, foldhash::fast::FixedState>,
+    /// The outcome codes seen (outcomes only): an outcome row's slot in the working files is
+    /// its code's place here, the same in every part. Read back, the slots are mapped to the
+    /// run's codes ([`PatientInputs::get`]).
+    outcome_codes: FirstSeen,
     /// The outcome rows' periods (outcomes only).
     outcome_periods: FilePeriods,
 }
 
-/// The periods of one outcomes file's rows, in the order first seen: a row's period code in
-/// the working files ([`segment::long::OUTCOME_PERIOD`]) is its period's place here. The rows
-/// of each are counted as they are coded, so the run's period is chosen, and the rows of the
-/// others counted, without reading the rows again.
+/// Texts coded in the order first seen: a text's code is its place in `texts`.
+#[derive(Debug, Default)]
+struct FirstSeen {
+    texts: Vec<String>,
+    /// The code of each of `texts`.
+    codes: HashMap<String, u32, foldhash::fast::FixedState>,
+}
+
+impl FirstSeen {
+    /// The code of `text`, learnt if new.
+    fn code(&mut self, text: &str) -> u32 {
+        let texts = &mut self.texts;
+        *self.codes.entry(text.to_string()).or_insert_with(|| {
+            texts.push(text.to_string());
+            texts.len() as u32 - 1
+        })
+    }
+}
+
+/// The periods of one outcomes file's rows: a row's period code in the working files
+/// ([`segment::long::OUTCOME_PERIOD`]) is its period's code here. The rows of each are counted
+/// as they are coded, so the run's period is chosen, and the rows of the others counted,
+/// without reading the rows again.
 #[derive(Debug, Default)]
 struct FilePeriods {
-    periods: Vec<String>,
-    /// The code of each of `periods`.
-    codes: HashMap<String, u32, foldhash::fast::FixedState>,
-    /// Rows of each of `periods`.
+    periods: FirstSeen,
+    /// Rows of each period, by code.
     rows: Vec<u64>,
     /// Rows without a period.
     without: u64,
 }
 
 impl FilePeriods {
-    /// The code of `period`, learnt if new.
-    fn code(&mut self, period: &str) -> u32 {
-        let (periods, rows) = (&mut self.periods, &mut self.rows);
-        *self.codes.entry(period.to_string()).or_insert_with(|| {
-            periods.push(period.to_string());
-            rows.push(0);
-            periods.len() as u32 - 1
-        })
-    }
-
     /// Count a batch's rows by their period codes.
     fn count(&mut self, codes: &UInt32Chunked) {
         use polars_arrow::array::Array as _;
+        self.rows.resize(self.periods.texts.len(), 0);
         for array in codes.downcast_iter() {
             if array.null_count() == 0 {
-                // Most files hold one period: its rows come in long runs of one code.
+                // Every row has a period (a file with a `period` column, filled).
                 for &code in array.values().iter() {
                     self.rows[code as usize] += 1;
                 }
@@ -401,17 +407,11 @@ impl PartFiles {
         match self.kind {
             InputKind::Conditions => segment::long::coded_condition_rows(&rows),
             InputKind::Outcomes => {
-                let (codes, slots) = (&mut self.outcome_codes, &mut self.outcome_slots);
-                let periods = &mut self.outcome_periods;
+                let (codes, periods) = (&mut self.outcome_codes, &mut self.outcome_periods);
                 let coded = segment::long::coded_outcome_rows(
                     &rows,
-                    |code| {
-                        Some(*slots.entry(code.to_string()).or_insert_with(|| {
-                            codes.push(code.to_string());
-                            codes.len() as u32 - 1
-                        }))
-                    },
-                    |period| Some(periods.code(period)),
+                    |code| Some(codes.code(code)),
+                    |period| Some(periods.periods.code(period)),
                 )?;
                 periods.count(coded.column(segment::long::OUTCOME_PERIOD)?.u32()?);
                 Ok(coded)
@@ -482,8 +482,7 @@ impl AcceptedRows for PartWriter {
             parts: self.parts,
             columns: part_columns(self.kind, columns),
             writers: Vec::new(),
-            outcome_codes: Vec::new(),
-            outcome_slots: HashMap::default(),
+            outcome_codes: FirstSeen::default(),
             outcome_periods: FilePeriods::default(),
         };
         let kept = files
@@ -545,7 +544,7 @@ impl AcceptedRows for PartWriter {
 
     fn finish(&mut self) -> PolarsResult<()> {
         let files = self.stop_writing()?;
-        self.outcome_codes = files.outcome_codes;
+        self.outcome_codes = files.outcome_codes.texts;
         self.outcome_periods = files.outcome_periods;
         Ok(())
     }

@@ -41,8 +41,9 @@ pub const OUTCOME_PREFIX: &str = "__outcome_";
 
 /// Long rows whose patient is not on the list they are read against: not on the registered
 /// list, or on a row ingest refused. They add to no patient, so they are counted (over every
-/// part, as the parts are read) for the run's manifest and a warning: not rejects, as their
-/// file and line are no longer known here, but not dropped without a word either.
+/// part, as the parts are read; of the outcomes, the rows of the run's period) for the run's
+/// manifest and a warning: not rejects, as their file and line are no longer known here, but
+/// not dropped without a word either.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct UnlistedRows {
     conditions: AtomicU64,
