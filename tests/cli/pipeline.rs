@@ -205,12 +205,9 @@ fn plant_unlisted_rows(data: &Path) -> (u64, u64) {
     (unlisted[0], unlisted[1])
 }
 
-/// A CSV registered list is split as ingest reads it, with its row count from the structure
-/// pass: the tables are those of the list in one piece. Long rows of patients not on the list
-/// are counted alike either way.
-#[test]
-fn a_csv_list_split_as_ingest_reads_it_gives_the_tables_of_the_whole_list() {
-    let work = crate::harness::Workdir::new("split-csv");
+/// A 3,000-patient PCN-scale synthetic extract written as CSV under `work`/csv (seed `seed`),
+/// and its config with the analysis sections.
+fn csv_extract(work: &crate::harness::Workdir, seed: &str) -> (PathBuf, String) {
     let data = work.join("csv");
     crate::synth::synth(
         &data,
@@ -220,35 +217,60 @@ fn a_csv_list_split_as_ingest_reads_it_gives_the_tables_of_the_whole_list() {
             "--patients",
             "3000",
             "--seed",
-            "3",
+            seed,
             "--format",
             "csv",
         ],
         None,
     );
-    let unlisted = plant_unlisted_rows(&data);
-    let mut config = std::fs::read_to_string(data.join("healthgap.toml")).expect("synth config");
+    let config = std::fs::read_to_string(data.join("healthgap.toml")).expect("synth config");
     assert!(
         config.contains("[run]\n"),
         "the synth config has a [run] table"
     );
-    config.push_str(&analysis_sections(false));
+    (data, config + &analysis_sections(false))
+}
+
+/// `healthgap run` (not quiet: notes and warnings are checked) on `config` with
+/// `run_settings` added to its `[run]` table, as run `r1` under `work`/`name`; the run and its
+/// folder.
+fn run_with_settings(
+    work: &crate::harness::Workdir,
+    data: &Path,
+    config: &str,
+    name: &str,
+    run_settings: &str,
+) -> (crate::harness::Run, PathBuf) {
+    let path = data.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        config.replace("[run]\n", &format!("[run]\n{run_settings}")),
+    )
+    .expect("write config");
+    let root = work.join(name);
+    let run = work.run(&[
+        "run",
+        "--config",
+        &path.display().to_string(),
+        "--out",
+        &root.display().to_string(),
+        "--run-id",
+        "r1",
+    ]);
+    (run, root.join("r1"))
+}
+
+/// A CSV registered list is split as ingest reads it, with its row count from the structure
+/// pass: the tables are those of the list in one piece. Long rows of patients not on the list
+/// are counted alike either way.
+#[test]
+fn a_csv_list_split_as_ingest_reads_it_gives_the_tables_of_the_whole_list() {
+    let work = crate::harness::Workdir::new("split-csv");
+    let (data, config) = csv_extract(&work, "3");
+    let unlisted = plant_unlisted_rows(&data);
     let mut runs = Vec::new();
     for (name, extra) in [("whole", ""), ("split", "patients_per_part = 1000\n")] {
-        let path = data.join(format!("{name}.toml"));
-        std::fs::write(&path, config.replace("[run]\n", &format!("[run]\n{extra}")))
-            .expect("write config");
-        let root = work.join(name);
-        // Not quiet: the split's note is checked below.
-        let run = work.run(&[
-            "run",
-            "--config",
-            &path.display().to_string(),
-            "--out",
-            &root.display().to_string(),
-            "--run-id",
-            "r1",
-        ]);
+        let (run, run_dir) = run_with_settings(&work, &data, &config, name, extra);
         run.expect_code(0);
         let split_note = run
             .stderr()
@@ -260,7 +282,7 @@ fn a_csv_list_split_as_ingest_reads_it_gives_the_tables_of_the_whole_list() {
         );
         assert!(run.stderr().contains(&warning), "{name}: {}", run.stderr());
         let manifest: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(root.join("r1").join("manifest.json")).expect("manifest"),
+            &std::fs::read_to_string(run_dir.join("manifest.json")).expect("manifest"),
         )
         .expect("json");
         assert_eq!(
@@ -268,7 +290,7 @@ fn a_csv_list_split_as_ingest_reads_it_gives_the_tables_of_the_whole_list() {
             serde_json::json!({"conditions": unlisted.0, "outcomes": unlisted.1}),
             "{name}"
         );
-        runs.push(root.join("r1"));
+        runs.push(run_dir);
     }
     assert_same_tables(
         &runs[0],
@@ -901,41 +923,9 @@ fn risk_tiers_are_ranked_within_the_footprint_named() {
 #[test]
 fn outcomes_of_another_period_are_counted_and_never_added_to_the_run_period() {
     let work = crate::harness::Workdir::new("outcome-periods");
-    let data = work.join("csv");
-    crate::synth::synth(
-        &data,
-        &[
-            "--scale",
-            "pcn",
-            "--patients",
-            "3000",
-            "--seed",
-            "5",
-            "--format",
-            "csv",
-        ],
-        None,
-    );
-    let config = std::fs::read_to_string(data.join("healthgap.toml")).expect("synth config")
-        + &analysis_sections(false);
+    let (data, config) = csv_extract(&work, "5");
     let run = |name: &str, run_settings: &str| {
-        let path = data.join(format!("{name}.toml"));
-        std::fs::write(
-            &path,
-            config.replace("[run]\n", &format!("[run]\n{run_settings}")),
-        )
-        .expect("write config");
-        let root = work.join(name);
-        let run = work.run(&[
-            "run",
-            "--config",
-            &path.display().to_string(),
-            "--out",
-            &root.display().to_string(),
-            "--run-id",
-            "r1",
-        ]);
-        (run, root.join("r1"))
+        run_with_settings(&work, &data, &config, name, run_settings)
     };
     let (one, one_dir) = run("one-period", "");
     one.expect_code(0);
