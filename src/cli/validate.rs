@@ -8,16 +8,19 @@ use clap::Args;
 
 use crate::config::Config;
 use crate::error::EXIT_BAD_INPUT;
-use crate::ingest::{IngestReport, rejects_frame};
+use crate::ingest::{IngestReport, InputKind, rejects_frame};
 use crate::output::Printer;
 use crate::pipeline::ingest::ingest;
+use crate::pipeline::partition::PatientInputs;
 
 /// Check every input named in a config without running the pipeline.
 ///
 /// Reads each input, checks every value against its declared schema and prints, per input,
-/// the rows read, accepted and rejected, with the reasons. Exit code 0 when every input passes,
-/// 2 when any input is missing a required column, cannot be read, or has more rejects than
-/// `validation.max_reject_rate` allows.
+/// the rows read, accepted and rejected, with the reasons, and the period of the patient
+/// outcomes a run would measure. Exit code 0 when every input passes, 2 when any input is
+/// missing a required column, cannot be read, or has more rejects than
+/// `validation.max_reject_rate` allows, or when `run.outcome_period` names a period the
+/// outcomes lack.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  healthgap validate --config healthgap.toml\n  healthgap validate --config healthgap.toml --rejects rejects.csv\n  healthgap validate --config healthgap.toml --format json | jq '.inputs[].rows_rejected'"
@@ -69,8 +72,18 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing rejects to {}", path.display()))?;
     }
 
+    // The period a run would measure, as the run chooses it (a config error when the outcomes
+    // lack the period named).
+    let periods = match ingested.frame(InputKind::Outcomes) {
+        Some(outcomes) => Some(
+            PatientInputs::whole(vec![(InputKind::Outcomes, outcomes)])?
+                .choose_outcome_period(config.run.outcome_period.as_deref()),
+        ),
+        None => None,
+    };
     let passed = ingested.all_tables().count() + ingested.footprints.len();
     let failed = ingested.failures.len();
+    let period_failed = matches!(periods, Some(Err(_)));
     match args.format {
         SummaryFormat::Json => {
             let inputs: Vec<serde_json::Value> = ingested
@@ -94,6 +107,11 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
                 "passed": passed,
                 "failed": failed,
                 "inputs": inputs,
+                "outcome_periods": match &periods {
+                    Some(Ok(periods)) => serde_json::to_value(periods)?,
+                    Some(Err(error)) => serde_json::json!({"ok": false, "error": error}),
+                    None => serde_json::Value::Null,
+                },
             }))?)?;
         }
         SummaryFormat::Text => {
@@ -123,14 +141,29 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            printer.result(if failed == 0 {
+            match &periods {
+                Some(Ok(periods)) => {
+                    printer.result(format!(
+                        "patient outcomes: period {} measured",
+                        periods.used.as_deref().unwrap_or("(none recorded)")
+                    ))?;
+                    if let Some(warning) = periods.warning() {
+                        printer.result(format!("    warning: {warning}"))?;
+                    }
+                }
+                Some(Err(error)) => printer.result(format!("patient outcomes: FAILED  {error}"))?,
+                None => {}
+            }
+            printer.result(if failed == 0 && period_failed {
+                format!("all {passed} inputs pass, but run.outcome_period does not (above)")
+            } else if failed == 0 {
                 format!("all {passed} inputs pass")
             } else {
                 format!("{failed} of {} inputs fail", passed + failed)
             })?;
         }
     }
-    Ok(if failed == 0 {
+    Ok(if failed == 0 && !period_failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_BAD_INPUT)

@@ -584,18 +584,20 @@ impl OutcomePeriods {
         if self.rows_not_used == 0 {
             return None;
         }
+        let rows = |n: u64| format!("{n} row{}", if n == 1 { "" } else { "s" });
         let periods: Vec<String> = self
             .periods
             .iter()
-            .map(|PeriodRows { period, rows }| {
-                format!("{}: {rows} rows", period.as_deref().unwrap_or("none"))
+            .map(|PeriodRows { period, rows: n }| {
+                format!("{}: {}", period.as_deref().unwrap_or("none"), rows(*n))
             })
             .collect();
         Some(format!(
-            "the patient outcomes hold {} periods ({}): only {used} is used, and {} rows of the others are not (run.outcome_period chooses the period; the latest is the default)",
+            "the patient outcomes hold {} periods ({}): only {used} is used, and {} of the others {} not (run.outcome_period chooses the period; the latest is the default)",
             self.periods.len(),
             periods.join("; "),
-            self.rows_not_used
+            rows(self.rows_not_used),
+            if self.rows_not_used == 1 { "is" } else { "are" }
         ))
     }
 }

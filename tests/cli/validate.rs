@@ -136,3 +136,47 @@ fn help_explains_exit_codes() {
         run.stdout()
     );
 }
+
+/// `validate` names the period of the patient outcomes a run would measure, warns about the
+/// rows of other periods, and refuses a `run.outcome_period` the outcomes lack (exit 2).
+#[test]
+fn the_outcome_period_a_run_would_measure_is_reported() {
+    let dir = Workdir::new("validate-periods");
+    let outcomes = dir.create(
+        "outcomes.csv",
+        "patient_id,indicator,value,period\nP1,smoker,1,2023/24\nP1,smoker,0,2024/25\nP2,smoker,1,2024/25\n",
+    );
+    let inputs = format!("[inputs.outcomes]\npath = \"{}\"\n", outcomes.display());
+    let latest = config_for(&dir, &inputs, "");
+    let run = dir.run(&["validate", "--config", &latest]);
+    run.expect_code(0);
+    let out = run.stdout();
+    assert!(
+        out.contains("patient outcomes: period 2024/25 measured"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the patient outcomes hold 2 periods (2023/24: 1 row; 2024/25: 2 rows): only 2024/25 is used, and 1 row of the others is not"),
+        "{out}"
+    );
+    assert!(out.contains("all 1 inputs pass"), "{out}");
+
+    let json = dir.run(&["validate", "--config", &latest, "--format", "json"]);
+    json.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout()).expect("json summary");
+    assert_eq!(json["outcome_periods"]["used"], "2024/25");
+    assert_eq!(json["outcome_periods"]["rows_not_used"], 1);
+
+    let absent = config_for(&dir, &inputs, "outcome_period = \"2022/23\"");
+    let run = dir.run(&["validate", "--config", &absent]);
+    run.expect_code(2);
+    let out = run.stdout();
+    assert!(
+        out.contains("run.outcome_period = \"2022/23\": the patient outcomes have no rows of that period (their periods: 2023/24, 2024/25)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("all 1 inputs pass, but run.outcome_period does not"),
+        "{out}"
+    );
+}
