@@ -552,7 +552,14 @@ fn population_stages(
             let (segmentations, prepared) = segment_parts(&plan, &inputs, config, staging)?;
             Ok((segmentations, prepared, Some(plan.unlisted), periods))
         })?;
+    let unused_period = match (&periods, &config.run.outcome_period) {
+        (None, Some(period)) => Some(format!(
+            "run.outcome_period = \"{period}\" is set, but the run reads no patient outcomes: it is not used"
+        )),
+        _ => None,
+    };
     let data_warnings = [
+        unused_period,
         periods
             .as_ref()
             .and_then(partition::OutcomePeriods::warning),

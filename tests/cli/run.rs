@@ -574,3 +574,39 @@ fn disclosure_control_suppresses_small_counts_by_default() {
         .get(0);
     assert_eq!(suppressed, Some(true));
 }
+
+/// A `run.outcome_period` in a run without patient outcomes is not used, and the run says so.
+#[test]
+fn an_outcome_period_without_patient_outcomes_is_named_in_a_warning() {
+    let dir = Workdir::new("unused-outcome-period");
+    let fixture = fixtures().join("run");
+    let text = std::fs::read_to_string(fixture.join("healthgap.toml"))
+        .expect("fixture config")
+        .replace("[run]\n", "[run]\noutcome_period = \"2024/25\"\n")
+        .replace(
+            "\"patients_small.csv\"",
+            &format!("\"{}\"", fixture.join("patients_small.csv").display()),
+        )
+        .replace(
+            "\"../../../data/",
+            &format!("\"{}/", crate::harness::data_dir().display()),
+        );
+    let config = dir.create("healthgap.toml", text);
+    let root = dir.join("out");
+    let run = dir.run_pipeline(&config, &root, "r1");
+    run.expect_code(0);
+    let warning = "run.outcome_period = \"2024/25\" is set, but the run reads no patient outcomes: it is not used";
+    assert!(run.stderr().contains(warning), "{}", run.stderr());
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("r1").join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    assert_eq!(manifest["outcome_periods"], serde_json::Value::Null);
+    assert!(
+        manifest["warnings"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w.as_str() == Some(warning))),
+        "{}",
+        manifest["warnings"]
+    );
+}
