@@ -21,6 +21,24 @@ pub fn fixtures() -> PathBuf {
     repo().join("tests").join("fixtures")
 }
 
+/// The hand-checked fixture run's config (`tests/fixtures/run/healthgap.toml`) with absolute
+/// paths, to be written anywhere: its reference data from `data/`, and `patients` as its
+/// registered list.
+pub fn fixture_run_config(patients: &Path) -> String {
+    std::fs::read_to_string(fixtures().join("run").join("healthgap.toml"))
+        .expect("fixture config")
+        .replace(
+            "\"patients_small.csv\"",
+            &format!("\"{}\"", patients.display()),
+        )
+        .replace("\"../../../data/", &format!("\"{}/", data_dir().display()))
+}
+
+/// The fixture run's own registered list (`tests/fixtures/run/patients_small.csv`).
+pub fn fixture_run_patients() -> PathBuf {
+    fixtures().join("run").join("patients_small.csv")
+}
+
 /// The shared reference folder (`../shared/data`), overridable with `HEALTHGAP_SHARED_DATA`.
 /// `None` (and a line saying the test is skipped) when it is not there.
 pub fn shared_data(test: &str) -> Option<PathBuf> {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use healthgap::ingest::{InputKind, ReadOptions, Table, read_table};
 use polars::prelude::*;
 
-use crate::harness::{Workdir, data_dir, fixtures};
+use crate::harness::{Workdir, fixtures};
 
 fn options() -> ReadOptions {
     ReadOptions {
@@ -349,14 +349,8 @@ fn a_very_long_line_cut_short_is_read_or_refused_by_name() {
 #[test]
 fn lsoa_2011_codes_against_iod2025_warn_with_counts_in_the_run_and_manifest() {
     let dir = Workdir::new("vintages");
-    let config = std::fs::read_to_string(fixtures().join("run").join("healthgap.toml"))
-        .expect("fixture config")
-        .replace("deprivation = \"iod2019\"", "deprivation = \"iod2025\"")
-        .replace(
-            "\"patients_small.csv\"",
-            &format!("\"{}\"", hostile("patients_lsoa_2011_2021.csv").display()),
-        )
-        .replace("\"../../../data/", &format!("\"{}/", data_dir().display()));
+    let config = crate::harness::fixture_run_config(&hostile("patients_lsoa_2011_2021.csv"))
+        .replace("deprivation = \"iod2019\"", "deprivation = \"iod2025\"");
     let config = dir.create("healthgap.toml", config);
     let root = dir.join("out");
     let run = dir.run_pipeline(&config, &root, "v1");

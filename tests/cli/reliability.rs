@@ -14,17 +14,13 @@ use std::time::{Duration, Instant};
 
 use polars::prelude::*;
 
-use crate::harness::{Workdir, data_dir, fixtures};
+use crate::harness::{Workdir, fixtures};
 
 /// The fixture run's config written into `dir` with absolute data paths and `patients` as its
 /// registered list, so a test can change the list.
 fn fixture_config(dir: &Workdir, patients: &str) -> PathBuf {
     let list = dir.create("patients.csv", patients);
-    let config = std::fs::read_to_string(fixtures().join("run").join("healthgap.toml"))
-        .expect("fixture config")
-        .replace("\"patients_small.csv\"", &toml_path(&list))
-        .replace("\"../../../data/", &format!("\"{}/", data_dir().display()));
-    dir.create("healthgap.toml", config)
+    dir.create("healthgap.toml", crate::harness::fixture_run_config(&list))
 }
 
 fn toml_path(path: &Path) -> String {

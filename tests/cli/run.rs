@@ -421,14 +421,7 @@ fn aggregate_cells_take_the_same_path_with_weights() {
 fn lsoa_centroids_fall_in_exactly_one_icb_and_local_authorities_stay_together() {
     let dir = Workdir::new("run-geometric");
     let data = crate::harness::data_dir();
-    let fixture = fixtures().join("run");
-    let mut config =
-        std::fs::read_to_string(fixture.join("healthgap.toml")).expect("fixture config");
-    config = config.replace(
-        "\"patients_small.csv\"",
-        &format!("\"{}\"", fixture.join("patients_small.csv").display()),
-    );
-    config = config.replace("\"../../../data/", &format!("\"{}/", data.display()));
+    let mut config = crate::harness::fixture_run_config(&crate::harness::fixture_run_patients());
     config.push_str(&format!(
         "[inputs.lsoa_centroids]\npath = \"{}\"\n[[footprints]]\nkind = \"icb\"\npath = \"{}\"\n",
         data.join("lsoa11_centroids.parquet").display(),
@@ -537,21 +530,9 @@ fn lsoa_centroids_fall_in_exactly_one_icb_and_local_authorities_stay_together() 
 #[test]
 fn disclosure_control_suppresses_small_counts_by_default() {
     let dir = Workdir::new("run-disclosure");
-    let fixture = fixtures().join("run");
-    let config = std::fs::read_to_string(fixture.join("healthgap.toml"))
-        .expect("fixture config")
+    let config = crate::harness::fixture_run_config(&crate::harness::fixture_run_patients())
         .replace("enabled = false", "enabled = true");
     let config = dir.create("sdc.toml", config);
-    std::fs::copy(
-        fixture.join("patients_small.csv"),
-        dir.join("patients_small.csv"),
-    )
-    .expect("copy");
-    let config_text = std::fs::read_to_string(&config).expect("read").replace(
-        "../../../data/",
-        &format!("{}/", crate::harness::data_dir().display()),
-    );
-    std::fs::write(&config, config_text).expect("write");
     let root = dir.join("out");
     dir.run_pipeline(&config, &root, "s1").expect_code(0);
     let areas = read(&root.join("s1").join("area_deprivation.parquet"));
@@ -579,18 +560,8 @@ fn disclosure_control_suppresses_small_counts_by_default() {
 #[test]
 fn an_outcome_period_without_patient_outcomes_is_named_in_a_warning() {
     let dir = Workdir::new("unused-outcome-period");
-    let fixture = fixtures().join("run");
-    let text = std::fs::read_to_string(fixture.join("healthgap.toml"))
-        .expect("fixture config")
-        .replace("[run]\n", "[run]\noutcome_period = \"2024/25\"\n")
-        .replace(
-            "\"patients_small.csv\"",
-            &format!("\"{}\"", fixture.join("patients_small.csv").display()),
-        )
-        .replace(
-            "\"../../../data/",
-            &format!("\"{}/", crate::harness::data_dir().display()),
-        );
+    let text = crate::harness::fixture_run_config(&crate::harness::fixture_run_patients())
+        .replace("[run]\n", "[run]\noutcome_period = \"2024/25\"\n");
     let config = dir.create("healthgap.toml", text);
     let root = dir.join("out");
     let run = dir.run_pipeline(&config, &root, "r1");
