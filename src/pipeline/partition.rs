@@ -701,6 +701,14 @@ impl PatientInputs {
         }
     }
 
+    fn outcomes_mut(&mut self) -> &mut Outcomes {
+        match self {
+            PatientInputs::Whole { outcomes, .. } | PatientInputs::Split { outcomes, .. } => {
+                outcomes
+            }
+        }
+    }
+
     /// Every outcome code in the outcomes input, sorted: every part has a column for each,
     /// and the outcome rows are coded by their slot in it.
     pub fn outcome_codes(&self) -> &[String] {
@@ -718,11 +726,7 @@ impl PatientInputs {
         &mut self,
         wanted: Option<&str>,
     ) -> Result<OutcomePeriods, String> {
-        let outcomes = match self {
-            PatientInputs::Whole { outcomes, .. } | PatientInputs::Split { outcomes, .. } => {
-                outcomes
-            }
-        };
+        let outcomes = self.outcomes_mut();
         let latest = outcomes.periods.keys().flatten().next_back().cloned();
         let used = match wanted {
             Some(wanted) if outcomes.periods.contains_key(&Some(wanted.to_string())) => {
