@@ -39,6 +39,13 @@ pub fn fixture_run_patients() -> PathBuf {
     fixtures().join("run").join("patients_small.csv")
 }
 
+/// A run folder's `manifest.json`, parsed (a panic naming the folder if it cannot be read).
+pub fn run_manifest(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("manifest.json"))
+        .unwrap_or_else(|e| panic!("{}: manifest: {e}", run.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: manifest: {e}", run.display()))
+}
+
 /// The shared reference folder (`../shared/data`), overridable with `HEALTHGAP_SHARED_DATA`.
 /// `None` (and a line saying the test is skipped) when it is not there.
 pub fn shared_data(test: &str) -> Option<PathBuf> {

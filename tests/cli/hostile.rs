@@ -359,10 +359,7 @@ fn lsoa_2011_codes_against_iod2025_warn_with_counts_in_the_run_and_manifest() {
     // codes match.
     let warning = "5 of 10 registered people have no deprivation match (0 with no LSOA code; 5 with 4 LSOA codes not in iod2025); 4 of those codes are LSOA 2011 codes";
     assert!(run.stderr().contains(warning), "{}", run.stderr());
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("v1").join("manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest = crate::harness::run_manifest(&root.join("v1"));
     let matched = &manifest["deprivation_match"];
     assert_eq!(matched["unmatched"], 5, "{matched}");
     assert_eq!(matched["unmatched_codes"], 4, "{matched}");

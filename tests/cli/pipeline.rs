@@ -140,10 +140,7 @@ fn sorted_by_keys(table: DataFrame) -> DataFrame {
 fn a_list_split_into_parts_by_patient_gives_the_tables_of_the_whole_list() {
     let whole = unrounded_run();
     let split = split_run();
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(split.join("manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest = crate::harness::run_manifest(split);
     assert_eq!(manifest["population"], 120_000);
     let leftovers: Vec<_> = std::fs::read_dir(split)
         .expect("run folder")
@@ -281,10 +278,7 @@ fn a_csv_list_split_as_ingest_reads_it_gives_the_tables_of_the_whole_list() {
             unlisted.0, unlisted.1
         );
         assert!(run.stderr().contains(&warning), "{name}: {}", run.stderr());
-        let manifest: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(run_dir.join("manifest.json")).expect("manifest"),
-        )
-        .expect("json");
+        let manifest = crate::harness::run_manifest(&run_dir);
         assert_eq!(
             manifest["unlisted_patient_rows"],
             serde_json::json!({"conditions": unlisted.0, "outcomes": unlisted.1}),
@@ -531,10 +525,7 @@ fn segments_cover_everyone_once_per_segmentation() {
 #[test]
 fn no_publishable_table_shows_a_count_from_1_to_7_or_a_patient_id() {
     let run = published_run();
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(run.join("manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest = crate::harness::run_manifest(run);
     let outputs = manifest["outputs"].as_array().expect("outputs");
     let ids: std::collections::HashSet<String> = read(&run.join("patients_enriched.parquet"))
         .column("patient_id")
@@ -969,10 +960,7 @@ fn outcomes_of_another_period_are_counted_and_never_added_to_the_run_period() {
             n = rows.len()
         );
         assert!(two.stderr().contains(&warning), "{name}: {}", two.stderr());
-        let manifest: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(two_dir.join("manifest.json")).expect("manifest"),
-        )
-        .expect("json");
+        let manifest = crate::harness::run_manifest(&two_dir);
         assert_eq!(
             manifest["outcome_periods"]["used"],
             latest.as_str(),

@@ -118,7 +118,7 @@ fn assert_root_is_consistent(root: &Path, context: &str) -> String {
             continue;
         }
         // A visible run folder is complete: it was renamed into place after its manifest.
-        let recorded = manifest(&path);
+        let recorded = crate::harness::run_manifest(&path);
         assert_eq!(recorded["run_id"], name.as_str(), "{context}");
         for output in recorded["outputs"].as_array().expect("outputs") {
             let file = path.join(output["file"].as_str().expect("file"));
@@ -188,12 +188,6 @@ fn reached(root: &Path, run_id: &str) -> Reached {
     }
 }
 
-fn manifest(run: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(run.join("manifest.json"))
-        .unwrap_or_else(|e| panic!("{}: manifest: {e}", run.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: manifest: {e}", run.display()))
-}
-
 // --- Input drift ---------------------------------------------------------------------------------
 
 #[test]
@@ -203,7 +197,10 @@ fn a_truncated_extract_stops_before_publishing_until_the_drift_is_accepted() {
     let config = fixture_config(&dir, &fixture_patients());
     let first = run(&config, &root, "r1", &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
-    assert_eq!(manifest(&root.join("r1"))["drift"]["checked"], false);
+    assert_eq!(
+        crate::harness::run_manifest(&root.join("r1"))["drift"]["checked"],
+        false
+    );
 
     // Tonight's extract stops after 10 of the 14 patients.
     let truncated: String = fixture_patients()
@@ -243,7 +240,7 @@ fn a_truncated_extract_stops_before_publishing_until_the_drift_is_accepted() {
         accepted.stderr
     );
     assert_eq!(latest(&root).as_deref(), Some("r3"));
-    let recorded = manifest(&root.join("r3"));
+    let recorded = crate::harness::run_manifest(&root.join("r3"));
     assert_eq!(recorded["drift"]["accepted"], true);
     assert_eq!(recorded["drift"]["previous_run"], "r1");
     assert!(
@@ -257,7 +254,7 @@ fn a_truncated_extract_stops_before_publishing_until_the_drift_is_accepted() {
     // The next night compares with r3 (10 patients): no drift, no flag needed.
     let next = run(&config, &root, "r4", &[]);
     assert_eq!(next.code, 0, "{}", next.stderr);
-    let recorded = manifest(&root.join("r4"));
+    let recorded = crate::harness::run_manifest(&root.join("r4"));
     assert_eq!(recorded["drift"]["checked"], true);
     assert_eq!(recorded["drift"]["accepted"], false);
 }
@@ -275,7 +272,7 @@ fn a_run_killed_at_random_points_never_leaves_latest_on_an_incomplete_run() {
     let first = run(&config, &root, "base", &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     let duration = started.elapsed().as_secs_f64();
-    let ingest = manifest(&root.join("base"))["stages"][0]["seconds"]
+    let ingest = crate::harness::run_manifest(&root.join("base"))["stages"][0]["seconds"]
         .as_f64()
         .unwrap_or(0.0)
         .min(duration);
@@ -709,7 +706,7 @@ fn the_same_inputs_config_and_seed_give_byte_identical_tables() {
         );
     }
     let outputs = |root: &Path| -> Vec<String> {
-        manifest(&root.join("same"))["outputs"]
+        crate::harness::run_manifest(&root.join("same"))["outputs"]
             .as_array()
             .expect("outputs")
             .iter()

@@ -240,8 +240,7 @@ fn report_writes_a_self_contained_page_and_a_markdown_twin_whose_numbers_match_t
         assert!(markdown.contains(heading), "{heading}");
     }
     // The period of the patient outcomes measured, as the run's manifest records it.
-    let manifest: serde_json::Value =
-        serde_json::from_str(&read(&demo.run.join("manifest.json"))).expect("manifest");
+    let manifest = crate::harness::run_manifest(&demo.run);
     let period = manifest["outcome_periods"]["used"]
         .as_str()
         .expect("the demo's outcomes have a period");
@@ -300,8 +299,7 @@ fn report_writes_a_self_contained_page_and_a_markdown_twin_whose_numbers_match_t
     );
 
     // The methods appendix quotes the manifest: inputs with their SHA-256.
-    let manifest: serde_json::Value =
-        serde_json::from_str(&read(&demo.run.join("manifest.json"))).expect("manifest");
+    let manifest = crate::harness::run_manifest(&demo.run);
     // (The page lets a SHA-256 wrap between groups of 16 characters.)
     let unbroken = html.replace("<wbr>", "");
     for input in manifest["inputs"].as_array().expect("inputs") {

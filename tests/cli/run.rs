@@ -177,10 +177,7 @@ fn patients_are_attributed_by_membership_and_lsoas_by_residence() {
         .collect();
     assert_eq!(pcn[2], Some("U89141"));
 
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("r1").join("manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest = crate::harness::run_manifest(&root.join("r1"));
     assert_eq!(manifest["population"], 14);
     assert_eq!(manifest["membership"]["practices_without_pcn"], 1);
     assert_eq!(manifest["deprivation_match"]["no_lsoa_code"], 1);
@@ -430,10 +427,7 @@ fn lsoa_centroids_fall_in_exactly_one_icb_and_local_authorities_stay_together() 
     let config = dir.create("geo.toml", config);
     let root = dir.join("out");
     dir.run_pipeline(&config, &root, "g1").expect_code(0);
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("g1").join("manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest = crate::harness::run_manifest(&root.join("g1"));
     let report = &manifest["geometric"][0];
     // Every English LSOA 2011 centroid is inside exactly one of the 42 ICB polygons; the
     // 1,909 Welsh ones are in none (ICBs cover England only).
@@ -568,10 +562,7 @@ fn an_outcome_period_without_patient_outcomes_is_named_in_a_warning() {
     run.expect_code(0);
     let warning = "run.outcome_period = \"2024/25\" is set, but the run reads no patient outcomes: it is not used";
     assert!(run.stderr().contains(warning), "{}", run.stderr());
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("r1").join("manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest = crate::harness::run_manifest(&root.join("r1"));
     assert_eq!(manifest["outcome_periods"], serde_json::Value::Null);
     assert!(
         manifest["warnings"]
