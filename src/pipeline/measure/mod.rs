@@ -21,6 +21,7 @@ use crate::pipeline::segment::{RISK_TIER, SEGMENT};
 use crate::schema;
 use crate::stats::Confidence;
 
+mod roll_up;
 mod sums;
 
 /// What an indicator's value is.
@@ -364,14 +365,15 @@ fn indicator_terms(
 }
 
 /// Practice sums of the `flat` indicators, and of the `dsr` ones by age band, in one streamed
-/// pass over the patients (see [`sums`] for why not with polars' `group_by`).
+/// pass over the patients (see [`sums`] for why not with polars' `group_by`), rolled up to
+/// `levels` ([`roll_up`]; `practices` maps each practice to its PCN and ICB).
 fn practice_sums(
     patients: &LazyFrame,
     indicators: &[PreparedIndicator],
-    flat: &[usize],
-    dsr: &[usize],
+    (flat, dsr): (&[usize], &[usize]),
     breakdowns: &[String],
-) -> PolarsResult<(DataFrame, Option<DataFrame>)> {
+    (practices, levels): (&DataFrame, &[String]),
+) -> PolarsResult<roll_up::RolledUp> {
     let terms = indicator_terms(patients, indicators, breakdowns, !dsr.is_empty());
     let sums = sums::PracticeSums::new(
         terms.clone().collect_schema()?.as_ref(),
@@ -380,7 +382,8 @@ fn practice_sums(
         dsr,
         breakdowns,
     )?;
-    crate::lazy::fold_batches(terms, sums, |sums, batch| sums.add(&batch))?.finish()
+    crate::lazy::fold_batches(terms, sums, |sums, batch| sums.add(&batch))?
+        .roll_up(practices, levels)
 }
 
 /// The footprint code of a practice's row at `level` (`england`, `icb`, `pcn` or `practice`),
@@ -392,55 +395,6 @@ pub(crate) fn level_code(level: &str) -> Expr {
         "pcn" => col(schema::PCN_CODE),
         _ => col(schema::PRACTICE_CODE),
     }
-}
-
-/// Sum practice-level sums up to each requested level. `practices` maps practice → PCN, ICB.
-fn roll_up(
-    sums: LazyFrame,
-    practices: LazyFrame,
-    levels: &[String],
-    by_age: bool,
-    wanted: &[usize],
-) -> PolarsResult<LazyFrame> {
-    let sums = sums.join(
-        practices,
-        [col(schema::PRACTICE_CODE)],
-        [col(schema::PRACTICE_CODE)],
-        JoinArgs::new(JoinType::Left),
-    );
-    // The wanted indicators' numerator and denominator columns, as the practice level keeps
-    // them and as the other levels sum them.
-    let terms: Vec<Expr> = wanted
-        .iter()
-        .flat_map(|&i| [col(num_column(i)), col(den_column(i))])
-        .collect();
-    let aggs: Vec<Expr> = terms.iter().map(|term| term.clone().sum()).collect();
-    let mut frames = Vec::new();
-    for level in levels {
-        let code = level_code(level);
-        let mut keys = vec![
-            col(BREAKDOWN),
-            col(BREAKDOWN_VALUE),
-            col(schema::FOOTPRINT_CODE),
-        ];
-        if by_age {
-            keys.push(col(schema::AGE_BAND));
-        }
-        let rows = sums
-            .clone()
-            .with_column(code.alias(schema::FOOTPRINT_CODE))
-            .filter(col(schema::FOOTPRINT_CODE).is_not_null());
-        // The practice sums already have one row a practice and key (`PracticeSums::finish`):
-        // grouping them again by practice was most of the roll-up by age band (3.5M rows at
-        // 10M patients).
-        let rows = if level == "practice" {
-            rows.select(keys.into_iter().chain(terms.clone()).collect::<Vec<_>>())
-        } else {
-            rows.group_by(keys).agg(aggs.clone())
-        };
-        frames.push(rows.with_column(lit(level.as_str()).alias(schema::FOOTPRINT_KIND)));
-    }
-    concat(frames, UnionArgs::default())
 }
 
 /// Compute the rows of the `indicators` table: one block per indicator, each in key order
@@ -462,47 +416,46 @@ pub fn indicators_table(
     if n == 0 {
         return Ok(IndicatorRows::default());
     }
-    let practice_map = practices.clone().select([
-        col(schema::PRACTICE_CODE),
-        col(schema::PCN_CODE),
-        col(schema::ICB_CODE),
-    ]);
-    let levels = &config.levels;
-    // Sums by age band only for the DSRs: by practice × breakdown value × age band the frame is
-    // nineteen times longer, and every column in it costs.
+    let practices = practices
+        .clone()
+        .select([
+            col(schema::PRACTICE_CODE),
+            col(schema::PCN_CODE),
+            col(schema::ICB_CODE),
+        ])
+        .collect()?;
+    // Sums by age band only for the DSRs: by practice × breakdown value × age band there are
+    // nineteen times more, and every one costs.
     let (dsr, flat_only): (Vec<usize>, Vec<usize>) =
         (0..n).partition(|&i| indicators[i].spec.kind == IndicatorType::Dsr);
     // The practice sums are taken once and every level is rolled up from them: each level's
     // plan would otherwise read the patients again.
-    let (flat_sums, dsr_sums) =
-        practice_sums(patients, indicators, &flat_only, &dsr, &config.breakdowns)?;
+    let sums = practice_sums(
+        patients,
+        indicators,
+        (&flat_only, &dsr),
+        &config.breakdowns,
+        (&practices, &config.levels),
+    )?;
     let pair = reference_levels()?;
     let specs: Vec<&IndicatorSpec> = indicators.iter().map(|i| &i.spec).collect();
-    // The proportions and rates, and the DSRs, from sums of their own: each chain has steps
-    // on one thread between polars' parallel ones, so the two run side by side (at 10M, from
-    // the sums to the rows: 3.6 → 3.4 s).
-    let crude = |sums: DataFrame| -> PolarsResult<IndicatorRows> {
-        let flat =
-            roll_up(sums.lazy(), practice_map.clone(), levels, false, &flat_only)?.collect()?;
-        let mut rows = IndicatorRows::default();
-        estimate_rows(&flat, &specs, &pair, &mut rows)?;
-        Ok(rows)
-    };
-    let standardised = |sums: DataFrame| -> PolarsResult<IndicatorRows> {
-        let by_age = roll_up(sums.lazy(), practice_map.clone(), levels, true, &dsr)?.collect()?;
-        let mut rows = IndicatorRows::default();
-        dsr_rows(&by_age, indicators, esp2013, &pair, &mut rows)?;
-        Ok(rows)
-    };
+    // The proportions and rates, and the DSRs, side by side: each has steps on one thread.
     let (crude_rows, standardised_rows) = std::thread::scope(|scope| {
-        let standardised_rows = dsr_sums.map(|sums| scope.spawn(|| standardised(sums)));
-        let crude_rows = crude(flat_sums);
+        let standardised_rows = sums.by_band.as_ref().map(|by_band| {
+            scope.spawn(|| {
+                let mut rows = IndicatorRows::default();
+                dsr_rows(by_band, indicators, esp2013, &pair, &mut rows)?;
+                Ok::<_, PolarsError>(rows)
+            })
+        });
+        let mut crude_rows = IndicatorRows::default();
+        let crude = estimate_rows(&sums.flat, &specs, &pair, &mut crude_rows);
         let standardised_rows = standardised_rows.map(|thread| {
             thread
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         });
-        (crude_rows, standardised_rows)
+        (crude.map(|()| crude_rows), standardised_rows)
     });
     let mut rows = crude_rows?;
     if let Some(standardised_rows) = standardised_rows {
@@ -597,83 +550,32 @@ fn stats_err(e: crate::stats::StatsError) -> PolarsError {
     polars_err!(ComputeError: "{e}")
 }
 
-/// DSR rows: spread the age-band sums of each footprint × breakdown value over the 19 ESP2013
-/// bands and standardise.
+/// DSR rows: each footprint × breakdown value's sums over the 19 ESP2013 bands, standardised.
 fn dsr_rows(
-    by_age: &DataFrame,
+    by_band: &roll_up::BandSums,
     indicators: &[PreparedIndicator],
     esp2013: &[f64; 19],
     pair: &[Confidence],
     rows: &mut IndicatorRows,
 ) -> PolarsResult<()> {
-    let dsr: Vec<usize> = indicators
-        .iter()
-        .enumerate()
-        .filter(|(_, indicator)| indicator.spec.kind == IndicatorType::Dsr)
-        .map(|(i, _)| i)
-        .collect();
-    if dsr.is_empty() {
-        return Ok(());
-    }
-    // One row per footprint × breakdown value, its age bands and their sums as lists, spread
-    // over the 19 bands below. (A filtered sum per band and column evaluates a filter in every
-    // group: 38 per DSR, most of this stage's time.)
-    let mut aggs = vec![col(schema::AGE_BAND)];
-    for &i in &dsr {
-        aggs.push(col(num_column(i)));
-        aggs.push(col(den_column(i)));
-    }
-    let grouped = in_key_order(
-        by_age
-            .clone()
-            .lazy()
-            .group_by(KEYS.iter().map(|k| col(*k)).collect::<Vec<_>>())
-            .agg(aggs),
-    )?;
-    let key_cols = key_columns(&grouped)?;
-    // Every list column of a group has the same length: the age bands' offsets serve all.
-    let bands_listed = grouped.column(schema::AGE_BAND)?.list()?.rechunk();
-    let offsets: Vec<usize> = bands_listed
-        .offsets()?
-        .iter()
-        .map(|&o| o as usize)
-        .collect();
-    let listed_values = |name: &str| -> PolarsResult<Series> {
-        Ok(grouped.column(name)?.list()?.rechunk().get_inner())
-    };
-    // Each listed row's ESP2013 band (`None`: not one of the 19, e.g. age unknown).
-    let band_of_row: Vec<Option<usize>> = bands_listed
-        .get_inner()
-        .str()?
-        .iter()
-        .map(|label| label.and_then(|l| ESP2013_BANDS.iter().position(|band| *band == l)))
-        .collect();
-    for &i in &dsr {
-        let indicator = &indicators[i];
-        let bands = |name: String| -> PolarsResult<Vec<Vec<f64>>> {
-            let values = zero_filled(&listed_values(&name)?.into_frame(), &name)?;
-            let mut bands = vec![vec![0.0; grouped.height()]; ESP2013_BANDS.len()];
-            for (row, range) in offsets.windows(2).enumerate() {
-                for k in range[0]..range[1] {
-                    if let Some(b) = band_of_row[k] {
-                        bands[b][row] += values[k];
-                    }
-                }
-            }
-            Ok(bands)
-        };
-        let (x_bands, n_bands) = (bands(num_column(i))?, bands(den_column(i))?);
-        let estimates: Vec<(f64, f64, Option<crate::stats::Estimate>)> = (0..grouped.height())
+    let key_cols = key_columns(&by_band.keys)?;
+    for (i, indicator) in indicators.iter().enumerate() {
+        if indicator.spec.kind != IndicatorType::Dsr {
+            continue;
+        }
+        let estimates: Vec<(f64, f64, Option<crate::stats::Estimate>)> = (0..by_band.keys.height())
             .into_par_iter()
             .map(|row| {
+                let (x_bands, n_bands) =
+                    (by_band.bands(i, row, false), by_band.bands(i, row, true));
                 // Bands with no eligible people carry no information; the reference needs n > 0.
                 let used: Vec<usize> = (0..ESP2013_BANDS.len())
-                    .filter(|&b| n_bands[b][row] > 0.0)
+                    .filter(|&b| n_bands[b] > 0.0)
                     .collect();
-                let xs: Vec<f64> = used.iter().map(|&b| x_bands[b][row]).collect();
-                let ns: Vec<f64> = used.iter().map(|&b| n_bands[b][row]).collect();
-                let total_x: f64 = x_bands.iter().map(|band| band[row]).sum();
-                let total_n: f64 = n_bands.iter().map(|band| band[row]).sum();
+                let xs: Vec<f64> = used.iter().map(|&b| x_bands[b]).collect();
+                let ns: Vec<f64> = used.iter().map(|&b| n_bands[b]).collect();
+                let total_x: f64 = x_bands.iter().sum();
+                let total_n: f64 = n_bands.iter().sum();
                 if used.is_empty() {
                     return Ok((total_x, total_n, None));
                 }

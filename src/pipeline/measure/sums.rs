@@ -17,25 +17,25 @@ use std::borrow::Cow;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::{ALL, BREAKDOWN, BREAKDOWN_VALUE, breakdown_label, den_column, num_column};
+use super::{ALL, den_column, num_column};
 use crate::pipeline::key_codes::KeyCodes;
 use crate::schema;
 
 /// The key columns of a grouping: indices into [`PracticeSums::keys`].
 #[derive(Clone, Copy)]
-struct GroupingKeys {
+pub(super) struct GroupingKeys {
     /// The breakdown's column; `None` for `all`.
-    value: Option<usize>,
+    pub(super) value: Option<usize>,
     /// The age band's column, for DSRs.
-    age: Option<usize>,
+    pub(super) age: Option<usize>,
 }
 
 /// The practice, value and age codes of a slot.
 #[derive(Clone, Copy)]
-struct SlotKey {
-    practice: u32,
-    value: u32,
-    age: u32,
+pub(super) struct SlotKey {
+    pub(super) practice: u32,
+    pub(super) value: u32,
+    pub(super) age: u32,
 }
 
 /// The slot of each (practice, value, age) code triple. The codes are small and dense (a few
@@ -240,21 +240,27 @@ fn add_rows_portable(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: 
 }
 
 /// Sums of some indicators' terms by practice × one breakdown's value (× age band).
-struct Grouping {
-    breakdown: String,
-    keys: GroupingKeys,
-    indicators: Vec<usize>,
+pub(super) struct Grouping {
+    pub(super) breakdown: String,
+    pub(super) keys: GroupingKeys,
+    /// The indicators summed, as indices into the run's indicators.
+    pub(super) indicators: Vec<usize>,
     slots: SlotTable,
     /// Practice, value and age codes of each slot.
-    slot_keys: Vec<SlotKey>,
+    pub(super) slot_keys: Vec<SlotKey>,
     /// Slot by slot: numerator and denominator of each of `indicators`, padded to
-    /// [`row_width`].
-    sums: Vec<f64>,
+    /// [`Grouping::width`].
+    pub(super) sums: Vec<f64>,
     /// The slots of a block's rows (kept to reuse its memory).
     block_slots: Vec<u32>,
 }
 
 impl Grouping {
+    /// The terms a slot of [`Grouping::sums`] holds: [`row_width`] of its indicators.
+    pub(super) fn width(&self) -> usize {
+        row_width(self.indicators.len())
+    }
+
     /// Make room in the slot table for every code the key columns have so far (`codes`: how
     /// many each column has).
     fn reserve(&mut self, codes: &[usize]) {
@@ -305,97 +311,18 @@ impl Grouping {
         }
         add_rows(sums, block_slots, row_terms, width);
     }
-
-    /// One row per slot: practice, breakdown, breakdown value (labelled), age band when by
-    /// age, and the sums.
-    fn into_frame(self, practices: &Series, labels: &[Option<Series>]) -> PolarsResult<DataFrame> {
-        let n = self.slot_keys.len();
-        let take =
-            |series: &Series, codes: Vec<u32>| series.take(&IdxCa::from_vec("".into(), codes));
-        let mut columns = vec![
-            take(
-                practices,
-                self.slot_keys.iter().map(|k| k.practice).collect(),
-            )?
-            .into_column(),
-            Column::new_scalar(
-                BREAKDOWN.into(),
-                Scalar::new(
-                    DataType::String,
-                    AnyValue::StringOwned(self.breakdown.as_str().into()),
-                ),
-                n,
-            ),
-        ];
-        columns.push(match self.keys.value {
-            None => Column::new_scalar(
-                BREAKDOWN_VALUE.into(),
-                Scalar::new(DataType::String, AnyValue::StringOwned("All".into())),
-                n,
-            ),
-            Some(k) => {
-                let labels = labels[k].as_ref().expect("breakdown columns are labelled");
-                take(labels, self.slot_keys.iter().map(|k| k.value).collect())?
-                    .with_name(BREAKDOWN_VALUE.into())
-                    .into_column()
-            }
-        });
-        if let Some(k) = self.keys.age {
-            let ages = labels[k].as_ref().expect("the age band is labelled");
-            columns.push(
-                take(ages, self.slot_keys.iter().map(|k| k.age).collect())?
-                    .with_name(schema::AGE_BAND.into())
-                    .into_column(),
-            );
-        }
-        let width = row_width(self.indicators.len());
-        for (j, &i) in self.indicators.iter().enumerate() {
-            let strided = |offset: usize| -> Vec<f64> {
-                self.sums
-                    .iter()
-                    .skip(offset)
-                    .step_by(width)
-                    .copied()
-                    .collect()
-            };
-            columns.push(Column::new(num_column(i).into(), strided(2 * j)));
-            columns.push(Column::new(den_column(i).into(), strided(2 * j + 1)));
-        }
-        DataFrame::new(n, columns)
-    }
-}
-
-/// The sums of `frame` (a grouping's) with one row for each practice, breakdown value and age
-/// band, in the order first seen.
-fn rows_of_one_key(frame: DataFrame) -> PolarsResult<DataFrame> {
-    let key_names = [
-        schema::PRACTICE_CODE,
-        BREAKDOWN,
-        BREAKDOWN_VALUE,
-        schema::AGE_BAND,
-    ];
-    let (keys, sums): (Vec<&PlSmallStr>, Vec<&PlSmallStr>) = frame
-        .get_column_names()
-        .into_iter()
-        .partition(|name| key_names.contains(&name.as_str()));
-    let keys: Vec<Expr> = keys.into_iter().map(|name| col(name.as_str())).collect();
-    let sums: Vec<Expr> = sums
-        .into_iter()
-        .map(|name| col(name.as_str()).sum())
-        .collect();
-    frame.lazy().group_by_stable(keys).agg(sums).collect()
 }
 
 /// Where the practice code is among the key columns.
-const PRACTICE_KEY: usize = 0;
+pub(super) const PRACTICE_KEY: usize = 0;
 
 /// Practice sums being added up, batch by batch.
 pub(super) struct PracticeSums {
     /// Key columns: the practice first, then the age band (when there are DSRs) and the
     /// breakdowns, each once.
-    keys: Vec<KeyCodes>,
+    pub(super) keys: Vec<KeyCodes>,
     indicators: usize,
-    groupings: Vec<Grouping>,
+    pub(super) groupings: Vec<Grouping>,
 }
 
 impl PracticeSums {
@@ -539,78 +466,13 @@ impl PracticeSums {
         }
         Ok(())
     }
-
-    /// The sums of the flat indicators (by practice, breakdown and breakdown value), and of
-    /// the DSRs by age band too when there are any, with the columns of the old
-    /// `group_by`: `practice_code, breakdown, breakdown_value, [age_band,] __num{i}, __den{i}`.
-    ///
-    /// # Errors
-    /// If a label cannot be made (an internal error).
-    pub(super) fn finish(self) -> PolarsResult<(DataFrame, Option<DataFrame>)> {
-        let practices = self.keys[PRACTICE_KEY].values()?;
-        // Each key column's values labelled as published: the breakdown's label (which for
-        // the age band is its text, "Unknown" when missing).
-        let labels = self
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(k, key)| {
-                if k == PRACTICE_KEY {
-                    return Ok(None);
-                }
-                let values = key.values()?.with_name(BREAKDOWN_VALUE.into());
-                let labelled = DataFrame::new(values.len(), vec![values.into_column()])?
-                    .lazy()
-                    .select([breakdown_label(key.name()).alias(BREAKDOWN_VALUE)])
-                    .collect()?;
-                Ok(Some(
-                    labelled
-                        .column(BREAKDOWN_VALUE)?
-                        .as_materialized_series()
-                        .clone(),
-                ))
-            })
-            .collect::<PolarsResult<Vec<_>>>()?;
-        // Two values of a key column with one label (a missing value and the text "Unknown")
-        // would give a practice two rows with that label: they are added into one, so that
-        // each practice has one row a key and the practice level is not grouped again.
-        // By key column, once (the age band is a key of every DSR grouping).
-        let shared_label = labels
-            .iter()
-            .map(|labels| match labels {
-                Some(labels) => Ok(labels.n_unique()? < labels.len()),
-                None => Ok(false),
-            })
-            .collect::<PolarsResult<Vec<bool>>>()?;
-        let shares = |k: Option<usize>| k.is_some_and(|k| shared_label[k]);
-        let (mut flat, mut dsr) = (Vec::new(), Vec::new());
-        for grouping in self.groupings {
-            let by_age = grouping.keys.age.is_some();
-            let merge = shares(grouping.keys.value) || shares(grouping.keys.age);
-            let mut frame = grouping.into_frame(&practices, &labels)?;
-            if merge {
-                frame = rows_of_one_key(frame)?;
-            }
-            if by_age { &mut dsr } else { &mut flat }.push(frame);
-        }
-        let stack = |frames: Vec<DataFrame>| -> PolarsResult<Option<DataFrame>> {
-            let mut frames = frames.into_iter();
-            let Some(mut stacked) = frames.next() else {
-                return Ok(None);
-            };
-            for frame in frames {
-                stacked.vstack_mut(&frame)?;
-            }
-            Ok(Some(stacked))
-        };
-        let flat = stack(flat)?.expect("the `all` grouping is always there");
-        Ok((flat, stack(dsr)?))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::enrich::ESP2013_BANDS;
+    use crate::pipeline::measure::{BREAKDOWN, BREAKDOWN_VALUE, breakdown_label};
 
     /// Ten people in three practices, with missing values in every key column.
     fn patients() -> DataFrame {
@@ -698,7 +560,23 @@ mod tests {
             .expect("sorted")
     }
 
-    fn summed_in_batches(patients: &DataFrame, sizes: &[usize]) -> (DataFrame, Option<DataFrame>) {
+    /// The practices of [`patients`]: A1 and B2 in one PCN and ICB, C3 in no PCN.
+    fn practices() -> DataFrame {
+        df![
+            schema::PRACTICE_CODE => ["A1", "B2", "C3"],
+            schema::PCN_CODE => [Some("P1"), Some("P1"), None],
+            schema::ICB_CODE => ["I1", "I1", "I2"],
+        ]
+        .expect("a valid frame")
+    }
+
+    /// The sums of the patients added in batches of `sizes` (indicator 0 flat, 1 a DSR),
+    /// rolled up to `levels`.
+    fn rolled_up(
+        patients: &DataFrame,
+        sizes: &[usize],
+        levels: &[&str],
+    ) -> super::super::roll_up::RolledUp {
         let mut sums =
             PracticeSums::new(patients.schema(), 2, &[0], &[1], &breakdowns()).expect("keys");
         let mut offset = 0;
@@ -708,7 +586,85 @@ mod tests {
             offset += size;
         }
         assert_eq!(offset, patients.height());
-        sums.finish().expect("sums")
+        let levels: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
+        sums.roll_up(&practices(), &levels).expect("sums")
+    }
+
+    /// The practice level of the sums as [`grouped`] gives them: the flat sums, and the DSR's
+    /// sums by age band (bands with a sum other than 0; the age bands of the ESP2013 only).
+    fn summed_in_batches(patients: &DataFrame, sizes: &[usize]) -> (DataFrame, DataFrame) {
+        let rolled = rolled_up(patients, sizes, &["practice"]);
+        let flat = rolled
+            .flat
+            .clone()
+            .lazy()
+            .select([
+                col(schema::FOOTPRINT_CODE).alias(schema::PRACTICE_CODE),
+                col(BREAKDOWN),
+                col(BREAKDOWN_VALUE),
+                col("__num0"),
+                col("__den0"),
+            ])
+            .collect()
+            .expect("practice sums");
+        let by_band = rolled.by_band.expect("a DSR was asked for");
+        let keys = &by_band.keys;
+        let text = |name: &str| -> Vec<String> {
+            keys.column(name)
+                .and_then(|c| c.str().cloned())
+                .expect("keys")
+                .iter()
+                .map(|v| v.unwrap_or_default().to_string())
+                .collect()
+        };
+        let (codes, breakdowns, values) = (
+            text(schema::FOOTPRINT_CODE),
+            text(BREAKDOWN),
+            text(BREAKDOWN_VALUE),
+        );
+        let mut long: [Vec<String>; 4] = Default::default();
+        let (mut nums, mut dens) = (Vec::new(), Vec::new());
+        for row in 0..keys.height() {
+            let (x, n) = (by_band.bands(1, row, false), by_band.bands(1, row, true));
+            for (band, label) in ESP2013_BANDS.iter().enumerate() {
+                if x[band] != 0.0 || n[band] != 0.0 {
+                    long[0].push(codes[row].clone());
+                    long[1].push(breakdowns[row].clone());
+                    long[2].push(values[row].clone());
+                    long[3].push(label.to_string());
+                    nums.push(x[band]);
+                    dens.push(n[band]);
+                }
+            }
+        }
+        let [codes, breakdowns, values, bands] = long;
+        let by_age = df![
+            schema::PRACTICE_CODE => codes,
+            BREAKDOWN => breakdowns,
+            BREAKDOWN_VALUE => values,
+            schema::AGE_BAND => bands,
+            "__num1" => nums,
+            "__den1" => dens,
+        ]
+        .expect("sums by band");
+        (flat, by_age)
+    }
+
+    /// [`grouped`] by age band as [`summed_in_batches`] gives it: the ESP2013 bands' rows with
+    /// a sum other than 0.
+    fn grouped_by_band(patients: &DataFrame) -> DataFrame {
+        let bands = Series::new("bands".into(), ESP2013_BANDS.to_vec());
+        sorted(
+            grouped(patients, 1, true)
+                .lazy()
+                .filter(
+                    col(schema::AGE_BAND)
+                        .is_in(lit(bands).implode(false), false)
+                        .and(col("__num1").neq(lit(0.0)).or(col("__den1").neq(lit(0.0)))),
+                )
+                .collect()
+                .expect("filtered"),
+        )
     }
 
     #[test]
@@ -814,10 +770,9 @@ mod tests {
                 grouped(&patients, 0, false),
                 "batches {sizes:?}"
             );
-            let by_age = by_age.expect("a DSR was asked for");
             assert_eq!(
                 sorted(by_age),
-                grouped(&patients, 1, true),
+                grouped_by_band(&patients),
                 "batches {sizes:?}"
             );
         }
@@ -854,8 +809,7 @@ mod tests {
         for sizes in [&[5000][..], &[2049, 2951], &[1, 4095, 904]] {
             let (flat, by_age) = summed_in_batches(&many, sizes);
             assert_eq!(sorted(flat), grouped(&many, 0, false), "batches {sizes:?}");
-            let by_age = by_age.expect("a DSR was asked for");
-            assert_eq!(sorted(by_age), grouped(&many, 1, true), "batches {sizes:?}");
+            assert_eq!(sorted(by_age), grouped_by_band(&many), "batches {sizes:?}");
         }
     }
 
@@ -890,7 +844,7 @@ mod tests {
                 vec![schema::PRACTICE_CODE, BREAKDOWN, BREAKDOWN_VALUE],
             ),
             (
-                by_age.expect("by age"),
+                by_age,
                 vec![
                     schema::PRACTICE_CODE,
                     BREAKDOWN,
@@ -950,13 +904,16 @@ mod tests {
         let patients = patients();
         let sums =
             PracticeSums::new(patients.schema(), 2, &[0, 1], &[], &breakdowns()).expect("keys");
-        let (flat, by_age) = sums.finish().expect("sums");
-        assert!(by_age.is_none());
+        let levels = super::super::LEVELS.map(String::from);
+        let rolled = sums.roll_up(&practices(), &levels).expect("sums");
+        assert!(rolled.by_band.is_none());
+        let flat = rolled.flat;
         assert_eq!(flat.height(), 0);
         assert_eq!(
             flat.get_column_names(),
             [
-                schema::PRACTICE_CODE,
+                schema::FOOTPRINT_KIND,
+                schema::FOOTPRINT_CODE,
                 BREAKDOWN,
                 BREAKDOWN_VALUE,
                 "__num0",
@@ -965,11 +922,88 @@ mod tests {
                 "__den1"
             ]
         );
-        assert_eq!(
-            flat.column(schema::PRACTICE_CODE)
-                .expect("the practice")
-                .dtype(),
-            &DataType::String
+        for key in super::super::KEYS {
+            assert_eq!(flat.column(key).expect("a key").dtype(), &DataType::String);
+        }
+    }
+
+    #[test]
+    fn every_level_is_the_sum_of_its_practices_in_the_published_order() {
+        let patients = patients();
+        // Levels asked for in another order: they come out England first.
+        let rolled = rolled_up(&patients, &[4, 6], &["practice", "pcn", "england", "icb"]);
+        // The practice level, rolled up by polars: a join to the practices and a sum by level.
+        let (practice_level, _) = summed_in_batches(&patients, &[10]);
+        let footprints = practice_level.clone().lazy().join(
+            practices().lazy(),
+            [col(schema::PRACTICE_CODE)],
+            [col(schema::PRACTICE_CODE)],
+            JoinArgs::new(JoinType::Left),
         );
+        let mut levels = Vec::new();
+        for (kind, code) in [
+            ("england", lit(schema::ENGLAND_CODE)),
+            ("icb", col(schema::ICB_CODE)),
+            ("pcn", col(schema::PCN_CODE)),
+            ("practice", col(schema::PRACTICE_CODE)),
+        ] {
+            levels.push(
+                footprints
+                    .clone()
+                    .with_column(code.alias(schema::FOOTPRINT_CODE))
+                    .filter(col(schema::FOOTPRINT_CODE).is_not_null())
+                    .group_by([
+                        col(schema::FOOTPRINT_CODE),
+                        col(BREAKDOWN),
+                        col(BREAKDOWN_VALUE),
+                    ])
+                    .agg([col("__num0").sum(), col("__den0").sum()])
+                    .with_column(lit(kind).alias(schema::FOOTPRINT_KIND)),
+            );
+        }
+        let by_polars =
+            super::super::in_key_order(concat(levels, UnionArgs::default()).expect("levels"))
+                .and_then(|f| f.select(rolled.flat.get_column_names_owned()))
+                .expect("sorted");
+        assert_eq!(rolled.flat, by_polars);
+        // C3 is in no PCN: the PCN level has P1 alone, with A1's and B2's people.
+        let pcns = rolled
+            .flat
+            .clone()
+            .lazy()
+            .filter(col(schema::FOOTPRINT_KIND).eq(lit("pcn")))
+            .select([col(schema::FOOTPRINT_CODE).unique()])
+            .collect()
+            .expect("pcns");
+        assert_eq!(pcns.column(schema::FOOTPRINT_CODE).expect("codes").len(), 1);
+        // The DSR's rows have the same keys as the flat rows: every footprint × value, in the
+        // same order (its rows are the same people's).
+        let by_band = rolled.by_band.expect("a DSR");
+        assert_eq!(
+            by_band.keys,
+            rolled.flat.select(super::super::KEYS).expect("keys")
+        );
+        // England's bands add up to England's people, over every band of the ESP2013.
+        let all = (0..by_band.keys.height())
+            .find(|&row| {
+                by_band
+                    .keys
+                    .column(schema::FOOTPRINT_KIND)
+                    .and_then(|c| c.str().cloned())
+                    .expect("kinds")
+                    .get(row)
+                    == Some("england")
+                    && by_band
+                        .keys
+                        .column(BREAKDOWN)
+                        .and_then(|c| c.str().cloned())
+                        .expect("breakdowns")
+                        .get(row)
+                        == Some(ALL)
+            })
+            .expect("England's row");
+        // Person 4 has no age band: the nine others are in the bands.
+        assert_eq!(by_band.bands(1, all, true).iter().sum::<f64>(), 9.0);
+        assert_eq!(by_band.bands(1, all, false).iter().sum::<f64>(), 17.0 - 1.0);
     }
 }

@@ -1,0 +1,411 @@
+//! The practice sums rolled up to every footprint level (England, ICB, PCN, practice) by their
+//! integer codes, in the published key order, before any text column is made.
+//!
+//! Why not polars: the sums by practice × breakdown value × ESP2013 age band are millions of
+//! rows with four text keys (6,400 practices × ~60 values × 20 bands); a join to the practices,
+//! a `group_by` per level and a `group_by` into lists per footprint × value (for the DSRs) took
+//! about 2 s of measure at any size (its fixed cost, benches/RESULTS.md). Here a practice's
+//! code picks its footprint at each level from a table, a value's code its label, an age
+//! band's code its ESP2013 band, and each practice slot is added into its footprint's row.
+//!
+//! Sums are added in slot order (the order the practice sums first saw each practice × value
+//! × age), so a run gives the same totals every time.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use super::sums::{Grouping, PRACTICE_KEY, PracticeSums};
+use super::{ALL, BREAKDOWN, BREAKDOWN_VALUE, BREAKDOWNS, LEVELS, breakdown_label};
+use super::{den_column, num_column};
+use crate::pipeline::enrich::ESP2013_BANDS;
+use crate::schema;
+
+/// The rolled-up sums of the flat indicators and of the DSRs.
+pub(super) struct RolledUp {
+    /// One row per footprint × breakdown value, in the published key order: `footprint_kind,
+    /// footprint_code, breakdown, breakdown_value`, and `__num{i}`, `__den{i}` of each flat
+    /// indicator `i`.
+    pub(super) flat: DataFrame,
+    /// The DSRs' sums by ESP2013 band, when there are DSRs.
+    pub(super) by_band: Option<BandSums>,
+}
+
+/// The DSRs' numerators and denominators by ESP2013 band, one row per footprint × breakdown
+/// value in the published key order. Rows of people whose age band is not one of the 19 (age
+/// unknown) make their footprint × value's row but add to no band.
+pub(super) struct BandSums {
+    /// `footprint_kind, footprint_code, breakdown, breakdown_value` of each row.
+    pub(super) keys: DataFrame,
+    /// The DSR indicators, as indices into the run's indicators.
+    indicators: Vec<usize>,
+    /// Row by row, band by band: the numerator and denominator of each of `indicators`.
+    sums: Vec<f64>,
+}
+
+impl BandSums {
+    /// Terms a band of a row holds.
+    fn width(&self) -> usize {
+        2 * self.indicators.len()
+    }
+
+    /// The numerator (`denominator` false) or denominator of indicator `i` in each ESP2013
+    /// band of `row`.
+    pub(super) fn bands(&self, i: usize, row: usize, denominator: bool) -> [f64; 19] {
+        let width = self.width();
+        let Some(j) = self.indicators.iter().position(|&k| k == i) else {
+            return [0.0; 19];
+        };
+        let term = 2 * j + usize::from(denominator);
+        std::array::from_fn(|band| self.sums[(row * ESP2013_BANDS.len() + band) * width + term])
+    }
+}
+
+/// Code meaning "no row yet" in a level's table of rows.
+const NO_ROW: u32 = u32::MAX;
+
+/// One footprint level: each practice code's footprint there, and the footprints' codes.
+struct Level {
+    kind: &'static str,
+    /// By practice code: the footprint's place in `codes` (`None`: no footprint at this level,
+    /// e.g. a practice in no PCN, or a missing practice code below England).
+    footprint_of: Vec<Option<u32>>,
+    /// The footprints' codes, sorted (their published order).
+    codes: Vec<String>,
+}
+
+/// A key column's labels: each code's label's place among the distinct labels, which are
+/// listed in the published value order (numbers by value, then texts).
+struct Labels {
+    of_code: Vec<u32>,
+    texts: Vec<String>,
+}
+
+/// The levels asked for, in the published order (England first), from the practice codes
+/// coded by the sums (`practice_codes`, by code) and `practices` (practice, PCN and ICB codes).
+fn levels(
+    practice_codes: &Series,
+    practices: &DataFrame,
+    wanted: &[String],
+) -> PolarsResult<Vec<Level>> {
+    let practice_codes = practice_codes.cast(&DataType::String)?;
+    let practice_codes = practice_codes.str()?;
+    // Each practice's PCN and ICB; a practice listed twice is read at its first row, as the
+    // patients are attributed (`attribute::attach_membership_part`).
+    let mut footprints: HashMap<&str, [Option<&str>; 2]> = HashMap::new();
+    let (codes, pcns, icbs) = (
+        practices.column(schema::PRACTICE_CODE)?.str()?,
+        practices.column(schema::PCN_CODE)?.str()?,
+        practices.column(schema::ICB_CODE)?.str()?,
+    );
+    for ((code, pcn), icb) in codes.iter().zip(pcns.iter()).zip(icbs.iter()) {
+        if let Some(code) = code {
+            footprints.entry(code).or_insert([pcn, icb]);
+        }
+    }
+    let mut kinds: Vec<&'static str> = wanted
+        .iter()
+        .map(|level| {
+            LEVELS
+                .iter()
+                .copied()
+                .find(|known| known == level)
+                .unwrap_or("practice")
+        })
+        .collect();
+    kinds.sort_by_key(|kind| LEVELS.iter().position(|known| known == kind));
+    Ok(kinds
+        .into_iter()
+        .map(|kind| {
+            let footprint = |practice: Option<&str>| -> Option<String> {
+                match kind {
+                    "england" => Some(schema::ENGLAND_CODE.to_string()),
+                    "icb" => footprints.get(practice?)?[1].map(str::to_string),
+                    "pcn" => footprints.get(practice?)?[0].map(str::to_string),
+                    _ => practice.map(str::to_string),
+                }
+            };
+            let texts: Vec<Option<String>> = practice_codes.iter().map(footprint).collect();
+            let mut codes: Vec<String> = texts.iter().flatten().cloned().collect();
+            codes.sort_unstable();
+            codes.dedup();
+            let footprint_of = texts
+                .iter()
+                .map(|text| {
+                    text.as_ref()
+                        .map(|text| codes.binary_search(text).unwrap_or_default() as u32)
+                })
+                .collect();
+            Level {
+                kind,
+                footprint_of,
+                codes,
+            }
+        })
+        .collect())
+}
+
+/// The labels of a key column's values (by code), as the published `breakdown_value`s:
+/// [`breakdown_label`], distinct, in the published value order.
+fn labels(name: &str, values: Series) -> PolarsResult<Labels> {
+    let values = values.with_name(BREAKDOWN_VALUE.into());
+    let labelled = DataFrame::new(values.len(), vec![values.into_column()])?
+        .lazy()
+        .select([breakdown_label(name).alias(BREAKDOWN_VALUE)])
+        .collect()?;
+    let label_of_code: Vec<String> = labelled
+        .column(BREAKDOWN_VALUE)?
+        .str()?
+        .iter()
+        .map(|label| label.unwrap_or_default().to_string())
+        .collect();
+    // The distinct labels in the order `sorted_by` publishes values in: numeric ones by
+    // number, the rest by their text.
+    let mut distinct = label_of_code.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let distinct = Series::new(BREAKDOWN_VALUE.into(), distinct);
+    let ordered = DataFrame::new(distinct.len(), vec![distinct.into_column()])?
+        .lazy()
+        .sort_by_exprs(
+            [
+                col(BREAKDOWN_VALUE).cast(DataType::Int64),
+                col(BREAKDOWN_VALUE),
+            ],
+            SortMultipleOptions::default().with_nulls_last(true),
+        )
+        .collect()?;
+    let texts: Vec<String> = ordered
+        .column(BREAKDOWN_VALUE)?
+        .str()?
+        .iter()
+        .map(|label| label.unwrap_or_default().to_string())
+        .collect();
+    let place: HashMap<&str, u32> = texts
+        .iter()
+        .enumerate()
+        .map(|(at, text)| (text.as_str(), at as u32))
+        .collect();
+    let of_code = label_of_code
+        .iter()
+        .map(|label| place.get(label.as_str()).copied().unwrap_or_default())
+        .collect();
+    Ok(Labels { of_code, texts })
+}
+
+/// The rows of one level × grouping: their keys and sums (by band, for a grouping by age).
+struct Rows {
+    /// (footprint, grouping, label) of each row: the published order, by rank.
+    keys: Vec<(u32, u32, u32)>,
+    sums: Vec<f64>,
+}
+
+/// A grouping's slots added into the rows of `level`: a slot's practice picks its footprint,
+/// its value code its label; `bands` (for a grouping by age) its age code's ESP2013 band, a
+/// row's sums then being its bands' sums. `rank` is the grouping's place in the published
+/// breakdown order.
+fn rows_of(
+    level: &Level,
+    grouping: &Grouping,
+    rank: u32,
+    values: Option<&Labels>,
+    bands: Option<&[Option<usize>]>,
+) -> Rows {
+    let width = 2 * grouping.indicators.len();
+    let slot_width = grouping.width();
+    let labels = values.map_or(1, |labels| labels.texts.len());
+    let row_width = width * bands.map_or(1, |_| ESP2013_BANDS.len());
+    let mut row_of = vec![NO_ROW; level.codes.len() * labels];
+    let mut rows = Rows {
+        keys: Vec::new(),
+        sums: Vec::new(),
+    };
+    for (slot, key) in grouping.slot_keys.iter().enumerate() {
+        let Some(footprint) = level
+            .footprint_of
+            .get(key.practice as usize)
+            .copied()
+            .flatten()
+        else {
+            continue;
+        };
+        let label = values.map_or(0, |labels| labels.of_code[key.value as usize]);
+        let cell = footprint as usize * labels + label as usize;
+        if row_of[cell] == NO_ROW {
+            row_of[cell] = rows.keys.len() as u32;
+            rows.keys.push((footprint, rank, label));
+            rows.sums.resize(rows.sums.len() + row_width, 0.0);
+        }
+        let offset = match bands {
+            None => 0,
+            Some(bands) => match bands[key.age as usize] {
+                Some(band) => band * width,
+                // Age unknown: the row is there, its bands are not added to.
+                None => continue,
+            },
+        };
+        let row = row_of[cell] as usize * row_width + offset;
+        let sums = &grouping.sums[slot * slot_width..slot * slot_width + width];
+        for (sum, term) in rows.sums[row..row + width].iter_mut().zip(sums) {
+            *sum += term;
+        }
+    }
+    rows
+}
+
+/// The groupings' rows at every level, in the published key order: their key columns and
+/// their sums (rows of `width` terms).
+fn rolled(
+    groupings: &[&Grouping],
+    levels: &[Level],
+    labels: &[Option<Labels>],
+    bands: Option<&[Option<usize>]>,
+) -> PolarsResult<(DataFrame, Vec<f64>)> {
+    // Groupings in the published breakdown order (`all` first), stably.
+    let mut order: Vec<usize> = (0..groupings.len()).collect();
+    let breakdown_rank = |breakdown: &str| {
+        std::iter::once(ALL)
+            .chain(BREAKDOWNS)
+            .position(|known| known == breakdown)
+            .unwrap_or(99)
+    };
+    order.sort_by_key(|&g| breakdown_rank(&groupings[g].breakdown));
+    let mut rank = vec![0u32; groupings.len()];
+    for (at, &g) in order.iter().enumerate() {
+        rank[g] = at as u32;
+    }
+    let value_labels = |grouping: &Grouping| grouping.keys.value.and_then(|k| labels[k].as_ref());
+    let blocks: Vec<Vec<Rows>> = levels
+        .par_iter()
+        .map(|level| {
+            groupings
+                .par_iter()
+                .enumerate()
+                .map(|(g, grouping)| {
+                    rows_of(level, grouping, rank[g], value_labels(grouping), bands)
+                })
+                .collect()
+        })
+        .collect();
+    let row_width = groupings.first().map_or(0, |g| 2 * g.indicators.len())
+        * bands.map_or(1, |_| ESP2013_BANDS.len());
+    let (mut kinds, mut footprints, mut breakdowns, mut values) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut sums = Vec::new();
+    for (level, blocks) in levels.iter().zip(&blocks) {
+        // This level's rows, footprint by footprint, then by breakdown and value.
+        let mut at: Vec<(u32, u32, u32, usize, usize)> = blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(g, rows)| {
+                rows.keys
+                    .iter()
+                    .enumerate()
+                    .map(move |(row, &(footprint, rank, label))| (footprint, rank, label, g, row))
+            })
+            .collect();
+        at.sort_unstable();
+        for (footprint, _, label, g, row) in at {
+            let grouping = groupings[g];
+            kinds.push(level.kind);
+            footprints.push(level.codes[footprint as usize].as_str());
+            breakdowns.push(grouping.breakdown.as_str());
+            values.push(match value_labels(grouping) {
+                Some(labels) => labels.texts[label as usize].as_str(),
+                None => "All",
+            });
+            sums.extend_from_slice(&blocks[g].sums[row * row_width..(row + 1) * row_width]);
+        }
+    }
+    let height = kinds.len();
+    let keys = DataFrame::new(
+        height,
+        vec![
+            Column::new(schema::FOOTPRINT_KIND.into(), kinds),
+            Column::new(schema::FOOTPRINT_CODE.into(), footprints),
+            Column::new(BREAKDOWN.into(), breakdowns),
+            Column::new(BREAKDOWN_VALUE.into(), values),
+        ],
+    )?;
+    Ok((keys, sums))
+}
+
+impl PracticeSums {
+    /// The sums rolled up to each of `levels` (`practices`: practice, PCN and ICB codes), in
+    /// the published key order: the flat indicators' as columns, the DSRs' by ESP2013 band.
+    ///
+    /// # Errors
+    /// If `practices` lacks a code column, or a label cannot be made (an internal error).
+    pub(super) fn roll_up(
+        self,
+        practices: &DataFrame,
+        levels: &[String],
+    ) -> PolarsResult<RolledUp> {
+        let levels = self::levels(&self.keys[PRACTICE_KEY].values()?, practices, levels)?;
+        let labels = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(k, key)| {
+                (k != PRACTICE_KEY)
+                    .then(|| labels(key.name(), key.values()?))
+                    .transpose()
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let (by_age, flat): (Vec<&Grouping>, Vec<&Grouping>) = self
+            .groupings
+            .iter()
+            .partition(|grouping| grouping.keys.age.is_some());
+        let (keys, sums) = rolled(&flat, &levels, &labels, None)?;
+        let indicators = flat
+            .first()
+            .map(|g| g.indicators.clone())
+            .unwrap_or_default();
+        let width = 2 * indicators.len();
+        let mut columns = keys.columns().to_vec();
+        for (j, &i) in indicators.iter().enumerate() {
+            let term = |offset: usize| -> Vec<f64> {
+                sums.iter()
+                    .skip(offset)
+                    .step_by(width.max(1))
+                    .copied()
+                    .collect()
+            };
+            columns.push(Column::new(num_column(i).into(), term(2 * j)));
+            columns.push(Column::new(den_column(i).into(), term(2 * j + 1)));
+        }
+        let height = columns.first().map_or(0, Column::len);
+        let flat_frame = DataFrame::new(height, columns)?;
+        let by_band = match by_age.first() {
+            None => None,
+            Some(first) => {
+                let age = first.keys.age.unwrap_or_default();
+                // Each age code's ESP2013 band (`None`: not one of the 19, e.g. unknown).
+                let bands: Vec<Option<usize>> = labels[age]
+                    .as_ref()
+                    .map(|labels| {
+                        labels
+                            .of_code
+                            .iter()
+                            .map(|&label| {
+                                let text = labels.texts[label as usize].as_str();
+                                ESP2013_BANDS.iter().position(|band| *band == text)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let (keys, sums) = rolled(&by_age, &levels, &labels, Some(&bands))?;
+                Some(BandSums {
+                    keys,
+                    indicators: first.indicators.clone(),
+                    sums,
+                })
+            }
+        };
+        Ok(RolledUp {
+            flat: flat_frame,
+            by_band,
+        })
+    }
+}
