@@ -254,41 +254,71 @@ fn rows_of(
     rows
 }
 
-/// The groupings' rows at every level, in the published key order: their key columns and
+/// Where rows of one breakdown come from: a grouping's slots, each under its value's label, or
+/// (for `all`) each under one label, "All".
+struct Source<'a> {
+    grouping: &'a Grouping,
+    breakdown: &'a str,
+    values: Option<&'a Labels>,
+}
+
+/// The sources of a pass's groupings (all with the same indicators, by age or not): each
+/// grouping's, and the `all` rows from the grouping with the fewest slots when no grouping is
+/// `all` (see `PracticeSums::new`).
+fn sources<'a>(groupings: &[&'a Grouping], labels: &'a [Option<Labels>]) -> Vec<Source<'a>> {
+    let mut sources: Vec<Source<'a>> = groupings
+        .iter()
+        .map(|grouping| Source {
+            grouping,
+            breakdown: grouping.breakdown.as_str(),
+            values: grouping.keys.value.and_then(|k| labels[k].as_ref()),
+        })
+        .collect();
+    if !groupings.iter().any(|grouping| grouping.breakdown == ALL)
+        && let Some(smallest) = groupings.iter().min_by_key(|g| g.slot_keys.len())
+    {
+        sources.push(Source {
+            grouping: smallest,
+            breakdown: ALL,
+            values: None,
+        });
+    }
+    sources
+}
+
+/// The rows of `sources` at every level, in the published key order: their key columns and
 /// their sums (rows of `width` terms).
 fn rolled(
-    groupings: &[&Grouping],
+    sources: &[Source<'_>],
     levels: &[Level],
-    labels: &[Option<Labels>],
     bands: Option<&[Option<usize>]>,
 ) -> PolarsResult<(DataFrame, Vec<f64>)> {
-    // Groupings in the published breakdown order (`all` first), stably.
-    let mut order: Vec<usize> = (0..groupings.len()).collect();
+    // Breakdowns in the published order (`all` first), stably.
+    let mut order: Vec<usize> = (0..sources.len()).collect();
     let breakdown_rank = |breakdown: &str| {
         std::iter::once(ALL)
             .chain(BREAKDOWNS)
             .position(|known| known == breakdown)
             .unwrap_or(99)
     };
-    order.sort_by_key(|&g| breakdown_rank(&groupings[g].breakdown));
-    let mut rank = vec![0u32; groupings.len()];
+    order.sort_by_key(|&g| breakdown_rank(sources[g].breakdown));
+    let mut rank = vec![0u32; sources.len()];
     for (at, &g) in order.iter().enumerate() {
         rank[g] = at as u32;
     }
-    let value_labels = |grouping: &Grouping| grouping.keys.value.and_then(|k| labels[k].as_ref());
     let blocks: Vec<Vec<Rows>> = levels
         .par_iter()
         .map(|level| {
-            groupings
+            sources
                 .par_iter()
                 .enumerate()
-                .map(|(g, grouping)| {
-                    rows_of(level, grouping, rank[g], value_labels(grouping), bands)
-                })
+                .map(|(g, source)| rows_of(level, source.grouping, rank[g], source.values, bands))
                 .collect()
         })
         .collect();
-    let row_width = groupings.first().map_or(0, |g| 2 * g.indicators.len())
+    let row_width = sources
+        .first()
+        .map_or(0, |source| 2 * source.grouping.indicators.len())
         * bands.map_or(1, |_| ESP2013_BANDS.len());
     let (mut kinds, mut footprints, mut breakdowns, mut values) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -307,11 +337,11 @@ fn rolled(
             .collect();
         at.sort_unstable();
         for (footprint, _, label, g, row) in at {
-            let grouping = groupings[g];
+            let source = &sources[g];
             kinds.push(level.kind);
             footprints.push(level.codes[footprint as usize].as_str());
-            breakdowns.push(grouping.breakdown.as_str());
-            values.push(match value_labels(grouping) {
+            breakdowns.push(source.breakdown);
+            values.push(match source.values {
                 Some(labels) => labels.texts[label as usize].as_str(),
                 None => "All",
             });
@@ -357,7 +387,7 @@ impl PracticeSums {
             .groupings
             .iter()
             .partition(|grouping| grouping.keys.age.is_some());
-        let (keys, sums) = rolled(&flat, &levels, &labels, None)?;
+        let (keys, sums) = rolled(&sources(&flat, &labels), &levels, None)?;
         let indicators = flat
             .first()
             .map(|g| g.indicators.clone())
@@ -395,7 +425,7 @@ impl PracticeSums {
                             .collect()
                     })
                     .unwrap_or_default();
-                let (keys, sums) = rolled(&by_age, &levels, &labels, Some(&bands))?;
+                let (keys, sums) = rolled(&sources(&by_age, &labels), &levels, Some(&bands))?;
                 Some(BandSums {
                     keys,
                     indicators: first.indicators.clone(),

@@ -2,10 +2,10 @@
 //! breakdown value (× ESP2013 age band, for DSRs), in one streamed pass over the patients.
 //!
 //! Why not polars' `group_by`: the stage needs one grouping per breakdown of the same rows, and
-//! the same again by age band for DSRs (eighteen with the default breakdowns). As one streaming
-//! plan, polars' engine queues the rows for whichever grouping is slowest (12 GiB at England
-//! scale); as separate plans it reads the patients once per grouping, or hashes the practice
-//! code of every row once per grouping. Here each batch's key columns are turned into small
+//! the same again by age band for DSRs (sixteen with the default breakdowns: the `all` rows are
+//! summed from one of them). As one streaming plan, polars' engine queues the rows for
+//! whichever grouping is slowest (12 GiB at England scale); as separate plans it reads the
+//! patients once per grouping, or hashes the practice code of every row once per grouping. Here each batch's key columns are turned into small
 //! dense codes once, and every grouping adds the batch's terms into its own table of sums, the
 //! groupings in parallel. Memory holds one batch and the sums.
 //!
@@ -360,8 +360,16 @@ impl PracticeSums {
         if age.is_some() {
             passes.push((dsr, age));
         }
+        // An `all` grouping only when there is no breakdown: otherwise the `all` rows are a
+        // breakdown's summed over its values, as every row has one value of each
+        // (`PracticeSums::roll_up`), and the rows are added once less.
+        let all: &[&str] = if breakdowns.is_empty() { &[ALL] } else { &[] };
         for (wanted, age) in passes {
-            for breakdown in std::iter::once(ALL).chain(breakdowns.iter().map(String::as_str)) {
+            for breakdown in all
+                .iter()
+                .copied()
+                .chain(breakdowns.iter().map(String::as_str))
+            {
                 let value = if breakdown == ALL {
                     None
                 } else {
@@ -577,8 +585,18 @@ mod tests {
         sizes: &[usize],
         levels: &[&str],
     ) -> super::super::roll_up::RolledUp {
+        rolled_up_by(patients, sizes, levels, &breakdowns())
+    }
+
+    /// [`rolled_up`] with the given breakdowns.
+    fn rolled_up_by(
+        patients: &DataFrame,
+        sizes: &[usize],
+        levels: &[&str],
+        breakdowns: &[String],
+    ) -> super::super::roll_up::RolledUp {
         let mut sums =
-            PracticeSums::new(patients.schema(), 2, &[0], &[1], &breakdowns()).expect("keys");
+            PracticeSums::new(patients.schema(), 2, &[0], &[1], breakdowns).expect("keys");
         let mut offset = 0;
         for &size in sizes {
             sums.add(&patients.slice(offset as i64, size))
@@ -1005,5 +1023,46 @@ mod tests {
         // Person 4 has no age band: the nine others are in the bands.
         assert_eq!(by_band.bands(1, all, true).iter().sum::<f64>(), 9.0);
         assert_eq!(by_band.bands(1, all, false).iter().sum::<f64>(), 17.0 - 1.0);
+    }
+
+    #[test]
+    fn all_rows_summed_from_a_breakdown_are_those_of_no_breakdown() {
+        // With no breakdown the `all` rows are a grouping of their own; with breakdowns they
+        // are summed from one of them: the same rows either way, by age band too.
+        let patients = patients();
+        let levels = super::super::LEVELS;
+        let alone = rolled_up_by(&patients, &[10], &levels, &[]);
+        let summed = rolled_up_by(&patients, &[3, 7], &levels, &breakdowns());
+        let all_rows = |frame: &DataFrame| {
+            frame
+                .clone()
+                .lazy()
+                .filter(col(BREAKDOWN).eq(lit(ALL)))
+                .collect()
+                .expect("the all rows")
+        };
+        assert_eq!(all_rows(&alone.flat), alone.flat);
+        assert_eq!(all_rows(&summed.flat), alone.flat);
+        let (alone, summed) = (
+            alone.by_band.expect("a DSR"),
+            summed.by_band.expect("a DSR"),
+        );
+        let breakdown_of = summed
+            .keys
+            .column(BREAKDOWN)
+            .and_then(|c| c.str().cloned())
+            .expect("breakdowns");
+        let rows: Vec<usize> = (0..summed.keys.height())
+            .filter(|&row| breakdown_of.get(row) == Some(ALL))
+            .collect();
+        assert_eq!(rows.len(), alone.keys.height());
+        for (row, &at) in rows.iter().enumerate() {
+            for denominator in [false, true] {
+                assert_eq!(
+                    summed.bands(1, at, denominator),
+                    alone.bands(1, row, denominator)
+                );
+            }
+        }
     }
 }
