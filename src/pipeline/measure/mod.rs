@@ -756,6 +756,15 @@ fn in_key_order(rows: LazyFrame) -> PolarsResult<DataFrame> {
     sorted_by(rows, std::iter::empty())
 }
 
+/// The published order of a breakdown's values (nulls last): numeric ones by number, then the
+/// rest by their text.
+fn value_order() -> [Expr; 2] {
+    [
+        col(BREAKDOWN_VALUE).cast(DataType::Int64),
+        col(BREAKDOWN_VALUE),
+    ]
+}
+
 /// Sort by `first`, then by the key columns in the published order.
 fn sorted_by(rows: LazyFrame, first: impl IntoIterator<Item = Expr>) -> PolarsResult<DataFrame> {
     let breakdown_order = col(BREAKDOWN).replace_strict(
@@ -770,16 +779,10 @@ fn sorted_by(rows: LazyFrame, first: impl IntoIterator<Item = Expr>) -> PolarsRe
         Some(lit(99i32)),
         Some(DataType::Int32),
     );
-    let numeric_value = col(BREAKDOWN_VALUE).cast(DataType::Int64);
     let keys: Vec<Expr> = first
         .into_iter()
-        .chain([
-            level_order(),
-            col(schema::FOOTPRINT_CODE),
-            breakdown_order,
-            numeric_value,
-            col(BREAKDOWN_VALUE),
-        ])
+        .chain([level_order(), col(schema::FOOTPRINT_CODE), breakdown_order])
+        .chain(value_order())
         .collect();
     rows.sort_by_exprs(
         keys,

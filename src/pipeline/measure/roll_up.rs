@@ -17,7 +17,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::sums::{Grouping, PRACTICE_KEY, PracticeSums};
-use super::{ALL, BREAKDOWN, BREAKDOWN_VALUE, BREAKDOWNS, LEVELS, breakdown_label};
+use super::{ALL, BREAKDOWN, BREAKDOWN_VALUE, BREAKDOWNS, LEVELS, breakdown_label, value_order};
 use super::{den_column, num_column};
 use crate::pipeline::enrich::ESP2013_BANDS;
 use crate::schema;
@@ -154,34 +154,21 @@ fn labels(name: &str, values: Series) -> PolarsResult<Labels> {
         .lazy()
         .select([breakdown_label(name).alias(BREAKDOWN_VALUE)])
         .collect()?;
-    let label_of_code: Vec<String> = labelled
-        .column(BREAKDOWN_VALUE)?
-        .str()?
-        .iter()
-        .map(|label| label.unwrap_or_default().to_string())
-        .collect();
-    // The distinct labels in the order `sorted_by` publishes values in: numeric ones by
-    // number, the rest by their text.
+    let label_of_code = texts(&labelled)?;
+    // The distinct labels in the order the table publishes values in.
     let mut distinct = label_of_code.clone();
     distinct.sort_unstable();
     distinct.dedup();
     let distinct = Series::new(BREAKDOWN_VALUE.into(), distinct);
-    let ordered = DataFrame::new(distinct.len(), vec![distinct.into_column()])?
-        .lazy()
-        .sort_by_exprs(
-            [
-                col(BREAKDOWN_VALUE).cast(DataType::Int64),
-                col(BREAKDOWN_VALUE),
-            ],
-            SortMultipleOptions::default().with_nulls_last(true),
-        )
-        .collect()?;
-    let texts: Vec<String> = ordered
-        .column(BREAKDOWN_VALUE)?
-        .str()?
-        .iter()
-        .map(|label| label.unwrap_or_default().to_string())
-        .collect();
+    let texts = texts(
+        &DataFrame::new(distinct.len(), vec![distinct.into_column()])?
+            .lazy()
+            .sort_by_exprs(
+                value_order(),
+                SortMultipleOptions::default().with_nulls_last(true),
+            )
+            .collect()?,
+    )?;
     let place: HashMap<&str, u32> = texts
         .iter()
         .enumerate()
@@ -192,6 +179,16 @@ fn labels(name: &str, values: Series) -> PolarsResult<Labels> {
         .map(|label| place.get(label.as_str()).copied().unwrap_or_default())
         .collect();
     Ok(Labels { of_code, texts })
+}
+
+/// The `breakdown_value` column of `frame` as texts (a missing one as "").
+fn texts(frame: &DataFrame) -> PolarsResult<Vec<String>> {
+    Ok(frame
+        .column(BREAKDOWN_VALUE)?
+        .str()?
+        .iter()
+        .map(|label| label.unwrap_or_default().to_string())
+        .collect())
 }
 
 /// The rows of one level × grouping: their keys and sums (by band, for a grouping by age).
