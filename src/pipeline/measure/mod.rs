@@ -559,15 +559,13 @@ fn dsr_rows(
     rows: &mut IndicatorRows,
 ) -> PolarsResult<()> {
     let key_cols = key_columns(&by_band.keys)?;
-    for (i, indicator) in indicators.iter().enumerate() {
-        if indicator.spec.kind != IndicatorType::Dsr {
-            continue;
-        }
+    for (j, &i) in by_band.indicators().iter().enumerate() {
+        let indicator = &indicators[i];
         let estimates: Vec<(f64, f64, Option<crate::stats::Estimate>)> = (0..by_band.keys.height())
             .into_par_iter()
             .map(|row| {
                 let (x_bands, n_bands) =
-                    (by_band.bands(i, row, false), by_band.bands(i, row, true));
+                    (by_band.bands(j, row, false), by_band.bands(j, row, true));
                 // Bands with no eligible people carry no information; the reference needs n > 0.
                 let used: Vec<usize> = (0..ESP2013_BANDS.len())
                     .filter(|&b| n_bands[b] > 0.0)
@@ -756,6 +754,15 @@ fn in_key_order(rows: LazyFrame) -> PolarsResult<DataFrame> {
     sorted_by(rows, std::iter::empty())
 }
 
+/// Every breakdown in the published order: `all`, then [`BREAKDOWNS`]; another breakdown
+/// comes after them all ([`BREAKDOWN_UNKNOWN_RANK`]).
+fn breakdowns_in_order() -> impl Iterator<Item = &'static str> {
+    std::iter::once(ALL).chain(BREAKDOWNS)
+}
+
+/// The place of a breakdown not in [`breakdowns_in_order`]: last.
+const BREAKDOWN_UNKNOWN_RANK: usize = 99;
+
 /// The published order of a breakdown's values (nulls last): numeric ones by number, then the
 /// rest by their text.
 fn value_order() -> [Expr; 2] {
@@ -770,13 +777,13 @@ fn sorted_by(rows: LazyFrame, first: impl IntoIterator<Item = Expr>) -> PolarsRe
     let breakdown_order = col(BREAKDOWN).replace_strict(
         lit(Series::new(
             "from".into(),
-            std::iter::once(ALL).chain(BREAKDOWNS).collect::<Vec<_>>(),
+            breakdowns_in_order().collect::<Vec<_>>(),
         )),
         lit(Series::new(
             "to".into(),
             (0..=BREAKDOWNS.len() as i32).collect::<Vec<_>>(),
         )),
-        Some(lit(99i32)),
+        Some(lit(BREAKDOWN_UNKNOWN_RANK as i32)),
         Some(DataType::Int32),
     );
     let keys: Vec<Expr> = first

@@ -17,7 +17,10 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::sums::{Grouping, PRACTICE_KEY, PracticeSums};
-use super::{ALL, BREAKDOWN, BREAKDOWN_VALUE, BREAKDOWNS, LEVELS, breakdown_label, value_order};
+use super::{
+    ALL, BREAKDOWN, BREAKDOWN_UNKNOWN_RANK, BREAKDOWN_VALUE, LEVELS, breakdown_label,
+    breakdowns_in_order, value_order,
+};
 use super::{den_column, num_column};
 use crate::pipeline::enrich::ESP2013_BANDS;
 use crate::schema;
@@ -45,18 +48,15 @@ pub(super) struct BandSums {
 }
 
 impl BandSums {
-    /// Terms a band of a row holds.
-    fn width(&self) -> usize {
-        2 * self.indicators.len()
+    /// The DSR indicators, as indices into the run's indicators, in the order of their sums.
+    pub(super) fn indicators(&self) -> &[usize] {
+        &self.indicators
     }
 
-    /// The numerator (`denominator` false) or denominator of indicator `i` in each ESP2013
-    /// band of `row`.
-    pub(super) fn bands(&self, i: usize, row: usize, denominator: bool) -> [f64; 19] {
-        let width = self.width();
-        let Some(j) = self.indicators.iter().position(|&k| k == i) else {
-            return [0.0; 19];
-        };
+    /// The numerator (`denominator` false) or denominator of the `j`th of
+    /// [`BandSums::indicators`] in each ESP2013 band of `row`.
+    pub(super) fn bands(&self, j: usize, row: usize, denominator: bool) -> [f64; 19] {
+        let width = 2 * self.indicators.len();
         let term = 2 * j + usize::from(denominator);
         std::array::from_fn(|band| self.sums[(row * ESP2013_BANDS.len() + band) * width + term])
     }
@@ -293,10 +293,9 @@ fn rolled(
     // Breakdowns in the published order (`all` first), stably.
     let mut order: Vec<usize> = (0..sources.len()).collect();
     let breakdown_rank = |breakdown: &str| {
-        std::iter::once(ALL)
-            .chain(BREAKDOWNS)
+        breakdowns_in_order()
             .position(|known| known == breakdown)
-            .unwrap_or(99)
+            .unwrap_or(BREAKDOWN_UNKNOWN_RANK)
     };
     order.sort_by_key(|&g| breakdown_rank(sources[g].breakdown));
     let mut rank = vec![0u32; sources.len()];

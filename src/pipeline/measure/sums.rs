@@ -643,7 +643,7 @@ mod tests {
         let mut long: [Vec<String>; 4] = Default::default();
         let (mut nums, mut dens) = (Vec::new(), Vec::new());
         for row in 0..keys.height() {
-            let (x, n) = (by_band.bands(1, row, false), by_band.bands(1, row, true));
+            let (x, n) = (by_band.bands(0, row, false), by_band.bands(0, row, true));
             for (band, label) in ESP2013_BANDS.iter().enumerate() {
                 if x[band] != 0.0 || n[band] != 0.0 {
                     long[0].push(codes[row].clone());
@@ -997,6 +997,8 @@ mod tests {
         // The DSR's rows have the same keys as the flat rows: every footprint × value, in the
         // same order (its rows are the same people's).
         let by_band = rolled.by_band.expect("a DSR");
+        // Indicator 1 is the DSR: the first (and only) of the band sums.
+        assert_eq!(by_band.indicators(), [1]);
         assert_eq!(
             by_band.keys,
             rolled.flat.select(super::super::KEYS).expect("keys")
@@ -1021,8 +1023,8 @@ mod tests {
             })
             .expect("England's row");
         // Person 4 has no age band: the nine others are in the bands.
-        assert_eq!(by_band.bands(1, all, true).iter().sum::<f64>(), 9.0);
-        assert_eq!(by_band.bands(1, all, false).iter().sum::<f64>(), 17.0 - 1.0);
+        assert_eq!(by_band.bands(0, all, true).iter().sum::<f64>(), 9.0);
+        assert_eq!(by_band.bands(0, all, false).iter().sum::<f64>(), 17.0 - 1.0);
     }
 
     #[test]
@@ -1059,8 +1061,8 @@ mod tests {
         for (row, &at) in rows.iter().enumerate() {
             for denominator in [false, true] {
                 assert_eq!(
-                    summed.bands(1, at, denominator),
-                    alone.bands(1, row, denominator)
+                    summed.bands(0, at, denominator),
+                    alone.bands(0, row, denominator)
                 );
             }
         }
