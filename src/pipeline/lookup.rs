@@ -85,7 +85,7 @@ impl KeyIndex {
                         let key = || array.value(row as usize);
                         let entry = table.entry(
                             hash,
-                            |&r: &u32| array.value(r as usize) == key(),
+                            |&r: &u32| same_key(array.value(r as usize), key()),
                             |&r: &u32| hasher.hash_one(array.value(r as usize)),
                         );
                         match entry {
@@ -120,7 +120,7 @@ impl KeyIndex {
         let array = self.keys.downcast_as_array();
         let hash = self.hasher.hash_one(key);
         self.rows[partition(hash)]
-            .find(hash, |&r| array.value(r as usize) == key)
+            .find(hash, |&r| same_key(array.value(r as usize), key))
             .copied()
     }
 
@@ -146,22 +146,28 @@ impl KeyIndex {
         const AHEAD: usize = 4;
         use polars_arrow::array::Array as _;
         let array = self.keys.downcast_as_array();
-        let wanted: Vec<Option<&str>> = wanted.iter().collect();
+        // Read in place, each block of rows on its own core: collecting the keys first was a
+        // pass over the batch on one core.
+        let wanted = wanted.rechunk();
+        let wanted = wanted.downcast_as_array();
         let mut rows = vec![None; wanted.len()];
         let ahead = if self.repeated { 0 } else { AHEAD };
         rows.par_chunks_mut(CHUNK)
-            .zip(wanted.par_chunks(CHUNK))
-            .for_each(|(rows, wanted)| {
+            .enumerate()
+            .for_each(|(block, rows)| {
                 let mut previous: Option<(&str, Option<u32>)> = None;
                 let mut last_row: Option<usize> = None;
-                for (row, key) in rows.iter_mut().zip(wanted) {
-                    let Some(key) = *key else { continue };
+                for (at, row) in (block * CHUNK..).zip(rows.iter_mut()) {
+                    if !wanted.is_valid(at) {
+                        continue;
+                    }
+                    let key = wanted.value(at);
                     *row = match previous {
-                        Some((last, found)) if last == key => found,
+                        Some((last, found)) if same_key(last, key) => found,
                         _ => {
                             let next = last_row.and_then(|last| {
                                 (last + 1..array.len().min(last + 1 + ahead))
-                                    .find(|&r| array.is_valid(r) && array.value(r) == key)
+                                    .find(|&r| array.is_valid(r) && same_key(array.value(r), key))
                             });
                             let found = match next {
                                 Some(r) => Some(r as u32),
@@ -177,6 +183,35 @@ impl KeyIndex {
                 }
             });
         rows
+    }
+}
+
+/// Whether two keys are the same text. Ids and codes of 8 to 32 bytes are compared as two
+/// fixed-size loads each, which overlap, rather than by a call to `memcmp`: a long row's id is
+/// compared with the last row's and with the index's next ids, and those calls were 6% of the
+/// patient stages' CPU at England scale (benches/RESULTS.md, twenty-ninth round). Different
+/// ids nearly always differ in their first eight bytes.
+#[inline]
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let length = a.len();
+    if length != b.len() {
+        return false;
+    }
+    let word = |text: &[u8], at: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&text[at..at + 8]);
+        u64::from_ne_bytes(bytes)
+    };
+    let wide = |text: &[u8], at: usize| {
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&text[at..at + 16]);
+        u128::from_ne_bytes(bytes)
+    };
+    match length {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, length - 8) == word(b, length - 8),
+        17..=32 => wide(a, 0) == wide(b, 0) && wide(a, length - 16) == wide(b, length - 16),
+        _ => a == b,
     }
 }
 
@@ -234,6 +269,29 @@ mod tests {
 
     fn join(frame: &DataFrame, key: &str, table: &DataFrame) -> DataFrame {
         left_join(frame.clone(), key, table).expect("join")
+    }
+
+    /// `same_key` is text equality at every length its loads cover and either side of them,
+    /// whichever byte differs.
+    #[test]
+    fn same_key_is_equality_of_text() {
+        for length in 0..40usize {
+            let key: String = (0..length)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            assert!(same_key(&key, &key.clone()), "{key}");
+            for at in 0..length {
+                let mut other = key.clone().into_bytes();
+                other[at] = b'0';
+                let other = String::from_utf8(other).expect("text");
+                assert!(!same_key(&key, &other), "{key} against {other}");
+            }
+            let longer = format!("{key}a");
+            assert!(
+                !same_key(&key, &longer) && !same_key(&longer, &key),
+                "{key}"
+            );
+        }
     }
 
     #[test]
