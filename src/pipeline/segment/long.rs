@@ -122,14 +122,31 @@ impl ConditionMasks {
 
 /// A hash of a list's ids in their order: masks kept from one read of a part are only used on
 /// a read with the same patients in the same order.
+///
+/// Blocks of ids are hashed on all cores and their hashes then folded in block order: hashed
+/// in one pass, a part's ids took one core (1% of the patient stages' samples at England
+/// scale, twice a part).
 fn order_fingerprint(ids: &StringChunked) -> u64 {
+    const BLOCK: usize = 1 << 16;
     let hasher = crate::lazy::key_hasher();
-    ids.iter().fold(ids.len() as u64, |order, id| {
+    let fold = |order: u64, hash: u64| {
         order
             .rotate_left(5)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .wrapping_add(hasher.hash_one(id))
-    })
+            .wrapping_add(hash)
+    };
+    let ids = ids.rechunk();
+    let ids = ids.downcast_as_array();
+    let blocks: Vec<u64> = (0..ids.len().div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|block| {
+            let rows = block * BLOCK..ids.len().min((block + 1) * BLOCK);
+            rows.fold(block as u64, |order, row| {
+                fold(order, hasher.hash_one(ids.get(row)))
+            })
+        })
+        .collect();
+    blocks.into_iter().fold(ids.len() as u64, fold)
 }
 
 /// The long conditions (`patient_id`, `condition`) as the pivot reads them: `patient_id` and
