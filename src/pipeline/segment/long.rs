@@ -692,4 +692,36 @@ mod tests {
         );
         Ok(())
     }
+
+    /// A list's fingerprint is its ids in their order, whatever its chunks: over more than one
+    /// block of ids, two ids swapped between blocks, or within one, change it.
+    #[test]
+    fn the_order_fingerprint_is_of_the_ids_in_their_order() {
+        let ids: Vec<String> = (0..150_000).map(|i| format!("p{i}")).collect();
+        let list: StringChunked = ids.iter().map(String::as_str).collect();
+        let fingerprint = order_fingerprint(&list);
+        let mut chunked = list.slice(0, 70_000);
+        chunked.append(&list.slice(70_000, 80_000)).expect("append");
+        assert_eq!(chunked.chunks().len(), 2);
+        assert_eq!(
+            order_fingerprint(&chunked),
+            fingerprint,
+            "the same ids in two chunks"
+        );
+        for (a, b) in [(10, 140_000), (100, 101)] {
+            let mut swapped = ids.clone();
+            swapped.swap(a, b);
+            let swapped: StringChunked = swapped.iter().map(String::as_str).collect();
+            assert_ne!(
+                order_fingerprint(&swapped),
+                fingerprint,
+                "rows {a} and {b} swapped"
+            );
+        }
+        assert_ne!(
+            order_fingerprint(&list.slice(0, 149_999)),
+            fingerprint,
+            "one id fewer"
+        );
+    }
 }
