@@ -51,7 +51,9 @@ const MI_OPTION_ALLOW_THP: std::ffi::c_int = 43;
 /// mimalloc never handed memory back (its statistics: no purges). At 10M, without them,
 /// system CPU fell from 17.1 to 4.2 s and the run from 72.6 to 64.4 s; at England the run
 /// took the same time within its noise, with less system CPU (benches/RESULTS.md,
-/// thirteenth round). `MIMALLOC_ALLOW_THP=1` asks for them again.
+/// thirteenth round). On a later host they cost 10M 5–7 s and saved England 4–6 s
+/// (twenty-ninth round): a default should not depend on the list's size, so they stay off.
+/// `MIMALLOC_ALLOW_THP=1` asks for them again.
 ///
 /// mimalloc reads the option when it starts, before `main`, and then turns huge pages off
 /// for the process (`PR_SET_THP_DISABLE`); set later, the option alone changes nothing for
