@@ -191,6 +191,13 @@ fn texts(frame: &DataFrame) -> PolarsResult<Vec<String>> {
         .collect())
 }
 
+/// The terms of a rolled-up row of `grouping`'s indicators: a numerator and a denominator
+/// each, in each ESP2013 band when the rows are `by_band`. [`rows_of`] lays its rows out so
+/// and [`rolled`] reads them so.
+fn row_width(grouping: &Grouping, by_band: bool) -> usize {
+    2 * grouping.indicators.len() * if by_band { ESP2013_BANDS.len() } else { 1 }
+}
+
 /// The rows of one level × grouping: their keys and sums (by band, for a grouping by age).
 struct Rows {
     /// (footprint, grouping, label) of each row: the published order, by rank.
@@ -212,7 +219,7 @@ fn rows_of(
     let width = 2 * grouping.indicators.len();
     let slot_width = grouping.width();
     let labels = values.map_or(1, |labels| labels.texts.len());
-    let row_width = width * bands.map_or(1, |_| ESP2013_BANDS.len());
+    let row_width = row_width(grouping, bands.is_some());
     let mut row_of = vec![NO_ROW; level.codes.len() * labels];
     let mut rows = Rows {
         keys: Vec::new(),
@@ -314,8 +321,7 @@ fn rolled(
         .collect();
     let row_width = sources
         .first()
-        .map_or(0, |source| 2 * source.grouping.indicators.len())
-        * bands.map_or(1, |_| ESP2013_BANDS.len());
+        .map_or(0, |source| row_width(source.grouping, bands.is_some()));
     let (mut kinds, mut footprints, mut breakdowns, mut values) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut sums = Vec::new();
