@@ -224,7 +224,10 @@ pub const METHOD: &str = "method";
 pub struct PreparedIndicator {
     /// The spec.
     pub spec: IndicatorSpec,
+    /// A person's events: yes/no as it is (a flag), any other type as a float; missing as no
+    /// or 0.
     numerator: Expr,
+    /// Whether a person counts in the denominator (missing as no).
     eligible: Expr,
 }
 
@@ -294,7 +297,13 @@ pub fn prepare(
             }
             Ok(PreparedIndicator {
                 spec: spec.clone(),
-                numerator: numerator.cast(DataType::Float64).fill_null(lit(0.0)),
+                // Flags stay flags: the practice sums read their bits (a cast to floats was
+                // 4% of measure's samples at England).
+                numerator: if numerator_type == DataType::Boolean {
+                    numerator.fill_null(lit(false))
+                } else {
+                    numerator.cast(DataType::Float64).fill_null(lit(0.0))
+                },
                 eligible,
             })
         })
@@ -308,6 +317,19 @@ pub(crate) fn num_column(i: usize) -> String {
 pub(crate) fn den_column(i: usize) -> String {
     format!("__den{i}")
 }
+
+/// The i-th indicator's eligibility, a column of the patients' terms ([`indicator_terms`]).
+pub(crate) fn eligible_column(i: usize) -> String {
+    format!("__eligible{i}")
+}
+
+/// The i-th indicator's events per person, a column of the patients' terms.
+pub(crate) fn events_column(i: usize) -> String {
+    format!("__events{i}")
+}
+
+/// The patients' weights as floats, a column of the patients' terms.
+pub(crate) const WEIGHT_TERM: &str = "__weight";
 
 /// The text label of a breakdown's value, from the `breakdown_value` column grouped on the
 /// breakdown column's own values (null → "Unknown").
@@ -326,9 +348,12 @@ fn breakdown_label(breakdown: &str) -> Expr {
 }
 
 /// The patient-level columns that practice sums need: the practice, every breakdown column, the
-/// age band when `by_age`, and each indicator's numerator and denominator weighted by the row's
-/// weight (0 for the ineligible). Selected in the plan that reads the patients, so only these
-/// columns are read and the terms are computed in parallel, batch by batch.
+/// age band when `by_age`, the row's weight, and each indicator's eligibility and events.
+/// Selected in the plan that reads the patients, so only these columns are read. The sums
+/// weigh the terms themselves ([`sums`]: a person's numerator is weight × events and the
+/// denominator the weight, both 0 when not eligible or the weight is missing): as forty
+/// polars `when`/`then` columns of floats, with flags cast to floats, that was an eighth
+/// of measure's samples at England, and measure took 1 s more at 10M.
 fn indicator_terms(
     patients: &LazyFrame,
     indicators: &[PreparedIndicator],
@@ -344,22 +369,15 @@ fn indicator_terms(
             columns.push(breakdown);
         }
     }
-    let weight = col(schema::WEIGHT).cast(DataType::Float64);
     let mut terms: Vec<Expr> = columns.iter().map(|c| col(*c)).collect();
+    terms.push(
+        col(schema::WEIGHT)
+            .cast(DataType::Float64)
+            .alias(WEIGHT_TERM),
+    );
     for (i, indicator) in indicators.iter().enumerate() {
-        let eligible = indicator.eligible.clone();
-        terms.push(
-            when(eligible.clone())
-                .then(weight.clone())
-                .otherwise(lit(0.0))
-                .alias(den_column(i)),
-        );
-        terms.push(
-            when(eligible)
-                .then(weight.clone() * indicator.numerator.clone())
-                .otherwise(lit(0.0))
-                .alias(num_column(i)),
-        );
+        terms.push(indicator.eligible.clone().alias(eligible_column(i)));
+        terms.push(indicator.numerator.clone().alias(events_column(i)));
     }
     patients.clone().select(terms)
 }
