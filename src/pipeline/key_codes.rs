@@ -18,9 +18,13 @@ use polars_arrow::bitmap::Bitmap;
 use polars_arrow::datatypes::ArrowDataType;
 use rayon::prelude::*;
 
-use crate::pipeline::codes_by_run;
-
 type Codes<K> = HashMap<K, u32, RandomState>;
+
+/// Numbers below this are coded through a table ([`KeyCodes::number_code`]).
+const SMALL_NUMBERS: usize = 256;
+
+/// No code yet, in a table of codes.
+const NO_CODE: u32 = u32::MAX;
 
 /// One value of a key column.
 enum KeyValue {
@@ -35,6 +39,9 @@ pub(crate) struct KeyCodes {
     name: String,
     dtype: DataType,
     numbers: Codes<i64>,
+    /// The codes of the numbers `0..SMALL_NUMBERS` (deciles, quintiles, yes/no), by number,
+    /// [`NO_CODE`] where none yet: found by one load, not a hash.
+    small: [u32; SMALL_NUMBERS],
     texts: Codes<Box<str>>,
     null: Option<u32>,
     values: Vec<KeyValue>,
@@ -46,6 +53,7 @@ impl KeyCodes {
             name: name.to_string(),
             dtype: dtype.clone(),
             numbers: Codes::default(),
+            small: [NO_CODE; SMALL_NUMBERS],
             texts: Codes::default(),
             null: None,
             values: Vec::new(),
@@ -89,6 +97,25 @@ impl KeyCodes {
         }
     }
 
+    fn number_code(&mut self, number: i64) -> u32 {
+        if let Ok(small) = usize::try_from(number)
+            && small < SMALL_NUMBERS
+        {
+            return match self.small[small] {
+                NO_CODE => {
+                    let code = self.code_of(KeyValue::Number(number));
+                    self.small[small] = code;
+                    code
+                }
+                code => code,
+            };
+        }
+        match self.numbers.get(&number).copied() {
+            Some(code) => code,
+            None => self.code_of(KeyValue::Number(number)),
+        }
+    }
+
     fn text_code(&mut self, text: &str) -> u32 {
         match self.texts.get(text).copied() {
             Some(code) => code,
@@ -102,14 +129,33 @@ impl KeyCodes {
     /// If the column cannot be cast to the key's type (numbers or text).
     pub(crate) fn codes(&mut self, column: &Column) -> PolarsResult<Vec<u32>> {
         if self.by_number() {
-            let numbers = column.cast(&DataType::Int64)?;
-            Ok(codes_by_run(numbers.i64()?.iter(), |value| match value {
-                None => self.null_code(),
-                Some(n) => match self.numbers.get(&n).copied() {
-                    Some(code) => code,
-                    None => self.code_of(KeyValue::Number(n)),
-                },
-            }))
+            // Each array's values and validity read directly: through polars' iterator of
+            // options, with a hash a change of value, the numbers' codes were a third of
+            // the coding in measure at England.
+            let mut codes = Vec::with_capacity(column.len());
+            if column.dtype() == &DataType::Boolean {
+                for array in column.bool()?.downcast_iter() {
+                    let missing = array.validity().filter(|bits| bits.unset_bits() > 0);
+                    for (row, flag) in array.values().iter().enumerate() {
+                        codes.push(match missing {
+                            Some(valid) if !valid.get_bit(row) => self.null_code(),
+                            _ => self.number_code(i64::from(flag)),
+                        });
+                    }
+                }
+            } else {
+                let numbers = column.cast(&DataType::Int64)?;
+                for array in numbers.i64()?.downcast_iter() {
+                    let missing = array.validity().filter(|bits| bits.unset_bits() > 0);
+                    for (row, &number) in array.values().iter().enumerate() {
+                        codes.push(match missing {
+                            Some(valid) if !valid.get_bit(row) => self.null_code(),
+                            _ => self.number_code(number),
+                        });
+                    }
+                }
+            }
+            Ok(codes)
         } else {
             let texts = column.cast(&DataType::String)?;
             let mut codes = Vec::with_capacity(texts.len());
@@ -210,6 +256,10 @@ pub(crate) fn extend_codes_by_view(
     mut code_of: impl FnMut(Option<&str>) -> u32,
 ) {
     let mut by_view: Codes<u128> = Codes::default();
+    // The last views seen, by a few bits of their hash, before the map: a column of a few
+    // values in no order (sex, age band, ethnic group) finds nearly every row here, by a
+    // multiply and a load (the map's hash and probe were most of the text keys' coding).
+    let mut recent = [(EMPTY_VIEW, 0u32); RECENT_VIEWS];
     let mut missing: Option<u32> = None;
     let mut last: Option<(u128, u32)> = None;
     let validity = array.validity().filter(|bits| bits.unset_bits() > 0);
@@ -224,19 +274,38 @@ pub(crate) fn extend_codes_by_view(
         let code = match last {
             Some((previous, code)) if previous == key => code,
             _ => {
-                let code = *by_view.entry(key).or_insert_with(|| {
-                    // SAFETY: the view is one of the array's, so it is valid for the array's
-                    // buffers, and its bytes are UTF-8 (a text array's).
-                    code_of(Some(unsafe {
-                        std::str::from_utf8_unchecked(view.get_slice_unchecked(buffers))
-                    }))
-                });
+                let slot = &mut recent[recent_slot(key)];
+                let code = if slot.0 == key {
+                    slot.1
+                } else {
+                    let code = *by_view.entry(key).or_insert_with(|| {
+                        // SAFETY: the view is one of the array's, so it is valid for the
+                        // array's buffers, and its bytes are UTF-8 (a text array's).
+                        code_of(Some(unsafe {
+                            std::str::from_utf8_unchecked(view.get_slice_unchecked(buffers))
+                        }))
+                    });
+                    *slot = (key, code);
+                    code
+                };
                 last = Some((key, code));
                 code
             }
         };
         codes.push(code);
     }
+}
+
+/// How many recent views [`extend_codes_by_view`] keeps, by the top bits of a hash.
+const RECENT_VIEWS: usize = 64;
+
+/// No view: a length of `u32::MAX` bytes, which no view in an array has.
+const EMPTY_VIEW: u128 = u128::MAX;
+
+/// Where a view is kept among the recent views: the top bits of a multiply of its halves.
+fn recent_slot(view: u128) -> usize {
+    let mixed = (view as u64 ^ (view >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> (64 - RECENT_VIEWS.trailing_zeros())) as usize
 }
 
 /// `codes` as a `UInt32` column, null where a code is `missing` (a value no real code takes).
@@ -696,6 +765,123 @@ mod tests {
         // 3, missing, 10 ranked by value with the missing last.
         assert_eq!(key.ranks(), [0, 2, 1]);
         assert!(key.is_null(1) && !key.is_null(0));
+    }
+
+    /// Many texts in no order, more than the recent views hold: each row still gets its
+    /// text's code, each distinct view is asked for once, and a text's code stays the same
+    /// in later batches.
+    #[test]
+    fn texts_of_many_values_in_no_order_get_their_codes() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+        // 300 values, short (inline) and long (in buffers), and missing.
+        let values: Vec<Option<String>> = (0..300)
+            .map(|i| match i % 3 {
+                0 => Some(format!("s{i}")),
+                1 => Some(format!("a longer text of value number {i}")),
+                _ if i == 2 => None,
+                _ => Some(format!("t{i}")),
+            })
+            .collect();
+        let values = StringChunked::new("value".into(), values);
+        let mut key = KeyCodes::new("value", &DataType::String);
+        let mut seen: Vec<Option<String>> = Vec::new();
+        for batch in 0..3 {
+            let rows: Vec<IdxSize> = (0..20_000).map(|_| rng.random_range(0..300)).collect();
+            let gathered = values
+                .take(&IdxCa::from_vec(PlSmallStr::EMPTY, rows))
+                .expect("gathered");
+            let mut asked = 0;
+            let mut codes = Vec::new();
+            for array in gathered.downcast_iter() {
+                extend_codes_by_view(array, &mut codes, |_| {
+                    asked += 1;
+                    0
+                });
+            }
+            assert_eq!(asked, 300, "batch {batch}");
+            let codes = key.codes(&gathered.clone().into_column()).expect("coded");
+            // The codes of first sight over all batches so far.
+            let expected: Vec<u32> = gathered
+                .iter()
+                .map(|text| {
+                    let text = text.map(str::to_string);
+                    match seen.iter().position(|s| *s == text) {
+                        Some(code) => code as u32,
+                        None => {
+                            seen.push(text);
+                            (seen.len() - 1) as u32
+                        }
+                    }
+                })
+                .collect();
+            assert_eq!(codes, expected, "batch {batch}");
+        }
+    }
+
+    /// Numbers small and large, negative, missing and yes/no, in several chunks and batches:
+    /// the codes of first sight of each value.
+    #[test]
+    fn numbers_of_every_size_get_their_codes() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        let pool: Vec<Option<i64>> = vec![
+            Some(0),
+            Some(1),
+            Some(10),
+            Some(255),
+            Some(256),
+            Some(-1),
+            Some(i64::MIN),
+            Some(i64::MAX),
+            Some(1_000_000),
+            None,
+        ];
+        let mut numbers = KeyCodes::new("n", &DataType::Int64);
+        let mut flags = KeyCodes::new("f", &DataType::Boolean);
+        let (mut seen_numbers, mut seen_flags) = (Vec::new(), Vec::new());
+        let first_sight = |seen: &mut Vec<Option<i64>>, value: Option<i64>| -> u32 {
+            match seen.iter().position(|s| *s == value) {
+                Some(code) => code as u32,
+                None => {
+                    seen.push(value);
+                    (seen.len() - 1) as u32
+                }
+            }
+        };
+        for batch in 0..3 {
+            let picks: Vec<Option<i64>> = (0..1000)
+                .map(|_| pool[rng.random_range(0..pool.len())])
+                .collect();
+            let mut column = Int64Chunked::new("n".into(), &picks[..400]);
+            column
+                .append(&Int64Chunked::new("n".into(), &picks[400..]))
+                .expect("same type");
+            assert!(column.chunks().len() >= 2, "the test needs several chunks");
+            let codes = numbers
+                .codes(&column.into_series().into_column())
+                .expect("coded");
+            let expected: Vec<u32> = picks
+                .iter()
+                .map(|&value| first_sight(&mut seen_numbers, value))
+                .collect();
+            assert_eq!(codes, expected, "batch {batch}");
+
+            let picked_flags: Vec<Option<bool>> = picks
+                .iter()
+                .map(|value| value.map(|n| n % 2 == 0))
+                .collect();
+            let flag_column = BooleanChunked::new("f".into(), &picked_flags);
+            let codes = flags
+                .codes(&flag_column.into_series().into_column())
+                .expect("coded");
+            let expected: Vec<u32> = picked_flags
+                .iter()
+                .map(|&flag| first_sight(&mut seen_flags, flag.map(i64::from)))
+                .collect();
+            assert_eq!(codes, expected, "batch {batch}");
+        }
+        let values = numbers.values().expect("values");
+        let expected = Series::new("n".into(), seen_numbers);
+        assert!(values.equals_missing(&expected));
     }
 
     #[test]

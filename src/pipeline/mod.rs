@@ -990,26 +990,6 @@ pub(crate) fn f64_values(
         .collect())
 }
 
-/// The code of each of `values`, from `code_of`, which is asked once per run of equal values:
-/// patient-level rows usually come in runs (practice by practice, code by code), so most rows
-/// repeat the row before and skip the lookup.
-pub(crate) fn codes_by_run<K: PartialEq + Copy>(
-    values: impl Iterator<Item = K>,
-    mut code_of: impl FnMut(K) -> u32,
-) -> Vec<u32> {
-    let mut last: Option<(K, u32)> = None;
-    values
-        .map(|value| match last {
-            Some((previous, code)) if previous == value => code,
-            _ => {
-                let code = code_of(value);
-                last = Some((value, code));
-                code
-            }
-        })
-        .collect()
-}
-
 /// A default run id: the UTC time, to the second (`20260201T023000Z`).
 pub fn default_run_id() -> String {
     chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
