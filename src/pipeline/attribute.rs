@@ -14,10 +14,12 @@
 
 use chrono::NaiveDate;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::error::UserError;
 use crate::ingest::InputKind;
 use crate::pipeline::ingest::Ingested;
+use crate::pipeline::key_codes::KeyCodes;
 use crate::schema;
 use crate::stats::quantile::{DeprivationOrder, population_weighted_quantiles};
 
@@ -410,6 +412,178 @@ const WEIGHTED_SCORE: &str = "__weighted_score";
 /// run whatever order the streaming engine adds batches in (a floating-point sum is not).
 const SCORE_UNITS: f64 = 1_000_000.0;
 
+/// What [`area_deprivation`] counts for each practice, in this order: its registered people;
+/// those in England (`nation` E, whose LSOA has an English deprivation match); those with an
+/// IMD score, and their scores summed in [`SCORE_UNITS`]; Core20 people; and the English
+/// people of each IMD quintile. Every count is of weighted people.
+const COUNTED: [&str; 10] = [
+    schema::POPULATION,
+    schema::POPULATION_WITH_IMD,
+    SCORED_POPULATION,
+    WEIGHTED_SCORE,
+    schema::CORE20_POPULATION,
+    "population_imd_q1",
+    "population_imd_q2",
+    "population_imd_q3",
+    "population_imd_q4",
+    "population_imd_q5",
+];
+
+/// The key columns of a practice's counts: the practice and its footprints.
+const PRACTICE_KEYS: [&str; 5] = [
+    schema::PRACTICE_CODE,
+    schema::PCN_CODE,
+    schema::PCN_NAME,
+    schema::ICB_CODE,
+    schema::ICB_NAME,
+];
+
+/// The people of [`COUNTED`] summed by practice and footprints ([`PRACTICE_KEYS`]), batch
+/// by batch. A row's counts are added by a loop over the batch's columns: as ten polars
+/// `when`/`then` columns and a group-by of five text keys, the pass took 2.3 s at England.
+struct PracticeCounts {
+    keys: Vec<KeyCodes>,
+    /// Each group's key codes, and where it is in `groups`.
+    group_of: std::collections::HashMap<[u32; 5], u32, foldhash::fast::RandomState>,
+    groups: Vec<[u32; 5]>,
+    /// Each group's counts, in the order of [`COUNTED`].
+    counts: Vec<[i64; 10]>,
+}
+
+/// Working columns of [`PracticeCounts`]: whether a row is in England, is Core20, its IMD
+/// quintile (0 when none), score and weight.
+const IN_ENGLAND: &str = "__in_england";
+const IS_CORE20: &str = "__is_core20";
+const QUINTILE: &str = "__quintile";
+const SCORE: &str = "__score";
+const WEIGHT: &str = "__weight";
+
+impl PracticeCounts {
+    /// The counts of every practice of `attributed`, as a frame of the keys and the counts.
+    fn of(attributed: LazyFrame) -> PolarsResult<DataFrame> {
+        let schema = attributed.clone().collect_schema()?;
+        let counts = PracticeCounts {
+            keys: PRACTICE_KEYS
+                .iter()
+                .map(|name| Ok(KeyCodes::new(name, schema.try_get(name)?)))
+                .collect::<PolarsResult<_>>()?,
+            group_of: Default::default(),
+            groups: Vec::new(),
+            counts: Vec::new(),
+        };
+        let columns: Vec<Expr> = PRACTICE_KEYS
+            .iter()
+            .map(|name| col(*name))
+            .chain([
+                col(schema::NATION)
+                    .eq(lit("E"))
+                    .fill_null(lit(false))
+                    .alias(IN_ENGLAND),
+                col(schema::CORE20)
+                    .eq(lit(true))
+                    .fill_null(lit(false))
+                    .alias(IS_CORE20),
+                col(schema::IMD_QUINTILE)
+                    .cast(DataType::Int64)
+                    .fill_null(lit(0i64))
+                    .alias(QUINTILE),
+                col(schema::IMD_SCORE).cast(DataType::Float64).alias(SCORE),
+                col(schema::WEIGHT).cast(DataType::Int64).alias(WEIGHT),
+            ])
+            .collect();
+        let counts =
+            crate::lazy::fold_batches(attributed.select(columns), counts, |counts, batch| {
+                counts.add(&batch)
+            })?;
+        counts.into_frame()
+    }
+
+    fn add(&mut self, batch: &DataFrame) -> PolarsResult<()> {
+        let codes = self
+            .keys
+            .par_iter_mut()
+            .map(|key| key.codes(batch.column(key.name())?))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let in_england = crate::pipeline::flag_bits(batch.column(IN_ENGLAND)?)?;
+        let is_core20 = crate::pipeline::flag_bits(batch.column(IS_CORE20)?)?;
+        let quintiles = batch.column(QUINTILE)?.i64()?.rechunk();
+        let scores = batch.column(SCORE)?.f64()?.rechunk();
+        let weights = batch.column(WEIGHT)?.i64()?.rechunk();
+        let (Some(quintiles), Some(scores), Some(weights)) = (
+            quintiles.downcast_iter().next(),
+            scores.downcast_iter().next(),
+            weights.downcast_iter().next(),
+        ) else {
+            return Ok(());
+        };
+        let (scored, weighed) = (scores.validity(), weights.validity());
+        let mut last: Option<([u32; 5], usize)> = None;
+        for (row, ((&quintile, &score), &weight)) in quintiles
+            .values()
+            .iter()
+            .zip(scores.values().iter())
+            .zip(weights.values().iter())
+            .enumerate()
+        {
+            // A missing weight counts no one (polars' sums skip it).
+            if weighed.is_some_and(|valid| !valid.get_bit(row)) {
+                continue;
+            }
+            let key = [
+                codes[0][row],
+                codes[1][row],
+                codes[2][row],
+                codes[3][row],
+                codes[4][row],
+            ];
+            let group = match last {
+                Some((previous, group)) if previous == key => group,
+                _ => {
+                    let next = self.groups.len() as u32;
+                    let group = *self.group_of.entry(key).or_insert(next) as usize;
+                    if group == self.groups.len() {
+                        self.groups.push(key);
+                        self.counts.push([0; 10]);
+                    }
+                    last = Some((key, group));
+                    group
+                }
+            };
+            let counts = &mut self.counts[group];
+            counts[0] += weight;
+            if in_england.get_bit(row) {
+                counts[1] += weight;
+                if scored.is_none_or(|valid| valid.get_bit(row)) {
+                    counts[2] += weight;
+                    // In whole millionths, as the scores are published to three decimals.
+                    counts[3] += (score * SCORE_UNITS).round_ties_even() as i64 * weight;
+                }
+                if let Ok(quintile @ 1..=5) = usize::try_from(quintile) {
+                    counts[4 + quintile] += weight;
+                }
+            }
+            if is_core20.get_bit(row) {
+                counts[4] += weight;
+            }
+        }
+        Ok(())
+    }
+
+    /// The groups' key columns and counts.
+    fn into_frame(self) -> PolarsResult<DataFrame> {
+        let mut columns = Vec::with_capacity(PRACTICE_KEYS.len() + COUNTED.len());
+        for (k, key) in self.keys.iter().enumerate() {
+            let codes = self.groups.iter().map(|group| group[k]).collect();
+            columns.push(key.take(codes)?.into_column());
+        }
+        for (c, name) in COUNTED.iter().enumerate() {
+            let counts: Vec<i64> = self.counts.iter().map(|counts| counts[c]).collect();
+            columns.push(Column::new((*name).into(), counts));
+        }
+        DataFrame::new(self.groups.len(), columns)
+    }
+}
+
 /// Population-weighted deprivation of every practice, PCN and ICB and of England.
 ///
 /// For each area: registered population; population with an English deprivation match; the
@@ -422,87 +596,15 @@ const SCORE_UNITS: f64 = 1_000_000.0;
 /// # Errors
 /// If the plan fails to run.
 pub fn area_deprivation(attributed: LazyFrame) -> PolarsResult<DataFrame> {
-    // Weighted people counted row by row into plain columns and summed by practice (with its
-    // PCN and ICB) in one streamed pass: the areas are sums of their practices', so PCNs, ICBs
-    // and England are rolled up from that small table instead of re-reading the patients.
-    let england_only = col(schema::NATION).eq(lit("E"));
-    let weight = || col(schema::WEIGHT).cast(DataType::Int64);
-    let weight_if = |condition: Expr| {
-        when(condition.fill_null(lit(false)))
-            .then(weight())
-            .otherwise(lit(0i64))
-    };
-    let scored = england_only
-        .clone()
-        .and(col(schema::IMD_SCORE).is_not_null());
-    let mut counted = vec![
-        (schema::POPULATION.to_string(), weight()),
-        (
-            schema::POPULATION_WITH_IMD.to_string(),
-            weight_if(england_only.clone()),
-        ),
-        (SCORED_POPULATION.to_string(), weight_if(scored.clone())),
-        (
-            WEIGHTED_SCORE.to_string(),
-            when(scored)
-                .then(
-                    (col(schema::IMD_SCORE) * lit(SCORE_UNITS))
-                        .round(0, RoundMode::HalfToEven)
-                        .cast(DataType::Int64)
-                        * weight(),
-                )
-                .otherwise(lit(0i64)),
-        ),
-        (
-            schema::CORE20_POPULATION.to_string(),
-            weight_if(col(schema::CORE20).eq(lit(true))),
-        ),
-    ];
-    for q in 1..=5i64 {
-        counted.push((
-            format!("population_imd_q{q}"),
-            weight_if(
-                england_only
-                    .clone()
-                    .and(col(schema::IMD_QUINTILE).eq(lit(q))),
-            ),
-        ));
-    }
-    let keys = [
-        schema::PRACTICE_CODE,
-        schema::PCN_CODE,
-        schema::PCN_NAME,
-        schema::ICB_CODE,
-        schema::ICB_NAME,
-    ];
-    let sums = || {
-        counted
-            .iter()
-            .map(|(name, _)| col(name.as_str()).sum())
-            .collect::<Vec<_>>()
-    };
-    let by_practice = crate::lazy::collect_streaming(
-        attributed
-            .clone()
-            .select(
-                keys.iter()
-                    .map(|k| col(*k))
-                    .chain(
-                        counted
-                            .iter()
-                            .map(|(name, e)| e.clone().alias(name.as_str())),
-                    )
-                    .collect::<Vec<_>>(),
-            )
-            .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
-            .agg(sums()),
-    )?
-    .lazy();
+    // People counted by practice (with its PCN and ICB) in one streamed pass: the areas are
+    // sums of their practices', so PCNs, ICBs and England are rolled up from that small table
+    // instead of re-reading the patients.
+    let by_practice = PracticeCounts::of(attributed)?.lazy();
     let metrics = || {
-        let mut aggs: Vec<Expr> = counted
+        let mut aggs: Vec<Expr> = COUNTED
             .iter()
-            .filter(|(name, _)| name != SCORED_POPULATION && name != WEIGHTED_SCORE)
-            .map(|(name, _)| col(name.as_str()).sum())
+            .filter(|name| **name != SCORED_POPULATION && **name != WEIGHTED_SCORE)
+            .map(|name| col(*name).sum())
             .collect();
         aggs.push(
             (col(WEIGHTED_SCORE).sum().cast(DataType::Float64)
@@ -767,4 +869,107 @@ pub fn geometric_footprints(
         .sort([schema::LSOA_CODE], SortMultipleOptions::default())
         .collect()?;
     Ok((frame, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The practice counts as polars computes them: a weighted `when`/`then` column a count,
+    /// summed by a group-by of the five keys.
+    fn counted_by_polars(attributed: LazyFrame) -> DataFrame {
+        let england = col(schema::NATION).eq(lit("E"));
+        let weight = || col(schema::WEIGHT).cast(DataType::Int64);
+        let weight_if = |condition: Expr| {
+            when(condition.fill_null(lit(false)))
+                .then(weight())
+                .otherwise(lit(0i64))
+        };
+        let scored = england.clone().and(col(schema::IMD_SCORE).is_not_null());
+        let mut counts = vec![
+            weight(),
+            weight_if(england.clone()),
+            weight_if(scored.clone()),
+            when(scored)
+                .then(
+                    (col(schema::IMD_SCORE) * lit(SCORE_UNITS))
+                        .round(0, RoundMode::HalfToEven)
+                        .cast(DataType::Int64)
+                        * weight(),
+                )
+                .otherwise(lit(0i64)),
+            weight_if(col(schema::CORE20).eq(lit(true))),
+        ];
+        for q in 1..=5i64 {
+            counts.push(weight_if(
+                england.clone().and(col(schema::IMD_QUINTILE).eq(lit(q))),
+            ));
+        }
+        attributed
+            .select(
+                PRACTICE_KEYS
+                    .iter()
+                    .map(|k| col(*k))
+                    .chain(
+                        counts
+                            .into_iter()
+                            .zip(COUNTED)
+                            .map(|(e, name)| e.alias(name)),
+                    )
+                    .collect::<Vec<_>>(),
+            )
+            .group_by(PRACTICE_KEYS.map(col))
+            .agg(COUNTED.map(|name| col(name).sum()))
+            .collect()
+            .expect("counted")
+    }
+
+    fn sorted(frame: DataFrame) -> DataFrame {
+        frame
+            .sort(
+                PRACTICE_KEYS,
+                SortMultipleOptions::default().with_nulls_last(true),
+            )
+            .expect("sorted")
+    }
+
+    /// Every count, over patients with missing weights, scores, quintiles and Core20 flags,
+    /// outside England, in practices without a PCN, and one practice in two PCNs, read in
+    /// batches: the counts polars' `when`/`then` and group-by give.
+    #[test]
+    fn practice_counts_are_polars_counts() {
+        let rows = 3000;
+        let practice = |r: usize| ["A1", "B2", "C3", "D4"][(r / 7) % 4];
+        let pcn = |r: usize| match practice(r) {
+            "A1" => Some("P1"),
+            "B2" if r.is_multiple_of(5) => Some("P9"),
+            "B2" => Some("P1"),
+            "C3" => None,
+            _ => Some("P2"),
+        };
+        let patients = df![
+            schema::PRACTICE_CODE => (0..rows).map(practice).collect::<Vec<_>>(),
+            schema::PCN_CODE => (0..rows).map(pcn).collect::<Vec<_>>(),
+            schema::PCN_NAME => (0..rows).map(|r| pcn(r).map(|p| format!("{p} network of practices"))).collect::<Vec<_>>(),
+            schema::ICB_CODE => (0..rows).map(|r| if practice(r) == "D4" { "I2" } else { "I1" }).collect::<Vec<_>>(),
+            schema::ICB_NAME => (0..rows).map(|r| if practice(r) == "D4" { "Second ICB" } else { "First ICB" }).collect::<Vec<_>>(),
+            schema::NATION => (0..rows).map(|r| match r % 11 { 0 => None, 1 => Some("W"), _ => Some("E") }).collect::<Vec<_>>(),
+            schema::IMD_SCORE => (0..rows).map(|r| (r % 13 != 0).then_some((r % 97) as f64 * 0.7131 + 0.0005)).collect::<Vec<_>>(),
+            schema::IMD_QUINTILE => (0..rows).map(|r| (r % 17 != 0).then_some((r % 5) as i32 + 1)).collect::<Vec<_>>(),
+            schema::CORE20 => (0..rows).map(|r| match r % 9 { 0 => None, 1 | 2 => Some(true), _ => Some(false) }).collect::<Vec<_>>(),
+            schema::WEIGHT => (0..rows).map(|r| (r % 19 != 0).then_some((r % 4) as i32 + 1)).collect::<Vec<_>>(),
+        ]
+        .expect("patients");
+        // Batches of several sizes, as a streamed plan hands them over.
+        let mut batched = patients.slice(0, 1000);
+        for (offset, len) in [(1000, 1), (1001, 1499), (2500, 500)] {
+            batched
+                .vstack_mut(&patients.slice(offset, len))
+                .expect("stacked");
+        }
+        let counted = PracticeCounts::of(batched.lazy()).expect("counted");
+        let expected = counted_by_polars(patients.lazy());
+        assert!(expected.height() >= 5, "{expected}");
+        assert_eq!(sorted(counted), sorted(expected));
+    }
 }

@@ -971,6 +971,23 @@ impl Segmenter {
     }
 }
 
+/// The set bits of a yes/no column, missing as no: for the loops that read flags by row.
+///
+/// # Errors
+/// If the column is not yes/no.
+pub(crate) fn flag_bits(
+    column: &polars::prelude::Column,
+) -> polars::prelude::PolarsResult<polars_arrow::bitmap::Bitmap> {
+    let flags = column.bool()?.rechunk();
+    let Some(array) = flags.downcast_iter().next() else {
+        return Ok(polars_arrow::bitmap::Bitmap::new_zeroed(0));
+    };
+    Ok(match array.validity() {
+        Some(valid) if valid.unset_bits() > 0 => array.values() & valid,
+        _ => array.values().clone(),
+    })
+}
+
 /// A numeric column as plain `f64`s (cast as needed), `missing` where null: for the loops
 /// that hand columns to the statistics or to disclosure control.
 ///

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use polars_arrow::bitmap::Bitmap;
 
 use super::{ALL, WEIGHT_TERM, eligible_column, events_column};
+use crate::pipeline::flag_bits;
 use crate::pipeline::key_codes::KeyCodes;
 use crate::schema;
 
@@ -119,31 +120,19 @@ impl<'a> IndicatorColumns<'a> {
     /// The i-th indicator's columns of `batch` ([`eligible_column`], [`events_column`]);
     /// `weighed`: the rows with a weight, when some have none.
     fn of(batch: &'a DataFrame, i: usize, weighed: Option<&Bitmap>) -> PolarsResult<Self> {
-        let eligible = flags(batch, &eligible_column(i))?;
+        let eligible = flag_bits(batch.column(&eligible_column(i))?)?;
         let counted = match weighed {
             Some(weighed) => &eligible & weighed,
             None => eligible,
         };
         let name = events_column(i);
         let events = if batch.column(&name)?.dtype() == &DataType::Boolean {
-            Events::Flags(flags(batch, &name)?)
+            Events::Flags(flag_bits(batch.column(&name)?)?)
         } else {
             Events::Counts(term_values(batch, &name)?)
         };
         Ok(IndicatorColumns { counted, events })
     }
-}
-
-/// The set bits of a yes/no column of `batch`, missing as no.
-fn flags(batch: &DataFrame, name: &str) -> PolarsResult<Bitmap> {
-    let column = batch.column(name)?.bool()?.rechunk();
-    let Some(array) = column.downcast_iter().next() else {
-        return Ok(Bitmap::new_zeroed(0));
-    };
-    Ok(match array.validity() {
-        Some(valid) if valid.unset_bits() > 0 => array.values() & valid,
-        _ => array.values().clone(),
-    })
 }
 
 /// The rows of `batch` with a weight ([`WEIGHT_TERM`]), when some have none.
