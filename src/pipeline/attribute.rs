@@ -14,12 +14,11 @@
 
 use chrono::NaiveDate;
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use crate::error::UserError;
 use crate::ingest::InputKind;
 use crate::pipeline::ingest::Ingested;
-use crate::pipeline::key_codes::KeyCodes;
+use crate::pipeline::key_codes::{KeyCodes, batch_codes};
 use crate::schema;
 use crate::stats::quantile::{DeprivationOrder, population_weighted_quantiles};
 
@@ -384,6 +383,15 @@ pub fn residence_footprints(
         )
 }
 
+/// The `area_deprivation` table's people in each national IMD quintile (1 = most deprived).
+pub const IMD_QUINTILE_POPULATIONS: [&str; 5] = [
+    "population_imd_q1",
+    "population_imd_q2",
+    "population_imd_q3",
+    "population_imd_q4",
+    "population_imd_q5",
+];
+
 /// Columns of the `area_deprivation` table, in order.
 pub const AREA_DEPRIVATION_COLUMNS: &[&str] = &[
     schema::AREA_LEVEL,
@@ -395,11 +403,11 @@ pub const AREA_DEPRIVATION_COLUMNS: &[&str] = &[
     schema::IMD_SCORE,
     schema::CORE20_POPULATION,
     schema::CORE20_SHARE,
-    "population_imd_q1",
-    "population_imd_q2",
-    "population_imd_q3",
-    "population_imd_q4",
-    "population_imd_q5",
+    IMD_QUINTILE_POPULATIONS[0],
+    IMD_QUINTILE_POPULATIONS[1],
+    IMD_QUINTILE_POPULATIONS[2],
+    IMD_QUINTILE_POPULATIONS[3],
+    IMD_QUINTILE_POPULATIONS[4],
     schema::DEPRIVATION_DECILE,
 ];
 
@@ -422,11 +430,11 @@ const COUNTED: [&str; 10] = [
     SCORED_POPULATION,
     WEIGHTED_SCORE,
     schema::CORE20_POPULATION,
-    "population_imd_q1",
-    "population_imd_q2",
-    "population_imd_q3",
-    "population_imd_q4",
-    "population_imd_q5",
+    IMD_QUINTILE_POPULATIONS[0],
+    IMD_QUINTILE_POPULATIONS[1],
+    IMD_QUINTILE_POPULATIONS[2],
+    IMD_QUINTILE_POPULATIONS[3],
+    IMD_QUINTILE_POPULATIONS[4],
 ];
 
 /// The key columns of a practice's counts: the practice and its footprints.
@@ -499,11 +507,7 @@ impl PracticeCounts {
     }
 
     fn add(&mut self, batch: &DataFrame) -> PolarsResult<()> {
-        let codes = self
-            .keys
-            .par_iter_mut()
-            .map(|key| key.codes(batch.column(key.name())?))
-            .collect::<PolarsResult<Vec<_>>>()?;
+        let codes = batch_codes(&mut self.keys, batch)?;
         let in_england = crate::pipeline::flag_bits(batch.column(IN_ENGLAND)?)?;
         let is_core20 = crate::pipeline::flag_bits(batch.column(IS_CORE20)?)?;
         let quintiles = batch.column(QUINTILE)?.i64()?.rechunk();

@@ -240,6 +240,16 @@ impl KeyCodes {
     }
 }
 
+/// The codes of each of `keys`' columns in `batch`, the columns side by side.
+///
+/// # Errors
+/// If a key column is missing or cannot be cast to its key's type.
+pub(crate) fn batch_codes(keys: &mut [KeyCodes], batch: &DataFrame) -> PolarsResult<Vec<Vec<u32>>> {
+    keys.par_iter_mut()
+        .map(|key| key.codes(batch.column(key.name())?))
+        .collect()
+}
+
 /// The code of each row of a text array, appended to `codes`: `code_of` gives a row's code
 /// from its text (`None` for a missing row).
 ///
@@ -486,11 +496,7 @@ impl HotGroups {
 
 impl SumsByKeys {
     fn add(&mut self, batch: &DataFrame) -> PolarsResult<()> {
-        let codes = self
-            .keys
-            .par_iter_mut()
-            .map(|key| key.codes(batch.column(key.name())?))
-            .collect::<PolarsResult<Vec<_>>>()?;
+        let codes = batch_codes(&mut self.keys, batch)?;
         let values: Vec<i64> = batch
             .column(&self.value)?
             .cast(&DataType::Int64)?
@@ -626,21 +632,24 @@ mod tests {
 
     use super::*;
 
+    /// The code of `value` in order of first sight: its place among the values `seen`, which
+    /// it joins if new.
+    fn first_sight<T: PartialEq>(seen: &mut Vec<T>, value: T) -> u32 {
+        match seen.iter().position(|s| *s == value) {
+            Some(code) => code as u32,
+            None => {
+                seen.push(value);
+                (seen.len() - 1) as u32
+            }
+        }
+    }
+
     /// The codes polars' own values give, one lookup a row by text.
     fn codes_by_text(texts: &StringChunked) -> Vec<u32> {
         let mut seen: Vec<Option<String>> = Vec::new();
         texts
             .iter()
-            .map(|text| {
-                let text = text.map(str::to_string);
-                match seen.iter().position(|s| *s == text) {
-                    Some(code) => code as u32,
-                    None => {
-                        seen.push(text);
-                        (seen.len() - 1) as u32
-                    }
-                }
-            })
+            .map(|text| first_sight(&mut seen, text.map(str::to_string)))
             .collect()
     }
 
@@ -803,16 +812,7 @@ mod tests {
             // The codes of first sight over all batches so far.
             let expected: Vec<u32> = gathered
                 .iter()
-                .map(|text| {
-                    let text = text.map(str::to_string);
-                    match seen.iter().position(|s| *s == text) {
-                        Some(code) => code as u32,
-                        None => {
-                            seen.push(text);
-                            (seen.len() - 1) as u32
-                        }
-                    }
-                })
+                .map(|text| first_sight(&mut seen, text.map(str::to_string)))
                 .collect();
             assert_eq!(codes, expected, "batch {batch}");
         }
@@ -838,15 +838,6 @@ mod tests {
         let mut numbers = KeyCodes::new("n", &DataType::Int64);
         let mut flags = KeyCodes::new("f", &DataType::Boolean);
         let (mut seen_numbers, mut seen_flags) = (Vec::new(), Vec::new());
-        let first_sight = |seen: &mut Vec<Option<i64>>, value: Option<i64>| -> u32 {
-            match seen.iter().position(|s| *s == value) {
-                Some(code) => code as u32,
-                None => {
-                    seen.push(value);
-                    (seen.len() - 1) as u32
-                }
-            }
-        };
         for batch in 0..3 {
             let picks: Vec<Option<i64>> = (0..1000)
                 .map(|_| pool[rng.random_range(0..pool.len())])

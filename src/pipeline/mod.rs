@@ -650,13 +650,7 @@ fn population_stages(
             attribute::area_deprivation(base.clone()).context("computing area deprivation")?;
         // The quintile counts of a row add up to its matched population; Core20 (the most
         // deprived fifth nationally) is quintile 1 again, so it is hidden with it.
-        let quintiles = [
-            "population_imd_q1",
-            "population_imd_q2",
-            "population_imd_q3",
-            "population_imd_q4",
-            "population_imd_q5",
-        ];
+        let quintiles = attribute::IMD_QUINTILE_POPULATIONS;
         let mut masks =
             config
                 .disclosure
@@ -670,12 +664,10 @@ fn population_stages(
                 schema::POPULATION,
                 schema::POPULATION_WITH_IMD,
                 schema::CORE20_POPULATION,
-                "population_imd_q1",
-                "population_imd_q2",
-                "population_imd_q3",
-                "population_imd_q4",
-                "population_imd_q5",
-            ],
+            ]
+            .into_iter()
+            .chain(quintiles)
+            .collect::<Vec<_>>(),
             &[
                 (schema::IMD_SCORE, &[schema::POPULATION_WITH_IMD]),
                 (

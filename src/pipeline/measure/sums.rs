@@ -21,7 +21,7 @@ use polars_arrow::bitmap::Bitmap;
 
 use super::{ALL, WEIGHT_TERM, eligible_column, events_column};
 use crate::pipeline::flag_bits;
-use crate::pipeline::key_codes::KeyCodes;
+use crate::pipeline::key_codes::{KeyCodes, batch_codes};
 use crate::schema;
 
 /// The key columns of a grouping: indices into [`PracticeSums::keys`].
@@ -472,14 +472,7 @@ impl PracticeSums {
     /// # Errors
     /// If a column is missing or of the wrong type.
     pub(super) fn add(&mut self, batch: &DataFrame) -> PolarsResult<()> {
-        let codes = self
-            .keys
-            .par_iter_mut()
-            .map(|key| {
-                let column = batch.column(key.name())?;
-                key.codes(column)
-            })
-            .collect::<PolarsResult<Vec<_>>>()?;
+        let codes = batch_codes(&mut self.keys, batch)?;
         let counts: Vec<usize> = self.keys.iter().map(KeyCodes::len).collect();
         for grouping in &mut self.groupings {
             grouping.reserve(&counts);
@@ -773,6 +766,22 @@ mod tests {
         (flat, by_age)
     }
 
+    /// The sums of `patients` added in batches of `sizes` are [`grouped`]'s and
+    /// [`grouped_by_band`]'s.
+    fn assert_sums_are_grouped(patients: &DataFrame, sizes: &[usize]) {
+        let (flat, by_age) = summed_in_batches(patients, sizes);
+        assert_eq!(
+            sorted(flat),
+            grouped(patients, 0, false),
+            "batches {sizes:?}"
+        );
+        assert_eq!(
+            sorted(by_age),
+            grouped_by_band(patients),
+            "batches {sizes:?}"
+        );
+    }
+
     /// [`grouped`] by age band as [`summed_in_batches`] gives it: the ESP2013 bands' rows with
     /// a sum other than 0.
     fn grouped_by_band(patients: &DataFrame) -> DataFrame {
@@ -977,17 +986,7 @@ mod tests {
             patients.with_column(column).expect("replaced");
         }
         for sizes in [&[10][..], &[3, 7]] {
-            let (flat, by_age) = summed_in_batches(&patients, sizes);
-            assert_eq!(
-                sorted(flat),
-                grouped(&patients, 0, false),
-                "batches {sizes:?}"
-            );
-            assert_eq!(
-                sorted(by_age),
-                grouped_by_band(&patients),
-                "batches {sizes:?}"
-            );
+            assert_sums_are_grouped(&patients, sizes);
         }
     }
 
@@ -995,17 +994,7 @@ mod tests {
     fn batches_give_the_sums_of_a_group_by_over_the_whole_list() {
         let patients = patients();
         for sizes in [&[10][..], &[3, 3, 4], &[1, 0, 9]] {
-            let (flat, by_age) = summed_in_batches(&patients, sizes);
-            assert_eq!(
-                sorted(flat),
-                grouped(&patients, 0, false),
-                "batches {sizes:?}"
-            );
-            assert_eq!(
-                sorted(by_age),
-                grouped_by_band(&patients),
-                "batches {sizes:?}"
-            );
+            assert_sums_are_grouped(&patients, sizes);
         }
     }
 
@@ -1038,9 +1027,7 @@ mod tests {
         many.with_column(Column::new("__events1".into(), with_gaps))
             .expect("replaced");
         for sizes in [&[5000][..], &[2049, 2951], &[1, 4095, 904]] {
-            let (flat, by_age) = summed_in_batches(&many, sizes);
-            assert_eq!(sorted(flat), grouped(&many, 0, false), "batches {sizes:?}");
-            assert_eq!(sorted(by_age), grouped_by_band(&many), "batches {sizes:?}");
+            assert_sums_are_grouped(&many, sizes);
         }
     }
 
