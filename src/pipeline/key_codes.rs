@@ -135,24 +135,14 @@ impl KeyCodes {
             let mut codes = Vec::with_capacity(column.len());
             if column.dtype() == &DataType::Boolean {
                 for array in column.bool()?.downcast_iter() {
-                    let missing = array.validity().filter(|bits| bits.unset_bits() > 0);
-                    for (row, flag) in array.values().iter().enumerate() {
-                        codes.push(match missing {
-                            Some(valid) if !valid.get_bit(row) => self.null_code(),
-                            _ => self.number_code(i64::from(flag)),
-                        });
-                    }
+                    let flags = array.values().iter().map(i64::from);
+                    self.extend_number_codes(flags, array.validity(), &mut codes);
                 }
             } else {
                 let numbers = column.cast(&DataType::Int64)?;
                 for array in numbers.i64()?.downcast_iter() {
-                    let missing = array.validity().filter(|bits| bits.unset_bits() > 0);
-                    for (row, &number) in array.values().iter().enumerate() {
-                        codes.push(match missing {
-                            Some(valid) if !valid.get_bit(row) => self.null_code(),
-                            _ => self.number_code(number),
-                        });
-                    }
+                    let values = array.values().iter().copied();
+                    self.extend_number_codes(values, array.validity(), &mut codes);
                 }
             }
             Ok(codes)
@@ -163,6 +153,22 @@ impl KeyCodes {
                 self.extend_text_codes(array, &mut codes);
             }
             Ok(codes)
+        }
+    }
+
+    /// The codes of one array's `numbers`, missing where `validity` says, appended to `codes`.
+    fn extend_number_codes(
+        &mut self,
+        numbers: impl Iterator<Item = i64>,
+        validity: Option<&Bitmap>,
+        codes: &mut Vec<u32>,
+    ) {
+        let missing = validity.filter(|bits| bits.unset_bits() > 0);
+        for (row, number) in numbers.enumerate() {
+            codes.push(match missing {
+                Some(valid) if !valid.get_bit(row) => self.null_code(),
+                _ => self.number_code(number),
+            });
         }
     }
 
