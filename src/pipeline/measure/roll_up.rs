@@ -77,6 +77,7 @@ struct Level {
 
 /// A key column's labels: each code's label's place among the distinct labels, which are
 /// listed in the published value order (numbers by value, then texts).
+#[derive(Clone)]
 struct Labels {
     of_code: Vec<u32>,
     texts: Vec<String>,
@@ -266,20 +267,57 @@ struct Source<'a> {
     values: Option<&'a Labels>,
 }
 
-/// The sources of a pass's groupings (all with the same indicators, by age or not): each
-/// grouping's, and the `all` rows from the grouping with the fewest slots when no grouping is
-/// `all` (see `PracticeSums::new`).
-fn sources<'a>(groupings: &[&'a Grouping], labels: &'a [Option<Labels>]) -> Vec<Source<'a>> {
+/// The breakdowns of a grouping, each with the labels of the grouping's value codes: a
+/// breakdown's own labels, or for breakdowns summed jointly each one's label of each tuple's
+/// code in it; `None` for `all`.
+fn grouping_labels(
+    sums: &PracticeSums,
+    grouping: &Grouping,
+    labels: &[Option<Labels>],
+) -> Vec<Option<Labels>> {
+    match grouping.keys.value {
+        None => vec![None],
+        Some(k) if k < sums.keys.len() => vec![labels[k].clone()],
+        Some(k) => {
+            let joint = &sums.joint[k - sums.keys.len()];
+            joint
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(p, &column)| {
+                    labels[column].as_ref().map(|of_column| Labels {
+                        of_code: (0..joint.len())
+                            .map(|code| of_column.of_code[joint.column_code(code, p) as usize])
+                            .collect(),
+                        texts: of_column.texts.clone(),
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+/// The sources of a pass's groupings (all with the same indicators, by age or not; each with
+/// its breakdowns' labels, [`grouping_labels`]): a breakdown's from its grouping, and the
+/// `all` rows from the grouping with the fewest slots when no grouping is `all` (see
+/// `PracticeSums::new`).
+fn sources<'a>(groupings: &[(&'a Grouping, &'a [Option<Labels>])]) -> Vec<Source<'a>> {
     let mut sources: Vec<Source<'a>> = groupings
         .iter()
-        .map(|grouping| Source {
-            grouping,
-            breakdown: grouping.breakdown.as_str(),
-            values: grouping.keys.value.and_then(|k| labels[k].as_ref()),
+        .flat_map(|&(grouping, labels)| {
+            grouping
+                .breakdowns
+                .iter()
+                .zip(labels)
+                .map(move |(breakdown, values)| Source {
+                    grouping,
+                    breakdown: breakdown.as_str(),
+                    values: values.as_ref(),
+                })
         })
         .collect();
-    if !groupings.iter().any(|grouping| grouping.breakdown == ALL)
-        && let Some(smallest) = groupings.iter().min_by_key(|g| g.slot_keys.len())
+    if !sources.iter().any(|source| source.breakdown == ALL)
+        && let Some(&(smallest, _)) = groupings.iter().min_by_key(|(g, _)| g.slot_keys.len())
     {
         sources.push(Source {
             grouping: smallest,
@@ -385,14 +423,20 @@ impl PracticeSums {
                     .transpose()
             })
             .collect::<PolarsResult<Vec<_>>>()?;
-        let (by_age, flat): (Vec<&Grouping>, Vec<&Grouping>) = self
+        let breakdown_labels: Vec<Vec<Option<Labels>>> = self
             .groupings
             .iter()
-            .partition(|grouping| grouping.keys.age.is_some());
-        let (keys, sums) = rolled(&sources(&flat, &labels), &levels, None)?;
+            .map(|grouping| grouping_labels(&self, grouping, &labels))
+            .collect();
+        let (by_age, flat): (Vec<_>, Vec<_>) = self
+            .groupings
+            .iter()
+            .zip(breakdown_labels.iter().map(Vec::as_slice))
+            .partition(|(grouping, _)| grouping.keys.age.is_some());
+        let (keys, sums) = rolled(&sources(&flat), &levels, None)?;
         let indicators = flat
             .first()
-            .map(|g| g.indicators.clone())
+            .map(|(g, _)| g.indicators.clone())
             .unwrap_or_default();
         let width = 2 * indicators.len();
         let mut columns = keys.columns().to_vec();
@@ -411,7 +455,7 @@ impl PracticeSums {
         let flat_frame = DataFrame::new(height, columns)?;
         let by_band = match by_age.first() {
             None => None,
-            Some(first) => {
+            Some(&(first, _)) => {
                 let age = first.keys.age.unwrap_or_default();
                 // Each age code's ESP2013 band (`None`: not one of the 19, e.g. unknown).
                 let bands: Vec<Option<usize>> = labels[age]
@@ -427,7 +471,7 @@ impl PracticeSums {
                             .collect()
                     })
                     .unwrap_or_default();
-                let (keys, sums) = rolled(&sources(&by_age, &labels), &levels, Some(&bands))?;
+                let (keys, sums) = rolled(&sources(&by_age), &levels, Some(&bands))?;
                 Some(BandSums {
                     keys,
                     indicators: first.indicators.clone(),

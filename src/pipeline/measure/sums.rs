@@ -2,8 +2,8 @@
 //! breakdown value (× ESP2013 age band, for DSRs), in one streamed pass over the patients.
 //!
 //! Why not polars' `group_by`: the stage needs one grouping per breakdown of the same rows, and
-//! the same again by age band for DSRs (sixteen with the default breakdowns: the `all` rows are
-//! summed from one of them). As one streaming plan, polars' engine queues the rows for
+//! the same again by age band for DSRs (twelve with the default breakdowns, some of which are
+//! [`SUMMED_JOINTLY`]: the `all` rows are summed from one of them). As one streaming plan, polars' engine queues the rows for
 //! whichever grouping is slowest (12 GiB at England scale); as separate plans it reads the
 //! patients once per grouping, or hashes the practice code of every row once per grouping. Here each batch's key columns are turned into small
 //! dense codes once, and every grouping adds the batch's terms into its own table of sums, the
@@ -22,15 +22,157 @@ use polars_arrow::bitmap::Bitmap;
 use super::{ALL, WEIGHT_TERM, eligible_column, events_column};
 use crate::pipeline::flag_bits;
 use crate::pipeline::key_codes::{KeyCodes, batch_codes};
+use crate::pipeline::segment::{RISK_TIER, SEGMENT};
 use crate::schema;
 
-/// The key columns of a grouping: indices into [`PracticeSums::keys`].
+/// The code columns of a grouping: indices into a batch's codes, which are the key columns'
+/// ([`PracticeSums::keys`]) and then the joint ones' ([`PracticeSums::joint`]).
 #[derive(Clone, Copy)]
 pub(super) struct GroupingKeys {
-    /// The breakdown's column; `None` for `all`.
+    /// The breakdown's column, or the joint column of the breakdowns summed jointly; `None`
+    /// for `all`.
     pub(super) value: Option<usize>,
     /// The age band's column, for DSRs.
     pub(super) age: Option<usize>,
+}
+
+/// Breakdowns summed jointly in the flat indicators' pass: one grouping whose value is the
+/// tuple of their values, from which each breakdown's rows are rolled up (`roll_up`), rather
+/// than one grouping each.
+///
+/// Adding a patient's terms into a grouping's sums is most of measure's work (in the
+/// thirtieth round's profile at England, a quarter of its samples and a tenth more finding
+/// the slots), and it is done once a grouping. The values of each set are few and restricted
+/// upstream: the IMD's deciles and quintiles and Core20 are the area's, and so go together
+/// (ten tuples over the patients), and sex has four codes; a segmentation has its few segments
+/// and four tiers (23 tuples at 1M). So a practice has a few dozen tuples against thousands of
+/// patients, and the default eight flat groupings are four: measure took 7.9–8.1 s at England
+/// against 8.2–10.4 s in alternated runs (benches/RESULTS.md, thirty-first round). Ethnic group and age band stay
+/// alone, and so does every breakdown of the DSRs' pass by age band: their rows are eight
+/// terms, one vector, so finding a row's slot is most of their cost, and a tuple × age band
+/// would spread their slot tables wide (tried: no gain).
+const SUMMED_JOINTLY: [&[&str]; 2] = [
+    &[
+        schema::IMD_DECILE,
+        schema::IMD_QUINTILE,
+        schema::CORE20,
+        schema::SEX,
+    ],
+    &[SEGMENT, RISK_TIER],
+];
+
+/// The most entries a [`JointCodes`] index may have (64 MiB of codes): far more than the
+/// sets of [`SUMMED_JOINTLY`] can need, with their values restricted upstream.
+const JOINT_INDEX_LIMIT: usize = 1 << 24;
+
+/// The codes of the tuples of several key columns' codes (breakdowns [`SUMMED_JOINTLY`]): each
+/// tuple gets the next code the first time it is seen, as a key column's values do.
+pub(super) struct JointCodes {
+    /// The key columns, as indices into [`PracticeSums::keys`].
+    pub(super) columns: Vec<usize>,
+    /// Each joint code's tuple: one code of each of `columns`, in order.
+    tuples: Vec<u32>,
+    /// How many codes of each column `index` has room for.
+    room: Vec<usize>,
+    /// By a tuple's number (its codes as the digits of a number whose radices are `room`):
+    /// its joint code, or [`SlotTable::EMPTY`].
+    index: Vec<u32>,
+}
+
+impl JointCodes {
+    fn new(columns: Vec<usize>) -> Self {
+        let room = vec![0; columns.len()];
+        JointCodes {
+            columns,
+            tuples: Vec::new(),
+            room,
+            index: Vec::new(),
+        }
+    }
+
+    /// How many tuples have a code.
+    pub(super) fn len(&self) -> usize {
+        self.tuples.len() / self.columns.len()
+    }
+
+    /// The code of the `p`th column in the tuple of joint `code`.
+    pub(super) fn column_code(&self, code: usize, p: usize) -> u32 {
+        self.tuples[code * self.columns.len() + p]
+    }
+
+    /// Make room in the index for `counts` codes of each key column (indexed as
+    /// [`PracticeSums::keys`]): room for twice as many, so that the index is laid out again
+    /// only a few times, in the first batches.
+    fn reserve(&mut self, counts: &[usize]) -> PolarsResult<()> {
+        if self
+            .columns
+            .iter()
+            .zip(&self.room)
+            .all(|(&k, &room)| counts[k] <= room)
+        {
+            return Ok(());
+        }
+        let room: Vec<usize> = self
+            .columns
+            .iter()
+            .map(|&k| (2 * counts[k]).max(4))
+            .collect();
+        let entries = room
+            .iter()
+            .try_fold(1usize, |entries, &room| entries.checked_mul(room))
+            .filter(|&entries| entries <= JOINT_INDEX_LIMIT)
+            .ok_or_else(|| {
+                polars_err!(ComputeError: "internal: too many values to sum jointly ({} codes of the columns)", counts.iter().map(ToString::to_string).collect::<Vec<_>>().join(" × "))
+            })?;
+        self.room = room;
+        self.index = vec![SlotTable::EMPTY; entries];
+        for (code, tuple) in self.tuples.chunks_exact(self.columns.len()).enumerate() {
+            let number = tuple
+                .iter()
+                .zip(&self.room)
+                .fold(0, |number, (&c, &room)| number * room + c as usize);
+            self.index[number] = code as u32;
+        }
+        Ok(())
+    }
+
+    /// The joint code of each row of a batch, from its key columns' codes (`codes`, indexed as
+    /// [`PracticeSums::keys`]; `counts`: how many codes each has so far).
+    ///
+    /// # Errors
+    /// If the tuples could number more than [`JOINT_INDEX_LIMIT`].
+    fn codes(&mut self, codes: &[Vec<u32>], counts: &[usize]) -> PolarsResult<Vec<u32>> {
+        self.reserve(counts)?;
+        // Each row's number, one column at a time (a loop the compiler vectorises).
+        let mut numbers = codes[self.columns[0]].clone();
+        for (&k, &room) in self.columns.iter().zip(&self.room).skip(1) {
+            for (number, &code) in numbers.iter_mut().zip(&codes[k]) {
+                *number = *number * room as u32 + code;
+            }
+        }
+        let JointCodes {
+            columns,
+            tuples,
+            room,
+            index,
+        } = self;
+        for number in &mut numbers {
+            let entry = &mut index[*number as usize];
+            if *entry == SlotTable::EMPTY {
+                *entry = (tuples.len() / columns.len()) as u32;
+                // The tuple's codes are the number's digits, last column lowest.
+                let at = tuples.len();
+                let mut rest = *number as usize;
+                tuples.resize(at + columns.len(), 0);
+                for p in (0..columns.len()).rev() {
+                    tuples[at + p] = (rest % room[p]) as u32;
+                    rest /= room[p];
+                }
+            }
+            *number = *entry;
+        }
+        Ok(numbers)
+    }
 }
 
 /// The practice, value and age codes of a slot.
@@ -315,9 +457,12 @@ fn add_rows_portable(sums: &mut [f64], slots: &[u32], row_terms: &[f64], width: 
     }
 }
 
-/// Sums of some indicators' terms by practice × one breakdown's value (× age band).
+/// Sums of some indicators' terms by practice × one breakdown's value, or the tuple of the
+/// values of breakdowns [`SUMMED_JOINTLY`] (× age band).
 pub(super) struct Grouping {
-    pub(super) breakdown: String,
+    /// The breakdowns its value stands for: one, or those summed jointly (in the order of
+    /// their joint column's tuples); `all` when there are no breakdowns.
+    pub(super) breakdowns: Vec<String>,
     pub(super) keys: GroupingKeys,
     /// The indicators summed, as indices into the run's indicators.
     pub(super) indicators: Vec<usize>,
@@ -397,6 +542,9 @@ pub(super) struct PracticeSums {
     /// Key columns: the practice first, then the age band (when there are DSRs) and the
     /// breakdowns, each once.
     pub(super) keys: Vec<KeyCodes>,
+    /// The joint columns of the breakdowns summed jointly: a batch's codes of the `j`th are
+    /// column `keys.len() + j` of its codes ([`GroupingKeys`]).
+    pub(super) joint: Vec<JointCodes>,
     indicators: usize,
     pub(super) groupings: Vec<Grouping>,
 }
@@ -430,29 +578,77 @@ impl PracticeSums {
         } else {
             Some(key(schema::AGE_BAND)?)
         };
+        // Each grouping's breakdowns, in the order first asked for: a set summed jointly
+        // where two or more of it are asked for, else one breakdown. An `all` grouping only
+        // when there is no breakdown: otherwise the `all` rows are a grouping's summed over
+        // its values, as every row has one value of each (`PracticeSums::roll_up`), and the
+        // rows are added once less.
+        let mut sets: Vec<Vec<&str>> = Vec::new();
+        for breakdown in breakdowns {
+            if sets.iter().flatten().any(|placed| placed == breakdown) {
+                continue;
+            }
+            let jointly = SUMMED_JOINTLY
+                .iter()
+                .find(|set| set.contains(&breakdown.as_str()))
+                .map_or(&[][..], |set| &set[..]);
+            let set: Vec<&str> = breakdowns
+                .iter()
+                .map(String::as_str)
+                .filter(|asked| asked == breakdown || jointly.contains(asked))
+                .collect();
+            sets.push(set);
+        }
+        // The DSRs' groupings, by age band too, each of one breakdown ([`SUMMED_JOINTLY`]).
+        let mut alone: Vec<Vec<&str>> = breakdowns.iter().map(|b| vec![b.as_str()]).collect();
+        for sets in [&mut sets, &mut alone] {
+            if sets.is_empty() {
+                sets.push(vec![ALL]);
+            }
+        }
+        let mut joint = Vec::new();
+        let mut values_of = |sets: &[Vec<&str>]| -> PolarsResult<Vec<Option<usize>>> {
+            let columns = sets
+                .iter()
+                .map(|set| {
+                    set.iter()
+                        .filter(|&&breakdown| breakdown != ALL)
+                        .map(|breakdown| key(breakdown))
+                        .collect::<PolarsResult<Vec<usize>>>()
+                })
+                .collect::<PolarsResult<Vec<_>>>()?;
+            Ok(columns
+                .into_iter()
+                .map(|columns| match columns[..] {
+                    [] => None,
+                    [column] => Some(column),
+                    _ => {
+                        joint.push(JointCodes::new(columns));
+                        Some(joint.len() - 1)
+                    }
+                })
+                .collect())
+        };
+        // Joint columns are numbered past the key columns, whose count is known only now.
+        let joint_values = values_of(&sets)?;
+        let alone_values = values_of(&alone)?;
+        let past_keys = |values: Vec<Option<usize>>, sets: &[Vec<&str>]| -> Vec<Option<usize>> {
+            values
+                .into_iter()
+                .zip(sets)
+                .map(|(value, set)| value.map(|v| if set.len() > 1 { keys.len() + v } else { v }))
+                .collect()
+        };
         let mut groupings = Vec::new();
         // Groupings by age band only for DSRs (`age` is there when they are).
-        let mut passes = vec![(flat, None)];
+        let mut passes = vec![(flat, None, &sets, past_keys(joint_values, &sets))];
         if age.is_some() {
-            passes.push((dsr, age));
+            passes.push((dsr, age, &alone, past_keys(alone_values, &alone)));
         }
-        // An `all` grouping only when there is no breakdown: otherwise the `all` rows are a
-        // breakdown's summed over its values, as every row has one value of each
-        // (`PracticeSums::roll_up`), and the rows are added once less.
-        let all: &[&str] = if breakdowns.is_empty() { &[ALL] } else { &[] };
-        for (wanted, age) in passes {
-            for breakdown in all
-                .iter()
-                .copied()
-                .chain(breakdowns.iter().map(String::as_str))
-            {
-                let value = if breakdown == ALL {
-                    None
-                } else {
-                    Some(key(breakdown)?)
-                };
+        for (wanted, age, sets, values) in passes {
+            for (set, &value) in sets.iter().zip(&values) {
                 groupings.push(Grouping {
-                    breakdown: breakdown.to_string(),
+                    breakdowns: set.iter().map(ToString::to_string).collect(),
                     keys: GroupingKeys { value, age },
                     indicators: wanted.to_vec(),
                     slots: SlotTable::default(),
@@ -464,6 +660,7 @@ impl PracticeSums {
         }
         Ok(PracticeSums {
             keys,
+            joint,
             indicators,
             groupings,
         })
@@ -474,8 +671,15 @@ impl PracticeSums {
     /// # Errors
     /// If a column is missing or of the wrong type.
     pub(super) fn add(&mut self, batch: &DataFrame) -> PolarsResult<()> {
-        let codes = batch_codes(&mut self.keys, batch)?;
-        let counts: Vec<usize> = self.keys.iter().map(KeyCodes::len).collect();
+        let mut codes = batch_codes(&mut self.keys, batch)?;
+        let mut counts: Vec<usize> = self.keys.iter().map(KeyCodes::len).collect();
+        let joint_codes = self
+            .joint
+            .par_iter_mut()
+            .map(|joint| joint.codes(&codes, &counts))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        codes.extend(joint_codes);
+        counts.extend(self.joint.iter().map(JointCodes::len));
         for grouping in &mut self.groupings {
             grouping.reserve(&counts);
         }
@@ -829,6 +1033,60 @@ mod tests {
         let before = table.slots.clone();
         table.reserve(1, 1, 1);
         assert_eq!(table.slots, before);
+    }
+
+    #[test]
+    fn tuples_keep_their_joint_codes_of_first_sight_as_columns_grow() {
+        // Three key columns; the joint one is of columns 2 and 0, in that order.
+        let mut joint = JointCodes::new(vec![2, 0]);
+        let batch = |columns: [&[u32]; 3]| columns.map(<[u32]>::to_vec).to_vec();
+        let first = batch([&[0, 1, 0, 1], &[], &[0, 0, 1, 0]]);
+        assert_eq!(
+            joint.codes(&first, &[2, 0, 2]).expect("codes"),
+            [0, 1, 2, 1]
+        );
+        // New codes in both columns, past the room the index had: the index is laid out
+        // again, and the tuples seen before keep their codes.
+        let second = batch([&[9, 1, 0, 0, 9], &[], &[30, 0, 0, 1, 30]]);
+        assert_eq!(
+            joint.codes(&second, &[10, 0, 31]).expect("codes"),
+            [3, 1, 0, 2, 3]
+        );
+        assert_eq!(joint.len(), 4);
+        let tuples: Vec<(u32, u32)> = (0..joint.len())
+            .map(|code| (joint.column_code(code, 0), joint.column_code(code, 1)))
+            .collect();
+        assert_eq!(tuples, [(0, 0), (0, 1), (1, 0), (30, 9)]);
+        // More codes than an index may hold is an error, not an allocation of that size.
+        assert!(joint.codes(&second, &[1 << 13, 0, 1 << 13]).is_err());
+    }
+
+    #[test]
+    fn breakdowns_summed_jointly_share_a_grouping_in_the_flat_pass_only() {
+        let patients = patients();
+        let sums =
+            PracticeSums::new(patients.schema(), 2, &[0], &[1], &breakdowns()).expect("keys");
+        let plan: Vec<(Vec<String>, bool)> = sums
+            .groupings
+            .iter()
+            .map(|g| (g.breakdowns.clone(), g.keys.age.is_some()))
+            .collect();
+        let names = |names: &[&str]| names.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            plan,
+            [
+                (
+                    names(&[schema::IMD_DECILE, schema::CORE20, schema::SEX]),
+                    false
+                ),
+                (names(&[schema::AGE_BAND]), false),
+                (names(&[schema::IMD_DECILE]), true),
+                (names(&[schema::CORE20]), true),
+                (names(&[schema::SEX]), true),
+                (names(&[schema::AGE_BAND]), true),
+            ]
+        );
+        assert_eq!(sums.joint.len(), 1);
     }
 
     #[test]
