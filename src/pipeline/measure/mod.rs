@@ -167,11 +167,25 @@ fn default_breakdowns() -> Vec<String> {
 }
 
 impl MeasureConfig {
-    /// Check levels and breakdowns are known.
+    /// Check levels and breakdowns are known, and each listed once.
     ///
     /// # Errors
-    /// [`UserError`] naming the unknown value.
+    /// [`UserError`] naming the unknown or repeated value.
     pub fn check(&self) -> Result<(), UserError> {
+        // A repeat would publish its rows twice (and measure's sums group each breakdown once).
+        for (list, values) in [("levels", &self.levels), ("breakdowns", &self.breakdowns)] {
+            if let Some((at, value)) = values
+                .iter()
+                .enumerate()
+                .find(|&(at, value)| values[..at].contains(value))
+            {
+                return Err(UserError(format!(
+                    "measure.{list}: `{value}` is listed twice (entries {} and {})",
+                    values.iter().position(|v| v == value).unwrap_or_default() + 1,
+                    at + 1
+                )));
+            }
+        }
         for level in &self.levels {
             if !LEVELS.contains(&level.as_str()) {
                 return Err(UserError(format!(
@@ -872,6 +886,25 @@ mod tests {
             polarity: Polarity::HighIsGood,
             unit: None,
         }
+    }
+
+    #[test]
+    fn levels_and_breakdowns_must_be_known_and_listed_once() {
+        assert!(MeasureConfig::default().check().is_ok());
+        let with = |levels: &[&str], breakdowns: &[&str]| MeasureConfig {
+            levels: levels.iter().map(ToString::to_string).collect(),
+            breakdowns: breakdowns.iter().map(ToString::to_string).collect(),
+        };
+        let error = |config: MeasureConfig| config.check().expect_err("refused").0;
+        assert_eq!(
+            error(with(&["pcn"], &["sex", "imd_decile", "sex"])),
+            "measure.breakdowns: `sex` is listed twice (entries 1 and 3)"
+        );
+        assert_eq!(
+            error(with(&["pcn", "icb", "pcn"], &[])),
+            "measure.levels: `pcn` is listed twice (entries 1 and 3)"
+        );
+        assert!(error(with(&["pcn"], &["postcode"])).contains("unknown breakdown `postcode`"));
     }
 
     /// Sums in a shuffled order, with every kind of key the published order ranks: levels
