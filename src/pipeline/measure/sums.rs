@@ -606,44 +606,43 @@ impl PracticeSums {
                 sets.push(vec![ALL]);
             }
         }
-        let mut joint = Vec::new();
-        let mut values_of = |sets: &[Vec<&str>]| -> PolarsResult<Vec<Option<usize>>> {
-            let columns = sets
+        // Every key column first, so that the joint columns' numbers, past them, are known.
+        let mut columns_of = |set: &[&str]| -> PolarsResult<Vec<usize>> {
+            set.iter()
+                .filter(|&&breakdown| breakdown != ALL)
+                .map(|breakdown| key(breakdown))
+                .collect()
+        };
+        let (sets_columns, alone_columns) = (
+            sets.iter()
+                .map(|set| columns_of(set))
+                .collect::<PolarsResult<Vec<_>>>()?,
+            alone
                 .iter()
-                .map(|set| {
-                    set.iter()
-                        .filter(|&&breakdown| breakdown != ALL)
-                        .map(|breakdown| key(breakdown))
-                        .collect::<PolarsResult<Vec<usize>>>()
-                })
-                .collect::<PolarsResult<Vec<_>>>()?;
-            Ok(columns
+                .map(|set| columns_of(set))
+                .collect::<PolarsResult<Vec<_>>>()?,
+        );
+        let key_columns = keys.len();
+        let mut joint = Vec::new();
+        let mut values_of = |columns: Vec<Vec<usize>>| -> Vec<Option<usize>> {
+            columns
                 .into_iter()
                 .map(|columns| match columns[..] {
                     [] => None,
                     [column] => Some(column),
                     _ => {
                         joint.push(JointCodes::new(columns));
-                        Some(joint.len() - 1)
+                        Some(key_columns + joint.len() - 1)
                     }
                 })
-                .collect())
-        };
-        // Joint columns are numbered past the key columns, whose count is known only now.
-        let joint_values = values_of(&sets)?;
-        let alone_values = values_of(&alone)?;
-        let past_keys = |values: Vec<Option<usize>>, sets: &[Vec<&str>]| -> Vec<Option<usize>> {
-            values
-                .into_iter()
-                .zip(sets)
-                .map(|(value, set)| value.map(|v| if set.len() > 1 { keys.len() + v } else { v }))
                 .collect()
         };
+        let (sets_values, alone_values) = (values_of(sets_columns), values_of(alone_columns));
         let mut groupings = Vec::new();
         // Groupings by age band only for DSRs (`age` is there when they are).
-        let mut passes = vec![(flat, None, &sets, past_keys(joint_values, &sets))];
+        let mut passes = vec![(flat, None, &sets, sets_values)];
         if age.is_some() {
-            passes.push((dsr, age, &alone, past_keys(alone_values, &alone)));
+            passes.push((dsr, age, &alone, alone_values));
         }
         for (wanted, age, sets, values) in passes {
             for (set, &value) in sets.iter().zip(&values) {
