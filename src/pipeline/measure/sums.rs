@@ -323,7 +323,9 @@ fn row_width(indicators: usize) -> usize {
 /// 0 for both.
 ///
 /// Each of a dozen groupings read the terms column by column before (two columns per
-/// indicator, forty streams a row), which was most of the measure stage at England.
+/// indicator, forty streams a row), which was most of the measure stage at England. The rows
+/// are laid out eight at a time by the AVX-512 build when the CPU has it ([`row_major_avx512`]),
+/// and the rest one at a time ([`row_major_rows`]); both write the same terms.
 fn row_major(
     columns: &[IndicatorColumns<'_>],
     weights: &[f64],
@@ -333,31 +335,73 @@ fn row_major(
 ) {
     let width = row_width(indicators.len());
     // Not cleared first: every term is written below, and the padding, zero when the vector
-    // grows, is never written. (Cleared and zeroed again, it was a memset of every block.)
+    // grows, is never written by the row-by-row loop. (Cleared and zeroed again, it was a
+    // memset of every block.)
     out.resize(rows.len() * width, 0.0);
     if width == 0 {
         return;
     }
-    // Bits read by index from the bytes: as iterators zipped with the rows, the loop took 1.6
-    // times as long, and through `Bitmap::get_bit` (its length checked, its bytes found again
-    // each call) 1.3 to 1.6 times.
-    fn bits(bitmap: &Bitmap) -> (&[u8], usize) {
-        let (bytes, offset, _) = bitmap.as_slice();
-        (bytes, offset)
+    #[allow(unused_mut)]
+    let mut laid_out = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above), the only requirement of
+            // calling a function compiled with `target_feature(enable = "avx512f")`.
+            laid_out = unsafe { row_major_avx512(columns, weights, indicators, rows.clone(), out) };
+        }
     }
-    #[inline(always)]
-    fn bit((bytes, offset): (&[u8], usize), row: usize) -> bool {
-        let at = offset + row;
-        bytes[at >> 3] & (1 << (at & 7)) != 0
-    }
+    row_major_rows(
+        columns,
+        weights,
+        indicators,
+        rows.start + laid_out..rows.end,
+        &mut out[laid_out * width..],
+    );
+}
+
+/// The bits of a bitmap's bytes and its offset into them, read by index ([`bit`], [`bits8`]):
+/// as iterators zipped with the rows, the row-by-row loop took 1.6 times as long, and through
+/// `Bitmap::get_bit` (its length checked, its bytes found again each call) 1.3 to 1.6 times.
+fn bit_slice(bitmap: &Bitmap) -> (&[u8], usize) {
+    let (bytes, offset, _) = bitmap.as_slice();
+    (bytes, offset)
+}
+
+/// Row `row`'s bit.
+#[inline(always)]
+fn bit((bytes, offset): (&[u8], usize), row: usize) -> bool {
+    let at = offset + row;
+    bytes[at >> 3] & (1 << (at & 7)) != 0
+}
+
+/// The bits of rows `row..row + 8`, row `row`'s lowest: a mask of eight lanes.
+#[inline(always)]
+fn bits8((bytes, offset): (&[u8], usize), row: usize) -> u8 {
+    let at = offset + row;
+    let (byte, shift) = (at >> 3, at & 7);
+    // The next byte holds the rest when the rows start inside a byte (and exists then).
+    let next = if shift == 0 { 0 } else { bytes[byte + 1] };
+    (u16::from_le_bytes([bytes[byte], next]) >> shift) as u8
+}
+
+/// [`row_major`]'s terms one row at a time, into `out` (`rows.len()` rows of [`row_width`]).
+fn row_major_rows(
+    columns: &[IndicatorColumns<'_>],
+    weights: &[f64],
+    indicators: &[usize],
+    rows: std::ops::Range<usize>,
+    out: &mut [f64],
+) {
+    let width = row_width(indicators.len());
     let weights = &weights[rows.clone()];
     for (j, &i) in indicators.iter().enumerate() {
         let IndicatorColumns { counted, events } = &columns[i];
-        let counted = bits(counted);
+        let counted = bit_slice(counted);
         let rows_out = out.chunks_exact_mut(width).zip(weights).zip(rows.clone());
         match events {
             Events::Flags(flags) => {
-                let flags = bits(flags);
+                let flags = bit_slice(flags);
                 for ((row, &weight), r) in rows_out {
                     let counted = bit(counted, r);
                     let flagged = counted & bit(flags, r);
@@ -374,6 +418,138 @@ fn row_major(
             }
         }
     }
+}
+
+/// [`row_major`]'s terms eight rows at a time, for as many whole eights as `rows` holds;
+/// returns how many rows it laid out (the first of `rows`). Each eight rows' terms are made
+/// as vectors of eight rows, a term at a time (the flags as masks: a lane is the weight or
+/// 0, a count's the weight × the count, multiplied as the row-by-row loop multiplies it), and
+/// turned to eight rows of terms eight terms at a time (an 8 × 8 transpose), so each row is
+/// written whole, in order, padding (zeros) too.
+///
+/// The row-by-row loop writes each term of a block's 2,048 rows before the next, a row's
+/// width apart: a quarter of measure's samples at England. Timed alone over a million rows of
+/// 20 indicators, it took 20–23 ns a row, this 9–10 ns (benches/RESULTS.md, thirty-second
+/// round).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn row_major_avx512(
+    columns: &[IndicatorColumns<'_>],
+    weights: &[f64],
+    indicators: &[usize],
+    rows: std::ops::Range<usize>,
+    out: &mut [f64],
+) -> usize {
+    use std::arch::x86_64::{
+        __m512d, _mm512_loadu_epi64, _mm512_loadu_pd, _mm512_maskz_mov_pd, _mm512_maskz_mul_pd,
+        _mm512_permutex2var_pd, _mm512_setzero_pd, _mm512_shuffle_f64x2, _mm512_storeu_pd,
+        _mm512_unpackhi_pd, _mm512_unpacklo_pd,
+    };
+    let width = row_width(indicators.len());
+    let eights = rows.len() / LANES;
+    // Each indicator's bytes and offsets, found once rather than every eight rows.
+    enum Read<'b> {
+        Flags((&'b [u8], usize)),
+        Counts(&'b [f64]),
+    }
+    let read: Vec<((&[u8], usize), Read<'_>)> = indicators
+        .iter()
+        .map(|&i| {
+            let IndicatorColumns { counted, events } = &columns[i];
+            let events = match events {
+                Events::Flags(flags) => Read::Flags(bit_slice(flags)),
+                Events::Counts(counts) => Read::Counts(counts),
+            };
+            (bit_slice(counted), events)
+        })
+        .collect();
+    // The lanes the second step of the transpose takes from its two vectors (0–7 from the
+    // first, 8–15 from the second): the rows of the lower or the upper pair of each 128 bits.
+    const LOWER: [i64; 8] = [0, 1, 8, 9, 4, 5, 12, 13];
+    const UPPER: [i64; 8] = [2, 3, 10, 11, 6, 7, 14, 15];
+    // SAFETY: each is eight 64-bit integers, an unaligned load.
+    let (lower, upper) = unsafe {
+        (
+            _mm512_loadu_epi64(LOWER.as_ptr()),
+            _mm512_loadu_epi64(UPPER.as_ptr()),
+        )
+    };
+    // An indicator's numerator and denominator for the eight rows from `$r` (zeros for
+    // padding: `None`). A macro, not a closure: the closure was not inlined, a call each two
+    // terms.
+    macro_rules! terms {
+        ($indicator:expr, $r:expr, $weight:expr) => {
+            match $indicator {
+                None => (_mm512_setzero_pd(), _mm512_setzero_pd()),
+                Some((counted, events)) => {
+                    let counted = bits8(*counted, $r);
+                    let numerator = match events {
+                        Read::Flags(flags) => {
+                            _mm512_maskz_mov_pd(counted & bits8(*flags, $r), $weight)
+                        }
+                        Read::Counts(counts) => {
+                            let count_lanes = &counts[$r..$r + LANES];
+                            // SAFETY: eight doubles, an unaligned load.
+                            let count = unsafe { _mm512_loadu_pd(count_lanes.as_ptr()) };
+                            _mm512_maskz_mul_pd(counted, $weight, count)
+                        }
+                    };
+                    (numerator, _mm512_maskz_mov_pd(counted, $weight))
+                }
+            }
+        };
+    }
+    for eight in 0..eights {
+        let r = rows.start + eight * LANES;
+        let weight_lanes = &weights[r..r + LANES];
+        // SAFETY: eight doubles, an unaligned load.
+        let weight = unsafe { _mm512_loadu_pd(weight_lanes.as_ptr()) };
+        let out_rows = &mut out[eight * LANES * width..(eight + 1) * LANES * width];
+        for chunk in 0..width / LANES {
+            // Terms 8 × chunk .. 8 × chunk + 8, each a vector of the eight rows: the
+            // numerator and denominator of four indicators, or padding. Named, not an array
+            // indexed in a loop, so that they stay in registers.
+            let first = chunk * LANES / 2;
+            let ((t0, t1), (t2, t3), (t4, t5), (t6, t7)) = (
+                terms!(read.get(first), r, weight),
+                terms!(read.get(first + 1), r, weight),
+                terms!(read.get(first + 2), r, weight),
+                terms!(read.get(first + 3), r, weight),
+            );
+            // Pairs of terms, rows 0 2 4 6 (lo) and 1 3 5 7 (hi).
+            let (u0, u1) = (_mm512_unpacklo_pd(t0, t1), _mm512_unpackhi_pd(t0, t1));
+            let (u2, u3) = (_mm512_unpacklo_pd(t2, t3), _mm512_unpackhi_pd(t2, t3));
+            let (u4, u5) = (_mm512_unpacklo_pd(t4, t5), _mm512_unpackhi_pd(t4, t5));
+            let (u6, u7) = (_mm512_unpacklo_pd(t6, t7), _mm512_unpackhi_pd(t6, t7));
+            // Fours of terms: rows 0|4, 2|6, 1|5, 3|7 of terms 0–3, then of terms 4–7.
+            let v0 = _mm512_permutex2var_pd(u0, lower, u2);
+            let v1 = _mm512_permutex2var_pd(u0, upper, u2);
+            let v2 = _mm512_permutex2var_pd(u1, lower, u3);
+            let v3 = _mm512_permutex2var_pd(u1, upper, u3);
+            let v4 = _mm512_permutex2var_pd(u4, lower, u6);
+            let v5 = _mm512_permutex2var_pd(u4, upper, u6);
+            let v6 = _mm512_permutex2var_pd(u5, lower, u7);
+            let v7 = _mm512_permutex2var_pd(u5, upper, u7);
+            // Rows: the lower halves (0x44) or the upper halves (0xEE) of a pair of fours.
+            let row_terms: [__m512d; LANES] = [
+                _mm512_shuffle_f64x2::<0x44>(v0, v4),
+                _mm512_shuffle_f64x2::<0x44>(v2, v6),
+                _mm512_shuffle_f64x2::<0x44>(v1, v5),
+                _mm512_shuffle_f64x2::<0x44>(v3, v7),
+                _mm512_shuffle_f64x2::<0xEE>(v0, v4),
+                _mm512_shuffle_f64x2::<0xEE>(v2, v6),
+                _mm512_shuffle_f64x2::<0xEE>(v1, v5),
+                _mm512_shuffle_f64x2::<0xEE>(v3, v7),
+            ];
+            for (k, terms) in row_terms.into_iter().enumerate() {
+                let at = k * width + chunk * LANES;
+                let to = &mut out_rows[at..at + LANES];
+                // SAFETY: eight doubles, an unaligned store.
+                unsafe { _mm512_storeu_pd(to.as_mut_ptr(), terms) };
+            }
+        }
+    }
+    eights * LANES
 }
 
 /// Add each row of `row_terms` (rows of `width` terms, a multiple of [`LANES`]) to the sums of
@@ -1121,10 +1297,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn terms_laid_out_row_by_row_for_a_range_and_a_subset() {
-        let rows = 2500;
-        // Bitmaps that start inside a byte, as a slice of a batch's column does.
+    /// Weights and three indicators' columns over `rows` rows, for laying out terms: a flag, a
+    /// count, and a count that is NaN in rows not counted (they give 0). The bitmaps start
+    /// inside a byte, as a slice of a batch's column does.
+    fn columns_to_lay_out(rows: usize) -> (Vec<f64>, Vec<IndicatorColumns<'static>>) {
         let bitmap = |set: &dyn Fn(usize) -> bool| -> Bitmap {
             Bitmap::from_iter((0..rows + 3).map(|r| r >= 3 && set(r - 3))).sliced(3, rows)
         };
@@ -1140,7 +1316,6 @@ mod tests {
                 })
                 .collect()
         };
-        // A flag, a count, and a count that is NaN in rows not counted (they give 0).
         let columns = vec![
             IndicatorColumns {
                 counted: bitmap(&|r| r % 3 != 0),
@@ -1155,6 +1330,13 @@ mod tests {
                 events: Events::Counts(Cow::Owned(counts(2))),
             },
         ];
+        (weights, columns)
+    }
+
+    #[test]
+    fn terms_laid_out_row_by_row_for_a_range_and_a_subset() {
+        let rows = 2500;
+        let (weights, columns) = columns_to_lay_out(rows);
         let expected = |i: usize, row: usize| -> (f64, f64) {
             let IndicatorColumns { counted, events } = &columns[i];
             if !counted.get_bit(row) {
@@ -1167,7 +1349,8 @@ mod tests {
             }
         };
         let mut got = vec![-1.0; 7];
-        for range in [0..rows, 2048..rows, 7..8, 9..9] {
+        // Ranges whose first row is not a multiple of eight, and shorter than eight rows.
+        for range in [0..rows, 2048..rows, 5..rows, 3..20, 7..8, 9..9] {
             for indicators in [&[0, 1, 2][..], &[2, 0], &[1], &[]] {
                 row_major(&columns, &weights, indicators, range.clone(), &mut got);
                 let width = row_width(indicators.len());
@@ -1180,6 +1363,54 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The AVX-512 build lays out the same terms as the row-by-row loop, bit for bit, and
+    /// zeros as padding; nine indicators make two chunks of eight terms, the second part
+    /// padding.
+    #[test]
+    fn terms_laid_out_eight_rows_at_a_time_are_those_laid_out_row_by_row() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::arch::is_x86_feature_detected!("avx512f") {
+                eprintln!(
+                    "skipped: this CPU has no AVX-512F, so row_major uses the row-by-row loop alone"
+                );
+                return;
+            }
+            let rows = 100;
+            let (weights, columns) = columns_to_lay_out(rows);
+            let bits = |got: &[f64]| got.iter().map(|term| term.to_bits()).collect::<Vec<_>>();
+            for range in [0..rows, 5..rows, 13..21, 2..9] {
+                for indicators in [&[0, 1, 2, 0, 1, 2, 2, 1, 0][..], &[1, 0], &[2]] {
+                    let width = row_width(indicators.len());
+                    let mut by_rows = vec![0.0; range.len() * width];
+                    row_major_rows(&columns, &weights, indicators, range.clone(), &mut by_rows);
+                    let mut by_eights = vec![-1.0; range.len() * width];
+                    // SAFETY: the CPU has AVX-512F (checked above).
+                    let laid_out = unsafe {
+                        row_major_avx512(
+                            &columns,
+                            &weights,
+                            indicators,
+                            range.clone(),
+                            &mut by_eights,
+                        )
+                    };
+                    assert_eq!(laid_out, range.len() / 8 * 8);
+                    let eights = laid_out * width;
+                    assert_eq!(
+                        bits(&by_eights[..eights]),
+                        bits(&by_rows[..eights]),
+                        "{indicators:?} rows {range:?}"
+                    );
+                    // The rest is left for the row-by-row loop.
+                    assert!(by_eights[eights..].iter().all(|&term| term == -1.0));
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        eprintln!("skipped: AVX-512 is an x86-64 build");
     }
 
     /// The terms are what polars' `when`/`then` gives ([`with_terms`]) for weights other than
