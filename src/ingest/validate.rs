@@ -330,20 +330,78 @@ impl KeyHashes {
         }
     }
 
-    /// The hashes found more than once.
+    /// The hashes found more than once. Each bucket is split again by the next
+    /// [`SUB_BUCKET_BITS`] of its hashes, and each part's repeats found with a small table
+    /// (in cache, as the part is): sorting each bucket to find them (ipnsort) took 2.5 times
+    /// as long, 1.1–1.3 s for 182M hashes on two threads against 0.45 s.
     fn repeated(self) -> std::collections::HashSet<u64> {
         self.buckets
             .into_par_iter()
-            .flat_map_iter(|mut bucket| {
-                bucket.sort_unstable();
-                bucket
-                    .chunk_by(|a, b| a == b)
-                    .filter(|run| run.len() > 1)
-                    .filter_map(|run| run.first().copied())
-                    .collect::<Vec<u64>>()
-            })
+            .flat_map_iter(|bucket| repeats_in_bucket(&bucket))
             .collect()
     }
+}
+
+/// A bucket's parts: by the [`SUB_BUCKET_BITS`] after the bucket's own. 256 parts of the
+/// 711,000 hashes a bucket holds for 182M outcome rows are 2,800 hashes each, whose table
+/// (twice as many slots, 44 KiB) stays in a core's cache.
+const SUB_BUCKET_BITS: u32 = 8;
+
+/// The hashes of one [`KeyHashes`] bucket found more than once (a hash there n times is
+/// given n − 1 times).
+fn repeats_in_bucket(bucket: &[u64]) -> Vec<u64> {
+    let shift = 64 - HASH_BUCKET_BITS - SUB_BUCKET_BITS;
+    let part_of = |hash: u64| ((hash >> shift) & ((1 << SUB_BUCKET_BITS) - 1)) as usize;
+    // The hashes laid out part by part (a counting sort by part).
+    let mut starts = [0usize; (1 << SUB_BUCKET_BITS) + 1];
+    for &hash in bucket {
+        starts[part_of(hash) + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut next = starts;
+    let mut by_part = vec![0u64; bucket.len()];
+    for &hash in bucket {
+        let part = part_of(hash);
+        by_part[next[part]] = hash;
+        next[part] += 1;
+    }
+    // Each part's hashes into an open-addressing table by their low bits (independent of the
+    // bits that chose the bucket and the part), probing linearly: a slot holding the hash
+    // already is a repeat. 0 marks an empty slot, so the hash 0 is counted aside.
+    let mut repeats = Vec::new();
+    let mut table: Vec<u64> = Vec::new();
+    let mut zeros = 0usize;
+    for range in starts.windows(2) {
+        let part = &by_part[range[0]..range[1]];
+        let slots = (2 * part.len()).next_power_of_two().max(16);
+        table.clear();
+        table.resize(slots, 0);
+        let mask = slots - 1;
+        for &hash in part {
+            if hash == 0 {
+                zeros += 1;
+                continue;
+            }
+            let mut slot = hash as usize & mask;
+            loop {
+                match table[slot] {
+                    0 => {
+                        table[slot] = hash;
+                        break;
+                    }
+                    held if held == hash => {
+                        repeats.push(hash);
+                        break;
+                    }
+                    _ => slot = (slot + 1) & mask,
+                }
+            }
+        }
+    }
+    repeats.extend(std::iter::repeat_n(0, zeros.saturating_sub(1)));
+    repeats
 }
 
 /// The row number and key columns of the rows whose key is present (every part not null).
@@ -1032,6 +1090,11 @@ mod tests {
         all.extend((0..20_000).step_by(301).map(hash));
         all.extend((0..3_000u64).map(|i| (0xAB << 56) | i));
         all.extend([0xAB << 56, u64::MAX, u64::MAX, 0]);
+        // The hash 0 (an empty slot's mark) again, and hashes of one bucket and part whose
+        // low bits agree, so that they probe past each other, some of them repeated.
+        all.extend([0, 0xCD << 56, 0]);
+        all.extend((0..600u64).map(|i| (0xCD << 56) | (i << 24)));
+        all.extend((0..600u64).step_by(13).map(|i| (0xCD << 56) | (i << 24)));
         let mut counts: HashMap<u64, usize> = HashMap::new();
         for h in &all {
             *counts.entry(*h).or_default() += 1;
