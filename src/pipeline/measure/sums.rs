@@ -341,16 +341,17 @@ fn row_major(
     if width == 0 {
         return;
     }
-    #[allow(unused_mut)]
-    let mut laid_out = 0;
+    // The rows the AVX-512 build lays out; the row-by-row loop does the rest.
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above), the only requirement of
-            // calling a function compiled with `target_feature(enable = "avx512f")`.
-            laid_out = unsafe { row_major_avx512(columns, weights, indicators, rows.clone(), out) };
-        }
-    }
+    let laid_out = if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above), the only requirement of
+        // calling a function compiled with `target_feature(enable = "avx512f")`.
+        unsafe { row_major_avx512(columns, weights, indicators, rows.clone(), out) }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let laid_out = 0;
     row_major_rows(
         columns,
         weights,
