@@ -302,9 +302,10 @@ impl FootprintShares {
 /// Add each patient's share of people ranked above (from [`tier_shares`]); `None` (cut-off
 /// tiers) leaves the patients as they are.
 ///
-/// Looked up per patient (the footprint once per run of equal codes, the score by a binary
-/// search among the footprint's few scores): a join on footprint and score gave the same
-/// numbers but copied every patient column, about a tenth of writing a part.
+/// Looked up per patient (the footprint once per run of equal codes; the score compared with
+/// the footprint's most common one, else found by a binary search among its scores): a join on
+/// footprint and score gave the same numbers but copied every patient column, about a tenth of
+/// writing a part.
 pub fn with_tier_shares(
     patients: LazyFrame,
     shares: Option<&TierShares>,
