@@ -228,29 +228,33 @@ pub fn tier_shares(counts: Vec<DataFrame>) -> PolarsResult<TierShares> {
     let scores = table.column(CMS_SCORE)?.f64()?;
     let shares = table.column(SHARE_ABOVE)?.f64()?;
     let people = table.column("people")?.u64()?;
-    let mut by_footprint: HashMap<Option<String>, FootprintShares> = HashMap::new();
-    // Each footprint's most common score and its people, as the rows go by.
-    let mut most_people: HashMap<Option<String>, u64> = HashMap::new();
+    // Each footprint's shares, and the people with its most common score so far.
+    let mut by_footprint: HashMap<Option<String>, (FootprintShares, u64)> = HashMap::new();
     let rows = footprints.iter().zip(scores.iter()).zip(shares.iter());
     for (((footprint, score), share), people) in rows.zip(people.iter()) {
-        let footprint = footprint.map(str::to_string);
-        let entry = by_footprint.entry(footprint.clone()).or_default();
+        let (entry, most) = by_footprint
+            .entry(footprint.map(str::to_string))
+            .or_default();
         match score {
             Some(score) => {
                 entry.scores.push((score, share));
-                let most = most_people.entry(footprint).or_default();
-                if people.unwrap_or(0) > *most {
-                    *most = people.unwrap_or(0);
+                let people = people.unwrap_or(0);
+                if people > *most {
+                    *most = people;
                     entry.common = Some((score, share));
                 }
             }
             None => entry.null_score = share,
         }
     }
-    for entry in by_footprint.values_mut() {
-        // Sorted by descending score: ascending for the binary search.
-        entry.scores.reverse();
-    }
+    let by_footprint = by_footprint
+        .into_iter()
+        .map(|(footprint, (mut entry, _))| {
+            // Sorted by descending score: ascending for the binary search.
+            entry.scores.reverse();
+            (footprint, entry)
+        })
+        .collect();
     Ok(TierShares {
         by_footprint: Arc::new(by_footprint),
     })
