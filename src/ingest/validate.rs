@@ -332,8 +332,9 @@ impl KeyHashes {
 
     /// The hashes found more than once. Each bucket is split again by the next
     /// [`SUB_BUCKET_BITS`] of its hashes, and each part's repeats found with a small table
-    /// (in cache, as the part is; [`repeats_in_bucket`]): sorting each bucket to find them (ipnsort) took 2.5 times
-    /// as long, 1.1–1.3 s for 182M hashes on two threads against 0.45 s.
+    /// (in cache, as the part is; [`repeats_in_bucket`]): sorting each bucket to find them
+    /// (ipnsort) took 2.5 times as long, 1.1–1.3 s for 182M hashes on two threads against
+    /// 0.45 s.
     fn repeated(self) -> std::collections::HashSet<u64> {
         self.buckets
             .into_par_iter()
