@@ -442,20 +442,25 @@ pub(crate) fn order_positions(repetitions: usize, cv: f64) -> (usize, usize) {
 /// else by selection over the whole slice.
 pub(crate) fn order_statistics(values: &mut [f64], positions: &[usize]) -> Vec<f64> {
     tail_order_statistics(values, positions).unwrap_or_else(|| {
-        selected_order_statistics(values, positions, f64::total_cmp)
-            .into_iter()
-            .map(|value| value.unwrap_or(f64::NAN))
-            .collect()
+        // Selected as keys (`total_cmp`'s order as integers), in the thread's reused side.
+        TAIL_SIDES.with_borrow_mut(|(keys, _)| {
+            keys.clear();
+            keys.extend(values.iter().map(|&value| total_order_key(value)));
+            selected_statistics(keys, positions)
+                .into_iter()
+                .map(|key| key.map_or(f64::NAN, value_of_order_key))
+                .collect()
+        })
     })
 }
 
 /// Order statistics of positions within the outer tenth at either end, from one pass that keeps
-/// only the values beyond two thresholds taken from a sample, then selections among those few.
-/// Exact: every kept low value is at most the low bound and every other value above it, so the
-/// k-th smallest overall is the k-th smallest kept, whenever at least k were kept (likewise at
-/// the top). `None` when the
-/// positions are not all in the tails, the slice is small, or a threshold kept too few values;
-/// the caller then selects over the whole slice.
+/// only the values beyond two thresholds taken from a sample (and counts those equal to them),
+/// then selections among those few. Exact: every kept low value is below the low bound and
+/// every other value at or above it, so the k-th smallest overall is the k-th smallest kept
+/// when at least k were kept, else the bound itself when k is within the values equal to it
+/// (likewise at the top). `None` when the positions are not all in the tails, the slice is
+/// small, or a threshold kept too few values; the caller then selects over the whole slice.
 fn tail_order_statistics(values: &[f64], positions: &[usize]) -> Option<Vec<f64>> {
     let n = values.len();
     if n < 4096 || positions.iter().any(|&p| p < 1 || p > n) {
@@ -484,8 +489,10 @@ fn tail_order_statistics(values: &[f64], positions: &[usize]) -> Option<Vec<f64>
         ((share * 1.5 * len as f64).ceil() as usize + 4).min(last)
     };
     // Compared as integers in `total_cmp`'s order (NaNs included: simulations of sparse areas
-    // give many). Values equal to a bound are kept, so ties at a bound do not leave a side
-    // short; the bounds must then differ for the two sides not to share a value.
+    // give many). Values equal to a bound are counted, not kept: a sparse area's NaNs are one
+    // key at an end, at 1M patients 42% of all simulations, and keeping and selecting among
+    // them was a quarter of the gradient's CPU there (benches/RESULTS.md, thirty-fourth
+    // round). Each side answers from its own keys and count, so the bounds may be equal.
     // The two bounds are selected, not sorted for: the high one first, and the low one among
     // the sample before it, which is at most the high one.
     let high_index = high_need.map(|need| last - sample_index(need));
@@ -499,9 +506,6 @@ fn tail_order_statistics(values: &[f64], positions: &[usize]) -> Option<Vec<f64>
         }
         None => i64::MIN,
     };
-    if low_key >= high_key {
-        return None;
-    }
     // Most values are between the bounds. The sides are the thread's, reused from call to call
     // (an area searches for its limits once or twice, 27,000 areas a national run): each can hold
     // every value and a chunk of eight more, so no store needs a check and no call zeroes or
@@ -517,34 +521,50 @@ fn tail_order_statistics(values: &[f64], positions: &[usize]) -> Option<Vec<f64>
             high: high_side,
             low_len: 0,
             high_len: 0,
+            low_ties: 0,
+            high_ties: 0,
             low_key,
             high_key,
         };
         tails.keep(values);
-        let (low_len, high_len) = (tails.low_len, tails.high_len);
-        if low_len < low_need.unwrap_or(0) || high_len < high_need.unwrap_or(0) {
+        let Tails {
+            low_len,
+            high_len,
+            low_ties,
+            high_ties,
+            ..
+        } = tails;
+        if low_len + low_ties < low_need.unwrap_or(0)
+            || high_len + high_ties < high_need.unwrap_or(0)
+        {
             return None;
         }
         let (low, high) = (&mut low_side[..low_len], &mut high_side[..high_len]);
-        // Positions among the kept values: as they are at the bottom, shifted at the top.
+        // Positions among the kept values: as they are at the bottom, shifted at the top; 0
+        // (none) for the other side's and for those at a bound.
         let skipped = n - high.len();
         let low_positions: Vec<usize> = positions
             .iter()
-            .map(|&p| if p <= n / 2 { p } else { 0 })
+            .map(|&p| if p <= low_len { p } else { 0 })
             .collect();
         let high_positions: Vec<usize> = positions
             .iter()
-            .map(|&p| if p > n / 2 { p - skipped } else { 0 })
+            .map(|&p| p.saturating_sub(skipped))
             .collect();
         // Selected among the keys, in their integer order (`total_cmp`'s on the values).
-        let from_low = selected_order_statistics(low, &low_positions, i64::cmp);
-        let from_high = selected_order_statistics(high, &high_positions, i64::cmp);
+        let from_low = selected_statistics(low, &low_positions);
+        let from_high = selected_statistics(high, &high_positions);
         Some(
             positions
                 .iter()
                 .zip(from_low.into_iter().zip(from_high))
                 .map(|(&p, (low, high))| {
-                    let key = if p <= n / 2 { low } else { high };
+                    let key = match p {
+                        p if p <= low_len => low,
+                        p if p <= n / 2 => Some(low_key),
+                        p if p > skipped => high,
+                        _ => Some(high_key),
+                    };
                     key.map_or(f64::NAN, value_of_order_key)
                 })
                 .collect(),
@@ -558,13 +578,16 @@ thread_local! {
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// The keys ([`total_order_key`]) of a slice's values at or below a low key and at or above a
-/// high key, kept in slice order: the first `low_len` of `low` and `high_len` of `high`.
+/// The keys ([`total_order_key`]) of a slice's values below a low key and above a high key,
+/// kept in slice order (the first `low_len` of `low` and `high_len` of `high`), and how many
+/// equal each key.
 struct Tails<'a> {
     low: &'a mut [i64],
     high: &'a mut [i64],
     low_len: usize,
     high_len: usize,
+    low_ties: usize,
+    high_ties: usize,
     low_key: i64,
     high_key: i64,
 }
@@ -601,9 +624,11 @@ impl Tails<'_> {
         for &value in chunk {
             let key = total_order_key(value);
             self.low[self.low_len] = key;
-            self.low_len += usize::from(key <= self.low_key);
+            self.low_len += usize::from(key < self.low_key);
+            self.low_ties += usize::from(key == self.low_key);
             self.high[self.high_len] = key;
-            self.high_len += usize::from(key >= self.high_key);
+            self.high_len += usize::from(key > self.high_key);
+            self.high_ties += usize::from(key == self.high_key);
         }
     }
 
@@ -620,9 +645,10 @@ impl Tails<'_> {
     #[target_feature(enable = "avx512f")]
     unsafe fn keep_avx512(&mut self, chunk: &[f64]) {
         use std::arch::x86_64::{
-            _mm512_castpd_si512, _mm512_cmpge_epi64_mask, _mm512_cmple_epi64_mask, _mm512_loadu_pd,
-            _mm512_maskz_compress_epi64, _mm512_set1_epi64, _mm512_srai_epi64, _mm512_srli_epi64,
-            _mm512_storeu_epi64, _mm512_xor_si512,
+            _mm512_castpd_si512, _mm512_cmpeq_epi64_mask, _mm512_cmpgt_epi64_mask,
+            _mm512_cmplt_epi64_mask, _mm512_loadu_pd, _mm512_maskz_compress_epi64,
+            _mm512_set1_epi64, _mm512_srai_epi64, _mm512_srli_epi64, _mm512_storeu_epi64,
+            _mm512_xor_si512,
         };
         let low_keys = _mm512_set1_epi64(self.low_key);
         let high_keys = _mm512_set1_epi64(self.high_key);
@@ -634,8 +660,10 @@ impl Tails<'_> {
             let bits = _mm512_castpd_si512(values);
             let keys =
                 _mm512_xor_si512(bits, _mm512_srli_epi64::<1>(_mm512_srai_epi64::<63>(bits)));
-            let is_low = _mm512_cmple_epi64_mask(keys, low_keys);
-            let is_high = _mm512_cmpge_epi64_mask(keys, high_keys);
+            let is_low = _mm512_cmplt_epi64_mask(keys, low_keys);
+            let is_high = _mm512_cmpgt_epi64_mask(keys, high_keys);
+            self.low_ties += _mm512_cmpeq_epi64_mask(keys, low_keys).count_ones() as usize;
+            self.high_ties += _mm512_cmpeq_epi64_mask(keys, high_keys).count_ones() as usize;
             // SAFETY: each side has room for the chunk past the length it had when the chunk
             // began, and has grown by at most the values before these eight, so the eight
             // lanes stored at its length are inside it.
@@ -665,10 +693,10 @@ impl Tails<'_> {
     #[target_feature(enable = "avx2")]
     unsafe fn keep_avx2(&mut self, chunk: &[f64]) {
         use std::arch::x86_64::{
-            __m256i, _mm256_castpd_si256, _mm256_castsi256_pd, _mm256_cmpgt_epi64, _mm256_loadu_pd,
-            _mm256_loadu_si256, _mm256_movemask_pd, _mm256_permutevar8x32_epi32,
-            _mm256_set1_epi64x, _mm256_setzero_si256, _mm256_srli_epi64, _mm256_storeu_si256,
-            _mm256_xor_si256,
+            __m256i, _mm256_castpd_si256, _mm256_castsi256_pd, _mm256_cmpeq_epi64,
+            _mm256_cmpgt_epi64, _mm256_loadu_pd, _mm256_loadu_si256, _mm256_movemask_pd,
+            _mm256_permutevar8x32_epi32, _mm256_set1_epi64x, _mm256_setzero_si256,
+            _mm256_srli_epi64, _mm256_storeu_si256, _mm256_xor_si256,
         };
         let low_keys = _mm256_set1_epi64x(self.low_key);
         let high_keys = _mm256_set1_epi64x(self.high_key);
@@ -680,12 +708,11 @@ impl Tails<'_> {
             // is spread by comparing with zero.
             let sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), values);
             let keys = _mm256_xor_si256(values, _mm256_srli_epi64::<1>(sign));
-            // key <= low is not (key > low); key >= high is not (high > key).
-            let above_low =
-                _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(keys, low_keys)));
-            let below_high =
-                _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(high_keys, keys)));
-            let (is_low, is_high) = (!above_low & 0xF, !below_high & 0xF);
+            let mask = |lanes: __m256i| _mm256_movemask_pd(_mm256_castsi256_pd(lanes));
+            let is_low = mask(_mm256_cmpgt_epi64(low_keys, keys));
+            let is_high = mask(_mm256_cmpgt_epi64(keys, high_keys));
+            self.low_ties += mask(_mm256_cmpeq_epi64(keys, low_keys)).count_ones() as usize;
+            self.high_ties += mask(_mm256_cmpeq_epi64(keys, high_keys)).count_ones() as usize;
             let packed = |mask: i32| {
                 let order = &COMPRESS_FOUR[mask as usize & 0xF];
                 // SAFETY: `order` holds eight i32s, the 32 bytes loaded.
@@ -748,30 +775,25 @@ fn flip_negatives(bits: i64) -> i64 {
     bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
-/// The values at the given 1-based order positions of `values` in the order `compare`, in the
-/// order asked, using O(n) selections (each on a shrinking prefix) instead of a full sort;
-/// positions outside 1..=n give `None`. `values` is permuted.
-fn selected_order_statistics<T: Copy>(
-    values: &mut [T],
-    positions: &[usize],
-    mut compare: impl FnMut(&T, &T) -> std::cmp::Ordering,
-) -> Vec<Option<T>> {
+/// The keys at the given 1-based order positions, in the order asked, using O(n) selections
+/// (each on a shrinking prefix) instead of a full sort; positions outside 1..=n give `None`.
+/// `keys` is permuted.
+fn selected_statistics(keys: &mut [i64], positions: &[usize]) -> Vec<Option<i64>> {
     let mut wanted: Vec<(usize, usize)> = positions
         .iter()
         .enumerate()
-        .filter(|&(_, &p)| p >= 1 && p <= values.len())
+        .filter(|&(_, &p)| p >= 1 && p <= keys.len())
         .map(|(i, &p)| (p - 1, i))
         .collect();
     wanted.sort_unstable_by_key(|w| std::cmp::Reverse(w.0));
     let mut out = vec![None; positions.len()];
-    let mut end = values.len();
+    let mut end = keys.len();
     for (index, slot) in wanted {
-        let prefix = &mut values[..end];
-        let (_, value, _) = prefix.select_nth_unstable_by(index, &mut compare);
+        let (_, key, _) = keys[..end].select_nth_unstable(index);
         if let Some(out_slot) = out.get_mut(slot) {
-            *out_slot = Some(*value);
+            *out_slot = Some(*key);
         }
-        // Everything at or after `index` is ≥ the value found, so later (smaller) positions
+        // Everything at or after `index` is ≥ the key found, so later (smaller) positions
         // lie in the prefix before it.
         end = index + 1;
     }
@@ -860,6 +882,12 @@ mod tests {
                 _ => z,
             })
             .collect();
+        // Nearly all NaN (the NaN arithmetic gives on x86, negative): both bounds would be NaN.
+        let sparse: Vec<f64> = normals
+            .iter()
+            .enumerate()
+            .map(|(i, &z)| if i % 100 == 0 { z } else { -f64::NAN })
+            .collect();
         let constant = vec![1.5; 100_000];
         for (name, values) in [
             ("normals", normals),
@@ -868,6 +896,7 @@ mod tests {
             ("skewed", skewed),
             ("odd", odd),
             ("nans", nans),
+            ("sparse", sparse),
             ("constant", constant),
         ] {
             let mut sorted = values.clone();
@@ -878,10 +907,10 @@ mod tests {
                 .map(|v| v.to_bits())
                 .collect();
             assert_eq!(got, expected, "{name}");
-            // Only a constant slice (one value, so no two bounds) is selected in full.
-            assert_eq!(
+            // Ties at the bounds are counted, so even a slice of one value is answered from
+            // its tails.
+            assert!(
                 tail_order_statistics(&values, &positions).is_some(),
-                name != "constant",
                 "{name}"
             );
         }
@@ -929,16 +958,24 @@ mod tests {
                 high: &mut high,
                 low_len: 0,
                 high_len: 0,
+                low_ties: 0,
+                high_ties: 0,
                 low_key,
                 high_key,
             };
             for chunk in values.chunks(1_000) {
                 keep(&mut tails, chunk);
             }
-            let (low_len, high_len) = (tails.low_len, tails.high_len);
+            let Tails {
+                low_len,
+                high_len,
+                low_ties,
+                high_ties,
+                ..
+            } = tails;
             low.truncate(low_len);
             high.truncate(high_len);
-            (low, high)
+            (low, high, low_ties, high_ties)
         };
         for (low, high) in [(-1.5, 1.5), (-0.0, 0.0), (f64::NEG_INFINITY, f64::NAN)] {
             let (low_key, high_key) = (total_order_key(low), total_order_key(high));
@@ -955,9 +992,17 @@ mod tests {
                     .filter(|&key| keep(key))
                     .collect()
             };
-            let expected = (side(&|key| key <= low_key), side(&|key| key >= high_key));
+            let expected = (
+                side(&|key| key < low_key),
+                side(&|key| key > high_key),
+                side(&|key| key == low_key).len(),
+                side(&|key| key == high_key).len(),
+            );
             assert_eq!(portable, expected, "{low} {high}");
-            assert!(!portable.0.is_empty() && !portable.1.is_empty());
+            // Every pair of bounds has values at them (the specials), and values beyond them
+            // but for NaN, the largest key.
+            assert!(portable.2 > 0 && portable.3 > 0, "{low} {high}");
+            assert!(!portable.0.is_empty() && (!portable.1.is_empty() || high.is_nan()));
             // The AVX2 loop too, where the CPU has it (the dispatch above prefers AVX-512).
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
