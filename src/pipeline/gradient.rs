@@ -85,6 +85,34 @@ type AreaKey = (String, String, String);
 /// An area's overall numerator, denominator and value.
 type Overall = (f64, f64, Option<f64>);
 
+/// The rows of `indicators` that the areas' gradients read: their indicators' overall, decile
+/// and quintile rows at the configured levels (a tenth of a national table), found by polars
+/// in parallel. The loop that groups them reads a row at a time by its texts; over the whole
+/// table it was a serial half second at any size (benches/RESULTS.md, thirty-fourth round).
+fn rows_read(
+    indicators: &DataFrame,
+    specs: &[GradientSpec<'_>],
+    config: &GradientConfig,
+) -> PolarsResult<DataFrame> {
+    let one_of = |column: &str, texts: Vec<&str>| {
+        col(column).is_in(lit(Series::new(column.into(), texts)).implode(false), false)
+    };
+    let breakdowns = std::iter::once("all")
+        .chain(specs.iter().flat_map(|g| [g.deciles, g.quintiles]))
+        .collect();
+    let ids = specs.iter().map(|g| g.spec.id.as_str()).collect();
+    let levels = config.levels.iter().map(String::as_str).collect();
+    indicators
+        .clone()
+        .lazy()
+        .filter(
+            one_of(BREAKDOWN, breakdowns)
+                .and(one_of(schema::INDICATOR, ids))
+                .and(one_of(schema::FOOTPRINT_KIND, levels)),
+        )
+        .collect()
+}
+
 /// A gradient is flagged non-linear when its curvature departs from the straight line by more
 /// than this share of the SII (and is significant).
 pub const NON_LINEAR_SHARE: f64 = 0.1;
@@ -147,6 +175,7 @@ pub fn inequality_table(
     config: &GradientConfig,
     seed: u64,
 ) -> PolarsResult<DataFrame> {
+    let indicators = &rows_read(indicators, specs, config)?;
     let kinds = indicators.column(schema::FOOTPRINT_KIND)?.str()?.clone();
     let codes = indicators.column(schema::FOOTPRINT_CODE)?.str()?.clone();
     let ids = indicators.column(schema::INDICATOR)?.str()?.clone();
@@ -587,5 +616,120 @@ impl InequalityRows {
                 SortMultipleOptions::default().with_maintain_order(true),
             )
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::measure::Polarity;
+
+    fn proportion(id: &str) -> IndicatorSpec {
+        IndicatorSpec {
+            id: id.to_string(),
+            name: format!("{id}, in words"),
+            kind: IndicatorType::Proportion,
+            numerator: "x".into(),
+            denominator: None,
+            multiplier: None,
+            polarity: Polarity::LowIsGood,
+            unit: None,
+        }
+    }
+
+    /// The rows an area's gradient reads are its indicator's overall, decile and quintile rows
+    /// at a configured level: other indicators, levels and breakdowns (with the same labels)
+    /// are left out, and the quintile figures come from the quintile rows.
+    #[test]
+    fn an_area_reads_its_own_overall_decile_and_quintile_rows() {
+        /// (indicator, level, code, breakdown, label, numerator, denominator)
+        type Row<'a> = (&'a str, &'a str, &'a str, &'a str, String, f64, f64);
+        let mut rows: Vec<Row<'_>> = Vec::new();
+        for (id, level) in [("a", "pcn"), ("a", "practice"), ("z", "pcn")] {
+            // The decile rows fall from 30% to 12%; other rows differ by their breakdown.
+            rows.push((id, level, "P1", "all", "all".into(), 2_100.0, 10_000.0));
+            for decile in 1..=10 {
+                let events = 300.0 - 20.0 * f64::from(decile);
+                rows.push((
+                    id,
+                    level,
+                    "P1",
+                    "imd_decile",
+                    decile.to_string(),
+                    events,
+                    1_000.0,
+                ));
+                rows.push((id, level, "P1", "sex", decile.to_string(), 999.0, 1_000.0));
+            }
+            for quintile in 1..=5 {
+                let events = 580.0 - 80.0 * f64::from(quintile);
+                rows.push((
+                    id,
+                    level,
+                    "P1",
+                    "imd_quintile",
+                    quintile.to_string(),
+                    events,
+                    2_000.0,
+                ));
+            }
+        }
+        let column = |pick: &dyn Fn(&Row<'_>) -> String| rows.iter().map(pick).collect::<Vec<_>>();
+        let share = |x: f64, n: f64| 100.0 * x / n;
+        let frame = df![
+            schema::INDICATOR => column(&|r| r.0.to_string()),
+            schema::FOOTPRINT_KIND => column(&|r| r.1.to_string()),
+            schema::FOOTPRINT_CODE => column(&|r| r.2.to_string()),
+            BREAKDOWN => column(&|r| r.3.to_string()),
+            BREAKDOWN_VALUE => column(&|r| r.4.clone()),
+            schema::NUMERATOR => rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+            schema::DENOMINATOR => rows.iter().map(|r| r.6).collect::<Vec<_>>(),
+            schema::VALUE => rows.iter().map(|r| share(r.5, r.6)).collect::<Vec<_>>(),
+            schema::LOWER_CL_95 => rows.iter().map(|r| share(r.5, r.6) - 1.0).collect::<Vec<_>>(),
+            schema::UPPER_CL_95 => rows.iter().map(|r| share(r.5, r.6) + 1.0).collect::<Vec<_>>(),
+        ]
+        .expect("indicators");
+        // Only `a` has a gradient; `z`'s rows are the same as its.
+        let a = proportion("a");
+        let specs = [GradientSpec {
+            spec: &a,
+            deciles: "imd_decile",
+            quintiles: "imd_quintile",
+        }];
+        let config = GradientConfig {
+            levels: vec!["pcn".into()],
+            repetitions: 1_000,
+            ..GradientConfig::default()
+        };
+        let table = inequality_table(&frame, &specs, &config, 7).expect("inequality");
+        assert_eq!(table.height(), 1, "{table}");
+        let number = |name: &str| {
+            table
+                .column(name)
+                .expect(name)
+                .f64()
+                .expect("number")
+                .get(0)
+        };
+        let text = |name: &str| {
+            table
+                .column(name)
+                .expect(name)
+                .str()
+                .expect("text")
+                .get(0)
+                .map(str::to_string)
+        };
+        assert_eq!(text(schema::INDICATOR).as_deref(), Some("a"));
+        assert_eq!(text(schema::FOOTPRINT_KIND).as_deref(), Some("pcn"));
+        assert_eq!(number(schema::VALUE), Some(21.0));
+        assert_eq!(number("q1_value"), Some(25.0));
+        assert_eq!(number("q5_value"), Some(9.0));
+        assert_eq!(number("q1_numerator"), Some(500.0));
+        assert_eq!(number("gap_absolute"), Some(16.0));
+        // Ten deciles falling by 2 points each over a tenth of the ranks each: an SII of 20
+        // points across the whole range.
+        let sii = number("sii").expect("an SII");
+        assert!((sii.abs() - 20.0).abs() < 1e-6, "{sii}");
     }
 }
