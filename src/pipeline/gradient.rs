@@ -87,8 +87,9 @@ type Overall = (f64, f64, Option<f64>);
 
 /// The rows of `indicators` that the areas' gradients read: their indicators' overall, decile
 /// and quintile rows at the configured levels (a tenth of a national table), found by polars
-/// in parallel. The loop that groups them reads a row at a time by its texts; over the whole
-/// table it was a serial half second at any size (benches/RESULTS.md, thirty-fourth round).
+/// in parallel. The loop that groups them reads a row at a time by its texts, on one core;
+/// over the whole table it took 0.1–0.3 s more at any size (benches/RESULTS.md, thirty-fourth
+/// round).
 fn rows_read(
     indicators: &DataFrame,
     specs: &[GradientSpec<'_>],
