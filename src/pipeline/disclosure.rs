@@ -603,8 +603,10 @@ pub fn repeated_cells<'a>(
     let breakdowns = text(protected, crate::pipeline::measure::BREAKDOWN)?;
     let values = text(protected, crate::pipeline::measure::BREAKDOWN_VALUE)?;
     let mut hidden: HashSet<Vec<String>> = HashSet::new();
-    for row in 0..protected.height() {
-        if flags.get(row) != Some(true) {
+    // The flags read in order (a table's rows come in blocks, a chunk each: a lookup by row
+    // number searches the chunks).
+    for (row, flag) in flags.iter().enumerate() {
+        if flag != Some(true) {
             continue;
         }
         // Only the cells' breakdown values are ever looked up: most suppressed rows of a

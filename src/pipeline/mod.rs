@@ -360,13 +360,13 @@ pub fn run(
                 .iter()
                 .map(|v| (*v, [schema::NUMERATOR, schema::DENOMINATOR].as_slice()))
                 .collect();
-            let mut table = config.disclosure.protect_additive(
+            let table = config.disclosure.protect_additive(
                 indicators.clone(),
                 &[schema::NUMERATOR, schema::DENOMINATOR],
                 &derived,
                 disclosure::INDICATOR_ADDITIVITY,
             )?;
-            staging.write_frame(tables::INDICATORS, &mut table, false)?;
+            staging.write_frame(tables::INDICATORS, &table, false)?;
             Ok(table)
         })?;
         stages.run("gradient", || {
@@ -395,7 +395,7 @@ pub fn run(
                 &[("q1_numerator", "1"), ("q5_numerator", "5")],
             )
             .context("carrying suppression from indicators to inequality")?;
-            let mut table = config.disclosure.protect_masked(
+            let table = config.disclosure.protect_masked(
                 table,
                 &[
                     schema::NUMERATOR,
@@ -412,7 +412,7 @@ pub fn run(
                 ],
                 &repeated,
             )?;
-            staging.write_frame(tables::INEQUALITY, &mut table, false)?;
+            staging.write_frame(tables::INEQUALITY, &table, false)?;
             Ok(())
         })?;
     }
@@ -428,7 +428,7 @@ pub fn run(
                 &footprints.rejects,
             )?);
         }
-        let mut rejects = match frames.into_iter().reduce(|mut a, b| {
+        let rejects = match frames.into_iter().reduce(|mut a, b| {
             // Frames share the published schema; stacking cannot fail.
             let _ = a.vstack_mut(&b);
             a
@@ -436,7 +436,7 @@ pub fn run(
             Some(frame) => frame,
             None => rejects_frame("", &[])?,
         };
-        staging.write_frame(tables::REJECTS, &mut rejects, true)?;
+        staging.write_frame(tables::REJECTS, &rejects, true)?;
         Ok(())
     })?;
     if !config.outputs.patients_enriched {
@@ -632,7 +632,7 @@ fn population_stages(
                 }),
             }
         }
-        staging.write_frame(tables::FOOTPRINT_WEIGHTS, &mut weights, false)?;
+        staging.write_frame(tables::FOOTPRINT_WEIGHTS, &weights, false)?;
         Ok(reports)
     })?;
     for report in &geometric {
@@ -658,7 +658,7 @@ fn population_stages(
         if let Some((_, q1)) = masks.first() {
             masks.push((schema::CORE20_POPULATION.to_string(), q1.clone()));
         }
-        let mut areas = config.disclosure.protect_masked(
+        let areas = config.disclosure.protect_masked(
             areas,
             &[
                 schema::POPULATION,
@@ -678,20 +678,20 @@ fn population_stages(
             ],
             &masks,
         )?;
-        staging.write_frame(tables::AREA_DEPRIVATION, &mut areas, false)?;
+        staging.write_frame(tables::AREA_DEPRIVATION, &areas, false)?;
         Ok(())
     })?;
     if !segmentations.is_empty() {
         stages.run("segments", || {
             let table = segment::segments_table(base.clone(), &segmentations)
                 .context("counting segments")?;
-            let mut table = config.disclosure.protect_additive(
+            let table = config.disclosure.protect_additive(
                 table,
                 &[schema::POPULATION],
                 &[],
                 disclosure::SEGMENT_ADDITIVITY,
             )?;
-            staging.write_frame(tables::SEGMENTS, &mut table, false)?;
+            staging.write_frame(tables::SEGMENTS, &table, false)?;
             Ok(())
         })?;
     }

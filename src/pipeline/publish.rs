@@ -388,16 +388,17 @@ impl StagingRun {
     pub fn write_frame(
         &mut self,
         table: &str,
-        frame: &mut DataFrame,
+        frame: &DataFrame,
         restricted: bool,
     ) -> Result<(), PublishError> {
         let path = self.table_path(table);
         let file = RecordingFile::create(&path)?;
         let failure = file.failure();
         let options = self.write_options(table);
-        frame.rechunk_mut();
         // Through a TableWriter, row group by row group: it compresses groups in parallel,
         // where polars' own `finish` compresses every page of the table one after another.
+        // The groups are sliced from the frame's chunks as they are (a group's pages are
+        // encoded from its chunks), not from a copy of the whole frame in one chunk.
         let write = || -> PolarsResult<u64> {
             let mut writer = TableWriter::parquet(
                 Box::new(std::io::BufWriter::new(file)),

@@ -726,10 +726,13 @@ impl IndicatorRows {
         let Some(mut table) = blocks.next() else {
             return empty_block();
         };
+        // The blocks stay chunks of their own: the table is written row group by row group
+        // and the gradient reads a filtered copy, so copying 8M rows into one chunk (1.2 GB at
+        // 1M patients) paid for nothing but a higher peak (benches/RESULTS.md, thirty-fourth
+        // round).
         for block in blocks {
             table.vstack_mut_owned(block)?;
         }
-        table.rechunk_mut_par();
         Ok(table)
     }
 }
