@@ -881,6 +881,56 @@ mod tests {
         assert!(values.equals_missing(&expected));
     }
 
+    /// Rows of small codes that differ in any one place, or only in their order, get
+    /// different hashes, spread evenly over the shards, the hot slots and the low bits, for
+    /// every width up to ten (whole and partial groups of four codes).
+    #[test]
+    fn the_hashes_of_rows_of_codes_differ_and_spread() {
+        for width in 1..=10usize {
+            // Rows counting up in base 6 from the last code (so most codes are 0), and the
+            // reversal of each row.
+            let rows: Vec<Vec<u32>> = (0..6u32.pow(width.min(7) as u32))
+                .map(|n| {
+                    (0..width)
+                        .map(|place| (n / 6u32.pow(place.min(7) as u32)) % 6)
+                        .collect()
+                })
+                .collect();
+            let hashes: std::collections::HashSet<u64> =
+                rows.iter().map(|row| hash_codes(row)).collect();
+            assert_eq!(hashes.len(), rows.len(), "width {width}");
+            let reversed: Vec<u32> = (0..width as u32).collect();
+            let mut backwards = reversed.clone();
+            backwards.reverse();
+            if width > 1 {
+                assert_ne!(
+                    hash_codes(&reversed),
+                    hash_codes(&backwards),
+                    "width {width}"
+                );
+            }
+            if rows.len() < 4_096 {
+                continue;
+            }
+            let even = |buckets: usize, of: &dyn Fn(u64) -> usize| {
+                let mut counts = vec![0usize; buckets];
+                for &hash in &hashes {
+                    counts[of(hash)] += 1;
+                }
+                let share = hashes.len() / buckets;
+                counts
+                    .iter()
+                    .all(|&c| c > share * 3 / 4 && c < share * 5 / 4)
+            };
+            assert!(even(SHARDS, &shard_of), "shards, width {width}");
+            assert!(
+                even(16, &|h| HotGroups::slot_of(h) % 16),
+                "hot slots, width {width}"
+            );
+            assert!(even(16, &|h| (h % 16) as usize), "low bits, width {width}");
+        }
+    }
+
     #[test]
     fn sums_without_keys_are_an_error_not_an_empty_table() {
         let frame = df!["weight" => [1i32, 2, 3]].expect("a frame");
