@@ -727,9 +727,9 @@ impl IndicatorRows {
             return empty_block();
         };
         // The blocks stay chunks of their own: the table is written row group by row group
-        // and the gradient reads a filtered copy, so copying 8M rows into one chunk (1.2 GB at
-        // 1M patients) paid for nothing but a higher peak (benches/RESULTS.md, thirty-fourth
-        // round).
+        // and the gradient reads a filtered copy, so copying its 8M rows into one chunk paid
+        // for nothing and raised the run's peak by 0.5–0.7 GiB at 1M and 10M patients
+        // (benches/RESULTS.md, thirty-fourth round).
         for block in blocks {
             table.vstack_mut_owned(block)?;
         }
