@@ -623,20 +623,7 @@ impl InequalityRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::measure::Polarity;
-
-    fn proportion(id: &str) -> IndicatorSpec {
-        IndicatorSpec {
-            id: id.to_string(),
-            name: format!("{id}, in words"),
-            kind: IndicatorType::Proportion,
-            numerator: "x".into(),
-            denominator: None,
-            multiplier: None,
-            polarity: Polarity::LowIsGood,
-            unit: None,
-        }
-    }
+    use crate::pipeline::measure::tests::proportion;
 
     /// The rows an area's gradient reads are its indicator's overall, decile and quintile rows
     /// at a configured level: other indicators, levels and breakdowns (with the same labels)
@@ -647,7 +634,7 @@ mod tests {
         type Row<'a> = (&'a str, &'a str, &'a str, &'a str, String, f64, f64);
         let mut rows: Vec<Row<'_>> = Vec::new();
         for (id, level) in [("a", "pcn"), ("a", "practice"), ("z", "pcn")] {
-            // The decile rows fall from 30% to 12%; other rows differ by their breakdown.
+            // The decile rows fall from 28% to 10%; other rows differ by their breakdown.
             rows.push((id, level, "P1", "all", "all".into(), 2_100.0, 10_000.0));
             for decile in 1..=10 {
                 let events = 300.0 - 20.0 * f64::from(decile);

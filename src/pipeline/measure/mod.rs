@@ -875,10 +875,11 @@ pub fn esp2013_weights(esp: Option<LazyFrame>) -> Result<[f64; 19], UserError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn proportion(id: &str) -> IndicatorSpec {
+    /// A proportion indicator named `id`, for tests (here and in the gradient's).
+    pub(crate) fn proportion(id: &str) -> IndicatorSpec {
         IndicatorSpec {
             id: id.to_string(),
             name: format!("{id}, in words"),
