@@ -660,20 +660,26 @@ impl IndicatorRows {
         method: Vec<Option<&'static str>>,
     ) -> PolarsResult<()> {
         let n = numerator.len();
-        let limit = |i: usize, upper: bool| -> Vec<Option<f64>> {
+        // Missing where not finite: each column is built from its values and a validity mask,
+        // not from options appended one at a time (a tenth of measure's samples at 1M).
+        let finite = |name: &str, values: Vec<f64>| -> Column {
+            let validity: polars_arrow::bitmap::Bitmap =
+                values.iter().map(|v| v.is_finite()).collect();
+            Float64Chunked::from_vec_validity(name.into(), values, Some(validity)).into_column()
+        };
+        let limit = |i: usize, upper: bool| -> Vec<f64> {
             estimates
                 .iter()
                 .map(|e| {
                     e.as_ref()
                         .and_then(|e| e.limits.get(i))
-                        .map(|l| if upper { l.upper } else { l.lower })
-                        .filter(|v| v.is_finite())
+                        .map_or(f64::NAN, |l| if upper { l.upper } else { l.lower })
                 })
                 .collect()
         };
-        let value: Vec<Option<f64>> = estimates
+        let value: Vec<f64> = estimates
             .iter()
-            .map(|e| e.as_ref().map(|e| e.value).filter(|v| v.is_finite()))
+            .map(|e| e.as_ref().map_or(f64::NAN, |e| e.value))
             .collect();
         let text = |name: &str, value: &str| {
             Column::new_scalar(
@@ -698,11 +704,11 @@ impl IndicatorRows {
         columns.extend([
             Column::new(schema::NUMERATOR.into(), numerator),
             Column::new(schema::DENOMINATOR.into(), denominator),
-            Column::new(schema::VALUE.into(), value),
-            Column::new(schema::LOWER_CL_95.into(), limit(0, false)),
-            Column::new(schema::UPPER_CL_95.into(), limit(0, true)),
-            Column::new(schema::LOWER_CL_998.into(), limit(1, false)),
-            Column::new(schema::UPPER_CL_998.into(), limit(1, true)),
+            finite(schema::VALUE, value),
+            finite(schema::LOWER_CL_95, limit(0, false)),
+            finite(schema::UPPER_CL_95, limit(0, true)),
+            finite(schema::LOWER_CL_998, limit(1, false)),
+            finite(schema::UPPER_CL_998, limit(1, true)),
             Column::new(METHOD.into(), method),
         ]);
         self.blocks
@@ -969,6 +975,58 @@ pub(crate) mod tests {
             columns.push(Column::new(num_column(i).into(), num));
         }
         DataFrame::new_infer_height(columns).expect("sums")
+    }
+
+    /// A block's value and limits are missing where there is no estimate or the figure is not
+    /// finite, and are the estimate's figures elsewhere.
+    #[test]
+    fn a_block_is_missing_where_there_is_no_finite_figure() {
+        use crate::stats::{Estimate, Limits};
+        let keys: Vec<Column> = KEYS
+            .iter()
+            .map(|name| Column::new((*name).into(), ["a", "b", "c"]))
+            .collect();
+        let limits = |lower: f64, upper: f64| Limits { lower, upper };
+        let estimates = [
+            Some(Estimate {
+                value: 12.5,
+                limits: vec![limits(10.0, 15.0), limits(9.0, 17.0)],
+            }),
+            None,
+            Some(Estimate {
+                value: f64::NAN,
+                limits: vec![limits(f64::NEG_INFINITY, 1.0), limits(0.5, f64::INFINITY)],
+            }),
+        ];
+        let mut rows = IndicatorRows::default();
+        rows.push_block(
+            &proportion("p"),
+            &keys,
+            vec![1.0, 0.0, 2.0],
+            vec![8.0, 0.0, 3.0],
+            &estimates,
+            vec![Some("Wilson"), None, Some("Wilson")],
+        )
+        .expect("block");
+        let table = rows.into_frame().expect("table");
+        let figures = |name: &str| -> Vec<Option<f64>> {
+            table
+                .column(name)
+                .expect(name)
+                .f64()
+                .expect("f64")
+                .iter()
+                .collect()
+        };
+        assert_eq!(figures(schema::VALUE), [Some(12.5), None, None]);
+        assert_eq!(figures(schema::LOWER_CL_95), [Some(10.0), None, None]);
+        assert_eq!(figures(schema::UPPER_CL_95), [Some(15.0), None, Some(1.0)]);
+        assert_eq!(figures(schema::LOWER_CL_998), [Some(9.0), None, Some(0.5)]);
+        assert_eq!(figures(schema::UPPER_CL_998), [Some(17.0), None, None]);
+        assert_eq!(
+            figures(schema::DENOMINATOR),
+            [Some(8.0), Some(0.0), Some(3.0)]
+        );
     }
 
     #[test]
