@@ -204,9 +204,7 @@ pub fn inequality_table(
         ) else {
             continue;
         };
-        if !config.levels.iter().any(|l| l == kind) {
-            continue;
-        }
+        // Every row is at a configured level and of an indicator with a gradient (`rows_read`).
         let Some(gradient) = gradient_of(id) else {
             continue;
         };
@@ -635,31 +633,18 @@ mod tests {
         let mut rows: Vec<Row<'_>> = Vec::new();
         for (id, level) in [("a", "pcn"), ("a", "practice"), ("z", "pcn")] {
             // The decile rows fall from 28% to 10%; other rows differ by their breakdown.
-            rows.push((id, level, "P1", "all", "all".into(), 2_100.0, 10_000.0));
+            let mut add = |breakdown, label: String, events, people| {
+                rows.push((id, level, "P1", breakdown, label, events, people));
+            };
+            add("all", "all".into(), 2_100.0, 10_000.0);
             for decile in 1..=10 {
                 let events = 300.0 - 20.0 * f64::from(decile);
-                rows.push((
-                    id,
-                    level,
-                    "P1",
-                    "imd_decile",
-                    decile.to_string(),
-                    events,
-                    1_000.0,
-                ));
-                rows.push((id, level, "P1", "sex", decile.to_string(), 999.0, 1_000.0));
+                add("imd_decile", decile.to_string(), events, 1_000.0);
+                add("sex", decile.to_string(), 999.0, 1_000.0);
             }
             for quintile in 1..=5 {
                 let events = 580.0 - 80.0 * f64::from(quintile);
-                rows.push((
-                    id,
-                    level,
-                    "P1",
-                    "imd_quintile",
-                    quintile.to_string(),
-                    events,
-                    2_000.0,
-                ));
+                add("imd_quintile", quintile.to_string(), events, 2_000.0);
             }
         }
         let column = |pick: &dyn Fn(&Row<'_>) -> String| rows.iter().map(pick).collect::<Vec<_>>();

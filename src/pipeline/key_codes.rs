@@ -883,12 +883,12 @@ mod tests {
 
     /// Rows of small codes that differ in any one place, or only in their order, get
     /// different hashes, spread evenly over the shards, the hot slots and the low bits, for
-    /// every width up to ten (whole and partial groups of four codes).
+    /// every width up to ten.
     #[test]
     fn the_hashes_of_rows_of_codes_differ_and_spread() {
         for width in 1..=10usize {
-            // Rows counting up in base 6 from the last code (so most codes are 0), and the
-            // reversal of each row.
+            // Rows counting up in base 6 in their first seven codes (the rest 0), and one row
+            // against its reversal.
             let rows: Vec<Vec<u32>> = (0..6u32.pow(width.min(7) as u32))
                 .map(|n| {
                     (0..width)
