@@ -24,6 +24,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::schema;
@@ -234,12 +235,15 @@ impl DisclosureConfig {
             return Ok(table);
         }
         let layout = GroupLayout::of(&table, additivity)?;
-        let mut masks = Vec::new();
-        for &count in counts {
-            let values = true_counts(&table, count)?;
-            let groups = layout.groups(&values);
-            masks.push((count.to_string(), self.complementary(&values, &groups)));
-        }
+        // Each column on its own, side by side.
+        let masks = counts
+            .par_iter()
+            .map(|&count| {
+                let values = true_counts(&table, count)?;
+                let groups = layout.groups(&values);
+                Ok((count.to_string(), self.complementary(&values, &groups)))
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
         self.protect_masked(table, counts, derived, &masks)
     }
 
@@ -380,66 +384,122 @@ struct GroupLayout {
 
 impl GroupLayout {
     fn of(table: &DataFrame, additivity: Additivity<'_>) -> PolarsResult<GroupLayout> {
-        let mut layout = GroupLayout {
-            cells: Vec::new(),
-            total_rows: Vec::new(),
-        };
         match additivity {
             Additivity::Breakdowns {
                 keys,
                 breakdown,
                 total,
-            } => {
-                let is_total: Vec<bool> = table
-                    .column(breakdown)?
-                    .cast(&DataType::String)?
-                    .str()?
-                    .iter()
-                    .map(|b| b == Some(total))
-                    .collect();
-                // The total row of each whole, by row.
-                let mut total_of_row: Vec<Option<usize>> = vec![None; table.height()];
-                for whole in row_groups(table, keys)? {
-                    let total_row = whole.iter().copied().find(|&r| is_total[r]);
-                    for row in whole {
-                        total_of_row[row] = total_row;
-                    }
-                }
-                let by: Vec<&str> = keys.iter().copied().chain([breakdown]).collect();
-                for cells in row_groups(table, &by)? {
-                    // Total rows form groups of their own; they are totals, not parts.
-                    let Some(&first) = cells.first() else {
-                        continue;
-                    };
-                    if is_total[first] {
-                        continue;
-                    }
-                    layout.total_rows.push(total_of_row[first]);
-                    layout.cells.push(cells);
-                }
-            }
+            } => GroupLayout::of_breakdowns(table, keys, breakdown, total),
             Additivity::CrossTable { keys, dimensions } => {
-                for along in 0..dimensions.len() {
-                    // A line: the keys and every dimension but `along` fixed.
-                    let by: Vec<&str> = keys
-                        .iter()
-                        .chain(
-                            dimensions
-                                .iter()
-                                .enumerate()
-                                .filter(|(d, _)| *d != along)
-                                .map(|(_, c)| c),
-                        )
-                        .copied()
-                        .collect();
-                    for cells in row_groups(table, &by)? {
-                        layout.cells.push(cells);
-                        layout.total_rows.push(None);
-                    }
-                }
+                // A line: the keys and every dimension but `along` fixed. The lines along each
+                // dimension are found side by side.
+                let lines: Vec<Vec<Vec<usize>>> = (0..dimensions.len())
+                    .into_par_iter()
+                    .map(|along| {
+                        let by: Vec<&str> = keys
+                            .iter()
+                            .chain(
+                                dimensions
+                                    .iter()
+                                    .enumerate()
+                                    .filter(|(d, _)| *d != along)
+                                    .map(|(_, c)| c),
+                            )
+                            .copied()
+                            .collect();
+                        row_groups(table, &by)
+                    })
+                    .collect::<PolarsResult<_>>()?;
+                let cells: Vec<Vec<usize>> = lines.into_iter().flatten().collect();
+                Ok(GroupLayout {
+                    total_rows: vec![None; cells.len()],
+                    cells,
+                })
             }
         }
-        Ok(layout)
+    }
+
+    /// The parts of each whole (rows sharing the `keys`): its rows of one `breakdown` value,
+    /// other than `total`, whose row is the whole's total. The same layout as grouping by the
+    /// keys and the breakdown, but a part lies within one whole, so each whole's parts are
+    /// found among its own runs of rows by their breakdown value: grouping the runs by all the
+    /// keys again was half of the layout's time at 8 million indicator rows, and a map of
+    /// every (whole, breakdown) pair 60% (benches/RESULTS.md, thirty-fifth round).
+    fn of_breakdowns(
+        table: &DataFrame,
+        keys: &[&str],
+        breakdown: &str,
+        total: &str,
+    ) -> PolarsResult<GroupLayout> {
+        if table.height() == 0 {
+            return Ok(GroupLayout {
+                cells: Vec::new(),
+                total_rows: Vec::new(),
+            });
+        }
+        let key_changed = changed_rows(table, keys)?;
+        let key_runs = Runs::of(&key_changed);
+        let part_runs = Runs::of(&(&key_changed | &changed_rows(table, &[breakdown])?));
+        let breakdowns = table
+            .column(breakdown)?
+            .filter(&part_runs.is_start)?
+            .cast(&DataType::String)?;
+        let breakdowns: Vec<Option<&str>> = breakdowns.str()?.iter().collect();
+        // The part runs of each key run: part runs split key runs, never cross them.
+        let mut part_runs_of_key_run = Vec::with_capacity(key_runs.starts.len() + 1);
+        let mut part_run = 0;
+        for &start in &key_runs.starts {
+            while part_runs.starts[part_run] < start {
+                part_run += 1;
+            }
+            part_runs_of_key_run.push(part_run);
+        }
+        part_runs_of_key_run.push(part_runs.starts.len());
+        // Each part run's part, whole by whole: a whole has a part per breakdown, a few, so
+        // they are found by a search of the whole's own.
+        let mut part_of_run = vec![usize::MAX; part_runs.starts.len()];
+        let (mut first_runs, mut total_rows) = (Vec::new(), Vec::new());
+        for whole in grouped_runs(table, keys, &key_runs)? {
+            let mut parts_here: Vec<(Option<&str>, usize)> = Vec::new();
+            let mut total_row = None;
+            for key_run in whole {
+                for run in part_runs_of_key_run[key_run]..part_runs_of_key_run[key_run + 1] {
+                    let value = breakdowns[run];
+                    if value == Some(total) {
+                        // Total rows are totals, not parts: the whole's first one is its total.
+                        total_row.get_or_insert(part_runs.starts[run]);
+                        continue;
+                    }
+                    part_of_run[run] = match parts_here.iter().find(|(v, _)| *v == value) {
+                        Some(&(_, part)) => part,
+                        None => {
+                            parts_here.push((value, first_runs.len()));
+                            first_runs.push(run);
+                            first_runs.len() - 1
+                        }
+                    };
+                }
+            }
+            total_rows.resize(first_runs.len(), total_row);
+        }
+        // Each part's rows, in table order.
+        let mut cells: Vec<Vec<usize>> = vec![Vec::new(); first_runs.len()];
+        for (run, &part) in part_of_run.iter().enumerate() {
+            if let Some(cells) = cells.get_mut(part) {
+                cells.extend(part_runs.rows(run));
+            }
+        }
+        // Parts in order of first appearance, as for any other grouping.
+        if !first_runs.is_sorted() {
+            let mut order: Vec<usize> = (0..first_runs.len()).collect();
+            order.sort_unstable_by_key(|&part| first_runs[part]);
+            cells = order
+                .iter()
+                .map(|&part| std::mem::take(&mut cells[part]))
+                .collect();
+            total_rows = order.iter().map(|&part| total_rows[part]).collect();
+        }
+        Ok(GroupLayout { cells, total_rows })
     }
 
     /// The groups with their totals for one count column.
@@ -474,11 +534,20 @@ impl GroupLayout {
 /// `segments`) have a run per group or nearly, and at 8 million indicator rows hashing every
 /// row was half of their protection's time.
 fn row_groups(table: &DataFrame, by: &[&str]) -> PolarsResult<Vec<Vec<usize>>> {
-    let height = table.height();
-    if height == 0 {
+    if table.height() == 0 {
         return Ok(Vec::new());
     }
-    // Each row against the one before, as two slices of the same columns (no copy).
+    let runs = Runs::of(&changed_rows(table, by)?);
+    Ok(grouped_runs(table, by, &runs)?
+        .into_iter()
+        .map(|group| group.into_iter().flat_map(|run| runs.rows(run)).collect())
+        .collect())
+}
+
+/// Whether each row but the first differs from the one before in any of `by` (a table of at
+/// least one row), compared as two slices of the same columns (no copy).
+fn changed_rows(table: &DataFrame, by: &[&str]) -> PolarsResult<BooleanChunked> {
+    let height = table.height();
     let mut changed = BooleanChunked::full(PlSmallStr::EMPTY, false, height - 1);
     for name in by {
         let column = table.column(name)?.as_materialized_series();
@@ -487,29 +556,49 @@ fn row_groups(table: &DataFrame, by: &[&str]) -> PolarsResult<Vec<Vec<usize>>> {
                 .slice(1, height - 1)
                 .not_equal_missing(&column.slice(0, height - 1))?;
     }
-    let is_start: BooleanChunked = std::iter::once(true)
-        .chain(changed.iter().map(|c| c.unwrap_or(true)))
-        .collect_ca(PlSmallStr::EMPTY);
-    let starts: Vec<usize> = is_start
-        .iter()
-        .enumerate()
-        .filter_map(|(row, start)| (start == Some(true)).then_some(row))
-        .collect();
-    let first_rows = table.select(by.iter().copied())?.filter(&is_start)?;
-    let run_rows = |run: usize| {
-        let start = starts.get(run).copied().unwrap_or(height);
-        let end = starts.get(run + 1).copied().unwrap_or(height);
-        start..end
-    };
-    Ok(hashed_row_groups(&first_rows, by)?
-        .into_iter()
-        .map(|runs| runs.into_iter().flat_map(run_rows).collect())
-        .collect())
+    Ok(changed)
 }
 
-/// [`row_groups`] by hashing every row's `by` values.
-fn hashed_row_groups(table: &DataFrame, by: &[&str]) -> PolarsResult<Vec<Vec<usize>>> {
-    let grouped = table.group_by_stable(by.iter().copied())?;
+/// Runs of consecutive rows with equal values.
+struct Runs {
+    /// Whether each row begins a run.
+    is_start: BooleanChunked,
+    /// The first row of each run.
+    starts: Vec<usize>,
+    height: usize,
+}
+
+impl Runs {
+    /// The runs [`changed_rows`] marks.
+    fn of(changed: &BooleanChunked) -> Runs {
+        let is_start: BooleanChunked = std::iter::once(true)
+            .chain(changed.iter().map(|c| c.unwrap_or(true)))
+            .collect_ca(PlSmallStr::EMPTY);
+        let starts = is_start
+            .iter()
+            .enumerate()
+            .filter_map(|(row, start)| (start == Some(true)).then_some(row))
+            .collect();
+        Runs {
+            is_start,
+            starts,
+            height: changed.len() + 1,
+        }
+    }
+
+    /// The rows of run `run`.
+    fn rows(&self, run: usize) -> std::ops::Range<usize> {
+        let start = self.starts.get(run).copied().unwrap_or(self.height);
+        let end = self.starts.get(run + 1).copied().unwrap_or(self.height);
+        start..end
+    }
+}
+
+/// The runs of `table` sharing values of `by`, by hashing each run's first row: groups in order
+/// of first appearance, runs in table order.
+fn grouped_runs(table: &DataFrame, by: &[&str], runs: &Runs) -> PolarsResult<Vec<Vec<usize>>> {
+    let first_rows = table.select(by.iter().copied())?.filter(&runs.is_start)?;
+    let grouped = first_rows.group_by_stable(by.iter().copied())?;
     Ok(grouped
         .get_groups()
         .iter()
@@ -602,7 +691,7 @@ pub fn repeated_cells<'a>(
         .collect::<Result<_, _>>()?;
     let breakdowns = text(protected, crate::pipeline::measure::BREAKDOWN)?;
     let values = text(protected, crate::pipeline::measure::BREAKDOWN_VALUE)?;
-    let mut hidden: HashSet<Vec<String>> = HashSet::new();
+    let mut hidden: HashSet<Vec<String>, foldhash::fast::FixedState> = HashSet::default();
     // The flags read in order (a table's rows come in blocks, a chunk each: a lookup by row
     // number searches the chunks).
     for (row, flag) in flags.iter().enumerate() {
@@ -907,6 +996,68 @@ mod tests {
     }
 
     #[test]
+    fn breakdown_parts_found_within_wholes_are_those_hashing_every_key_finds() {
+        let (keys, breakdown, total) = (["indicator", "area"], "breakdown", "all");
+        // The layout as found by hashing keys and breakdown together: every group but the
+        // total rows', with the first total row of its whole.
+        let hashed = |table: &DataFrame| {
+            let is_total: Vec<bool> = table
+                .column(breakdown)
+                .and_then(|c| c.str().cloned())
+                .expect("text")
+                .iter()
+                .map(|b| b == Some(total))
+                .collect();
+            let mut total_of_row = vec![None; table.height()];
+            for whole in row_groups(table, &keys).expect("wholes") {
+                let total_row = whole.iter().copied().find(|&r| is_total[r]);
+                for row in whole {
+                    total_of_row[row] = total_row;
+                }
+            }
+            let by = ["indicator", "area", breakdown];
+            let (mut cells, mut total_rows) = (Vec::new(), Vec::new());
+            for part in row_groups(table, &by).expect("parts") {
+                if !is_total[part[0]] {
+                    total_rows.push(total_of_row[part[0]]);
+                    cells.push(part);
+                }
+            }
+            (cells, total_rows)
+        };
+        let tables = [
+            // Sorted, one whole without a total row and one whose total comes last.
+            df![
+                "indicator" => ["x", "x", "x", "x", "x", "y", "y", "y"],
+                "area" => ["A", "A", "A", "B", "B", "A", "A", "A"],
+                "breakdown" => ["all", "sex", "sex", "sex", "age", "sex", "age", "all"],
+            ],
+            // Wholes and parts coming back after others, a second total row, and missing keys
+            // and breakdowns.
+            df![
+                "indicator" => [Some("x"), Some("x"), Some("y"), Some("x"), None, Some("x"), None, Some("x")],
+                "area" => [Some("A"), Some("A"), Some("A"), Some("A"), Some("B"), Some("A"), Some("B"), Some("A")],
+                "breakdown" => [Some("sex"), Some("age"), Some("sex"), Some("sex"), None, Some("all"), None, Some("all")],
+            ],
+            // A whole's second part first seen after another whole's first part.
+            df![
+                "indicator" => ["x", "x", "x", "x", "x"],
+                "area" => ["A", "B", "A", "B", "A"],
+                "breakdown" => ["sex", "sex", "age", "all", "sex"],
+            ],
+        ];
+        for table in tables {
+            let table = table.expect("frame");
+            let layout =
+                GroupLayout::of_breakdowns(&table, &keys, breakdown, total).expect("layout");
+            let (cells, total_rows) = hashed(&table);
+            assert!(cells.iter().any(|c| c.len() > 1));
+            assert_eq!(layout.cells, cells);
+            assert_eq!(layout.total_rows, total_rows);
+        }
+    }
+
+    #[test]
     fn groups_found_from_runs_are_the_groups_hashing_every_row_finds() {
         let by = ["area", "breakdown"];
         let tables = [
@@ -935,7 +1086,10 @@ mod tests {
             let table = table.expect("frame");
             let groups = row_groups(&table, &by).expect("groups");
             assert_eq!(groups, expected);
-            assert_eq!(groups, hashed_row_groups(&table, &by).expect("hashed"));
+            // Hashing every row: each row a run of its own.
+            let every_row = BooleanChunked::full(PlSmallStr::EMPTY, true, table.height() - 1);
+            let hashed = grouped_runs(&table, &by, &Runs::of(&every_row)).expect("hashed");
+            assert_eq!(groups, hashed);
         }
         let empty = DataFrame::empty_with_schema(&Schema::from_iter([
             Field::new("area".into(), DataType::String),
