@@ -222,9 +222,12 @@ fn rows_of(
     let labels = values.map_or(1, |labels| labels.texts.len());
     let row_width = row_width(grouping, bands.is_some());
     let mut row_of = vec![NO_ROW; level.codes.len() * labels];
+    // At most a row a cell or a slot, whichever is fewer: reserved, not grown by doubling
+    // (pages of the reserve that no row reaches are never touched).
+    let most = row_of.len().min(grouping.slot_keys.len());
     let mut rows = Rows {
-        keys: Vec::new(),
-        sums: Vec::new(),
+        keys: Vec::with_capacity(most),
+        sums: Vec::with_capacity(most * row_width),
     };
     for (slot, key) in grouping.slot_keys.iter().enumerate() {
         let Some(footprint) = level
@@ -328,13 +331,67 @@ fn sources<'a>(groupings: &[(&'a Grouping, &'a [Option<Labels>])]) -> Vec<Source
     sources
 }
 
+/// Rolled-up rows' sums where they were added (a block per level and source), and each
+/// published row's place among them: gathered once into the layout a consumer reads, not
+/// copied into rows first (at a few hundred MB at any list size, that copy and the strided
+/// pass over it that made the columns were a fifth of measure's time: benches/RESULTS.md,
+/// thirty-fifth round).
+struct RolledSums {
+    blocks: Vec<Rows>,
+    /// (block, row) of each published row.
+    place: Vec<(u32, u32)>,
+    /// Terms a row.
+    row_width: usize,
+}
+
+impl RolledSums {
+    /// The sums of the row at `place`.
+    fn row(&self, &(block, row): &(u32, u32)) -> &[f64] {
+        let start = row as usize * self.row_width;
+        &self.blocks[block as usize].sums[start..start + self.row_width]
+    }
+
+    /// The sums row by row (`row_width` terms each).
+    fn row_major(&self) -> Vec<f64> {
+        let mut sums = Vec::with_capacity(self.place.len() * self.row_width);
+        for place in &self.place {
+            sums.extend_from_slice(self.row(place));
+        }
+        sums
+    }
+
+    /// Each term's column, gathered row by row: each thread takes a share of the columns
+    /// and reads its part of every row.
+    fn columns(&self) -> Vec<Vec<f64>> {
+        let mut columns: Vec<Vec<f64>> = (0..self.row_width)
+            .map(|_| Vec::with_capacity(self.place.len()))
+            .collect();
+        let share = self
+            .row_width
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(1);
+        columns
+            .par_chunks_mut(share)
+            .enumerate()
+            .for_each(|(chunk, columns)| {
+                let first = chunk * share;
+                for place in &self.place {
+                    for (column, &term) in columns.iter_mut().zip(&self.row(place)[first..]) {
+                        column.push(term);
+                    }
+                }
+            });
+        columns
+    }
+}
+
 /// The rows of `sources` at every level, in the published key order: their key columns and
 /// their sums (rows of `width` terms).
 fn rolled(
     sources: &[Source<'_>],
     levels: &[Level],
     bands: Option<&[Option<usize>]>,
-) -> PolarsResult<(DataFrame, Vec<f64>)> {
+) -> PolarsResult<(DataFrame, RolledSums)> {
     // Breakdowns in the published order (`all` first), stably.
     let mut order: Vec<usize> = (0..sources.len()).collect();
     let breakdown_rank = |breakdown: &str| {
@@ -360,10 +417,15 @@ fn rolled(
     let row_width = sources
         .first()
         .map_or(0, |source| row_width(source.grouping, bands.is_some()));
-    let (mut kinds, mut footprints, mut breakdowns, mut values) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut sums = Vec::new();
-    for (level, blocks) in levels.iter().zip(&blocks) {
+    let height: usize = blocks.iter().flatten().map(|rows| rows.keys.len()).sum();
+    let (mut kinds, mut footprints, mut breakdowns, mut values) = (
+        Vec::with_capacity(height),
+        Vec::with_capacity(height),
+        Vec::with_capacity(height),
+        Vec::with_capacity(height),
+    );
+    let mut place = Vec::with_capacity(height);
+    for (l, (level, blocks)) in levels.iter().zip(&blocks).enumerate() {
         // This level's rows, footprint by footprint, then by breakdown and value.
         let mut at: Vec<(u32, u32, u32, usize, usize)> = blocks
             .iter()
@@ -385,10 +447,9 @@ fn rolled(
                 Some(labels) => labels.texts[label as usize].as_str(),
                 None => "All",
             });
-            sums.extend_from_slice(&blocks[g].sums[row * row_width..(row + 1) * row_width]);
+            place.push(((l * sources.len() + g) as u32, row as u32));
         }
     }
-    let height = kinds.len();
     let keys = DataFrame::new(
         height,
         vec![
@@ -398,6 +459,11 @@ fn rolled(
             Column::new(BREAKDOWN_VALUE.into(), values),
         ],
     )?;
+    let sums = RolledSums {
+        blocks: blocks.into_iter().flatten().collect(),
+        place,
+        row_width,
+    };
     Ok((keys, sums))
 }
 
@@ -438,18 +504,12 @@ impl PracticeSums {
             .first()
             .map(|(g, _)| g.indicators.clone())
             .unwrap_or_default();
-        let width = 2 * indicators.len();
         let mut columns = keys.columns().to_vec();
-        for (j, &i) in indicators.iter().enumerate() {
-            let term = |offset: usize| -> Vec<f64> {
-                sums.iter()
-                    .skip(offset)
-                    .step_by(width.max(1))
-                    .copied()
-                    .collect()
-            };
-            columns.push(Column::new(num_column(i).into(), term(2 * j)));
-            columns.push(Column::new(den_column(i).into(), term(2 * j + 1)));
+        let mut terms = sums.columns().into_iter();
+        for &i in &indicators {
+            let (num, den) = (terms.next(), terms.next());
+            columns.push(Column::new(num_column(i).into(), num.unwrap_or_default()));
+            columns.push(Column::new(den_column(i).into(), den.unwrap_or_default()));
         }
         let height = columns.first().map_or(0, Column::len);
         let flat_frame = DataFrame::new(height, columns)?;
@@ -475,7 +535,7 @@ impl PracticeSums {
                 Some(BandSums {
                     keys,
                     indicators: first.indicators.clone(),
-                    sums,
+                    sums: sums.row_major(),
                 })
             }
         };
