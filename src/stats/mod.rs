@@ -146,8 +146,13 @@ pub struct Estimate {
     /// The point estimate (already multiplied by any multiplier).
     pub value: f64,
     /// Limits per confidence level.
-    pub limits: Vec<Limits>,
+    pub limits: LimitsPerLevel,
 }
+
+/// One [`Limits`] per confidence level, held inline up to two levels (the published 95% and
+/// 99.8%): a national run makes about 8 million estimates, and an allocation each was a
+/// measurable part of measure's fixed cost (benches/RESULTS.md, thirty-fifth round).
+pub type LimitsPerLevel = smallvec::SmallVec<[Limits; 2]>;
 
 /// Whether any value is present and fails `bad`, ignoring missing (`NaN`) values as R's
 /// `any(x < 0, na.rm = TRUE)` does.

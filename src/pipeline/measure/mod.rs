@@ -990,12 +990,15 @@ pub(crate) mod tests {
         let estimates = [
             Some(Estimate {
                 value: 12.5,
-                limits: vec![limits(10.0, 15.0), limits(9.0, 17.0)],
+                limits: smallvec::smallvec![limits(10.0, 15.0), limits(9.0, 17.0)],
             }),
             None,
             Some(Estimate {
                 value: f64::NAN,
-                limits: vec![limits(f64::NEG_INFINITY, 1.0), limits(0.5, f64::INFINITY)],
+                limits: smallvec::smallvec![
+                    limits(f64::NEG_INFINITY, 1.0),
+                    limits(0.5, f64::INFINITY)
+                ],
             }),
         ];
         let mut rows = IndicatorRows::default();
