@@ -691,7 +691,14 @@ pub fn repeated_cells<'a>(
         .collect::<Result<_, _>>()?;
     let breakdowns = text(protected, crate::pipeline::measure::BREAKDOWN)?;
     let values = text(protected, crate::pipeline::measure::BREAKDOWN_VALUE)?;
-    let mut hidden: HashSet<Vec<String>, foldhash::fast::FixedState> = HashSet::default();
+    let table_keys: Vec<StringChunked> = keys
+        .iter()
+        .map(|k| text(table, k))
+        .collect::<Result<_, _>>()?;
+    // Keys of borrowed texts held inline: no allocation a row (a suppressed row's key was six,
+    // and keying them was most of this one-thread step after the SII batch).
+    type CellKey<'t> = smallvec::SmallVec<[&'t str; 6]>;
+    let mut hidden: HashSet<CellKey<'_>, foldhash::fast::FixedState> = HashSet::default();
     // The flags read in order (a table's rows come in blocks, a chunk each: a lookup by row
     // number searches the chunks).
     for (row, flag) in flags.iter().enumerate() {
@@ -704,31 +711,32 @@ pub fn repeated_cells<'a>(
         if !cells.iter().any(|(_, wanted)| *wanted == value) {
             continue;
         }
-        let mut key: Vec<String> = protected_keys
+        // Nor any breakdown but the one the row's indicator's cells are read from.
+        let breakdown = breakdowns.get(row).unwrap_or_default();
+        let mut key: CellKey<'_> = protected_keys
             .iter()
-            .map(|k| k.get(row).unwrap_or_default().to_string())
+            .map(|k| k.get(row).unwrap_or_default())
             .collect();
-        key.push(breakdowns.get(row).unwrap_or_default().to_string());
-        key.push(value.to_string());
+        if key.first().and_then(|id| breakdown_of(id)) != Some(breakdown) {
+            continue;
+        }
+        key.push(breakdown);
+        key.push(value);
         hidden.insert(key);
     }
-    let table_keys: Vec<StringChunked> = keys
-        .iter()
-        .map(|k| text(table, k))
-        .collect::<Result<_, _>>()?;
     let mut masks = Vec::new();
     for (column, value) in cells {
         let mask = (0..table.height())
             .map(|row| {
-                let mut key: Vec<String> = table_keys
+                let mut key: CellKey<'_> = table_keys
                     .iter()
-                    .map(|k| k.get(row).unwrap_or_default().to_string())
+                    .map(|k| k.get(row).unwrap_or_default())
                     .collect();
                 let Some(breakdown) = key.first().and_then(|id| breakdown_of(id)) else {
                     return false;
                 };
-                key.push(breakdown.to_string());
-                key.push(value.to_string());
+                key.push(breakdown);
+                key.push(value);
                 hidden.contains(&key)
             })
             .collect();
