@@ -1020,6 +1020,17 @@ pub(crate) mod tests {
         DataFrame::new_infer_height(columns).expect("sums")
     }
 
+    /// A figures column of a table, missing as `None`.
+    fn float_column(table: &DataFrame, name: &str) -> Vec<Option<f64>> {
+        table
+            .column(name)
+            .expect(name)
+            .f64()
+            .expect("f64")
+            .iter()
+            .collect()
+    }
+
     /// A block's value and limits are missing where there is no estimate or the figure is not
     /// finite, and are the estimate's figures elsewhere.
     #[test]
@@ -1059,15 +1070,7 @@ pub(crate) mod tests {
         )
         .expect("block");
         let table = rows.into_frame().expect("table");
-        let figures = |name: &str| -> Vec<Option<f64>> {
-            table
-                .column(name)
-                .expect(name)
-                .f64()
-                .expect("f64")
-                .iter()
-                .collect()
-        };
+        let figures = |name: &str| float_column(&table, name);
         assert_eq!(figures(schema::VALUE), [Some(12.5), None, None]);
         assert_eq!(figures(schema::LOWER_CL_95), [Some(10.0), None, None]);
         assert_eq!(figures(schema::UPPER_CL_95), [Some(15.0), None, Some(1.0)]);
@@ -1112,16 +1115,10 @@ pub(crate) mod tests {
         let mut rows = IndicatorRows::default();
         estimate_rows(&flat, &[&spec], &pair, &mut rows).expect("rows");
         let table = rows.into_frame().expect("table");
-        let column = |name: &str| -> Vec<Option<f64>> {
-            table
-                .column(name)
-                .expect(name)
-                .f64()
-                .expect("f64")
-                .iter()
-                .collect()
-        };
-        let (value, lower_998) = (column(schema::VALUE), column(schema::LOWER_CL_998));
+        let (value, lower_998) = (
+            float_column(&table, schema::VALUE),
+            float_column(&table, schema::LOWER_CL_998),
+        );
         let methods: Vec<Option<&str>> = table
             .column(METHOD)
             .expect("method")

@@ -386,7 +386,7 @@ impl RolledSums {
 }
 
 /// The rows of `sources` at every level, in the published key order: their key columns and
-/// their sums (rows of `width` terms).
+/// their sums ([`RolledSums`]).
 fn rolled(
     sources: &[Source<'_>],
     levels: &[Level],
