@@ -340,21 +340,22 @@ fn indices_of_draws_portable(
     }
 }
 
-/// Transform one block of draws and accumulate the two dot products, choosing the AVX2 build
-/// of the same loop when the CPU has it.
+/// Transform one block of draws and accumulate the two dot products, choosing the AVX-512 or
+/// AVX2 build of the same loop (each with FMA) when the CPU has it.
 fn regress_block(sim: &Simulation<'_>, draws: &[f32], b1: &mut [f64], b2: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above), the only requirement of
-            // calling a function compiled with `target_feature(enable = "avx512f")`.
+        let fma = std::arch::is_x86_feature_detected!("fma");
+        if std::arch::is_x86_feature_detected!("avx512f") && fma {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above), the only
+            // requirement of calling a function compiled with
+            // `target_feature(enable = "avx512f,fma")`.
             unsafe { regress_block_avx512(sim, draws, b1, b2) };
             return;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
-            // calling a function compiled with `target_feature(enable = "avx2")`.
+        if std::arch::is_x86_feature_detected!("avx2") && fma {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above), the only requirement
+            // of calling a function compiled with `target_feature(enable = "avx2,fma")`.
             unsafe { regress_block_avx2(sim, draws, b1, b2) };
             return;
         }

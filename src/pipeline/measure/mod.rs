@@ -662,7 +662,7 @@ pub(crate) struct Figures {
 }
 
 impl Figures {
-    pub(crate) fn with_capacity(rows: usize) -> Figures {
+    fn with_capacity(rows: usize) -> Figures {
         Figures {
             value: Vec::with_capacity(rows),
             limits: std::array::from_fn(|_| Vec::with_capacity(rows)),
@@ -670,7 +670,7 @@ impl Figures {
     }
 
     /// Add a row's figures from its estimate, if any.
-    pub(crate) fn push(&mut self, estimate: Option<&crate::stats::Estimate>) {
+    fn push(&mut self, estimate: Option<&crate::stats::Estimate>) {
         self.value.push(estimate.map_or(f64::NAN, |e| e.value));
         for (i, column) in self.limits.iter_mut().enumerate() {
             let limit = estimate.and_then(|e| e.limits.get(i / 2));
